@@ -1,0 +1,945 @@
+"""Tolerant, honest parsing of what vision-language models write.
+
+Models wrap JSON in markdown fences, put prose or thinking text around it, end with chat tokens
+(``<turn|>``, ``<end_of_turn>``), use Python quotes or trailing commas, write numbers as strings,
+and get cut off by the token limit mid-list. This module recovers every complete item and says
+what it had to repair or leave out (:class:`~vlmkit.ParseReport`). What cannot be parsed raises
+:class:`~vlmkit.ParseError` carrying the raw text — never an empty result that looks like
+"nothing found".
+
+Layers, each usable alone:
+
+* :func:`clean_text` — strip chat tokens and thinking.
+* :func:`extract_json` — find the JSON value in the text (fences, prose), repair syntax, cut a
+  truncated list back to its complete items.
+* :func:`parse_detections`, :func:`parse_points`, :func:`parse_ocr`, :func:`parse_video` — build
+  typed results in original-image pixels through :mod:`vlmkit.geometry`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+
+from vlmkit.errors import ParseError
+from vlmkit.geometry import Convention, Transform, boxes_to_pixels, points_to_pixels
+from vlmkit.types import (
+    Box,
+    Description,
+    Detection,
+    Detections,
+    Mask,
+    OcrBlock,
+    OcrResult,
+    ParseReport,
+    Point,
+    Points,
+    Provenance,
+    SkippedItem,
+    TimedEvent,
+    VideoResult,
+)
+
+__all__ = [
+    "JsonValue",
+    "clean_text",
+    "extract_json",
+    "parse",
+    "parse_description",
+    "parse_detections",
+    "parse_ocr",
+    "parse_points",
+    "parse_timestamp",
+    "parse_video",
+]
+
+_EXCERPT = 120
+_MAX_CANDIDATES = 64
+
+# -- cleaning ---------------------------------------------------------------------------------
+_CHAT_TOKENS = re.compile(
+    r"<turn\|>|<\|turn>(?:model|user|system)?\n?|<end_of_turn>|<start_of_turn>(?:model|user)?\n?"
+    r"|<eos>|<bos>|<\|endoftext\|>|<\|im_end\|>|<\|im_start\|>(?:assistant)?\n?|</s>|<\|end\|>"
+)
+_THINKING_BLOCKS = re.compile(
+    r"<\|channel>.*?<channel\|>|<think>.*?</think>|<thinking>.*?</thinking>|<thought>.*?</thought>",
+    re.DOTALL,
+)
+_UNCLOSED_THINKING = re.compile(r"^\s*(?:<\|channel>|<think>|<thinking>|<thought>)")
+_THOUGHT_LINE = re.compile(r"^\s*thought\s*\n")
+
+
+def clean_text(text: str) -> str:
+    """Remove chat-template tokens and thinking text, keeping the answer.
+
+    Handles Gemma 4's ``<|channel>thought ...<channel|>`` blocks (and the bare ``thought``
+    line they leave when decoded without special tokens), ``<think>...</think>``, and end-of-turn
+    markers such as ``<turn|>`` and ``<end_of_turn>``.
+    """
+    text = _THINKING_BLOCKS.sub("", text)
+    if _UNCLOSED_THINKING.match(text):
+        # Thinking that never closed: the answer, if any, follows the last closing-looking
+        # marker; without one the whole text is thinking and we keep it for the JSON search.
+        text = re.sub(r"^\s*(?:<\|channel>|<think>|<thinking>|<thought>)", "", text)
+    text = _CHAT_TOKENS.sub("", text)
+    text = _THOUGHT_LINE.sub("", text, count=1)
+    return text.strip()
+
+
+# -- locating and loading JSON ----------------------------------------------------------------
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
+_TOKEN = re.compile(
+    r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|"(?:[^"\\]|\\.)*\Z|\'(?:[^\'\\\n]|\\.)*\Z'
+    r"|//[^\n]*|/\*.*?\*/|[\[\]{}]",
+    re.DOTALL,
+)
+_CLOSERS = {"[": "]", "{": "}"}
+
+
+@attrs.frozen(kw_only=True)
+class JsonValue:
+    """A JSON value found in model text: the value, whether the text was cut off, and where."""
+
+    value: Any
+    truncated: bool = False
+    repaired: bool = False  # syntax had to be repaired (quotes, commas, comments, ...)
+    source: str = ""  # the text span the value was read from
+
+
+def _scan(text: str, start: int) -> tuple[int, bool, int | None, list[str]]:
+    """Walk one JSON-ish value from ``text[start]`` (``[`` or ``{``), string-aware.
+
+    Returns ``(end, closed, cut, open_stack)``: ``end`` is the index after the value when it
+    closed; otherwise ``cut`` is the index after the last complete element of the outermost
+    array still open at the end of the text, and ``open_stack`` the brackets to close there.
+    """
+    stack: list[tuple[str, int]] = []
+    # For each open array (by its position), the index after its last completed container element.
+    last_complete: dict[int, int] = {}
+    for match in _TOKEN.finditer(text, start):
+        token = match.group()
+        if token in ("[", "{"):
+            stack.append((token, match.start()))
+        elif token in ("]", "}"):
+            if not stack:
+                return match.start(), False, None, []
+            opener, _ = stack[-1]
+            if _CLOSERS[opener] != token:
+                continue  # stray closer inside a malformed value: ignore it
+            stack.pop()
+            if not stack:
+                return match.end(), True, None, []
+            parent, parent_pos = stack[-1]
+            if parent == "[":
+                last_complete[parent_pos] = match.end()
+    if not stack:
+        return len(text), False, None, []
+    # Truncated: cut back to the last complete element of the outermost open array.
+    for depth, (opener, pos) in enumerate(stack):
+        if opener == "[":
+            cut = last_complete.get(pos, pos + 1)
+            return len(text), False, cut, [b for b, _ in stack[: depth + 1]]
+    return len(text), False, None, [b for b, _ in stack]
+
+
+def _loads(span: str) -> tuple[Any, bool]:
+    """Load a JSON-ish span: strict JSON first, then a well-kept repairer for model dialects."""
+    try:
+        return json.loads(span), False
+    except ValueError:
+        pass
+    import json_repair
+
+    try:
+        value = json_repair.loads(span, skip_json_loads=True)
+    except Exception as err:  # json_repair is defensive but untrusted input can still surprise it
+        raise ParseError(
+            f"could not repair JSON: {err}", raw_text=span, reason="invalid-json"
+        ) from err
+    if value == "" and span.strip() not in ('""', "''"):
+        raise ParseError("could not repair JSON", raw_text=span, reason="invalid-json")
+    return value, True
+
+
+def _candidates(text: str) -> list[int]:
+    """Start offsets of plausible JSON values: inside fences first, then in the open text."""
+    starts: list[int] = []
+    for fence in _FENCE.finditer(text):
+        body_start = fence.start(2)
+        body = fence.group(2)
+        offset = len(body) - len(body.lstrip())
+        if body[offset : offset + 1] in ("[", "{"):
+            starts.append(body_start + offset)
+    for match in re.finditer(r"[\[{]", text):
+        if match.start() not in starts:
+            starts.append(match.start())
+        if len(starts) >= _MAX_CANDIDATES:
+            break
+    return starts
+
+
+def extract_json(text: str, *, accept: Any = None) -> JsonValue:
+    """Find and load the JSON value in model text.
+
+    Tries fenced blocks, then every ``[``/``{`` in the text, and returns the first value that
+    ``accept(value)`` approves (any list or object by default). A value cut off by the token
+    limit is closed after its last complete list element and flagged ``truncated``.
+    Raises :class:`ParseError` when no acceptable value exists.
+    """
+    cleaned = clean_text(text)
+    errors: list[str] = []
+    for start in _candidates(cleaned):
+        end, closed, cut, open_stack = _scan(cleaned, start)
+        truncated = False
+        if closed:
+            span = cleaned[start:end]
+        elif cut is not None:
+            span = cleaned[start:cut] + "".join(_CLOSERS[b] for b in reversed(open_stack))
+            truncated = True
+        else:
+            span = cleaned[start:end]
+            truncated = bool(open_stack)
+        try:
+            value, repaired = _loads(span)
+        except ParseError as err:
+            errors.append(err.reason)
+            continue
+        if not isinstance(value, (list, dict)):
+            continue
+        if accept is not None and not accept(value):
+            continue
+        return JsonValue(value=value, truncated=truncated, repaired=repaired, source=span)
+    reason = "no JSON value found" if not errors else "no usable JSON value found"
+    raise ParseError(
+        f"{reason} in the model's answer: {_excerpt(text)!r}", raw_text=text, reason="no-json"
+    )
+
+
+def _excerpt(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1] + "…"
+
+
+# -- items ------------------------------------------------------------------------------------
+_LIST_KEYS = (
+    "boxes",
+    "objects",
+    "detections",
+    "items",
+    "results",
+    "annotations",
+    "masks",
+    "points",
+    "predictions",
+    "data",
+    "text_blocks",
+    "blocks",
+    "events",
+)
+_BOX_KEYS = ("box_2d", "box", "bbox", "bbox_2d", "bounding_box", "box2d", "boundingBox")
+_LABEL_KEYS = ("label", "name", "class", "category", "object", "class_name", "text")
+_SCORE_KEYS = ("confidence", "score", "probability", "conf")
+_MASK_KEYS = ("mask", "polygon", "segmentation", "mask_polygon")
+_POINT_KEYS = ("point", "point_2d", "keypoint")
+_ITEM_KEYS = set(_BOX_KEYS) | set(_MASK_KEYS) | set(_POINT_KEYS)
+
+
+def _looks_like_item(value: Any) -> bool:
+    return isinstance(value, Mapping) and any(k in value for k in _ITEM_KEYS)
+
+
+def _items_of(value: Any) -> list[Any] | None:
+    """The list of items in a bare list, a wrapping object, or a single item object."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, Mapping):
+        if _looks_like_item(value):
+            return [value]
+        for key in _LIST_KEYS:
+            if isinstance(value.get(key), list):
+                return value[key]
+        lists = [v for v in value.values() if isinstance(v, list)]
+        if len(lists) == 1:
+            return lists[0]
+    return None
+
+
+def _accept_items(value: Any) -> bool:
+    items = _items_of(value)
+    if items is None:
+        return False
+    return not items or any(isinstance(item, Mapping) for item in items)
+
+
+class _ItemError(ValueError):
+    pass
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise _ItemError(f"expected a number, got {value!r}")
+    try:
+        number = float(value.strip()) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        raise _ItemError(f"expected a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise _ItemError(f"expected a finite number, got {value!r}")
+    return number
+
+
+def _numbers(value: Any, count: int, what: str) -> list[float]:
+    if isinstance(value, str):
+        parts = [p for p in re.split(r"[\s,;\[\]()]+", value) if p]
+        value = parts
+    if isinstance(value, Mapping):
+        keys = {k.lower(): v for k, v in value.items()}
+        orders = (
+            ("ymin", "xmin", "ymax", "xmax"),
+            ("y_min", "x_min", "y_max", "x_max"),
+            ("y0", "x0", "y1", "x1"),
+            ("top", "left", "bottom", "right"),
+        )
+        if count == 4:
+            for names in orders:
+                if all(n in keys for n in names):
+                    return [_number(keys[n]) for n in names]
+        if count == 2 and "y" in keys and "x" in keys:
+            return [_number(keys["y"]), _number(keys["x"])]
+        raise _ItemError(f"{what} object has unexpected keys {sorted(keys)}")
+    if not isinstance(value, (list, tuple)):
+        raise _ItemError(f"{what} must be a list of {count} numbers, got {_excerpt(value)}")
+    if len(value) == 1 and isinstance(value[0], (list, tuple)):
+        value = value[0]
+    if len(value) != count:
+        raise _ItemError(f"{what} must have {count} numbers, got {len(value)}")
+    return [_number(v) for v in value]
+
+
+def _first(item: Mapping[str, Any], keys: Sequence[str]) -> tuple[str | None, Any]:
+    for key in keys:
+        if key in item:
+            return key, item[key]
+    return None, None
+
+
+def _label_of(item: Mapping[str, Any], keys: Sequence[str] = _LABEL_KEYS) -> tuple[str, str | None]:
+    key, value = _first(item, keys)
+    if value is None:
+        return "", key
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False), key
+    return str(value).strip(), key
+
+
+def _score_of(item: Mapping[str, Any]) -> tuple[float | None, str | None]:
+    key, value = _first(item, _SCORE_KEYS)
+    if value is None:
+        return None, key
+    try:
+        score = _number(value.rstrip("%") if isinstance(value, str) else value)
+    except _ItemError:
+        return None, None  # an unusable score stays in attributes
+    if isinstance(value, str) and value.strip().endswith("%"):
+        score /= 100
+    return score, key
+
+
+def _provenance_for(
+    provenance: Provenance | None, raw_text: str, convention: Convention, transform: Transform
+) -> Provenance | None:
+    if provenance is None:
+        return None
+    changes: dict[str, Any] = {}
+    if provenance.raw_text is None:
+        changes["raw_text"] = raw_text
+    if provenance.convention is None:
+        changes["convention"] = convention.name
+    if provenance.transform is None:
+        changes["transform"] = transform
+    return attrs.evolve(provenance, **changes) if changes else provenance
+
+
+def _resolve_transform(image_size: Sequence[int] | None, transform: Transform | None) -> Transform:
+    if transform is not None:
+        if image_size is not None and tuple(int(v) for v in image_size) != transform.original_size:
+            raise ParseError(
+                f"image_size {tuple(image_size)} does not match the transform's original size "
+                f"{transform.original_size}",
+                reason="bad-arguments",
+            )
+        return transform
+    if image_size is None:
+        raise ParseError("image_size (width, height) is required", reason="bad-arguments")
+    return Transform.identity(image_size)
+
+
+# -- PaliGemma <loc> tokens -------------------------------------------------------------------
+_LOC_ITEM = re.compile(r"((?:<loc\d{4}>\s*){4})([^;<]*)")
+
+
+def _loc_items(text: str) -> list[dict[str, Any]]:
+    items = []
+    for match in _LOC_ITEM.finditer(text):
+        values = [int(v) for v in re.findall(r"<loc(\d{4})>", match.group(1))]
+        items.append({"box_2d": values, "label": match.group(2).strip()})
+    return items
+
+
+# -- detections -------------------------------------------------------------------------------
+def parse_detections(
+    text: str,
+    *,
+    image_size: Sequence[int] | None = None,
+    convention: str | Convention = "yxyx-1000",
+    transform: Transform | None = None,
+    masks: bool = True,
+    threshold: int = 127,
+    keep_probability: bool = False,
+    provenance: Provenance | None = None,
+) -> Detections:
+    """Parse a detection or segmentation answer into :class:`~vlmkit.Detections`.
+
+    Boxes come back as ``xyxy`` pixels of the original image (``image_size``, or the
+    ``transform`` recorded when the image was resized or padded before sending). Masks — base64
+    PNG probability crops (Gemini 2.5) or polygons on the 0–1000 grid (Gemini 3.x) — are placed
+    box-local and binarized at ``threshold``. Repairs and skipped items are in ``.report``.
+    """
+    conv = Convention.parse(convention)
+    tf = _resolve_transform(image_size, transform)
+    if conv.tokens:
+        cleaned = clean_text(text)
+        items: list[Any] = _loc_items(cleaned)
+        if not items and cleaned and "<loc" not in cleaned:
+            raise ParseError(
+                f"no <loc> boxes in the answer: {_excerpt(text)!r}", raw_text=text, reason="no-json"
+            )
+        found = JsonValue(value=items, truncated=False)
+    else:
+        found = extract_json(text, accept=_accept_items)
+        items = _items_of(found.value) or []
+    return _build_detections(
+        text, items, found.truncated, conv, tf, masks, threshold, keep_probability, provenance
+    )
+
+
+def _build_detections(
+    text: str,
+    items: list[Any],
+    truncated: bool,
+    conv: Convention,
+    tf: Transform,
+    want_masks: bool,
+    threshold: int,
+    keep_probability: bool,
+    provenance: Provenance | None,
+) -> Detections:
+    skipped: list[SkippedItem] = []
+    rows: list[list[float]] = []
+    extras: list[tuple[int, Mapping[str, Any], str, float | None, dict[str, Any]]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            skipped.append(SkippedItem(index=index, reason="not an object", excerpt=_excerpt(item)))
+            continue
+        try:
+            box_key, box_value = _first(item, _BOX_KEYS)
+            if box_key is None:
+                raise _ItemError("no box (expected a 'box_2d' key)")
+            row = _numbers(box_value, 4, box_key)
+        except _ItemError as err:
+            skipped.append(SkippedItem(index=index, reason=str(err), excerpt=_excerpt(item)))
+            continue
+        label, label_key = _label_of(item)
+        score, score_key = _score_of(item)
+        used = {box_key, label_key, score_key, *_MASK_KEYS}
+        attributes = {k: v for k, v in item.items() if k not in used}
+        rows.append(row)
+        extras.append((index, item, label, score, attributes))
+
+    if items and not rows:
+        raise ParseError(
+            f"none of the {len(items)} items in the answer could be used "
+            f"({skipped[0].reason if skipped else 'unknown reason'})",
+            raw_text=text,
+            reason="no-usable-items",
+        )
+    if truncated and not rows:
+        raise ParseError(
+            "the answer was cut off before its first complete item",
+            raw_text=text,
+            reason="truncated",
+        )
+
+    pixels, repairs = boxes_to_pixels(np.asarray(rows, dtype=np.float64).reshape(-1, 4), conv, tf)
+    # Boxes on the grid can still fall in padding outside the original image: clip to it.
+    width, height = tf.original_size
+    bounds = np.array([width, height, width, height], dtype=np.float64)
+    clipped = np.clip(pixels, 0.0, bounds)
+    outside = np.any(clipped != pixels, axis=1) & repairs.keep
+    keep = repairs.keep & (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
+    degenerate = int((repairs.keep & ~keep).sum()) + repairs.degenerate
+
+    detections: list[Detection] = []
+    masks_resized = masks_invalid = 0
+    for row_index, (index, item, label, score, attributes) in enumerate(extras):
+        if not keep[row_index]:
+            skipped.append(
+                SkippedItem(index=index, reason="box has no area", excerpt=_excerpt(item))
+            )
+            continue
+        box = Box.from_xyxy(clipped[row_index])
+        mask = None
+        if want_masks:
+            _, mask_value = _first(item, _MASK_KEYS)
+            if mask_value is not None and mask_value != "":
+                try:
+                    mask, resized = _mask_for(
+                        mask_value, box, conv, tf, threshold, keep_probability
+                    )
+                    masks_resized += int(resized)
+                except ParseError as err:
+                    masks_invalid += 1
+                    attributes = {**attributes, "mask_error": err.reason}
+        detections.append(
+            Detection(box=box, label=label, score=score, mask=mask, attributes=attributes)
+        )
+
+    report = ParseReport(
+        swapped=repairs.swapped,
+        clamped=repairs.clamped + int(outside.sum()),
+        degenerate=degenerate,
+        masks_resized=masks_resized,
+        masks_invalid=masks_invalid,
+        skipped=skipped,
+        truncated=truncated,
+    )
+    return Detections(
+        items=detections,
+        image_size=tf.original_size,
+        report=report,
+        provenance=_provenance_for(provenance, text, conv, tf),
+    )
+
+
+def _mask_for(
+    value: Any,
+    box: Box,
+    conv: Convention,
+    tf: Transform,
+    threshold: int,
+    keep_probability: bool,
+) -> tuple[Mask, bool]:
+    from vlmkit import masks as mask_ops
+
+    if isinstance(value, str):
+        probability = mask_ops.decode_mask_image(value)
+        return mask_ops.place_probability_mask(
+            probability, box.xyxy, threshold=threshold, keep_probability=keep_probability
+        )
+    if isinstance(value, (list, tuple)):
+        polygons = _polygons(value)
+        scale = conv.scale if conv.scale is not None else None
+        polygon_convention = Convention(order="xyxy", scale=scale)
+        pixel_polygons = []
+        for polygon in polygons:
+            xy, _ = points_to_pixels(polygon, polygon_convention, tf)
+            pixel_polygons.append(xy)
+        return mask_ops.polygon_mask(pixel_polygons, image_size=tf.original_size), False
+    raise ParseError(f"unsupported mask value {_excerpt(value)}", reason="mask-format")
+
+
+def _polygons(value: Any) -> list[np.ndarray]:
+    """One polygon ``[[x, y], ...]`` or several ``[[[x, y], ...], ...]`` as (K, 2) arrays."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+        if array.ndim == 2 and array.shape[1] == 2:
+            return [array]
+    except (TypeError, ValueError):
+        pass
+    polygons = []
+    for part in value:
+        try:
+            array = np.asarray(part, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ParseError("polygon points must be numbers", reason="mask-format") from None
+        if array.ndim == 1 and array.size % 2 == 0 and array.size >= 6:
+            array = array.reshape(-1, 2)  # flat [x1, y1, x2, y2, ...]
+        if array.ndim != 2 or array.shape[1] != 2:
+            raise ParseError("polygon must be a list of [x, y] points", reason="mask-format")
+        polygons.append(array)
+    if not polygons:
+        raise ParseError("empty polygon", reason="mask-format")
+    return polygons
+
+
+# -- points -----------------------------------------------------------------------------------
+def parse_points(
+    text: str,
+    *,
+    image_size: Sequence[int] | None = None,
+    convention: str | Convention = "yxyx-1000",
+    transform: Transform | None = None,
+    provenance: Provenance | None = None,
+) -> Points:
+    """Parse a pointing answer (``[{"point": [y, x], "label": ...}]`` on 0–1000) into
+    :class:`~vlmkit.Points` in original-image pixels."""
+    conv = Convention.parse(convention)
+    tf = _resolve_transform(image_size, transform)
+
+    def accept(value: Any) -> bool:
+        items = _items_of(value)
+        return items is not None and (not items or any(isinstance(i, Mapping) for i in items))
+
+    found = extract_json(text, accept=accept)
+    items = _items_of(found.value) or []
+    skipped: list[SkippedItem] = []
+    rows: list[list[float]] = []
+    labels: list[str] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            skipped.append(SkippedItem(index=index, reason="not an object", excerpt=_excerpt(item)))
+            continue
+        try:
+            key, value = _first(item, _POINT_KEYS)
+            if key is None:
+                raise _ItemError("no point (expected a 'point' key)")
+            rows.append(_numbers(value, 2, key))
+        except _ItemError as err:
+            skipped.append(SkippedItem(index=index, reason=str(err), excerpt=_excerpt(item)))
+            continue
+        labels.append(_label_of(item)[0])
+    if items and not rows:
+        raise ParseError(
+            f"none of the {len(items)} items in the answer is a usable point",
+            raw_text=text,
+            reason="no-usable-items",
+        )
+    point_convention = Convention(order=conv.order, scale=conv.scale)
+    xy, clamped = points_to_pixels(np.asarray(rows).reshape(-1, 2), point_convention, tf)
+    width, height = tf.original_size
+    clipped = np.clip(xy, 0.0, [width, height])
+    clamped += int(np.any(clipped != xy, axis=1).sum())
+    points = [(Point(x=x, y=y), label) for (x, y), label in zip(clipped, labels, strict=True)]
+    return Points(
+        items=points,
+        image_size=tf.original_size,
+        report=ParseReport(clamped=clamped, skipped=skipped, truncated=found.truncated),
+        provenance=_provenance_for(provenance, text, conv, tf),
+    )
+
+
+# -- text answers -----------------------------------------------------------------------------
+def _strip_fence(text: str) -> str:
+    match = re.fullmatch(r"\s*```[A-Za-z0-9_+-]*[ \t]*\n?(.*?)(?:```)?\s*", text, re.DOTALL)
+    return match.group(1).strip() if match else text.strip()
+
+
+def parse_description(text: str, *, provenance: Provenance | None = None) -> Description:
+    """A free-text answer with chat tokens and thinking removed."""
+    cleaned = clean_text(text)
+    if provenance is not None and provenance.raw_text is None:
+        provenance = attrs.evolve(provenance, raw_text=text)
+    return Description(text=cleaned, provenance=provenance)
+
+
+_TEXT_KEYS = ("text", "content", "transcription", "value", "label")
+
+
+def parse_ocr(
+    text: str,
+    *,
+    image_size: Sequence[int] | None = None,
+    convention: str | Convention = "yxyx-1000",
+    transform: Transform | None = None,
+    provenance: Provenance | None = None,
+) -> OcrResult:
+    """Parse an OCR answer: plain text, or a JSON list of ``{"text", "box_2d"}`` blocks.
+
+    With blocks, ``text`` is their texts joined by newlines and each block keeps its box in
+    original-image pixels (when ``image_size``/``transform`` is known).
+    """
+    cleaned = clean_text(text)
+    if provenance is not None and provenance.raw_text is None:
+        provenance = attrs.evolve(provenance, raw_text=text)
+    stripped = _strip_fence(cleaned)
+    if stripped[:1] in ("[", "{") or cleaned.lstrip().startswith("```json"):
+        try:
+            found = extract_json(cleaned, accept=_accept_blocks)
+        except ParseError:
+            found = None
+        if found is not None:
+            return _ocr_blocks(text, found, image_size, convention, transform, provenance)
+    return OcrResult(
+        text=stripped,
+        blocks=(OcrBlock(text=stripped),) if stripped else (),
+        provenance=provenance,
+        image_size=tuple(image_size) if image_size else None,  # type: ignore[arg-type]
+    )
+
+
+def _accept_blocks(value: Any) -> bool:
+    items = _items_of(value)
+    return bool(items) and any(
+        isinstance(i, Mapping) and any(k in i for k in _TEXT_KEYS)
+        for i in items  # type: ignore[union-attr]
+    )
+
+
+def _ocr_blocks(
+    text: str,
+    found: JsonValue,
+    image_size: Sequence[int] | None,
+    convention: str | Convention,
+    transform: Transform | None,
+    provenance: Provenance | None,
+) -> OcrResult:
+    items = _items_of(found.value) or []
+    conv = Convention.parse(convention)
+    tf = (
+        None
+        if image_size is None and transform is None
+        else _resolve_transform(image_size, transform)
+    )
+    blocks: list[OcrBlock] = []
+    skipped: list[SkippedItem] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            if isinstance(item, str):
+                blocks.append(OcrBlock(text=item))
+            continue
+        block_text, _ = _label_of(item, _TEXT_KEYS)
+        box = None
+        box_key, box_value = _first(item, _BOX_KEYS)
+        if box_key is not None and tf is not None:
+            try:
+                row = _numbers(box_value, 4, box_key)
+                pixels, repairs = boxes_to_pixels([row], conv, tf)
+                if repairs.keep[0]:
+                    width, height = tf.original_size
+                    box = Box.from_xyxy(np.clip(pixels[0], 0, [width, height, width, height]))
+            except _ItemError as err:
+                skipped.append(SkippedItem(index=index, reason=str(err), excerpt=_excerpt(item)))
+        language = item.get("language") or item.get("lang")
+        blocks.append(
+            OcrBlock(text=block_text, box=box, language=str(language) if language else None)
+        )
+    full = "\n".join(b.text for b in blocks if b.text)
+    return OcrResult(
+        text=full,
+        blocks=blocks,
+        provenance=provenance,
+        report=ParseReport(skipped=skipped, truncated=found.truncated),
+        image_size=tf.original_size if tf else None,
+    )
+
+
+# -- video ------------------------------------------------------------------------------------
+_TS = r"(?:\d{1,2}:)?\d{1,3}:\d{2}(?:[.,]\d{1,3})?"
+_TIMESTAMP = re.compile(rf"(?<![\d:.]){_TS}(?!\d|:\d)")
+_RANGE = re.compile(
+    rf"(?<![\d:.])(?P<start>{_TS})\s*(?:-|–|—|to|until|~)\s*(?P<end>{_TS})(?!\d|:\d)", re.IGNORECASE
+)
+_START_KEYS = ("start", "start_time", "begin", "from", "timestamp", "time", "start_timestamp")
+_END_KEYS = ("end", "end_time", "to", "stop", "end_timestamp")
+_EVENT_TEXT_KEYS = (
+    "description",
+    "text",
+    "event",
+    "caption",
+    "summary",
+    "title",
+    "label",
+    "chapter",
+    "content",
+)
+
+
+def parse_timestamp(value: str | float | int) -> float:
+    """``"MM:SS"``, ``"H:MM:SS"`` (optionally with a fraction), or plain seconds → seconds."""
+    if isinstance(value, bool):
+        raise ParseError(f"not a timestamp: {value!r}", reason="timestamp")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or value < 0:
+            raise ParseError(f"not a timestamp: {value!r}", reason="timestamp")
+        return float(value)
+    text = str(value).strip().strip("[]()").strip().replace(",", ".")
+    match = re.fullmatch(r"(?:(\d+):)?(\d+):(\d{1,2}(?:\.\d+)?)", text)
+    if match:
+        hours = int(match.group(1) or 0)
+        minutes = int(match.group(2))
+        seconds = float(match.group(3))
+        if seconds >= 60 or (match.group(1) and minutes >= 60):
+            raise ParseError(f"not a valid timestamp: {value!r}", reason="timestamp")
+        return hours * 3600 + minutes * 60 + seconds
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(?:s|sec|secs|seconds)?", text)
+    if match:
+        return float(match.group(1))
+    raise ParseError(f"not a timestamp: {value!r}", reason="timestamp")
+
+
+def _event_from_mapping(item: Mapping[str, Any]) -> TimedEvent | None:
+    _, start_value = _first(item, _START_KEYS)
+    if start_value is None:
+        return None
+    _, end_value = _first(item, _END_KEYS)
+    if isinstance(start_value, str):
+        ranged = _RANGE.search(start_value)
+        if ranged and end_value is None:
+            start_value, end_value = ranged["start"], ranged["end"]
+    start = parse_timestamp(start_value)
+    end = parse_timestamp(end_value) if end_value not in (None, "") else None
+    if end is not None and end < start:
+        start, end = end, start
+    _, label_value = _first(item, ("label",))
+    description, _ = _label_of(item, _EVENT_TEXT_KEYS)
+    return TimedEvent(
+        start=start,
+        end=None if end == start else end,
+        text=description,
+        label=str(label_value) if label_value is not None else None,
+    )
+
+
+def parse_video(
+    text: str, *, provenance: Provenance | None = None, duration_s: float | None = None
+) -> VideoResult:
+    """Parse a video answer into timed events.
+
+    Accepts a JSON list of ``{"start": "mm:ss", "end": "mm:ss", "description": ...}`` objects,
+    or text whose lines carry ``MM:SS``/``H:MM:SS`` timestamps or ranges (``00:05 - 00:12``).
+    Events without an end are instants (``end=None``). Lines without a timestamp stay in
+    ``text`` only.
+    """
+    cleaned = clean_text(text)
+    if provenance is not None and provenance.raw_text is None:
+        provenance = attrs.evolve(provenance, raw_text=text)
+    events: list[TimedEvent] = []
+    skipped: list[SkippedItem] = []
+    truncated = False
+    stripped = _strip_fence(cleaned)
+    if stripped[:1] in ("[", "{"):
+        try:
+            found = extract_json(cleaned)
+        except ParseError:
+            found = None
+        if found is not None:
+            truncated = found.truncated
+            for index, item in enumerate(_items_of(found.value) or []):
+                if not isinstance(item, Mapping):
+                    continue
+                try:
+                    event = _event_from_mapping(item)
+                except (ParseError, ValueError) as err:
+                    skipped.append(
+                        SkippedItem(index=index, reason=str(err), excerpt=_excerpt(item))
+                    )
+                    continue
+                if event is not None:
+                    events.append(event)
+    if not events:
+        events = _events_from_lines(stripped, skipped)
+    if duration_s is not None:
+        events = [e for e in events if e.start <= duration_s + 1]
+    return VideoResult(
+        text=stripped,
+        events=events,
+        provenance=provenance,
+        report=ParseReport(skipped=skipped, truncated=truncated),
+        duration_s=duration_s,
+    )
+
+
+def _events_from_lines(text: str, skipped: list[SkippedItem]) -> list[TimedEvent]:
+    events: list[TimedEvent] = []
+    for index, line in enumerate(text.splitlines()):
+        ranged = _RANGE.search(line)
+        try:
+            if ranged:
+                start = parse_timestamp(ranged["start"])
+                end: float | None = parse_timestamp(ranged["end"])
+                rest = line[: ranged.start()] + line[ranged.end() :]
+            else:
+                single = _TIMESTAMP.search(line)
+                if not single:
+                    continue
+                start, end = parse_timestamp(single.group()), None
+                rest = line[: single.start()] + line[single.end() :]
+        except ParseError as err:
+            skipped.append(SkippedItem(index=index, reason=err.reason, excerpt=line[:_EXCERPT]))
+            continue
+        if end is not None and end < start:
+            start, end = end, start
+        description = re.sub(r"^[\s\-*•#>\[\]():|]+|[\s\[\]():|,-]+$", "", rest)
+        description = re.sub(r"\*\*|__", "", description).strip()
+        events.append(TimedEvent(start=start, end=None if end == start else end, text=description))
+    return events
+
+
+# -- the public entry point -------------------------------------------------------------------
+_PARSE_TASKS = ("detect", "segment", "points", "ocr", "describe", "video")
+
+
+def parse(
+    text: str,
+    *,
+    task: str = "detect",
+    image_size: Sequence[int] | None = None,
+    convention: str | Convention = "yxyx-1000",
+    transform: Transform | None = None,
+    threshold: int = 127,
+    provenance: Provenance | None = None,
+) -> Any:
+    """Parse model text you obtained yourself into a vlmkit result.
+
+    ``task="detect"`` or ``"segment"`` returns :class:`~vlmkit.Detections` (segment also places
+    masks), ``"points"`` returns :class:`~vlmkit.Points`; ``"ocr"``, ``"describe"`` and
+    ``"video"`` return their result types. Coordinates are mapped to pixels of the original
+    image: pass its ``image_size=(width, height)``, or the ``transform`` recorded when it was
+    resized or padded before sending (see :mod:`vlmkit.media`).
+
+    >>> dets = parse('[{"box_2d": [100, 200, 500, 600], "label": "cat"}]', image_size=(1000, 500))
+    >>> dets.xyxy.tolist(), dets.labels
+    ([[200.0, 50.0, 600.0, 250.0]], ('cat',))
+    """
+    if not isinstance(text, str):
+        raise ParseError(
+            f"model text must be a string, got {type(text).__name__}", reason="bad-arguments"
+        )
+    if task in ("detect", "segment"):
+        return parse_detections(
+            text,
+            image_size=image_size,
+            convention=convention,
+            transform=transform,
+            masks=task == "segment",
+            threshold=threshold,
+            provenance=provenance,
+        )
+    if task == "points":
+        return parse_points(
+            text,
+            image_size=image_size,
+            convention=convention,
+            transform=transform,
+            provenance=provenance,
+        )
+    if task == "ocr":
+        return parse_ocr(
+            text,
+            image_size=image_size,
+            convention=convention,
+            transform=transform,
+            provenance=provenance,
+        )
+    if task == "describe":
+        return parse_description(text, provenance=provenance)
+    if task == "video":
+        return parse_video(text, provenance=provenance)
+    raise ParseError(
+        f"unknown task {task!r}; use one of {list(_PARSE_TASKS)}", reason="bad-arguments"
+    )

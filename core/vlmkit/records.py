@@ -1,0 +1,124 @@
+"""Frozen records that plugins register: which backends and sinks exist, and what they can do.
+
+Registration hooks return these and nothing else — no instances, no I/O. The factory is called
+only when a Session actually selects the backend or sink, so heavy SDKs load lazily.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+import attrs
+
+from vlmkit.errors import ConfigError
+
+__all__ = ["MEDIA", "TASKS", "BackendInfo", "Option", "SinkInfo", "Task", "normalize_name"]
+
+Task = Literal["describe", "detect", "segment", "ocr", "video"]
+TASKS: tuple[str, ...] = ("describe", "detect", "segment", "ocr", "video")
+MEDIA: tuple[str, ...] = ("image", "video")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+def normalize_name(value: str) -> str:
+    """Plugin-visible names are lower-case and stripped; ``Gemini-API`` and ``gemini-api`` match."""
+    try:
+        name = value.strip().lower()
+    except AttributeError:
+        raise ConfigError(f"a name must be a string, got {value!r}") from None
+    if not _NAME.match(name):
+        raise ConfigError(
+            f"invalid name {value!r}: use lower-case letters, digits, '-', '_' and '.', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def _subset(allowed: tuple[str, ...], what: str) -> Callable[[Iterable[str]], frozenset[str]]:
+    def convert(values: Iterable[str]) -> frozenset[str]:
+        if isinstance(values, str):
+            values = (values,)
+        result = frozenset(str(v).strip().lower() for v in values)
+        unknown = result - set(allowed)
+        if unknown:
+            raise ConfigError(f"unknown {what} {sorted(unknown)}; known: {list(allowed)}")
+        return result
+
+    return convert
+
+
+def _callable(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not callable(value):
+        raise ConfigError(f"{attribute.name} must be callable, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Option:
+    """A per-call option a backend accepts, e.g. ``max_soft_tokens`` or ``media_resolution``.
+
+    ``type`` converts the value (``int``, ``float``, ``str``, ``bool``); ``choices`` limits it.
+    """
+
+    name: str
+    type: Callable[[Any], Any] = str
+    choices: tuple[Any, ...] | None = None
+    default: Any = None
+    help: str = ""
+
+    def validate(self, value: Any) -> Any:
+        try:
+            if self.type is bool and isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(value)
+                converted: Any = lowered in ("1", "true", "yes", "on")
+            else:
+                converted = self.type(value)
+        except (TypeError, ValueError):
+            type_name = getattr(self.type, "__name__", str(self.type))
+            raise ConfigError(f"option {self.name}={value!r} is not a valid {type_name}") from None
+        if self.choices is not None and converted not in self.choices:
+            raise ConfigError(
+                f"option {self.name}={value!r} is not allowed; choose one of {list(self.choices)}"
+            )
+        return converted
+
+
+@attrs.frozen(kw_only=True)
+class BackendInfo:
+    """A backend a plugin provides.
+
+    ``factory(**config)`` builds the backend (a :class:`vlmkit.Backend`); import heavy SDKs
+    inside it. ``tasks`` and ``media`` declare what it can do; the Session refuses anything else
+    with :class:`~vlmkit.UnsupportedTask` before any backend code runs.
+    """
+
+    name: str = attrs.field(converter=normalize_name)
+    factory: Callable[..., Any] = attrs.field(validator=_callable)
+    tasks: frozenset[str] = attrs.field(converter=_subset(TASKS, "tasks"))
+    media: frozenset[str] = attrs.field(
+        default=frozenset({"image"}), converter=_subset(MEDIA, "media")
+    )
+    description: str = ""
+    plugin: str | None = None  # entry point / plugin name, filled in by the host
+    distribution: str | None = None  # "vlmkit-gemini 0.1.0", filled in by the host
+
+    @tasks.validator
+    def _check_tasks(self, _attribute: object, value: frozenset[str]) -> None:
+        if not value:
+            raise ConfigError(f"backend {self.name!r} must declare at least one task")
+
+
+@attrs.frozen(kw_only=True)
+class SinkInfo:
+    """An output sink a plugin provides; ``factory(out_dir, **options)`` builds a
+    :class:`vlmkit.Sink`. ``accepts`` lists the tasks whose results it can write."""
+
+    name: str = attrs.field(converter=normalize_name)
+    factory: Callable[..., Any] = attrs.field(validator=_callable)
+    accepts: frozenset[str] = attrs.field(converter=_subset(TASKS, "tasks"))
+    description: str = ""
+    plugin: str | None = None
+    distribution: str | None = None

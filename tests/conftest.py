@@ -1,0 +1,31 @@
+"""Test-wide setup: no network egress, no credentials or hub access from the environment."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.netguard import GUARD
+
+# Nothing a test does may depend on the developer's credentials or reach a hub.
+_SCRUB_PREFIXES = ("GOOGLE_", "GEMINI_", "VLMKIT_", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+for _name in list(os.environ):
+    if _name.startswith(_SCRUB_PREFIXES):
+        del os.environ[_name]
+os.environ["NO_GCE_CHECK"] = "true"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+GUARD.install()
+
+
+@pytest.fixture(autouse=True)
+def _no_egress():
+    """Fail any test that tried to open a connection off this machine."""
+    GUARD.take_attempts()
+    yield
+    attempts = GUARD.take_attempts()
+    if attempts:
+        pytest.fail("network egress attempted: " + "; ".join(attempts), pytrace=False)

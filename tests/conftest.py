@@ -29,3 +29,22 @@ def _no_egress():
     attempts = GUARD.take_attempts()
     if attempts:
         pytest.fail("network egress attempted: " + "; ".join(attempts), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def installed_site(tmp_path_factory):
+    """Test plugin distributions and contrib/backend-example, really installed by pip."""
+    from tests import distributions
+
+    return distributions.install(tmp_path_factory.mktemp("dists"))
+
+
+@pytest.fixture
+def plugin_site(installed_site, monkeypatch):
+    """Make the pip-installed test distributions visible to importlib.metadata for one test."""
+    import sys
+
+    monkeypatch.syspath_prepend(str(installed_site))
+    yield installed_site
+    for name in [m for m in sys.modules if m.startswith(("vlmkit_test_", "vlmkit_openai"))]:
+        del sys.modules[name]

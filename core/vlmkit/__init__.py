@@ -1,5 +1,13 @@
 """vlmkit: computer vision on vision-language models."""
 
+from vlmkit.backend import (
+    Backend,
+    Generation,
+    Request,
+    SentImage,
+    TaskRequest,
+    VideoInput,
+)
 from vlmkit.errors import (
     AuthError,
     BackendError,
@@ -18,7 +26,13 @@ from vlmkit.errors import (
     VlmkitError,
 )
 from vlmkit.geometry import Convention, Transform
+from vlmkit.hookspecs import hookimpl
 from vlmkit.parsing import parse
+from vlmkit.plugins import PluginFailure, PluginWarning
+from vlmkit.records import BackendInfo, Option, SinkInfo
+from vlmkit.runtime import Runtime
+from vlmkit.session import Session
+from vlmkit.sink import Sink, SinkItem
 from vlmkit.types import (
     Box,
     Description,
@@ -44,7 +58,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthError",
+    "Backend",
     "BackendError",
+    "BackendInfo",
     "BackendNotFound",
     "Blocked",
     "Box",
@@ -55,29 +71,43 @@ __all__ = [
     "Detection",
     "Detections",
     "FinishReason",
+    "Generation",
     "InvalidRequest",
     "LabelMap",
     "Mask",
     "MediaError",
     "OcrBlock",
     "OcrResult",
+    "Option",
     "ParseError",
     "ParseReport",
     "PluginError",
+    "PluginFailure",
+    "PluginWarning",
     "Point",
     "Points",
     "Provenance",
     "RateLimited",
+    "Request",
     "Result",
+    "Runtime",
+    "SentImage",
+    "Session",
+    "Sink",
     "SinkError",
+    "SinkInfo",
+    "SinkItem",
     "SkippedItem",
+    "TaskRequest",
     "TimedEvent",
     "Transform",
     "TransientError",
     "UnsupportedTask",
     "Usage",
+    "VideoInput",
     "VideoResult",
     "VlmkitError",
     "__version__",
+    "hookimpl",
     "parse",
 ]

@@ -1,0 +1,356 @@
+"""The Session: one backend, one plugin manager, one task pipeline — and nothing global.
+
+>>> import vlmkit
+>>> with vlmkit.Session(backend="gemini-api", model="gemini-2.5-flash") as s:  # doctest: +SKIP
+...     dets = s.detect("street.jpg", ["person", "car"])
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from vlmkit.backend import Backend, TaskRequest, VideoInput
+from vlmkit.batching import MicroBatcher
+from vlmkit.errors import ConfigError, MediaError, PluginError, UnsupportedTask, VlmkitError
+from vlmkit.media import LoadedImage, load_image
+from vlmkit.middleware import AnswerCache, UsageMeter, default_cache_dir
+from vlmkit.plugins import PluginFailure, PluginHost
+from vlmkit.prompts import OCR_BOXES, prompt_for
+from vlmkit.records import BackendInfo, Option, SinkInfo
+from vlmkit.runtime import Runtime
+from vlmkit.sink import Sink
+from vlmkit.tasks import GenericTasks
+from vlmkit.types import Description, Detections, OcrResult, Usage, VideoResult
+
+__all__ = ["Session"]
+
+_SESSION_SETTINGS = ("system", "threshold", "use_system_prompt", "response_schema", "json")
+
+
+class Session:
+    """A configured backend plus its plugin pipeline.
+
+    ``backend`` names an installed backend (``vlmkit backends`` lists them); ``model`` and any
+    other keyword arguments go to its factory (API keys, device, project, ...). ``plugins``
+    registers extra plugins (middleware, or backends not installed as distributions);
+    ``entrypoints`` chooses which installed plugins load (default: ``$VLMKIT_LOAD_PLUGINS``,
+    unset meaning all). ``strict=True`` turns a broken plugin into an error instead of a
+    warning. ``cache`` enables the on-disk answer cache (``True`` for the default folder, or a
+    path): a repeated call costs no model call.
+    """
+
+    def __init__(
+        self,
+        backend: str | None = None,
+        *,
+        model: str | None = None,
+        plugins: Iterable[object] = (),
+        entrypoints: bool | Iterable[str] | None = None,
+        strict: bool = False,
+        cache: bool | str | Path | None = None,
+        **backend_options: Any,
+    ) -> None:
+        self._host = PluginHost(plugins=plugins, entrypoints=entrypoints, strict=strict)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._backend: Backend | None = None
+        self._backend_info: BackendInfo | None = None
+        self._batcher: MicroBatcher | None = None
+        self._runtime: Runtime | None = None
+        self.usage_meter = UsageMeter()
+        self.cache: AnswerCache | None = None
+        pm = self._host.pm
+        pm.register(GenericTasks(), name="vlmkit.generic-tasks")
+        pm.register(self.usage_meter, name="vlmkit.usage")
+        if cache:
+            directory = default_cache_dir() if cache is True else Path(cache)
+            self.cache = AnswerCache(directory)
+            pm.register(self.cache, name="vlmkit.cache")
+        if backend is not None:
+            self._open_backend(backend, model, backend_options)
+        elif model is not None or backend_options:
+            raise ConfigError("model and backend options need a backend=... to go to")
+
+    # -- construction ---------------------------------------------------------------------
+    def _open_backend(self, name: str, model: str | None, options: dict[str, Any]) -> None:
+        info = self._host.backend(name)
+        config = dict(options)
+        if model is not None:
+            config["model"] = model
+        try:
+            instance = info.factory(**config)
+        except VlmkitError:
+            raise
+        except TypeError as err:
+            raise ConfigError(f"backend {info.name!r} rejected its options: {err}") from err
+        if not isinstance(instance, Backend):
+            raise PluginError(
+                f"backend {info.name!r} factory returned {type(instance).__name__}, "
+                "not a vlmkit.Backend"
+            )
+        try:
+            self._host.register(instance, name=f"backend:{info.name}", raising=True)
+        except PluginError:
+            instance.close()
+            raise
+        self._backend, self._backend_info = instance, info
+        generate = instance.generate
+        if instance.batch_size > 1:
+            self._batcher = MicroBatcher(instance.generate_batch, batch_size=instance.batch_size)
+            generate = self._batcher.generate
+        elif not instance.thread_safe:
+            generate = _serialized(instance.generate)
+        self._runtime = Runtime(
+            backend_name=info.name,
+            model=getattr(instance, "model", None) or model,
+            generate=generate,
+        )
+
+    # -- introspection --------------------------------------------------------------------
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            raise ConfigError("this Session has no backend; pass backend=... to Session()")
+        return self._backend
+
+    @property
+    def backend_info(self) -> BackendInfo:
+        self.backend  # noqa: B018 - raises the clear error
+        assert self._backend_info is not None
+        return self._backend_info
+
+    @property
+    def plugin_manager(self) -> Any:
+        """The session's pluggy PluginManager (for introspection; call tasks via the Session)."""
+        return self._host.pm
+
+    def backends(self) -> Mapping[str, BackendInfo]:
+        """Installed backends by name."""
+        return self._host.backends()
+
+    def sinks(self) -> Mapping[str, SinkInfo]:
+        """Installed sinks by name."""
+        return self._host.sinks()
+
+    @property
+    def plugin_failures(self) -> list[PluginFailure]:
+        """Plugins that could not be loaded, and why."""
+        self._host.backends()  # registration hooks can fail too
+        return list(self._host.failures)
+
+    @property
+    def conflicts(self) -> dict[tuple[str, str], list[str]]:
+        self._host.backends()
+        return dict(self._host.conflicts)
+
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        """Add a plugin (for example middleware) to this session only."""
+        return self._host.register(plugin, name=name)
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens, latency and cost of every model call this session made."""
+        return self.usage_meter.total
+
+    # -- the tasks ------------------------------------------------------------------------
+    def describe(
+        self,
+        images: Any,
+        prompt: str | None = None,
+        **options: Any,
+    ) -> Description:
+        """Ask about one image or several (a list): caption, VQA, comparison."""
+        if isinstance(images, (list, tuple)):
+            loaded = tuple(self._load(image) for image in images)
+        else:
+            loaded = (self._load(images),)
+        if not loaded:
+            raise ConfigError("describe needs at least one image")
+        text, labels = prompt_for("describe", prompt, images=len(loaded))
+        return self._call("describe", text, images=loaded, labels=labels, options=options)
+
+    def detect(
+        self, image: Any, prompt: str | Sequence[str] | None = None, **options: Any
+    ) -> Detections:
+        """Find objects: a prompt, a description of the things to find, or a list of labels."""
+        text, labels = prompt_for("detect", prompt)
+        return self._call(
+            "detect", text, images=(self._load(image),), labels=labels, options=options
+        )
+
+    def segment(
+        self,
+        image: Any,
+        prompt: str | Sequence[str] | None = None,
+        *,
+        threshold: int = 127,
+        **options: Any,
+    ) -> Detections:
+        """Find objects with masks (box-local, binarized at ``threshold`` of 0–255)."""
+        if not 0 <= int(threshold) <= 255:
+            raise ConfigError(f"threshold must be within 0–255, got {threshold}")
+        text, labels = prompt_for("segment", prompt)
+        return self._call(
+            "segment",
+            text,
+            images=(self._load(image),),
+            labels=labels,
+            options={**options, "threshold": int(threshold)},
+        )
+
+    def ocr(
+        self, image: Any, prompt: str | None = None, *, boxes: bool = False, **options: Any
+    ) -> OcrResult:
+        """Read the text in an image; ``boxes=True`` asks for a box per block of text."""
+        text = (
+            prompt if prompt is not None else (OCR_BOXES if boxes else prompt_for("ocr", None)[0])
+        )
+        return self._call("ocr", text, images=(self._load(image),), options=options)
+
+    def video(
+        self,
+        source: str | Path,
+        prompt: str | None = None,
+        *,
+        fps: float | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        **options: Any,
+    ) -> VideoResult:
+        """Ask about a video (a local path, or a provider URI such as ``gs://...``).
+
+        ``fps`` sets the sampling rate; ``start``/``end`` (seconds) clip it.
+        """
+        from vlmkit.video import video_mime_type
+
+        source_text = str(source)
+        is_uri = "://" in source_text
+        if not is_uri and not Path(source_text).is_file():
+            raise MediaError(f"video not found: {source_text}", source=source_text)
+        if fps is not None and fps <= 0:
+            raise ConfigError(f"fps must be positive, got {fps}")
+        if start is not None and end is not None and end <= start:
+            raise ConfigError(f"end ({end}) must be after start ({start})")
+        text, _ = prompt_for("video", prompt)
+        video = VideoInput(
+            source=source_text,
+            fps=fps,
+            start_s=start,
+            end_s=end,
+            mime_type=video_mime_type(source_text),
+        )
+        return self._call("video", text, video=video, options=options)
+
+    # -- sinks ----------------------------------------------------------------------------
+    def sink(self, name: str, out_dir: str | Path, **options: Any) -> Sink:
+        """Build an installed sink writing into ``out_dir``."""
+        info = self._host.sink(name)
+        sink = info.factory(out_dir, **options)
+        if not isinstance(sink, Sink):
+            raise PluginError(f"sink {info.name!r} factory returned {type(sink).__name__}")
+        return sink
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _load(self, image: Any) -> LoadedImage:
+        return load_image(image)
+
+    def _split_options(self, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        settings = {k: options.pop(k) for k in list(options) if k in _SESSION_SETTINGS}
+        declared: dict[str, Option] = {o.name: o for o in self.backend.options}
+        unknown = sorted(set(options) - set(declared))
+        if unknown:
+            allowed = ", ".join(sorted(declared)) or "none"
+            raise ConfigError(
+                f"backend {self.backend_info.name!r} has no option(s) {', '.join(unknown)}; "
+                f"its options are: {allowed}"
+            )
+        validated = {name: declared[name].validate(value) for name, value in options.items()}
+        return validated, settings
+
+    def supporting(self, task: str, medium: str = "image") -> list[str]:
+        """Installed backends that support ``task`` (and ``medium``)."""
+        return [
+            name
+            for name, info in self.backends().items()
+            if task in info.tasks and medium in info.media
+        ]
+
+    def _check(self, task: str, medium: str) -> None:
+        info = self.backend_info
+        if task in info.tasks and medium in info.media:
+            return
+        alternatives = tuple(n for n in self.supporting(task, medium) if n != info.name)
+        what = task if medium == "image" or task == "video" else f"{task} on {medium}"
+        hint = (
+            f"; installed backends that can: {', '.join(alternatives)}"
+            if alternatives
+            else "; no installed backend can"
+        )
+        raise UnsupportedTask(
+            f"backend {info.name!r} does not support {what}{hint}",
+            task=task,
+            alternatives=alternatives,
+        )
+
+    def _call(
+        self,
+        task: str,
+        prompt: str,
+        *,
+        images: tuple[LoadedImage, ...] = (),
+        video: VideoInput | None = None,
+        labels: tuple[str, ...] = (),
+        options: dict[str, Any],
+    ) -> Any:
+        if self._closed:
+            raise ConfigError("this Session is closed")
+        self._check(task, "video" if task == "video" else "image")
+        backend_options, settings = self._split_options(dict(options))
+        request = TaskRequest(
+            task=task,
+            prompt=prompt,
+            images=images,
+            video=video,
+            labels=labels,
+            options=backend_options,
+            settings=settings,
+        )
+        hook = getattr(self._host.pm.hook, f"vlmkit_{task}")
+        result = hook(backend=self._backend, request=request, runtime=self._runtime)
+        if result is None:
+            raise UnsupportedTask(f"no plugin answered {task}", task=task)
+        return result
+
+    def close(self) -> None:
+        """Release the backend (clients, weights) and stop background work. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._batcher is not None:
+            self._batcher.close()
+        if self._backend is not None:
+            self._backend.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        name = self._backend_info.name if self._backend_info else None
+        return f"<vlmkit.Session backend={name!r} closed={self._closed}>"
+
+
+def _serialized(generate: Any) -> Any:
+    lock = threading.Lock()
+
+    def call(request: Any) -> Any:
+        with lock:
+            return generate(request)
+
+    return call

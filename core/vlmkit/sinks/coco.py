@@ -1,0 +1,210 @@
+"""The ``coco`` sink: one COCO detection / instance-segmentation JSON for a whole run.
+
+Layout: ``images`` (ids from 1, ``file_name`` = the item key, i.e. the path relative to the
+run's input root, original ``width``/``height``), ``categories`` (ids from 1, stable for the
+whole run in first-seen order; ``categories=[...]`` fixes them up front, new labels are appended
+after them), and ``annotations`` (ids from 1, ``bbox`` as ``[x, y, w, h]``, ``area``,
+``iscrowd`` 0, ``score`` when the model gave one — so ``annotations`` also loads with
+``COCO.loadRes`` as a results list).
+
+Masks (``mask_format``):
+
+* ``"rle"`` (default) — COCO *uncompressed* RLE ``{"size": [h, w], "counts": [...]}`` with
+  ``iscrowd`` 0. Exact: holes and several parts survive pixel for pixel, and the instance is
+  still evaluated as a normal object (supervision writes such masks as crowd regions, which
+  COCO evaluation ignores).
+* ``"polygon"`` — the outer contours, traced along pixel edges so ``pycocotools`` rasterizes
+  them back onto the same pixels. COCO polygons cannot express holes: a hole is filled, and the
+  sink logs one warning per run the first time it drops one (``holes_dropped`` counts them).
+  A mask with no traceable contour (single pixels, 1-pixel lines) is written as RLE instead.
+
+Annotations without a mask carry no ``segmentation`` key. Only ``detect``/``segment`` results
+(:class:`~vlmkit.Detections`) are written; other results are skipped. The file is written
+atomically at :meth:`CocoSink.close`; labels never become file names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vlmkit.atomic import atomic_write_text, safe_join
+from vlmkit.masks import mask_to_polygons, mask_to_rle
+from vlmkit.sink import Sink, SinkItem
+from vlmkit.sinks._util import as_choice, as_names, reject_unknown
+from vlmkit.types import Detections, LabelMap, Mask
+
+__all__ = ["CocoSink"]
+
+logger = logging.getLogger(__name__)
+
+MASK_FORMATS = ("rle", "polygon")
+
+
+def _signed_area(points: np.ndarray) -> float:
+    x, y = points[:, 0], points[:, 1]
+    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+
+
+def _outset(points: np.ndarray, amount: float = 0.5) -> np.ndarray:
+    """Move a contour through boundary-pixel centres outwards by ``amount`` (mitred corners),
+    so it runs along the pixel edges that COCO's rasterizer fills exactly."""
+    p = points.astype(np.float64)
+    incoming = p - np.roll(p, 1, axis=0)
+    outgoing = np.roll(p, -1, axis=0) - p
+    d1 = incoming / np.maximum(np.hypot(*incoming.T), 1e-12)[:, None]
+    d2 = outgoing / np.maximum(np.hypot(*outgoing.T), 1e-12)[:, None]
+    sign = 1.0 if _signed_area(p) > 0 else -1.0
+    n1 = sign * np.stack([d1[:, 1], -d1[:, 0]], axis=1)
+    n2 = sign * np.stack([d2[:, 1], -d2[:, 0]], axis=1)
+    summed = n1 + n2
+    denom = np.maximum(1.0 + np.sum(n1 * n2, axis=1), 0.5)
+    miter = summed / denom[:, None]
+    # A contour that turns back on itself (the tip of a 1-pixel spike) has no miter: push the
+    # tip forward instead.
+    reverse = np.hypot(*summed.T) < 1e-9
+    miter[reverse] = d1[reverse]
+    return p + amount * miter
+
+
+def _visible_area(mask: Mask, image_size: tuple[int, int]) -> int:
+    width, height = image_size
+    x0, y0, x1, y1 = mask.region
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if cx1 <= cx0 or cy1 <= cy0:
+        return 0
+    return int(np.count_nonzero(mask.binary[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]))
+
+
+class CocoSink(Sink):
+    """Collects detections of a run and writes one COCO JSON at :meth:`close`.
+
+    Options: ``filename`` (default ``annotations.json``, relative to the output folder),
+    ``categories`` (class names whose ids are fixed up front, ids 1, 2, ...), ``mask_format``
+    (``"rle"`` or ``"polygon"``), ``indent`` (JSON indentation, default compact).
+    """
+
+    accepts = frozenset({"detect", "segment"})
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        *,
+        filename: str = "annotations.json",
+        categories: Any = None,
+        mask_format: str = "rle",
+        indent: int | None = None,
+        **options: Any,
+    ) -> None:
+        reject_unknown("coco", options, ("filename", "categories", "mask_format", "indent"))
+        names = as_names("categories", categories)
+        mask_format = as_choice("mask_format", mask_format, MASK_FORMATS)
+        super().__init__(
+            out_dir,
+            filename=filename,
+            categories=names,
+            mask_format=mask_format,
+            indent=indent,
+        )
+        self.path = safe_join(self.out_dir, filename)
+        self.mask_format = mask_format
+        self.indent = None if indent in (None, "", "none") else int(indent)
+        self.label_map = LabelMap(names or ())
+        self.holes_dropped = 0
+        self._images: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()  # runners may write from several threads
+        self._closed = False
+
+    # ------------------------------------------------------------------------------------
+    def write(self, item: SinkItem) -> None:
+        result = item.result
+        if not isinstance(result, Detections):
+            logger.debug("coco sink: skipping %s (%s)", item.key, type(result).__name__)
+            return
+        # file_name is data, but COCO readers (supervision's included) refuse names that climb
+        # out of the image folder: refuse such a key here, by the same rules as output paths.
+        safe_join(self.out_dir, item.key)
+        size = result.image_size
+        with self._lock:
+            annotations = [self._annotation(det, size) for det in result.items]
+            # A key written twice (a retried item) keeps its image id position, newest content.
+            self._images[item.key] = {
+                "file_name": item.key,
+                "width": size[0],
+                "height": size[1],
+                "annotations": annotations,
+            }
+
+    def _annotation(self, det: Any, size: tuple[int, int]) -> dict[str, Any]:
+        x, y, w, h = det.box.xywh
+        ann: dict[str, Any] = {
+            "category_id": self.label_map.id(det.label) + 1,
+            "bbox": [x, y, w, h],
+            "iscrowd": 0,
+        }
+        if det.mask is not None:
+            ann["area"] = float(_visible_area(det.mask, size))
+            ann["segmentation"] = self._segmentation(det.mask, size)
+        else:
+            ann["area"] = float(w * h)
+        if det.score is not None:
+            ann["score"] = det.score
+        return ann
+
+    def _segmentation(self, mask: Mask, size: tuple[int, int]) -> Any:
+        if self.mask_format == "polygon":
+            contours = mask_to_polygons(mask, image_size=size)
+            outer = [c for c in contours if _signed_area(c) < 0]
+            holes = len(contours) - len(outer)
+            if holes:
+                if not self.holes_dropped:
+                    logger.warning(
+                        "coco sink: COCO polygons cannot represent holes; a mask hole was "
+                        "filled (use mask_format='rle' to keep holes exactly)"
+                    )
+                self.holes_dropped += holes
+            if outer:
+                return [np.round(_outset(c), 3).ravel().tolist() for c in outer]
+            # nothing traceable (single pixels, 1-pixel lines, empty): RLE is exact
+        return mask_to_rle(mask, size)
+
+    # ------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The COCO document as it would be written now."""
+        images: list[dict[str, Any]] = []
+        annotations: list[dict[str, Any]] = []
+        for image_id, entry in enumerate(self._images.values(), start=1):
+            images.append(
+                {
+                    "id": image_id,
+                    "file_name": entry["file_name"],
+                    "width": entry["width"],
+                    "height": entry["height"],
+                }
+            )
+            for ann in entry["annotations"]:
+                annotations.append({"id": len(annotations) + 1, "image_id": image_id, **ann})
+        categories = [
+            {"id": i, "name": name, "supercategory": "object"}
+            for i, name in enumerate(self.label_map.names, start=1)
+        ]
+        return {
+            "info": {"description": "written by vlmkit"},
+            "licenses": [],
+            "images": images,
+            "annotations": annotations,
+            "categories": categories,
+        }
+
+    def close(self) -> list[Path]:
+        if self._closed:
+            return [self.path]
+        text = json.dumps(self.to_dict(), ensure_ascii=False, indent=self.indent)
+        atomic_write_text(self.path, text + "\n")
+        self._closed = True
+        return [self.path]

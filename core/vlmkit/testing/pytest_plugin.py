@@ -1,0 +1,58 @@
+"""pytest fixtures for code that uses vlmkit (loaded automatically through the ``pytest11``
+entry point when vlmkit is installed).
+
+* ``vlmkit_session(backend=None, **kwargs)`` — build hermetic Sessions (no installed plugins
+  unless you ask, strict plugin loading) that are closed after the test.
+* ``scripted_session(script, **kwargs)`` — a Session whose backend answers from ``script``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def vlmkit_session() -> Iterator[Callable[..., Any]]:
+    from vlmkit.session import Session
+
+    sessions: list[Session] = []
+
+    def make(backend: str | None = None, **kwargs: Any) -> Session:
+        kwargs.setdefault("entrypoints", False)
+        kwargs.setdefault("strict", True)
+        session = Session(backend, **kwargs)
+        sessions.append(session)
+        return session
+
+    yield make
+    for session in sessions:
+        session.close()
+
+
+@pytest.fixture
+def scripted_session(vlmkit_session: Callable[..., Any]) -> Callable[..., Any]:
+    from vlmkit.testing.scripted import scripted_plugin
+
+    def make(script: Any = "", *, plugins: tuple[object, ...] = (), **kwargs: Any) -> Any:
+        backend_keys = (
+            "model",
+            "convention",
+            "options",
+            "image_policy",
+            "latency_s",
+            "concurrency",
+            "batch_size",
+            "max_images",
+            "tasks",
+            "media",
+            "name",
+        )
+        backend_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in backend_keys}
+        name = backend_kwargs.get("name", "scripted")
+        plugin = scripted_plugin(script, **backend_kwargs)
+        return vlmkit_session(name, plugins=(plugin, *plugins), **kwargs)
+
+    return make

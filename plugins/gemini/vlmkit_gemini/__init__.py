@@ -1,0 +1,1 @@
+"""vlmkit backends for Google Gemini: gemini-api and gemini-vertex."""

@@ -1,0 +1,151 @@
+"""Annotated previews, checked pixel by pixel."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import supervision as sv
+from PIL import Image
+
+from tests.sinks.conftest import H, W, box_det, detections, disk, mask_det, write_image
+from vlmkit.errors import SinkError
+from vlmkit.sink import SinkItem
+from vlmkit.sinks import annotate
+from vlmkit.sinks.annotate import AnnotateSink, find_font, needs_cjk
+from vlmkit.types import Description, OcrBlock, OcrResult
+
+BG = (40, 90, 160)
+
+
+def colour(class_id: int) -> tuple[int, int, int]:
+    return sv.ColorPalette.DEFAULT.by_idx(class_id).as_rgb()
+
+
+def render(tmp_path, result, key="img.png", **options):
+    image = write_image(tmp_path / "in" / key, color=BG)
+    with AnnotateSink(tmp_path / "out", **options) as sink:
+        sink.write(SinkItem(key=key, result=result, image_path=image))
+    return np.asarray(Image.open(tmp_path / "out" / "annotated" / key).convert("RGB"))
+
+
+def test_boxes_masks_and_cjk_label(tmp_path):
+    mask = disk(120, 80, 20)
+    result = detections(
+        [box_det([20, 40, 70, 100], "cat", 0.9), mask_det(mask, "猫", 0.8)], task="segment"
+    )
+    out = render(tmp_path, result, thickness=2)
+    assert out.shape == (H, W, 3)
+    assert tuple(out[100, 45]) == colour(0)  # bottom edge of the cat box
+    assert tuple(out[70, 20]) == colour(0)  # left edge
+    assert tuple(out[5, 155]) == BG and tuple(out[115, 5]) == BG  # far from everything
+    inside = out[80, 120].astype(int)
+    assert tuple(inside) != BG and tuple(inside) != colour(1)  # tinted, not painted over
+    # The CJK label sits above the mask box's top-left corner.
+    y0, x0 = 60, 100
+    label_area = out[max(0, y0 - 25) : y0, x0 : x0 + 40]
+    assert (label_area != np.array(BG)).any(axis=-1).sum() > 50
+
+
+def test_cjk_without_cjk_font_falls_back_and_warns(tmp_path, monkeypatch, caplog):
+    dejavu, _ = find_font(cjk=False)
+    monkeypatch.setattr(annotate, "find_font", lambda cjk=True: (dejavu, False))
+    with caplog.at_level(logging.WARNING, logger="vlmkit.sinks.annotate"):
+        out = render(tmp_path, detections([box_det([30, 40, 90, 100], "東京タワー")]))
+    assert "no CJK font" in caplog.text
+    assert (out[15:40, 30:90] != np.array(BG)).any(axis=-1).sum() > 50
+
+
+def test_font_search_finds_a_cjk_font_by_name(tmp_path):
+    dejavu, _ = find_font(cjk=False)
+    folder = tmp_path / "fonts" / "noto"
+    folder.mkdir(parents=True)
+    (folder / "NotoSansCJK-Regular.ttc").write_bytes(Path(dejavu).read_bytes())
+    path, has_cjk = find_font(dirs=(str(tmp_path / "fonts"),))
+    assert has_cjk and path.endswith("NotoSansCJK-Regular.ttc")
+    assert needs_cjk("고양이") and needs_cjk("ねこ") and not needs_cjk("Straße")
+
+
+def test_class_colours_are_stable_across_images(tmp_path):
+    a = write_image(tmp_path / "in" / "a.png", color=BG)
+    b = write_image(tmp_path / "in" / "b.png", color=BG)
+    with AnnotateSink(tmp_path / "out", thickness=2, labels=False) as sink:
+        sink.write(
+            SinkItem(
+                key="a.png",
+                result=detections(
+                    [box_det([10, 10, 50, 50], "cat"), box_det([60, 10, 100, 50], "dog")]
+                ),
+                image_path=a,
+            )
+        )
+        sink.write(
+            SinkItem(
+                key="b.png", result=detections([box_det([10, 10, 50, 50], "dog")]), image_path=b
+            )
+        )
+    out = np.asarray(Image.open(tmp_path / "out" / "annotated" / "b.png").convert("RGB"))
+    assert tuple(out[50, 30]) == colour(1)
+
+
+def test_jpeg_and_unwritable_suffix(tmp_path):
+    result = detections([box_det([10, 10, 50, 50], "cat")])
+    a = write_image(tmp_path / "in" / "x.jpg")
+    b = write_image(tmp_path / "in" / "y.png")
+    with AnnotateSink(tmp_path / "out") as sink:
+        sink.write(SinkItem(key="x.jpg", result=result, image_path=a))
+        sink.write(SinkItem(key="y.heic", result=result, image_path=b))  # Pillow cannot write HEIC
+        files = sink.close()
+    assert Image.open(tmp_path / "out" / "annotated" / "x.jpg").format == "JPEG"
+    assert (tmp_path / "out" / "annotated" / "y.heic.jpg").exists()
+    assert len(files) == 2
+
+
+def test_ocr_and_description_get_caption_strips(tmp_path):
+    ocr = OcrResult(text="出口 EXIT", blocks=[OcrBlock(text="出口", box=None)], image_size=(W, H))
+    out = render(tmp_path, ocr)
+    assert out.shape[0] > H and out.shape[1] == W
+    assert (out[H:] != 255).any()  # text drawn in the white strip
+    out = render(tmp_path, Description(text="a blue square"), key="d.png")
+    assert out.shape[0] > H
+
+
+def test_missing_image_is_skipped(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING), AnnotateSink(tmp_path / "out") as sink:
+        sink.write(SinkItem(key="gone.png", result=detections([]), image_path=tmp_path / "no.png"))
+        sink.write(SinkItem(key="none.png", result=detections([])))
+    assert not (tmp_path / "out" / "annotated").exists()
+    assert "gone.png" in caplog.text or "no.png" in caplog.text
+
+
+def test_labels_and_keys_cannot_escape(tmp_path):
+    evil = detections([box_det([1, 1, 50, 50], "../../evil"), box_det([1, 1, 5, 5], "a/b")])
+    out = render(tmp_path, evil, key="x.png")
+    assert out.shape == (H, W, 3)
+    files = sorted(
+        os.path.relpath(os.path.join(d, f), tmp_path / "out")
+        for d, _, fs in os.walk(tmp_path / "out")
+        for f in fs
+    )
+    assert files == [os.path.join("annotated", "x.png")]
+    with AnnotateSink(tmp_path / "out") as sink, pytest.raises(SinkError):
+        sink.write(SinkItem(key="../../x.png", result=evil, image_path=tmp_path / "in" / "x.png"))
+
+
+def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
+    image = write_image(tmp_path / "in" / "x.png")
+
+    def boom(*_args):
+        raise OSError("power cut")
+
+    sink = AnnotateSink(tmp_path / "out")
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        sink.write(
+            SinkItem(key="x.png", result=detections([box_det([1, 1, 9, 9], "a")]), image_path=image)
+        )
+    folder = tmp_path / "out" / "annotated"
+    assert not folder.exists() or os.listdir(folder) == []

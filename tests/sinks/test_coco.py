@@ -1,0 +1,157 @@
+"""The COCO sink's output loads and evaluates with pycocotools, masks intact."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+
+import numpy as np
+import pytest
+
+from tests.sinks.conftest import H, W, box_det, detections, mask_det, ring_mask, two_part_mask
+from vlmkit.errors import ConfigError
+from vlmkit.sink import SinkItem
+from vlmkit.sinks.coco import CocoSink
+from vlmkit.types import Description
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools.*")
+pycocotools = pytest.importorskip("pycocotools")
+from pycocotools import mask as mask_utils  # noqa: E402
+from pycocotools.coco import COCO  # noqa: E402
+from pycocotools.cocoeval import COCOeval  # noqa: E402
+
+
+def write(tmp_path, items, **options):
+    with CocoSink(tmp_path / "out", **options) as sink:
+        for item in items:
+            sink.write(item)
+    return tmp_path / "out" / options.get("filename", "annotations.json")
+
+
+def load(path) -> COCO:
+    with contextlib.redirect_stdout(io.StringIO()):
+        return COCO(str(path))
+
+
+def evaluate(gt: COCO, anns: list[dict], iou_type: str) -> float:
+    with contextlib.redirect_stdout(io.StringIO()):
+        dt = gt.loadRes([dict(a) for a in anns])
+        ev = COCOeval(gt, dt, iou_type)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return float(ev.stats[0])
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+def test_layout_ids_and_stable_categories(tmp_path, scene):
+    path = write(tmp_path, scene["items"])
+    data = json.loads(path.read_text())
+    assert [i["id"] for i in data["images"]] == [1, 2]
+    assert [i["file_name"] for i in data["images"]] == ["a.png", "sub/b.png"]
+    assert (data["images"][0]["width"], data["images"][0]["height"]) == (W, H)
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    assert names == {1: "donut", 2: "pair", 3: "cat"}  # first-seen, from 1
+    donut = [a for a in data["annotations"] if a["category_id"] == 1]
+    assert {a["image_id"] for a in donut} == {1, 2}  # same id on both images
+    box = next(a for a in data["annotations"] if a["category_id"] == 3)
+    assert box["bbox"] == [10.0, 20.0, 50.0, 70.0] and box["area"] == 3500.0
+    assert "segmentation" not in box and box["score"] == 0.7
+    assert all(a["iscrowd"] == 0 for a in data["annotations"])
+    assert [a["id"] for a in data["annotations"]] == [1, 2, 3, 4]
+
+
+def test_fixed_categories_come_first(tmp_path, scene):
+    path = write(tmp_path, scene["items"], categories="cat,dog")
+    names = [c["name"] for c in json.loads(path.read_text())["categories"]]
+    assert names == ["cat", "dog", "donut", "pair"]
+
+
+@pytest.mark.parametrize("fmt", ["rle", "polygon"])
+def test_pycocotools_evaluates_self_as_perfect(tmp_path, scene, fmt):
+    path = write(tmp_path, scene["items"], mask_format=fmt)
+    gt = load(path)
+    anns = json.loads(path.read_text())["annotations"]
+    assert evaluate(gt, anns, "bbox") == pytest.approx(1.0)
+    seg = [a for a in anns if "segmentation" in a]
+    seg_gt_ids = {a["image_id"] for a in seg}
+    gt.dataset["annotations"] = [a for a in gt.dataset["annotations"] if "segmentation" in a]
+    gt.dataset["images"] = [i for i in gt.dataset["images"] if i["id"] in seg_gt_ids]
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+    assert evaluate(gt, seg, "segm") == pytest.approx(1.0)
+
+
+def test_rle_keeps_holes_and_parts_pixel_for_pixel(tmp_path, scene):
+    path = write(tmp_path, scene["items"][:1])
+    gt = load(path)
+    anns = gt.loadAnns(gt.getAnnIds(imgIds=[1]))
+    for ann, full in zip(anns, [ring_mask(), two_part_mask()], strict=True):
+        decoded = gt.annToMask(ann).astype(bool)
+        assert np.array_equal(decoded, full)
+        assert ann["area"] == full.sum() == mask_utils.area(gt.annToRLE(ann))
+
+
+def test_polygons_fill_holes_but_keep_parts(tmp_path, scene, caplog):
+    with caplog.at_level(logging.WARNING, logger="vlmkit.sinks.coco"):
+        path = write(tmp_path, scene["items"][:1] * 1, mask_format="polygon")
+    assert caplog.text.count("cannot represent holes") == 1
+    gt = load(path)
+    ring, pair = gt.loadAnns(gt.getAnnIds(imgIds=[1]))
+    assert len(pair["segmentation"]) == 2  # two polygons, one instance
+    assert iou(gt.annToMask(pair).astype(bool), two_part_mask()) >= 0.95
+    filled = ring_mask() | (
+        np.add.outer((np.arange(H) - 50) ** 2, (np.arange(W) - 50) ** 2) < 12**2
+    )
+    assert iou(gt.annToMask(ring).astype(bool), filled) >= 0.95  # the hole is filled
+    assert ring["area"] == ring_mask().sum()  # area stays the true pixel count
+
+
+def test_other_results_are_skipped(tmp_path):
+    path = write(tmp_path, [SinkItem(key="x.jpg", result=Description(text="hi"))])
+    assert json.loads(path.read_text())["images"] == []
+
+
+def test_mask_leaving_the_image_is_clipped(tmp_path):
+    full = np.zeros((H, W), bool)
+    full[100:, 150:] = True
+    det = mask_det(full, "edge")
+    path = write(tmp_path, [SinkItem(key="e.png", result=detections([det]))])
+    gt = load(path)
+    assert np.array_equal(gt.annToMask(gt.loadAnns([1])[0]).astype(bool), full)
+
+
+def test_labels_never_become_paths(tmp_path):
+    evil = detections([box_det([1, 1, 5, 5], "../../evil"), box_det([1, 1, 5, 5], "a/b")])
+    write(tmp_path, [SinkItem(key="x.png", result=evil)])
+    files = {
+        os.path.relpath(os.path.join(d, f), tmp_path) for d, _, fs in os.walk(tmp_path) for f in fs
+    }
+    assert files == {os.path.join("out", "annotations.json")}
+
+
+def test_bad_options_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="mask_format"):
+        CocoSink(tmp_path, mask_format="bitmap")
+    with pytest.raises(ConfigError, match="unknown option"):
+        CocoSink(tmp_path, colour="red")
+
+
+def test_interrupted_close_leaves_nothing(tmp_path, scene, monkeypatch):
+    sink = CocoSink(tmp_path / "out")
+    for item in scene["items"]:
+        sink.write(item)
+
+    def boom(*_args):
+        raise OSError("power cut")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="power cut"):
+        sink.close()
+    assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []

@@ -1,0 +1,156 @@
+"""The YOLO sink's output reads back with supervision's DetectionDataset.from_yolo."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import supervision as sv
+import yaml
+
+from tests.sinks.conftest import H, W, box_det, detections, mask_det, two_part_mask, write_image
+from vlmkit.errors import SinkError
+from vlmkit.sink import SinkItem
+from vlmkit.sinks.yolo import YoloSink, mask_to_yolo_polygon
+from vlmkit.types import Description, Mask
+
+
+def write(out, items, **options):
+    with YoloSink(out, **options) as sink:
+        for item in items:
+            sink.write(item)
+    return sink
+
+
+def read(images_dir, out, **kwargs):
+    return sv.DetectionDataset.from_yolo(
+        images_directory_path=str(images_dir),
+        annotations_directory_path=str(out / "labels"),
+        data_yaml_path=str(out / "data.yaml"),
+        **kwargs,
+    )
+
+
+def iou(a, b):
+    return float((a & b).sum() / (a | b).sum())
+
+
+def test_boxes_round_trip_through_supervision(tmp_path, scene):
+    out = tmp_path / "out"
+    write(out, scene["items"])
+    data = yaml.safe_load((out / "data.yaml").read_text())
+    assert data["names"] == {0: "donut", 1: "pair", 2: "cat"} and data["nc"] == 3
+    assert data["path"] == str(scene["root"]) and data["train"] == "."
+    assert (out / "labels" / "sub" / "b.txt").exists()
+    # supervision looks labels up by stem in one folder: point it at the mirrored subfolder
+    dataset = sv.DetectionDataset.from_yolo(
+        str(scene["root"] / "sub"), str(out / "labels" / "sub"), str(out / "data.yaml")
+    )
+    assert dataset.classes == ["donut", "pair", "cat"]
+    ((_, _, got),) = list(dataset)
+    expected = scene["items"][1].result
+    assert np.abs(got.xyxy - expected.xyxy).max() <= 1.0 + 1e-3
+    assert [dataset.classes[i] for i in got.class_id] == list(expected.labels)
+
+
+def test_line_format(tmp_path):
+    out = tmp_path / "out"
+    write(out, [SinkItem(key="x.jpg", result=detections([box_det([16, 12, 48, 60], "a")]))])
+    assert (out / "labels" / "x.txt").read_text() == "0 0.200000 0.300000 0.200000 0.400000\n"
+
+
+def test_multi_part_mask_stays_one_instance(tmp_path, scene):
+    out = tmp_path / "out"
+    write(out, scene["items"][:1])
+    lines = (out / "labels" / "a.txt").read_text().splitlines()
+    assert len(lines) == 2  # ring + pair, each one line
+    dataset = read(scene["root"], out, force_masks=True)
+    ((_, _, got),) = list(dataset)
+    assert list(got.class_id) == [0, 1]
+    expected = scene["items"][0].result
+    for mask, det in zip(got.mask, expected.items, strict=True):
+        truth = det.mask.to_full((W, H))
+        assert iou(mask.astype(bool), truth) >= 0.95
+    ring = got.mask[0].astype(bool)
+    assert not ring[50, 50]  # the hole stays a hole
+    assert np.abs(got.xyxy - expected.xyxy).max() <= 1.0 + 1e-3
+
+
+def test_bridged_polygon_fills_back_exactly_off_the_seams(tmp_path):
+    full = two_part_mask()
+    ring = mask_to_yolo_polygon(Mask.from_full(full), (W, H))
+    filled = sv.polygon_to_mask(ring, (W, H)).astype(bool)
+    assert (filled & full).sum() == full.sum()  # nothing lost
+    assert (filled & ~full).sum() < 40  # only the 1-pixel seam is extra
+
+
+def test_copy_images_layout_is_relocatable(tmp_path, scene):
+    out = tmp_path / "out"
+    sink = write(out, scene["items"], copy_images=True)
+    assert (out / "images" / "sub" / "b.png").read_bytes() == scene["items"][
+        1
+    ].image_path.read_bytes()
+    data = yaml.safe_load((out / "data.yaml").read_text())
+    assert "path" not in data and data["train"] == "images"
+    dataset = read(out / "images", out, force_masks=True)
+    assert len(dataset) == 1  # a.png at the top level; sub/ has its own folder
+    assert sink.close()  # idempotent enough to call again
+
+
+def test_link_images(tmp_path, scene):
+    out = tmp_path / "out"
+    write(out, scene["items"], copy_images="link")
+    assert os.path.samefile(out / "images" / "a.png", scene["items"][0].image_path)
+
+
+def test_same_stem_keys_are_refused(tmp_path):
+    out = tmp_path / "out"
+    result = detections([box_det([1, 1, 5, 5], "a")])
+    with pytest.raises(SinkError, match="rename"):
+        write(out, [SinkItem(key="x.jpg", result=result), SinkItem(key="x.png", result=result)])
+
+
+def test_subfolders_do_not_collide(tmp_path):
+    out = tmp_path / "out"
+    a = detections([box_det([1, 1, 5, 5], "a")])
+    b = detections([box_det([1, 1, 5, 5], "b")])
+    write(out, [SinkItem(key="a/x.jpg", result=a), SinkItem(key="b/x.jpg", result=b)])
+    assert (out / "labels" / "a" / "x.txt").read_text().startswith("0 ")
+    assert (out / "labels" / "b" / "x.txt").read_text().startswith("1 ")
+
+
+def test_empty_image_gets_empty_label_file_and_others_skip(tmp_path):
+    out = tmp_path / "out"
+    write(
+        out,
+        [
+            SinkItem(key="e.jpg", result=detections([])),
+            SinkItem(key="d.jpg", result=Description(text="x")),
+        ],
+    )
+    assert (out / "labels" / "e.txt").read_text() == ""
+    assert not (out / "labels" / "d.txt").exists()
+
+
+def test_labels_and_keys_cannot_escape(tmp_path):
+    out = tmp_path / "out"
+    evil = detections([box_det([1, 1, 5, 5], "../../evil"), box_det([1, 1, 5, 5], "a/b")])
+    write(out, [SinkItem(key="x.jpg", result=evil)])
+    files = sorted(
+        os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(tmp_path) for f in fs
+    )
+    assert files == ["data.yaml", os.path.join("labels", "x.txt")]
+    assert "../../evil" in (out / "data.yaml").read_text()  # a label is only data
+    for key in ("../x.jpg", "/abs/x.jpg", "a/../../x.jpg"):
+        with pytest.raises(SinkError):
+            write(out, [SinkItem(key=key, result=evil)])
+
+
+def test_image_with_mask_and_image_path_for_segment(tmp_path):
+    image = write_image(tmp_path / "in" / "m.png")
+    det = mask_det(two_part_mask(), "pair")
+    out = tmp_path / "out"
+    write(out, [SinkItem(key="m.png", result=detections([det]), image_path=image)])
+    ((_, _, got),) = list(read(tmp_path / "in", out, force_masks=True))
+    assert len(got) == 1

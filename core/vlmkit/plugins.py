@@ -277,8 +277,10 @@ class PluginHost:
                 str(f) for f in self.failures
             )
         elif not records:
-            message += (
-                f" (is the plugin installed, e.g. `pip install vlmkit-gemini`? "
-                f"Is {ENV_LOAD_PLUGINS} set?)"
+            where = (
+                "is the plugin installed, e.g. `pip install vlmkit-gemini`?"
+                if kind == "backend"
+                else "the built-in sinks come with vlmkit's own entry points;"
             )
+            message += f" ({where} is {ENV_LOAD_PLUGINS} or entrypoints= limiting what loads?)"
         raise BackendNotFound(message)

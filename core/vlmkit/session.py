@@ -10,7 +10,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from vlmkit.backend import Backend, TaskRequest, VideoInput
 from vlmkit.batching import MicroBatcher
@@ -24,6 +26,9 @@ from vlmkit.runtime import Runtime
 from vlmkit.sink import Sink
 from vlmkit.tasks import GenericTasks
 from vlmkit.types import Description, Detections, OcrResult, Usage, VideoResult
+
+if TYPE_CHECKING:
+    from vlmkit.runner import Run
 
 __all__ = ["Session"]
 
@@ -97,17 +102,34 @@ class Session:
             instance.close()
             raise
         self._backend, self._backend_info = instance, info
-        generate = instance.generate
-        if instance.batch_size > 1:
-            self._batcher = MicroBatcher(instance.generate_batch, batch_size=instance.batch_size)
-            generate = self._batcher.generate
-        elif not instance.thread_safe:
-            generate = _serialized(instance.generate)
         self._runtime = Runtime(
             backend_name=info.name,
             model=getattr(instance, "model", None) or model,
-            generate=generate,
+            generate=self._generate_function(instance),
         )
+
+    def _generate_function(self, instance: Backend) -> Any:
+        if instance.batch_size > 1:
+            self._batcher = MicroBatcher(instance.generate_batch, batch_size=instance.batch_size)
+            return self._batcher.generate
+        if not instance.thread_safe:
+            return _serialized(instance.generate)
+        return instance.generate
+
+    def set_batch_size(self, batch_size: int) -> None:
+        """Change how many requests the backend generates together (local models)."""
+        batch_size = int(batch_size)
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        backend = self.backend
+        if batch_size == backend.batch_size:
+            return
+        if self._batcher is not None:
+            self._batcher.close()
+            self._batcher = None
+        backend.batch_size = batch_size  # type: ignore[misc]
+        assert self._runtime is not None
+        self._runtime = attrs.evolve(self._runtime, generate=self._generate_function(backend))
 
     # -- introspection --------------------------------------------------------------------
     @property
@@ -243,6 +265,51 @@ class Session:
             mime_type=video_mime_type(source_text),
         )
         return self._call("video", text, video=video, options=options)
+
+    # -- batch runs -----------------------------------------------------------------------
+    def run(
+        self,
+        task: str,
+        inputs: Iterable[str | Path] | str | Path,
+        prompt: str | Sequence[str] | None = None,
+        *,
+        out_dir: str | Path,
+        sinks: Iterable[str] = (),
+        sink_options: Mapping[str, Mapping[str, Any]] | None = None,
+        concurrency: int | None = None,
+        batch_size: int | None = None,
+        retry_failed: bool = False,
+        budget_usd: float | None = None,
+        progress: bool | Any = False,
+        options: Mapping[str, Any] | None = None,
+    ) -> Run:
+        """Label many images, resumably; iterate over the returned :class:`~vlmkit.runner.Run`
+        to process them, getting an :class:`~vlmkit.runner.ItemOutcome` per finished item.
+
+        ``inputs`` are files, folders (recursive) and globs. Results go to
+        ``out_dir/results.jsonl`` as they finish; re-running resumes. ``sinks`` (``"coco"``,
+        ``"yolo"``, ``"annotate"``) are written at the end from the whole ledger.
+        """
+        from vlmkit.runner import Run
+
+        if isinstance(inputs, (str, Path)):
+            inputs = [inputs]
+        if batch_size is not None:
+            self.set_batch_size(batch_size)
+        return Run(
+            self,
+            task,
+            inputs,
+            prompt=prompt,
+            out_dir=out_dir,
+            sinks=sinks,
+            sink_options=sink_options,
+            concurrency=concurrency,
+            retry_failed=retry_failed,
+            budget_usd=budget_usd,
+            progress=progress,
+            options=options,
+        )
 
     # -- sinks ----------------------------------------------------------------------------
     def sink(self, name: str, out_dir: str | Path, **options: Any) -> Sink:

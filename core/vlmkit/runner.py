@@ -1,0 +1,446 @@
+"""The batch runner: label a folder of images, resumably, never paying twice for an answer.
+
+Every finished item is appended to the run's ledger (``OUT/results.jsonl``) and fsynced before
+it counts as done, so a crash, a kill or Ctrl-C at any moment leaves a ledger the same command
+resumes from: finished items are skipped and nothing is sent to the model twice. One bad item
+never stops a run — unreadable images, blocked or cut-off answers and exhausted retries are
+recorded with their reason. Sinks (COCO, YOLO, annotated previews) are written at the end from
+the whole ledger, so they always hold every finished item exactly once.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from vlmkit.errors import ConfigError, VlmkitError
+from vlmkit.ledger import Ledger, LedgerRecord, read_ledger
+from vlmkit.media import is_image_path
+from vlmkit.types import FinishReason, Result, Usage
+
+if TYPE_CHECKING:
+    from vlmkit.session import Session
+
+__all__ = ["InputItem", "ItemOutcome", "Run", "RunSummary", "collect_inputs"]
+
+log = logging.getLogger(__name__)
+
+RUN_TASKS = ("detect", "segment", "describe", "ocr")
+LEDGER_NAME = "results.jsonl"
+
+
+# -- inputs ---------------------------------------------------------------------------------
+@attrs.frozen(kw_only=True)
+class InputItem:
+    """One input of a run: its stable key (path relative to the inputs' common root, with
+    ``/`` separators) and where it is."""
+
+    key: str
+    path: Path
+
+
+@attrs.frozen(kw_only=True)
+class SkippedInput:
+    path: Path
+    reason: str
+
+
+def _expand(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[SkippedInput]]:
+    files: list[Path] = []
+    skipped: list[SkippedInput] = []
+    for raw in inputs:
+        text = os.fspath(raw)
+        path = Path(text).expanduser()
+        if path.is_dir():
+            for found in sorted(p for p in path.rglob("*") if p.is_file()):
+                if found.name.startswith("."):
+                    continue
+                if is_image_path(found):
+                    files.append(found)
+                else:
+                    skipped.append(SkippedInput(path=found, reason="not an image file"))
+        elif path.is_file():
+            files.append(path)  # named explicitly: try it, a bad one fails with its reason
+        elif glob.has_magic(text):
+            matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
+            if not matches:
+                skipped.append(SkippedInput(path=path, reason="the pattern matched nothing"))
+            for found in matches:
+                if found.is_file() and is_image_path(found):
+                    files.append(found)
+                elif found.is_file():
+                    skipped.append(SkippedInput(path=found, reason="not an image file"))
+        else:
+            skipped.append(SkippedInput(path=path, reason="no such file or folder"))
+    return files, skipped
+
+
+def collect_inputs(
+    inputs: Iterable[str | os.PathLike[str]],
+) -> tuple[list[InputItem], list[SkippedInput], Path | None]:
+    """Expand files, folders (recursively) and globs into items with stable keys.
+
+    Returns the items (deduplicated, in sorted order), the inputs skipped with a reason, and
+    the root the keys are relative to.
+    """
+    files, skipped = _expand(inputs)
+    resolved = list(dict.fromkeys(p.resolve() for p in files))
+    if not resolved:
+        return [], skipped, None
+    if len(resolved) == 1:
+        root = resolved[0].parent
+    else:
+        root = Path(os.path.commonpath([str(p.parent) for p in resolved]))
+    items = [InputItem(key=p.relative_to(root).as_posix(), path=p) for p in resolved]
+    return items, skipped, root
+
+
+# -- outcomes and summary ------------------------------------------------------------------
+Status = Literal["done", "failed", "skipped", "resumed"]
+
+
+@attrs.frozen(kw_only=True)
+class ItemOutcome:
+    """What happened to one input in this run."""
+
+    key: str
+    path: Path | None
+    status: Status
+    result: Result | None = None
+    error: str | None = None
+    error_type: str | None = None
+
+
+@attrs.define
+class RunSummary:
+    """Totals of a run, printed at the end by ``vlmkit label``."""
+
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    resumed: int = 0  # finished in an earlier run, skipped now
+    usage: Usage = attrs.field(factory=Usage.zero)
+    wall_s: float = 0.0
+    stopped: str | None = None  # "budget", "interrupted" or None
+    failures: dict[str, int] = attrs.field(factory=dict)  # error type -> count
+    sink_files: dict[str, list[Path]] = attrs.field(factory=dict)
+
+    @property
+    def tokens(self) -> int:
+        return self.usage.total_tokens
+
+    @property
+    def cost_usd(self) -> float | None:
+        return self.usage.cost_usd
+
+    @property
+    def items_per_s(self) -> float:
+        processed = self.done + self.failed
+        return processed / self.wall_s if self.wall_s > 0 else 0.0
+
+    def __str__(self) -> str:
+        cost = "n/a" if self.cost_usd is None else f"${self.cost_usd:.4f}"
+        lines = [
+            f"done {self.done}, failed {self.failed}, skipped {self.skipped}, "
+            f"resumed {self.resumed}",
+            f"tokens {self.tokens:,} (prompt {self.usage.prompt_tokens:,}, output "
+            f"{self.usage.output_tokens:,}, thinking {self.usage.thinking_tokens:,}), "
+            f"estimated cost {cost}",
+            f"wall time {self.wall_s:.1f} s, {self.items_per_s:.2f} items/s",
+        ]
+        if self.failures:
+            lines.append("failures: " + ", ".join(f"{k} {v}" for k, v in self.failures.items()))
+        if self.stopped:
+            lines.append(f"stopped early: {self.stopped} (re-run the same command to resume)")
+        return "\n".join(lines)
+
+
+def _outcome_problem(result: Result) -> str | None:
+    """Why a returned result is not a usable label (blocked, empty, cut off), if it is not."""
+    finish = result.finish
+    if finish in (FinishReason.SAFETY, FinishReason.BLOCKED):
+        return f"blocked by the provider ({finish.value})"
+    if finish is FinishReason.EMPTY:
+        return "the model returned an empty answer"
+    if result.report.truncated or finish is FinishReason.MAX_TOKENS:
+        kept = len(getattr(result, "items", ()))
+        return f"the answer was cut off by the token limit (kept {kept} complete items)"
+    if finish is FinishReason.OTHER:
+        return "the model stopped for an unknown reason"
+    return None
+
+
+# -- the run --------------------------------------------------------------------------------
+class Run:
+    """An iterable batch run: iterate to process, yielding :class:`ItemOutcome` as items finish.
+
+    ``summary`` holds the totals once iteration ended (also after Ctrl-C or a budget stop).
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        task: str,
+        inputs: Iterable[str | os.PathLike[str]],
+        *,
+        prompt: str | Sequence[str] | None = None,
+        out_dir: str | os.PathLike[str],
+        sinks: Iterable[str] = (),
+        sink_options: Mapping[str, Mapping[str, Any]] | None = None,
+        concurrency: int | None = None,
+        retry_failed: bool = False,
+        budget_usd: float | None = None,
+        progress: bool | Callable[[ItemOutcome], None] = False,
+        options: Mapping[str, Any] | None = None,
+        fsync: bool = True,
+    ) -> None:
+        if task not in RUN_TASKS:
+            raise ConfigError(f"run supports the tasks {list(RUN_TASKS)}, not {task!r}")
+        if budget_usd is not None and budget_usd <= 0:
+            raise ConfigError(f"budget must be positive, got {budget_usd}")
+        self.session = session
+        self.task = task
+        self.prompt = prompt
+        self.out_dir = Path(out_dir)
+        self.ledger_path = self.out_dir / LEDGER_NAME
+        self.sinks = [s for s in dict.fromkeys(sinks) if s != "jsonl"]  # the ledger is the jsonl
+        self.sink_options = {k: dict(v) for k, v in (sink_options or {}).items()}
+        backend = session.backend
+        default = max(backend.concurrency, 2 * backend.batch_size)
+        self.concurrency = int(concurrency or default)
+        if self.concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+        self.retry_failed = retry_failed
+        self.budget_usd = budget_usd
+        self.progress = progress
+        self.options = dict(options or {})
+        self.fsync = fsync
+        self.items, self.skipped_inputs, self.root = collect_inputs(inputs)
+        self.summary = RunSummary()
+        self._stop = threading.Event()
+        # Validate the sinks before any model call: a typo must not cost a whole run.
+        for name in self.sinks:
+            info = session.sinks().get(name) if name in session.sinks() else None
+            if info is None:
+                session.sink(name, self.out_dir)  # raises BackendNotFound listing sinks
+            elif task not in info.accepts:
+                log.warning("sink %r does not accept %s results; it will write nothing", name, task)
+
+    # -- helpers --------------------------------------------------------------------------
+    def _call(self, item: InputItem) -> Result:
+        method = getattr(self.session, self.task)
+        return method(str(item.path), self.prompt, **self.options)
+
+    def _record(
+        self,
+        ledger: Ledger,
+        item: InputItem,
+        attempt: int,
+        result: Result | None,
+        error: BaseException | str | None,
+    ) -> ItemOutcome:
+        size = getattr(result, "image_size", None) if result is not None else None
+        if error is None and result is not None:
+            problem = _outcome_problem(result)
+            if problem is not None:
+                error = problem
+        if error is None:
+            record = LedgerRecord(
+                key=item.key,
+                status="done",
+                result=result,
+                image_path=str(item.path),
+                image_size=size,
+                attempt=attempt,
+            )
+        else:
+            error_type = type(error).__name__ if isinstance(error, BaseException) else "Outcome"
+            message = str(error) if isinstance(error, BaseException) else error
+            record = LedgerRecord(
+                key=item.key,
+                status="failed",
+                result=result,
+                error=message,
+                error_type=error_type,
+                image_path=str(item.path),
+                image_size=size,
+                attempt=attempt,
+            )
+        ledger.append(record)  # durable before the item counts as done
+        return ItemOutcome(
+            key=item.key,
+            path=item.path,
+            status=record.status,
+            result=result,
+            error=record.error,
+            error_type=record.error_type,
+        )
+
+    def _budget_reached(self, in_flight: int) -> bool:
+        if self.budget_usd is None:
+            return False
+        spent = self.session.usage.cost_usd or 0.0
+        calls = self.session.usage.calls
+        average = spent / calls if calls else 0.0
+        return spent + average * (in_flight + 1) > self.budget_usd
+
+    def _notify(self, outcome: ItemOutcome, bar: Any) -> None:
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(done=self.summary.done, failed=self.summary.failed, refresh=False)
+        if callable(self.progress):
+            self.progress(outcome)
+
+    def _count(self, outcome: ItemOutcome) -> None:
+        if outcome.status == "done":
+            self.summary.done += 1
+        elif outcome.status == "failed":
+            self.summary.failed += 1
+            kind = outcome.error_type or "error"
+            self.summary.failures[kind] = self.summary.failures.get(kind, 0) + 1
+
+    # -- iteration ------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[ItemOutcome]:
+        started = time.perf_counter()
+        usage_before = self.session.usage
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        state = read_ledger(self.ledger_path)
+        attempts = {record.key: record.attempt for record in state}
+        pending: list[InputItem] = []
+        for skipped in self.skipped_inputs:
+            self.summary.skipped += 1
+            yield ItemOutcome(
+                key=skipped.path.name, path=skipped.path, status="skipped", error=skipped.reason
+            )
+        for item in self.items:
+            if item.key in state.done or (item.key in state.failed and not self.retry_failed):
+                self.summary.resumed += 1
+                continue
+            pending.append(item)
+        bar = None
+        if self.progress is True:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(
+                total=len(pending), desc=f"vlmkit {self.task}", unit="img", dynamic_ncols=True
+            )
+        try:
+            with Ledger(self.ledger_path, fsync=self.fsync) as ledger:
+                yield from self._process(pending, attempts, ledger, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+            self.summary.usage = _usage_since(usage_before, self.session.usage)
+            if self.summary.stopped != "interrupted":
+                self._write_sinks()
+            self.summary.wall_s = time.perf_counter() - started
+
+    def _process(
+        self, pending: list[InputItem], attempts: dict[str, int], ledger: Ledger, bar: Any
+    ) -> Iterator[ItemOutcome]:
+        queue = iter(pending)
+        window = self.concurrency
+        with ThreadPoolExecutor(
+            max_workers=self.concurrency, thread_name_prefix="vlmkit-run"
+        ) as pool:
+            running: dict[Future[Result], InputItem] = {}
+
+            def submit_more() -> None:
+                while len(running) < window and not self._stop.is_set():
+                    if self._budget_reached(len(running)):
+                        if self.summary.stopped is None:
+                            self.summary.stopped = "budget"
+                            log.warning(
+                                "budget of $%.4f reached: no new items are started", self.budget_usd
+                            )
+                        self._stop.set()
+                        return
+                    item = next(queue, None)
+                    if item is None:
+                        return
+                    running[pool.submit(self._call, item)] = item
+
+            try:
+                submit_more()
+                while running:
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        outcome = self._finish(future, running.pop(future), attempts, ledger)
+                        self._notify(outcome, bar)
+                        yield outcome
+                    submit_more()
+            except (KeyboardInterrupt, GeneratorExit) as stop:
+                # Ctrl-C, or the caller stopped iterating: start nothing new, but record what is
+                # already paid for. A second Ctrl-C abandons the items still in flight.
+                self._stop.set()
+                if isinstance(stop, KeyboardInterrupt):
+                    self.summary.stopped = "interrupted"
+                for future in list(running):
+                    if future.cancel():
+                        running.pop(future)
+                if running:
+                    log.warning(
+                        "finishing %d item(s) already sent to the model "
+                        "(Ctrl-C again to abandon them)",
+                        len(running),
+                    )
+                try:
+                    for future in list(running):
+                        self._finish(future, running.pop(future), attempts, ledger)
+                except KeyboardInterrupt:
+                    log.warning("abandoned %d in-flight item(s); re-run to resume", len(running))
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+
+    def _finish(
+        self, future: Future[Result], item: InputItem, attempts: dict[str, int], ledger: Ledger
+    ) -> ItemOutcome:
+        attempt = attempts.get(item.key, 0) + 1
+        try:
+            result = future.result()
+            outcome = self._record(ledger, item, attempt, result, None)
+        except VlmkitError as err:
+            outcome = self._record(ledger, item, attempt, None, err)
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:  # a bug must not lose the rest of the run
+            log.exception("unexpected error on %s", item.key)
+            outcome = self._record(ledger, item, attempt, None, err)
+        self._count(outcome)
+        return outcome
+
+    def _write_sinks(self) -> None:
+        if not self.sinks:
+            return
+        from vlmkit.export import export
+
+        self.summary.sink_files = export(
+            self.ledger_path,
+            self.sinks,
+            self.out_dir,
+            resolve=self.session.sinks().__getitem__,
+            options=self.sink_options,
+        )
+
+
+def _usage_since(before: Usage, after: Usage) -> Usage:
+    cost = None
+    if after.cost_usd is not None:
+        cost = after.cost_usd - (before.cost_usd or 0.0)
+    return Usage(
+        prompt_tokens=after.prompt_tokens - before.prompt_tokens,
+        output_tokens=after.output_tokens - before.output_tokens,
+        thinking_tokens=after.thinking_tokens - before.thinking_tokens,
+        latency_s=after.latency_s - before.latency_s,
+        calls=after.calls - before.calls,
+        cost_usd=cost,
+    )

@@ -1,0 +1,251 @@
+"""The batch runner: resumable, nothing lost, one bad item never stops a run."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import vlmkit
+from vlmkit import FinishReason, Generation
+from vlmkit.ledger import read_ledger
+from vlmkit.testing import scripted_plugin
+
+CAT = '[{"box_2d": [100, 200, 500, 600], "label": "cat"}]'
+DRIVER = Path(__file__).with_name("driver.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_images(folder: Path, count: int, *, subfolders: bool = True) -> list[Path]:
+    paths = []
+    for i in range(count):
+        sub = folder / (f"part{i % 3}" if subfolders else "")
+        sub.mkdir(parents=True, exist_ok=True)
+        path = sub / f"img{i:03d}.png"
+        Image.fromarray(np.full((40 + i % 7, 60, 3), i % 255, np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def session(script=CAT, **kwargs):
+    return vlmkit.Session("scripted", plugins=[scripted_plugin(script, **kwargs)],
+                          entrypoints=["vlmkit"])
+
+
+def test_a_folder_with_bad_files_finishes_and_reports_them(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 5)
+    (images / "notes.txt").write_text("not an image")
+    (images / "part0" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (images / "part1" / "empty.png").write_bytes(b"")
+    with session() as s:
+        run = s.run("detect", [images], "cat", out_dir=tmp_path / "out", sinks=["coco"])
+        outcomes = {o.key: o for o in run}
+    assert run.summary.done == 5 and run.summary.failed == 2 and run.summary.skipped == 1
+    assert outcomes["notes.txt"].status == "skipped"
+    assert outcomes["part0/broken.jpg"].status == "failed"
+    assert outcomes["part0/broken.jpg"].error_type == "MediaError"
+    state = read_ledger(tmp_path / "out" / "results.jsonl")
+    assert set(state.failed) == {"part0/broken.jpg", "part1/empty.png"}
+    assert "MediaError 2" in str(run.summary)
+    coco = json.loads((tmp_path / "out" / "annotations.json").read_text())
+    assert len(coco["images"]) == 5
+
+
+def test_rerun_resumes_without_calling_the_model_again(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 6)
+    with session() as s:
+        first = s.run("detect", [images], "cat", out_dir=tmp_path / "out")
+        list(first)
+        calls = len(s.backend.requests)
+        second = s.run("detect", [images], "cat", out_dir=tmp_path / "out")
+        assert list(second) == []
+        assert len(s.backend.requests) == calls == 6
+    assert second.summary.resumed == 6 and second.summary.done == 0
+
+
+def test_retry_failed_retries_only_the_failures(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 6, subfolders=False)
+    blocked = Generation(text=None, finish=FinishReason.SAFETY)
+    flaky = {"n": 0}
+
+    def answer(request):
+        flaky["n"] += 1
+        # the first run blocks two images; later calls answer normally
+        if flaky["n"] in (2, 4):
+            return blocked
+        return CAT
+
+    with session(answer) as s:
+        run = s.run("detect", [images], "cat", out_dir=tmp_path / "out", concurrency=1)
+        list(run)
+        assert run.summary.failed == 2
+        failed = set(read_ledger(tmp_path / "out" / "results.jsonl").failed)
+        s.backend.requests.clear()
+        plain = s.run("detect", [images], "cat", out_dir=tmp_path / "out")
+        assert list(plain) == [] and s.backend.requests == []  # failures count as finished
+        retry = s.run("detect", [images], "cat", out_dir=tmp_path / "out", retry_failed=True)
+        retried = {o.key for o in retry}
+    assert retried == failed
+    assert len(s.backend.requests) == 2
+    state = read_ledger(tmp_path / "out" / "results.jsonl")
+    assert len(state.done) == 6 and not state.failed
+    assert all(record.attempt == 2 for key, record in state.done.items() if key in failed)
+
+
+def test_outcomes_are_recorded_with_their_reason(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 3, subfolders=False)
+    script = [
+        Generation(text=None, finish=FinishReason.SAFETY),
+        Generation(text=CAT[:-1] + ', {"box', finish=FinishReason.MAX_TOKENS),
+        vlmkit.RateLimited("quota exhausted after 5 attempts", retry_after=1),
+    ]
+    with session(script) as s:
+        run = s.run("detect", [images], "cat", out_dir=tmp_path / "out", concurrency=1)
+        reasons = {o.key: (o.error_type, o.error) for o in run}
+    assert reasons["img000.png"] == ("Outcome", "blocked by the provider (safety)")
+    assert "cut off by the token limit (kept 1" in reasons["img001.png"][1]
+    assert reasons["img002.png"][0] == "RateLimited"
+    record = read_ledger(tmp_path / "out" / "results.jsonl").failed["img001.png"]
+    assert record.result is not None and len(record.result) == 1  # partial result kept
+
+
+def test_budget_cap_stops_cleanly(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 20, subfolders=False)
+    priced = Generation(text=CAT, usage=vlmkit.Usage(prompt_tokens=10, cost_usd=0.01))
+    with session(priced) as s:
+        run = s.run("detect", [images], "cat", out_dir=tmp_path / "out", concurrency=2,
+                    budget_usd=0.05)
+        list(run)
+    assert run.summary.stopped == "budget"
+    assert run.summary.done <= 5 and run.summary.cost_usd <= 0.05 + 1e-9
+    assert "stopped early: budget" in str(run.summary)
+
+
+def test_batch_size_override_batches_a_local_backend(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 16, subfolders=False)
+    with session(latency_s=0.01) as s:
+        run = s.run("detect", [images], "cat", out_dir=tmp_path / "out", batch_size=4)
+        list(run)
+        assert s.backend.batch_size == 4 and max(s.backend.batches) > 1
+    assert run.summary.done == 16
+
+
+def test_progress_callback_and_iteration_order(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 4, subfolders=False)
+    seen = []
+    with session() as s:
+        run = s.run("describe", [images / "*.png"], "what?", out_dir=tmp_path / "out",
+                    progress=seen.append)
+        keys = [o.key for o in run]
+    assert sorted(keys) == [f"img00{i}.png" for i in range(4)]
+    assert [o.key for o in seen] == keys
+
+
+def test_stopping_iteration_early_records_what_was_paid_for(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 12, subfolders=False)
+    with session(latency_s=0.05) as s:
+        run = s.run("detect", [images], "cat", out_dir=tmp_path / "out", concurrency=4)
+        for _ in run:
+            break  # the caller stops after the first result
+        run_calls = len(s.backend.requests)
+    recorded = read_ledger(tmp_path / "out" / "results.jsonl")
+    assert len(recorded.done) == run_calls  # every call made was recorded
+
+
+def _driver(images, out, calls, *extra):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, str(DRIVER), str(images), str(out), str(calls),
+                             *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _wait_for_lines(path: Path, count: int, proc, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().count("\n") >= count:
+            return
+        if proc.poll() is not None:
+            return
+        time.sleep(0.005)
+    raise AssertionError("the run did not make progress")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sigkill_at_a_random_point_then_resume_yields_every_input_exactly_once(tmp_path, seed):
+    images = tmp_path / "images"
+    paths = make_images(images, 30)
+    out, calls = tmp_path / "out", tmp_path / "calls.log"
+    ledger = out / "results.jsonl"
+    proc = _driver(images, out, calls, "0.02", "coco,yolo")
+    _wait_for_lines(ledger, random.Random(seed).randint(1, 25), proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = read_ledger(ledger)
+    recorded_first = set(before.done)
+    calls_first = calls.read_text().splitlines()
+
+    resumed = _driver(images, out, calls, "0.001", "coco,yolo")
+    _, stderr = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, stderr
+    state = read_ledger(ledger)
+    keys = {p.relative_to(images).as_posix() for p in paths}
+    assert set(state.done) == keys and not state.failed
+    # raw lines: every input recorded exactly once (a torn line from the kill is not a record)
+    counts = collections.Counter(
+        json.loads(line)["key"] for line in ledger.read_text().splitlines() if _is_json(line)
+    )
+    assert set(counts.values()) == {1}
+    # nothing recorded in the first run was sent to the model again
+    hashes = {vlmkit.media.load_image(images / key).sha256: key for key in recorded_first}
+    calls_second = calls.read_text().splitlines()[len(calls_first):]
+    assert not set(calls_second) & set(hashes)
+    # the sinks hold every input exactly once
+    coco = json.loads((out / "annotations.json").read_text())
+    assert sorted(i["file_name"] for i in coco["images"]) == sorted(keys)
+    assert len(list((out / "labels").rglob("*.txt"))) == len(keys)
+
+
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
+
+
+def test_ctrl_c_leaves_a_resumable_ledger(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 40, subfolders=False)
+    out, calls = tmp_path / "out", tmp_path / "calls.log"
+    proc = _driver(images, out, calls, "0.05")
+    _wait_for_lines(out / "results.jsonl", 5, proc)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    state = read_ledger(out / "results.jsonl")
+    assert 5 <= len(state.done) < 40
+    # everything sent before Ctrl-C was recorded (the run drains in-flight calls)
+    assert len(calls.read_text().splitlines()) == len(state.done)
+    resumed = _driver(images, out, calls, "0.001")
+    resumed.communicate(timeout=60)
+    assert len(read_ledger(out / "results.jsonl").done) == 40
+    assert len(calls.read_text().splitlines()) == 40  # nothing sent twice

@@ -10,7 +10,7 @@ method decorated with ``@vlmkit.hookimpl`` and takes precedence.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from vlmkit.media import LoadedImage, ResizePolicy
 
 __all__ = ["Backend", "Generation", "Request", "SentImage", "TaskRequest", "VideoInput"]
+
+
+def _as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(value)
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -68,7 +72,7 @@ class Request:
 
     task: str
     prompt: str
-    images: tuple[SentImage, ...] = attrs.field(default=(), converter=tuple)
+    images: tuple[SentImage, ...] = attrs.field(default=(), converter=_as_tuple)
     video: VideoInput | None = None
     system: str | None = None
     json: bool = False
@@ -104,9 +108,9 @@ class TaskRequest:
 
     task: str
     prompt: str
-    images: tuple[LoadedImage, ...] = attrs.field(default=(), converter=tuple)
+    images: tuple[LoadedImage, ...] = attrs.field(default=(), converter=_as_tuple)
     video: VideoInput | None = None
-    labels: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    labels: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple)
     options: dict[str, Any] = attrs.field(factory=dict, converter=_dict)
     settings: dict[str, Any] = attrs.field(factory=dict, converter=_dict)
 

@@ -73,8 +73,9 @@ class MicroBatcher:
             self._dispatch(batch)
 
     def _dispatch(self, batch: list[object]) -> None:
-        requests = [request for request, _ in batch]  # type: ignore[misc]
-        futures = [future for _, future in batch]  # type: ignore[misc]
+        pairs: list[tuple[Request, Future[Generation]]] = batch  # type: ignore[assignment]
+        requests = [request for request, _ in pairs]
+        futures = [future for _, future in pairs]
         self.batches.append(len(requests))
         try:
             results = list(self._generate_batch(requests))

@@ -16,7 +16,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import pluggy
@@ -120,7 +120,7 @@ class PluginHost:
                 continue
             seen.add(key)
             dist = _dist_label(entry_point)
-            if selection is not True:
+            if isinstance(selection, frozenset):
                 dist_name = entry_point.dist.metadata["Name"].lower() if entry_point.dist else ""
                 if entry_point.name.lower() not in selection and dist_name not in selection:
                     continue
@@ -209,7 +209,7 @@ class PluginHost:
             distribution = self.distributions.get(impl.plugin_name)
             try:
                 produced = impl.function() or ()
-                found = []
+                found: list[Any] = []
                 for record in produced:
                     if not isinstance(record, record_type):
                         raise PluginError(
@@ -217,7 +217,9 @@ class PluginHost:
                             f"got {type(record).__name__}"
                         )
                     found.append(
-                        attrs.evolve(record, plugin=impl.plugin_name, distribution=distribution)
+                        attrs.evolve(
+                            cast(Any, record), plugin=impl.plugin_name, distribution=distribution
+                        )
                     )
             except Exception as err:
                 self._fail(impl.plugin_name, distribution, err)

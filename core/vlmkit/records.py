@@ -49,6 +49,14 @@ def _subset(allowed: tuple[str, ...], what: str) -> Callable[[Iterable[str]], fr
     return convert
 
 
+def _tasks(values: Iterable[str]) -> frozenset[str]:
+    return _subset(TASKS, "tasks")(values)
+
+
+def _media(values: Iterable[str]) -> frozenset[str]:
+    return _subset(MEDIA, "media")(values)
+
+
 def _callable(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not callable(value):
         raise ConfigError(f"{attribute.name} must be callable, got {value!r}")
@@ -97,10 +105,8 @@ class BackendInfo:
 
     name: str = attrs.field(converter=normalize_name)
     factory: Callable[..., Any] = attrs.field(validator=_callable)
-    tasks: frozenset[str] = attrs.field(converter=_subset(TASKS, "tasks"))
-    media: frozenset[str] = attrs.field(
-        default=frozenset({"image"}), converter=_subset(MEDIA, "media")
-    )
+    tasks: frozenset[str] = attrs.field(converter=_tasks)
+    media: frozenset[str] = attrs.field(default=frozenset({"image"}), converter=_media)
     description: str = ""
     plugin: str | None = None  # entry point / plugin name, filled in by the host
     distribution: str | None = None  # "vlmkit-gemini 0.1.0", filled in by the host
@@ -118,7 +124,7 @@ class SinkInfo:
 
     name: str = attrs.field(converter=normalize_name)
     factory: Callable[..., Any] = attrs.field(validator=_callable)
-    accepts: frozenset[str] = attrs.field(converter=_subset(TASKS, "tasks"))
+    accepts: frozenset[str] = attrs.field(converter=_tasks)
     description: str = ""
     plugin: str | None = None
     distribution: str | None = None

@@ -43,6 +43,10 @@ __all__ = [
 ]
 
 
+def _as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(value)
+
+
 def _finite(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not math.isfinite(value):
         raise ConfigError(f"{attribute.name} must be a finite number, got {value!r}")
@@ -299,7 +303,7 @@ class Provenance:
     finish: FinishReason = attrs.field(default=FinishReason.STOP, converter=FinishReason)
     convention: str | None = None
     transform: Any = None  # vlmkit.geometry.Transform; Any keeps this module import-light
-    media: tuple[str, ...] = attrs.field(default=(), converter=tuple)  # content hashes / names
+    media: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple)  # content hashes / names
     cached: bool = False
 
 
@@ -321,7 +325,7 @@ class ParseReport:
     degenerate: int = 0  # boxes with no area after repair (dropped)
     masks_resized: int = 0  # masks whose size did not match their box (resized)
     masks_invalid: int = 0  # masks that could not be decoded (item kept without a mask)
-    skipped: tuple[SkippedItem, ...] = attrs.field(default=(), converter=tuple)
+    skipped: tuple[SkippedItem, ...] = attrs.field(default=(), converter=_as_tuple)
     truncated: bool = False  # the answer was cut off; only complete items were kept
 
     @property
@@ -446,7 +450,7 @@ class LabelMap:
 class Detections(Result):
     """The objects found in one image, in pixels of that (original, upright) image."""
 
-    items: tuple[Detection, ...] = attrs.field(default=(), converter=tuple)
+    items: tuple[Detection, ...] = attrs.field(default=(), converter=_as_tuple)
     image_size: tuple[int, int] = attrs.field(converter=_size)
 
     def __len__(self) -> int:
@@ -532,7 +536,7 @@ class Detections(Result):
         n = len(self.items)
         scores = self.scores
         confidence = scores if n and not np.isnan(scores).any() else None
-        mask_field = None
+        mask_field: Any = None
         if self.has_masks:
             dense = self.masks_dense()
             if masks == "dense" or not hasattr(sv, "CompactMask"):
@@ -571,7 +575,7 @@ def _label_lookup(label_map: LabelMap | Sequence[str] | Mapping[str, int] | None
 class Points(Result):
     """Labelled points found in one image (the "point to ..." task)."""
 
-    items: tuple[tuple[Point, str], ...] = attrs.field(default=(), converter=tuple)
+    items: tuple[tuple[Point, str], ...] = attrs.field(default=(), converter=_as_tuple)
     image_size: tuple[int, int] = attrs.field(converter=_size)
 
     def __len__(self) -> int:
@@ -609,7 +613,7 @@ class OcrResult(Result):
     """Text read from an image: the full text, and blocks with optional boxes."""
 
     text: str
-    blocks: tuple[OcrBlock, ...] = attrs.field(default=(), converter=tuple)
+    blocks: tuple[OcrBlock, ...] = attrs.field(default=(), converter=_as_tuple)
     language: str | None = None
     image_size: tuple[int, int] | None = None
 
@@ -645,6 +649,6 @@ class VideoResult(Result):
     """An answer about a video: the text, timed events in seconds, optional per-frame detections."""
 
     text: str
-    events: tuple[TimedEvent, ...] = attrs.field(default=(), converter=tuple)
-    frames: tuple[tuple[float, Detections], ...] = attrs.field(default=(), converter=tuple)
+    events: tuple[TimedEvent, ...] = attrs.field(default=(), converter=_as_tuple)
+    frames: tuple[tuple[float, Detections], ...] = attrs.field(default=(), converter=_as_tuple)
     duration_s: float | None = None

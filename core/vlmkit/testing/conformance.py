@@ -25,11 +25,11 @@ import numpy as np
 from vlmkit.errors import ConfigError, UnsupportedTask, VlmkitError
 from vlmkit.geometry import Convention
 from vlmkit.records import TASKS, Option
-from vlmkit.types import Description, Detections, Mask, OcrResult, VideoResult
+from vlmkit.types import Description, Detections, Mask, OcrResult, Result, VideoResult
 
 __all__ = ["ConformanceReport", "check_backend", "sample_images"]
 
-_RESULT_TYPES = {
+_RESULT_TYPES: dict[str, type[Result]] = {
     "describe": Description,
     "detect": Detections,
     "segment": Detections,
@@ -120,7 +120,7 @@ def _check_declarations(backend: Any, info: Any, report: ConformanceReport) -> N
 
 
 def _check_result(task: str, result: Any, size: tuple[int, int], where: str) -> list[str]:
-    problems = []
+    problems: list[str] = []
     expected = _RESULT_TYPES[task]
     if not isinstance(result, expected):
         return [f"{where}: {task} returned {type(result).__name__}, expected {expected.__name__}"]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from vlmkit.errors import ConfigError, VlmkitError
+from vlmkit.errors import ConfigError, MediaError, VlmkitError
 from vlmkit.ledger import Ledger, LedgerRecord, read_ledger
 from vlmkit.media import is_image_path
 from vlmkit.types import FinishReason, Result, Usage
@@ -80,7 +80,8 @@ def _expand(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[
                 elif found.is_file():
                     skipped.append(SkippedInput(path=found, reason="not an image file"))
         else:
-            skipped.append(SkippedInput(path=path, reason="no such file or folder"))
+            # a typo must fail before any model call, not show up as one skipped item
+            raise MediaError(f"no such file or folder: {text}", source=text)
     return files, skipped
 
 
@@ -331,7 +332,11 @@ class Run:
             from tqdm.auto import tqdm
 
             bar = tqdm(
-                total=len(pending), desc=f"vlmkit {self.task}", unit="img", dynamic_ncols=True
+                total=len(pending),
+                desc=f"vlmkit {self.task}",
+                unit="img",
+                dynamic_ncols=True,
+                disable=None,  # no bar when stderr is not a terminal
             )
         try:
             with Ledger(self.ledger_path, fsync=self.fsync) as ledger:

@@ -249,3 +249,9 @@ def test_ctrl_c_leaves_a_resumable_ledger(tmp_path):
     resumed.communicate(timeout=60)
     assert len(read_ledger(out / "results.jsonl").done) == 40
     assert len(calls.read_text().splitlines()) == 40  # nothing sent twice
+
+
+def test_a_missing_input_fails_before_any_model_call(tmp_path):
+    with session() as s, pytest.raises(vlmkit.MediaError, match="no such file or folder"):
+        s.run("detect", [tmp_path / "photoz"], "cat", out_dir=tmp_path / "out")
+    assert s.backend.requests == []

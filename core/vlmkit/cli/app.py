@@ -1,0 +1,610 @@
+"""The ``vlmkit`` commands. Each is a thin layer over the public API (Session, export)."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from vlmkit.cli.context import (
+    DEFAULT_BACKEND,
+    ENV_BACKEND,
+    ENV_CACHE,
+    ENV_PLUGINS,
+    CliState,
+    guarded,
+    parse_pairs,
+    parse_sink_options,
+    plugin_specs,
+)
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="vlmkit",
+    help=(
+        "Computer vision on vision-language models: detect, segment, describe, read text and "
+        "watch video with any installed backend; label folders into COCO / YOLO."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,  # expected errors are one line; -v shows tracebacks
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+TASKS_PANEL, BATCH_PANEL, PLUGINS_PANEL = "Tasks", "Batch", "Plugins"
+GLOBAL_PANEL = "Global options (also before the command)"
+
+
+# -- options shared by the task commands ----------------------------------------------------
+Images = Annotated[list[str], typer.Argument(metavar="IMAGE", help="Image files or URLs.")]
+Prompt = Annotated[
+    str | None,
+    typer.Option(
+        "--prompt",
+        "-p",
+        metavar="TEXT",
+        help="What to ask or find; the task's documented prompt if omitted.",
+    ),
+]
+Labels = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--label",
+        "-l",
+        metavar="LABEL",
+        help="A class to find, repeatable; the model must use exactly these labels.",
+    ),
+]
+Backend = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        "-b",
+        envvar=ENV_BACKEND,
+        metavar="NAME",
+        help="Backend name (`vlmkit backends` lists them).",
+    ),
+]
+Model = Annotated[
+    str | None,
+    typer.Option("--model", "-m", metavar="NAME", help="Model; the backend's default if omitted."),
+]
+Options = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--option",
+        metavar="KEY=VALUE",
+        help="Per-call option the backend declares, e.g. max_soft_tokens=280 (repeatable).",
+    ),
+]
+Config = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--config",
+        metavar="KEY=VALUE",
+        help="Backend setting for its constructor, e.g. project=... or device=cuda (repeatable).",
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
+Out = Annotated[
+    Path | None,
+    typer.Option("--out", metavar="FILE", help="Write the JSON document to FILE.", dir_okay=False),
+]
+Cache = Annotated[
+    bool,
+    typer.Option(
+        "--cache/--no-cache",
+        envvar=ENV_CACHE,
+        help="Reuse answers from the on-disk cache ($VLMKIT_CACHE_DIR, ~/.cache/vlmkit).",
+    ),
+]
+
+
+class LabelTask(enum.StrEnum):
+    detect = "detect"
+    segment = "segment"
+    describe = "describe"
+    ocr = "ocr"
+
+
+# -- global options -------------------------------------------------------------------------
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"vlmkit {version('vlmkit')}")
+        raise typer.Exit()
+
+
+PluginFlag = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--plugin",
+        metavar="MODULE",
+        rich_help_panel=GLOBAL_PANEL,
+        help=(
+            "Import a plugin module (dotted name or .py file) and register it, e.g. a local "
+            f"backend; repeatable. Also ${ENV_PLUGINS} (comma-separated)."
+        ),
+    ),
+]
+StrictFlag = Annotated[
+    bool,
+    typer.Option(
+        "--strict", rich_help_panel=GLOBAL_PANEL, help="A broken plugin is an error, not a warning."
+    ),
+]
+VerboseFlag = Annotated[
+    int,
+    typer.Option(
+        "--verbose",
+        "-v",
+        count=True,
+        rich_help_panel=GLOBAL_PANEL,
+        help="Log to stderr (-vv: debug); show tracebacks.",
+    ),
+]
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    plugin: PluginFlag = None,
+    strict: StrictFlag = False,
+    verbose: VerboseFlag = 0,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    state = CliState(plugin_specs=plugin_specs(plugin or ()), strict=strict, verbose=verbose)
+    ctx.obj = state
+    state.start_logging()
+    ctx.call_on_close(state.stop_logging)
+
+
+def _state(ctx: typer.Context, plugin: list[str] | None, strict: bool, verbose: int) -> CliState:
+    """The invocation's state, with the global options given after the command name added
+    (``vlmkit detect x.jpg -v`` works like ``vlmkit -v detect x.jpg``)."""
+    state = ctx.ensure_object(CliState)
+    if plugin:
+        state.plugin_specs = list(dict.fromkeys([*state.plugin_specs, *plugin]))
+    state.strict = state.strict or strict
+    if verbose:
+        state.verbose += verbose
+        state.start_logging()
+    return state
+
+
+def _task_session(
+    state: CliState,
+    backend: str,
+    model: str | None,
+    option: list[str] | None,
+    config: list[str] | None,
+    cache: bool,
+) -> tuple[Any, dict[str, str]]:
+    from vlmkit.errors import BackendNotFound
+
+    options = parse_pairs(option, flag="--option", state=state)
+    settings = parse_pairs(config, flag="--config", state=state)
+    try:
+        session = state.session(backend, model=model, config=settings, cache=cache)
+    except BackendNotFound as err:
+        raise BackendNotFound(f"{err}. Choose one with --backend or ${ENV_BACKEND}") from err
+    return session, options
+
+
+def _what_to_find(prompt: str | None, labels: list[str] | None) -> str | list[str] | None:
+    if labels and prompt is not None:
+        from vlmkit.errors import ConfigError
+
+        raise ConfigError("give either --prompt or --label, not both")
+    return list(labels) if labels else prompt
+
+
+def _per_image(
+    state: CliState,
+    images: list[str],
+    call: Any,
+    *,
+    as_json: bool,
+    out: Path | None,
+    boxes: bool = False,
+) -> None:
+    from vlmkit.cli.output import ResultPrinter
+
+    printer = ResultPrinter(state, as_json=as_json, out=out, several=len(images) > 1, boxes=boxes)
+    for image in images:
+        state.current = image
+        printer.add(image, call(image))
+    state.current = None
+    printer.finish()
+
+
+# -- plugin listings ------------------------------------------------------------------------
+def _listing(state: CliState, kind: str, as_json: bool) -> None:
+    from vlmkit.cli.output import print_listing
+
+    with guarded(state):
+        session = state.session(report_failures=False)
+        with session:
+            infos = session.backends() if kind == "backend" else session.sinks()
+            failures = [*state.failures, *session.plugin_failures]
+            print_listing(state, kind, infos, failures, session.conflicts, as_json=as_json)
+
+
+@app.command(rich_help_panel=PLUGINS_PANEL)
+def backends(
+    ctx: typer.Context,
+    as_json: Json = False,
+    plugin: PluginFlag = None,
+    strict: StrictFlag = False,
+    verbose: VerboseFlag = 0,
+) -> None:
+    """List installed backends, their tasks and distributions, and broken plugins."""
+    _listing(_state(ctx, plugin, strict, verbose), "backend", as_json)
+
+
+@app.command(rich_help_panel=PLUGINS_PANEL)
+def sinks(
+    ctx: typer.Context,
+    as_json: Json = False,
+    plugin: PluginFlag = None,
+    strict: StrictFlag = False,
+    verbose: VerboseFlag = 0,
+) -> None:
+    """List installed sinks (output formats) and broken plugins."""
+    _listing(_state(ctx, plugin, strict, verbose), "sink", as_json)
+
+
+# -- single-image tasks ---------------------------------------------------------------------
+@app.command(rich_help_panel=TASKS_PANEL)
+def detect(
+    ctx: typer.Context,
+    images: Images,
+    prompt: Prompt = None,
+    label: Labels = None,
+    backend: Backend = DEFAULT_BACKEND,
+    model: Model = None,
+    option: Options = None,
+    config: Config = None,
+    as_json: Json = False,
+    out: Out = None,
+    cache: Cache = True,
+    plugin: PluginFlag = None,
+    strict: StrictFlag = False,
+    verbose: VerboseFlag = 0,
+) -> None:
+    """Find objects: one line per detection, boxes in original-image pixels."""
+    state = _state(ctx, plugin, strict, verbose)
+    with guarded(state):
+        what = _what_to_find(prompt, label)
+        session, options = _task_session(state, backend, model, option, config, cache)
+        with session:
+            _per_image(
+                state,
+                images,
+                lambda image: session.detect(image, what, **options),
+                as_json=as_json,
+                out=out,
+            )
+
+
+@app.command(rich_help_panel=TASKS_PANEL)
+def segment(
+    ctx: typer.Context,
+    images: Images,
+    prompt: Prompt = None,
+    label: Labels = None,
+    threshold: Annotated[
+        int,
+        typer.Option(min=0, max=255, help="Mask probability threshold (0–255)."),
+    ] = 127,
+    backend: Backend = DEFAULT_BACKEND,
+    model: Model = None,
+    option: Options = None,
+    config: Config = None,
+    as_json: Json = False,
+    out: Out = None,
+    cache: Cache = True,
+    plugin: PluginFlag = None,
+    strict: StrictFlag = False,
+    verbose: VerboseFlag = 0,
+) -> None:
+    """Find objects with masks: box, label and mask area per object."""
+    state = _state(ctx, plugin, strict, verbose)
+    with guarded(state):
+        what = _what_to_find(prompt, label)
+        session, options = _task_session(state, backend, model, option, config, cache)
+        with session:
+            _per_image(
+                state,
+                images,
+                lambda image: session.segment(image, what, threshold=threshold, **options),
+                as_json=as_json,
+                out=out,
+            )
+
+
+@app.command(rich_help_panel=TASKS_PANEL)
+def describe(
+    ctx: typer.Context,
+    images: Images,
+    prompt: Prompt = None,
+    backend: Backend = DEFAULT_BACKEND,
+    model: Model = None,
+    option: Options = None,
+    config: Config = None,
+    as_json: Json = False,
+    out: Out = None,
+    cache: Cache = True,
+    plugin: PluginFlag = None,
+    strict: StrictFlag = False,
+    verbose: VerboseFlag = 0,
+) -> None:
+    """Caption or ask about one image, or several together (compare, VQA)."""
+    state = _state(ctx, plugin, strict, verbose)
+    with guarded(state):
+        from vlmkit.cli.output import ResultPrinter
+
+        session, options = _task_session(state, backend, model, option, config, cache)
+        with session:
+            result = session.describe(images if len(images) > 1 else images[0], prompt, **options)
+        printer = ResultPrinter(state, as_json=as_json, out=out, several=False, boxes=False)
+        printer.add(", ".join(images), result)
+        printer.finish()
+
+
+@app.command(rich_help_panel=TASKS_PANEL)
+def ocr(
+    ctx: typer.Context,
+    images: Images,
+    prompt: Prompt = None,
+    boxes: Annotated[
+        bool, typer.Option("--boxes", help="Ask for a box per block of text.")
+    ] = False,
+    backend: Backend = DEFAULT_BACKEND,
+    model: Model = None,
+    option: Options = None,
+    config: Config = None,
+    as_json: Json = False,
+    out: Out = None,
+    cache: Cache = True,
+    plugin: PluginFlag = None,
+    strict: StrictFlag = False,
+    verbose: VerboseFlag = 0,
+) -> None:
+    """Read the text in images (with --boxes: one line per block, with its box)."""
+    state = _state(ctx, plugin, strict, verbose)
+    with guarded(state):
+        session, options = _task_session(state, backend, model, option, config, cache)
+        with session:
+            _per_image(
+                state,
+                images,
+                lambda image: session.ocr(image, prompt, boxes=boxes, **options),
+                as_json=as_json,
+                out=out,
+                boxes=boxes,
+            )
+
+
+@app.command(rich_help_panel=TASKS_PANEL)
+def video(
+    ctx: typer.Context,
+    path: Annotated[str, typer.Argument(metavar="VIDEO", help="A video file or provider URI.")],
+    prompt: Prompt = None,
+    fps: Annotated[
+        float | None, typer.Option(min=0.01, metavar="FPS", help="Frames per second to sample.")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(metavar="TIME", help="Clip start: seconds or mm:ss.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(metavar="TIME", help="Clip end: seconds or mm:ss.")
+    ] = None,
+    backend: Backend = DEFAULT_BACKEND,
+    model: Model = None,
+    option: Options = None,
+    config: Config = None,
+    as_json: Json = False,
+    out: Out = None,
+    cache: Cache = True,
+    plugin: PluginFlag = None,
+    strict: StrictFlag = False,
+    verbose: VerboseFlag = 0,
+) -> None:
+    """Ask about a video: timed events as "mm:ss–mm:ss text"."""
+    state = _state(ctx, plugin, strict, verbose)
+    with guarded(state):
+        clip = {"start": _seconds("--start", start), "end": _seconds("--end", end)}
+        session, options = _task_session(state, backend, model, option, config, cache)
+        with session:
+            _per_image(
+                state,
+                [path],
+                lambda source: session.video(source, prompt, fps=fps, **clip, **options),
+                as_json=as_json,
+                out=out,
+            )
+
+
+def _seconds(flag: str, value: str | None) -> float | None:
+    if value is None:
+        return None
+    from vlmkit.errors import ConfigError, ParseError
+    from vlmkit.parsing import parse_timestamp
+
+    try:
+        return parse_timestamp(value)
+    except ParseError:
+        raise ConfigError(f"{flag} {value!r} is not a time (seconds, mm:ss or h:mm:ss)") from None
+
+
+# -- batch ----------------------------------------------------------------------------------
+@app.command(rich_help_panel=BATCH_PANEL)
+def export(
+    ctx: typer.Context,
+    ledger: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            metavar="LEDGER",
+            help="A run's results.jsonl (or the run folder that holds it).",
+        ),
+    ],
+    sink: Annotated[
+        list[str],
+        typer.Option(
+            "--sink", "-s", metavar="SINK", help="Sink to write (`vlmkit sinks` lists them)."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Output folder.")],
+    image_root: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="Where the images are now, if they moved since the run."),
+    ] = None,
+    sink_option: Annotated[
+        list[str] | None,
+        typer.Option(metavar="SINK.KEY=VALUE", help="Sink option, e.g. coco.mask_format=polygon."),
+    ] = None,
+    plugin: PluginFlag = None,
+    strict: StrictFlag = False,
+    verbose: VerboseFlag = 0,
+) -> None:
+    """Rebuild sink outputs (COCO, YOLO, previews) from a run ledger without calling a model."""
+    state = _state(ctx, plugin, strict, verbose)
+    with guarded(state):
+        from vlmkit.export import export as export_ledger
+
+        if ledger.is_dir():
+            ledger = ledger / "results.jsonl"
+        if not ledger.is_file():
+            from vlmkit.errors import ConfigError
+
+            raise ConfigError(f"{ledger}: no such ledger file")
+        options = parse_sink_options(sink_option, sink, state=state)
+        with state.session(report_failures=True) as session:
+
+            def resolve(name: str) -> Any:
+                return lambda out_dir, **kw: session.sink(name, out_dir, **kw)
+
+            written = export_ledger(
+                ledger, sink, out, image_root=image_root, resolve=resolve, options=options
+            )
+        for name, files in written.items():
+            for file in files:
+                typer.echo(f"{name}: {file}")
+        total = sum(len(files) for files in written.values())
+        typer.echo(f"exported {ledger} into {out} ({total} file(s))", err=True)
+
+
+# ==========================================================================================
+# `vlmkit label` — the batch runner's command. The runner itself (Session.run: concurrency,
+# progress, the resumable ledger, sinks, budget) lives in the core; this command only parses
+# options, builds the Session and prints the run's summary.
+# ==========================================================================================
+@app.command(rich_help_panel=BATCH_PANEL)
+def label(
+    ctx: typer.Context,
+    inputs: Annotated[
+        list[str], typer.Argument(metavar="INPUT", help="Image files, folders or globs.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", metavar="DIR", help="Run folder (ledger and sink outputs).")
+    ],
+    task: Annotated[LabelTask, typer.Option(help="The task to run on every image.")] = (
+        LabelTask.detect
+    ),
+    prompt: Prompt = None,
+    label: Labels = None,
+    backend: Backend = DEFAULT_BACKEND,
+    model: Model = None,
+    option: Options = None,
+    config: Config = None,
+    sink: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sink", "-s", metavar="SINK", help="Sink to write: coco, yolo, annotate, ..."
+        ),
+    ] = None,
+    sink_option: Annotated[
+        list[str] | None,
+        typer.Option(metavar="SINK.KEY=VALUE", help="Sink option, e.g. coco.mask_format=polygon."),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Requests in flight (default: the backend's).")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Images per model batch (local models).")
+    ] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Retry items that failed in an earlier run.")
+    ] = False,
+    budget: Annotated[
+        float | None,
+        typer.Option(metavar="USD", min=0, help="Stop before the estimated cost passes this."),
+    ] = None,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
+    ] = True,
+    cache: Cache = True,
+    plugin: PluginFlag = None,
+    strict: StrictFlag = False,
+    verbose: VerboseFlag = 0,
+) -> None:
+    """Label many images into a resumable run folder and sinks (COCO, YOLO, previews)."""
+    state = _state(ctx, plugin, strict, verbose)
+    with guarded(state):
+        from vlmkit.errors import VlmkitError
+
+        what = _what_to_find(prompt, label)
+        sinks_chosen = list(sink or ())
+        sink_options = parse_sink_options(sink_option, sinks_chosen, state=state)
+        session, options = _task_session(state, backend, model, option, config, cache)
+        with session:
+            run = getattr(session, "run", None)
+            if run is None:
+                raise VlmkitError(
+                    "the batch runner is not available in this vlmkit (Session.run is missing); "
+                    "upgrade vlmkit, or use `vlmkit detect|segment|describe|ocr` per image"
+                )
+            tuning = {"concurrency": concurrency, "batch_size": batch_size}
+            results = run(
+                task.value,
+                inputs,
+                prompt=what,
+                out_dir=out,
+                sinks=sinks_chosen,
+                sink_options=sink_options,
+                retry_failed=retry_failed,
+                budget_usd=budget,
+                progress=progress,
+                options=options,
+                **{k: v for k, v in tuning.items() if v is not None},
+            )
+            try:
+                for _ in results:
+                    pass
+            finally:  # an interrupted or failed run still says how far it got
+                summary = getattr(results, "summary", None)
+                if summary is not None:
+                    typer.echo(str(summary))
+        failed = getattr(summary, "failed", 0) or 0
+        if failed:
+            state.fail(
+                f"{failed} item(s) failed (reasons in {out / 'results.jsonl'}); "
+                "re-run with --retry-failed to try them again",
+                code=1,
+            )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``vlmkit`` console script."""
+    app(args=argv, prog_name="vlmkit")

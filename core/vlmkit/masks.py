@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import io
 import math
 import re
@@ -101,6 +102,11 @@ def _base64_bytes(data: str) -> bytes:
         if "base64" not in match["params"].lower():
             raise _fail("data URL is not base64-encoded", data)
         text = text[match.end() :]
+    if text:
+        try:  # the common case: standard alphabet, padded, on one line
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            pass
     text = _WHITESPACE.sub("", text).translate(_URL_SAFE).rstrip("=")
     if not text:
         raise _fail("empty mask data", data)
@@ -244,9 +250,11 @@ def place_probability_mask(
     ``prob`` is a ``(h, w)`` uint8 map (0–255, e.g. from :func:`decode_mask_image`; bool is
     accepted as 0/255) that spans the float box ``box_xyxy`` in original-image pixels. The mask
     covers the integer pixel grid the box touches — ``floor(x0)..ceil(x1)`` by
-    ``floor(y0)..ceil(y1)`` — and is resampled with PIL's bilinear filter through ``resize(box=)``
-    so the crop lands on the float box with sub-pixel accuracy. A border pixel only partly
-    covered by the box belongs to the mask only if its center lies in the box.
+    ``floor(y0)..ceil(y1)`` — and is resampled bilinearly so that the crop lands on the float box
+    with sub-pixel accuracy: with PIL's ``resize(box=)`` (antialiased when shrinking), or with
+    OpenCV's ``warpAffine`` when it is installed and the crop is enlarged on both axes (the
+    common case; the same filter, about three times faster). A border pixel only partly covered by
+    the box belongs to the mask only if its center lies in the box.
 
     Pixels ``> threshold`` are inside. With ``keep_probability=True`` the resampled uint8 map is
     stored with its threshold instead of a bool crop. ``image_size=(width, height)`` clips the
@@ -279,27 +287,81 @@ def place_probability_mask(
             f"mask region {out_w}×{out_h} px is implausibly large; pass image_size to clip it"
         )
 
-    # Source pixels per output pixel. Pad the crop by edge replication, wide enough for the
-    # region's partial border pixels and the filter's support, and map the region onto the
-    # padded source: output x -> source (x - x0) * sx + pad_x. Inside the box this is PIL's
-    # ordinary edge-clamped bilinear resampling.
-    sx, sy = w / box_w, h / box_h
+    sx, sy = w / box_w, h / box_h  # source pixels per output pixel
+    cv2 = _opencv() if sx <= 1 and sy <= 1 and max(out_w, out_h) < _CV_MAX_SIDE else None
+    if cv2 is not None:
+        placed = _resample_opencv(cv2, array, sx, sy, gx0 - x0, gy0 - y0, out_w, out_h)
+        data = placed if keep_probability else _binarize_opencv(cv2, placed, threshold)
+    else:
+        placed = _resample_pil(array, sx, sy, gx0 - x0, gy0 - y0, out_w, out_h)
+        data = placed if keep_probability else placed > threshold
+    # Border pixels whose centers lie outside the box are outside the mask.
+    outside_cols = ~_centers_inside(gx0, out_w, x0, x1)
+    outside_rows = ~_centers_inside(gy0, out_h, y0, y1)
+    if outside_cols.any() or outside_rows.any():
+        if not data.flags.writeable:
+            data = data.copy()
+        data[:, outside_cols] = 0
+        data[outside_rows] = 0
+    return PlacedMask(Mask(data=data, x=gx0, y=gy0, threshold=threshold), resized)
+
+
+_CV_MAX_SIDE = 32767  # OpenCV's warpAffine limit
+
+
+@functools.cache
+def _opencv() -> Any:
+    """OpenCV when importable (optional; about three times faster than PIL at enlarging)."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return cv2
+
+
+def _resample_opencv(
+    cv2: Any, array: np.ndarray, sx: float, sy: float, dx: float, dy: float, out_w: int, out_h: int
+) -> np.ndarray:
+    """Bilinear upscaling of ``array`` onto the output grid: output pixel ``j`` (center
+    ``j + 0.5``, ``dx`` pixels from the box edge) samples source ``(j + 0.5 + dx) * sx`` in pixel
+    corner coordinates, i.e. ``(j + 0.5 + dx) * sx - 0.5`` in OpenCV's pixel-center coordinates
+    (positions are quantized to 1/32 source pixel). Only used when upscaling on both axes,
+    where bilinear needs no antialiasing and equals PIL's filter."""
+    matrix = np.array([[sx, 0.0, (0.5 + dx) * sx - 0.5], [0.0, sy, (0.5 + dy) * sy - 0.5]])
+    # Pixels whose centers lie in the box sample at most one pixel past the crop's edge, where
+    # BORDER_REFLECT repeats the edge pixel exactly as BORDER_REPLICATE does; it is used because
+    # OpenCV runs it multi-threaded (BORDER_REPLICATE/CONSTANT take a single-threaded IPP path).
+    return cv2.warpAffine(
+        array,
+        matrix,
+        (out_w, out_h),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REFLECT,
+    )
+
+
+def _binarize_opencv(cv2: Any, placed: np.ndarray, threshold: int) -> np.ndarray:
+    # THRESH_BINARY keeps values > threshold as 1: a 0/1 uint8 array is a valid bool view.
+    return cv2.threshold(placed, threshold, 1, cv2.THRESH_BINARY, dst=placed)[1].view(np.bool_)
+
+
+def _resample_pil(
+    array: np.ndarray, sx: float, sy: float, dx: float, dy: float, out_w: int, out_h: int
+) -> np.ndarray:
+    """PIL's bilinear resampling (antialiased when downscaling) of ``array`` onto the output
+    grid, through ``resize(box=)``. The crop is padded by edge replication, wide enough for the
+    region's partial border pixels and the filter's support: output ``x`` maps to padded source
+    ``(x + dx) * sx + pad_x``."""
     pad_x, pad_y = math.ceil(2 * sx) + 2, math.ceil(2 * sy) + 2
     source = Image.fromarray(np.pad(array, ((pad_y, pad_y), (pad_x, pad_x)), mode="edge"))
     src_box = (
-        min(max((gx0 - x0) * sx + pad_x, 0.0), source.width),
-        min(max((gy0 - y0) * sy + pad_y, 0.0), source.height),
-        min(max((gx1 - x0) * sx + pad_x, 0.0), source.width),
-        min(max((gy1 - y0) * sy + pad_y, 0.0), source.height),
+        min(max(dx * sx + pad_x, 0.0), source.width),
+        min(max(dy * sy + pad_y, 0.0), source.height),
+        min(max((dx + out_w) * sx + pad_x, 0.0), source.width),
+        min(max((dy + out_h) * sy + pad_y, 0.0), source.height),
     )
-    placed = np.array(
-        source.resize((out_w, out_h), Image.Resampling.BILINEAR, box=src_box), dtype=np.uint8
-    )
-    # Border pixels whose centers lie outside the box are outside the mask.
-    placed[:, ~_centers_inside(gx0, out_w, x0, x1)] = 0
-    placed[~_centers_inside(gy0, out_h, y0, y1)] = 0
-    data = placed if keep_probability else placed > threshold
-    return PlacedMask(Mask(data=data, x=gx0, y=gy0, threshold=threshold), resized)
+    resized = source.resize((out_w, out_h), Image.Resampling.BILINEAR, box=src_box)
+    return np.asarray(resized, dtype=np.uint8)
 
 
 # --------------------------------------------------------------------------------------------

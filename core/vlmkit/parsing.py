@@ -184,6 +184,21 @@ def _candidates(text: str) -> list[int]:
     return starts
 
 
+_WHOLE_FENCE = re.compile(r"\s*```[A-Za-z0-9_+-]*[ \t]*\n(.*?)\n?[ \t]*```\s*", re.DOTALL)
+
+
+def _whole_json(text: str) -> Any:
+    """The text (or its single fence) as strict JSON, or ``None``."""
+    match = _WHOLE_FENCE.fullmatch(text)
+    body = (match.group(1) if match else text).strip()
+    if body[:1] not in ("[", "{"):
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
 def extract_json(text: str, *, accept: Any = None) -> JsonValue:
     """Find and load the JSON value in model text.
 
@@ -193,6 +208,9 @@ def extract_json(text: str, *, accept: Any = None) -> JsonValue:
     Raises :class:`ParseError` when no acceptable value exists.
     """
     cleaned = clean_text(text)
+    fast = _whole_json(cleaned)  # the common case: one clean value, maybe fenced
+    if isinstance(fast, (list, dict)) and (accept is None or accept(fast)):
+        return JsonValue(value=fast, source=cleaned)
     errors: list[str] = []
     for start in _candidates(cleaned):
         end, closed, cut, open_stack = _scan(cleaned, start)
@@ -539,7 +557,11 @@ def _mask_for(
     if isinstance(value, str):
         probability = mask_ops.decode_mask_image(value)
         return mask_ops.place_probability_mask(
-            probability, box.xyxy, threshold=threshold, keep_probability=keep_probability
+            probability,
+            box.xyxy,
+            threshold=threshold,
+            keep_probability=keep_probability,
+            image_size=tf.original_size,
         )
     if isinstance(value, (list, tuple)):
         polygons = _polygons(value)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import math
 import struct
 import zlib
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -156,7 +158,9 @@ class TestDecode:
     @pytest.mark.parametrize("fmt", ["GIF", "BMP", "WEBP"])
     def test_other_formats_raw_and_base64(self, fmt):
         buffer = io.BytesIO()
-        Image.new("L", (10, 7), 200).save(buffer, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+        Image.new("L", (10, 7), 200).save(
+            buffer, fmt, **({"lossless": True} if fmt == "WEBP" else {})
+        )
         raw = buffer.getvalue()
         for data in (raw, base64.b64encode(raw), base64.b64encode(raw).decode()):
             prob = decode_mask_image(data)
@@ -183,7 +187,9 @@ class TestDecode:
     def test_jpeg_mask(self):
         buffer = io.BytesIO()
         Image.open(io.BytesIO(ELLIPSE)).save(buffer, "JPEG", quality=95)
-        prob = decode_mask_image("data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode())
+        prob = decode_mask_image(
+            "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+        )
         assert np.mean((prob > 127) == (decode_mask_image(ELLIPSE) > 127)) > 0.99
 
     @pytest.mark.parametrize(
@@ -248,7 +254,9 @@ class TestPlace:
         assert np.array_equal(mask.binary, decode_mask_image(ELLIPSE) > 127)
 
     def test_same_size_with_fractional_offset_is_not_resized(self):
-        mask, resized = place_probability_mask(decode_mask_image(ELLIPSE), (10.5, 20.5, 266.5, 276.5))
+        mask, resized = place_probability_mask(
+            decode_mask_image(ELLIPSE), (10.5, 20.5, 266.5, 276.5)
+        )
         assert resized is False
         assert mask.region == (10, 20, 267, 277)
 
@@ -271,7 +279,11 @@ class TestPlace:
 
     @pytest.mark.parametrize(
         "box",
-        [(1000.3, 500.7, 1800.2, 1100.9), (3.9, 7.2, 120.6, 60.1), (2400.8, 2000.5, 3999.4, 2999.6)],
+        [
+            (1000.3, 500.7, 1800.2, 1100.9),
+            (3.9, 7.2, 120.6, 60.1),
+            (2400.8, 2000.5, 3999.4, 2999.6),
+        ],
     )
     def test_fractional_boxes_match_the_cookbook_within_two_pixels(self, box):
         # The cookbook truncates every corner (up to 1 px of shift); the difference stays on the
@@ -293,6 +305,40 @@ class TestPlace:
         exact = (u - 128) ** 2 + (v - 128) ** 2 <= 128**2
         assert np.count_nonzero(ours ^ exact) < np.count_nonzero(reference ^ exact)
         assert np.count_nonzero(ours ^ exact) < 0.02 * exact.sum()
+
+    @pytest.mark.parametrize("backend", ["default", "pil"])
+    def test_backends_agree_on_a_realistic_mask(self, backend):
+        box = (748.3, 936.6, 1731.9, 1760.2)  # enlarged about 4× on both axes
+        prob = decode_mask_image(ELLIPSE)
+        with _backend("pil"):
+            pil, _ = place_probability_mask(prob, box, keep_probability=True)
+        with _backend(backend):
+            other, _ = place_probability_mask(prob, box, keep_probability=True)
+        assert other.region == pil.region
+        assert np.abs(other.data.astype(int) - pil.data).max() <= 2
+        assert np.count_nonzero(other.binary ^ pil.binary) <= 0.0005 * pil.area
+
+    @pytest.mark.parametrize("backend", ["default", "pil"])
+    @pytest.mark.parametrize(
+        ("box", "inside"),
+        [
+            ((0.4, 0.4, 10.6, 10.6), (0, 11)),  # border pixel centers 0.5 and 10.5 are inside
+            ((0.6, 0.6, 10.4, 10.4), (1, 10)),  # ... and here outside
+            ((2.0, 3.0, 12.0, 13.0), (None, None)),  # integer box: exactly its pixels
+        ],
+    )
+    def test_border_pixels_follow_their_centers(self, backend, box, inside):
+        with _backend(backend):
+            for crop in (np.full((2, 3), 255, np.uint8), np.full((40, 30), 255, np.uint8)):
+                mask, _ = place_probability_mask(crop, box)
+                full = mask.to_full((20, 20))
+                if inside[0] is None:
+                    expected = np.zeros((20, 20), bool)
+                    expected[3:13, 2:12] = True
+                else:
+                    expected = np.zeros((20, 20), bool)
+                    expected[inside[0] : inside[1], inside[0] : inside[1]] = True
+                assert np.array_equal(full, expected)
 
     def test_threshold_127_splits_a_gradient_in_half(self):
         gradient = np.tile(np.arange(256, dtype=np.uint8), (4, 1))  # 0 -> 255 left to right
@@ -321,7 +367,9 @@ class TestPlace:
         assert mask.is_probability and mask.data.dtype == np.uint8
         assert np.array_equal(mask.data, gradient)
         assert mask.area == 128 * 4
-        custom = place_probability_mask(gradient, (0, 0, 256, 4), threshold=63, keep_probability=True)
+        custom = place_probability_mask(
+            gradient, (0, 0, 256, 4), threshold=63, keep_probability=True
+        )
         assert custom.mask.threshold == 63 and custom.mask.area == 192 * 4
 
     def test_bool_and_integer_crops_are_accepted(self):
@@ -416,15 +464,19 @@ def _reference_probability(prob, box, size):
     bw=st.floats(1.0, 150, allow_nan=False),
     bh=st.floats(1.0, 150, allow_nan=False),
     threshold=st.integers(0, 254),
+    backend=st.sampled_from(["default", "pil"]),
 )
-def test_property_placement_stays_in_box_and_matches_reference(prob, x0, y0, bw, bh, threshold):
+def test_property_placement_stays_in_box_and_matches_reference(
+    prob, x0, y0, bw, bh, threshold, backend
+):
     size = (200, 150)
     box = (x0, y0, x0 + bw, y0 + bh)
-    unclipped, _ = place_probability_mask(prob, box, threshold=threshold, keep_probability=True)
-    clipped, _ = place_probability_mask(
-        prob, box, threshold=threshold, keep_probability=True, image_size=size
-    )
-    binary, _ = place_probability_mask(prob, box, threshold=threshold, image_size=size)
+    with _backend(backend):
+        unclipped, _ = place_probability_mask(prob, box, threshold=threshold, keep_probability=True)
+        clipped, _ = place_probability_mask(
+            prob, box, threshold=threshold, keep_probability=True, image_size=size
+        )
+        binary, _ = place_probability_mask(prob, box, threshold=threshold, image_size=size)
 
     # The crop covers exactly the integer grid spanned by the float box (clipped to the image).
     grid = (math.floor(box[0]), math.floor(box[1]), math.ceil(box[2]), math.ceil(box[3]))
@@ -443,15 +495,27 @@ def test_property_placement_stays_in_box_and_matches_reference(prob, x0, y0, bw,
         assert xs.min() >= grid[0] and xs.max() < grid[2]
         assert ys.min() >= grid[1] and ys.max() < grid[3]
 
-    # Values agree with an independent placement (±2 for PIL's fixed-point rounding, which
-    # depends on where the resampled region starts); the binary masks agree with it wherever
-    # the value is not within that rounding of the threshold.
+    # Values agree with an independent placement through PIL (±2 for PIL's fixed-point
+    # rounding, which depends on where the resampled region starts; ±4 for OpenCV, which also
+    # quantizes source positions to 1/32 pixel); the binary masks agree with it wherever the
+    # value is not within that rounding of the threshold.
+    tolerance = 2 if backend == "pil" else 4
     reference = _reference_probability(prob, box, size)
-    decided = np.abs(reference - threshold - 0.5) > 2.5
+    decided = np.abs(reference - threshold - 0.5) > tolerance + 0.5
     for mask in (unclipped, clipped):
-        assert np.abs(_probability_full(mask, size) - reference).max(initial=0) <= 2
+        assert np.abs(_probability_full(mask, size) - reference).max(initial=0) <= tolerance
         assert np.array_equal(mask.to_full(size)[decided], (reference > threshold)[decided])
     assert np.array_equal(binary.to_full(size)[decided], (reference > threshold)[decided])
+
+
+@contextlib.contextmanager
+def _backend(name: str):
+    """``"pil"`` forces the PIL resampler; ``"default"`` uses OpenCV when it is installed."""
+    if name == "default":
+        yield
+        return
+    with mock.patch.object(vm, "_opencv", lambda: None):
+        yield
 
 
 def _probability_full(mask: Mask, size) -> np.ndarray:
@@ -601,7 +665,9 @@ class TestMaskToPolygons:
         # Contours run through boundary pixel centers: areas are (w - 1) * (h - 1).
         # (The hole's contour cuts its four corners diagonally: 31 * 31 - 4 * 0.5.)
         assert areas == [31 * 31 - 2, 49 * 29, 69 * 59]
-        boxes = sorted((p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()) for p in polygons)
+        boxes = sorted(
+            (p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()) for p in polygons
+        )
         assert boxes == [(20, 10, 89, 69), (39, 24, 70, 55), (100, 80, 149, 109)]
 
     def test_each_outer_contour_is_followed_by_its_holes(self):

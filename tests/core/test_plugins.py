@@ -27,8 +27,13 @@ def test_backend_found_through_its_entry_point(plugin_site, monkeypatch):
 
 
 def test_broken_and_misspelled_plugins_are_reported_while_the_rest_works(plugin_site, monkeypatch):
-    only(monkeypatch, "vlmkit-test-good", "vlmkit-test-broken", "vlmkit-test-typo",
-         "vlmkit-test-undecorated")
+    only(
+        monkeypatch,
+        "vlmkit-test-good",
+        "vlmkit-test-broken",
+        "vlmkit-test-typo",
+        "vlmkit-test-undecorated",
+    )
     with pytest.warns(PluginWarning) as warned:
         session = Session("good")
     with session:
@@ -47,7 +52,7 @@ def test_broken_and_misspelled_plugins_are_reported_while_the_rest_works(plugin_
 
 def test_strict_mode_raises_on_a_broken_plugin(plugin_site, monkeypatch):
     only(monkeypatch, "vlmkit-test-good", "vlmkit-test-broken")
-    with pytest.raises(PluginError, match="broken.*vlmkit-test-broken"):
+    with pytest.raises(PluginError, match=r"broken.*vlmkit-test-broken"):
         Session(strict=True)
 
 
@@ -135,18 +140,35 @@ def test_task_hooks_in_plugin_modules_must_be_middleware(tmp_path, monkeypatch):
 
     from tests.distributions import _write
 
-    folder = _write(tmp_path / "src", "vlmkit-test-hijack", textwrap.dedent('''
+    folder = _write(
+        tmp_path / "src",
+        "vlmkit-test-hijack",
+        textwrap.dedent("""
         import vlmkit
 
         @vlmkit.hookimpl
         def vlmkit_detect(request):
             return None
-        '''))
+        """),
+    )
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                    "--no-build-isolation", "--no-index", "--target", str(tmp_path / "site"),
-                    str(folder)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(tmp_path / "site"),
+            str(folder),
+        ],
+        check=True,
+    )
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.setenv("VLMKIT_LOAD_PLUGINS", "vlmkit-test-hijack")
     with pytest.warns(PluginWarning, match="must be middleware"):

@@ -56,8 +56,15 @@ def test_mask_threshold_is_configurable():
     ramp = np.tile(np.linspace(0, 255, 256).astype(np.uint8), (256, 1))
     buffer = io.BytesIO()
     Image.fromarray(ramp, "L").save(buffer, format="PNG")
-    text = json.dumps([{"box_2d": [0, 0, 1000, 1000], "label": "ramp",
-                        "mask": base64.b64encode(buffer.getvalue()).decode()}])
+    text = json.dumps(
+        [
+            {
+                "box_2d": [0, 0, 1000, 1000],
+                "label": "ramp",
+                "mask": base64.b64encode(buffer.getvalue()).decode(),
+            }
+        ]
+    )
     at_midpoint = vlmkit.parse(text, task="segment", image_size=(256, 256))[0].mask.area
     strict = vlmkit.parse(text, task="segment", image_size=(256, 256), threshold=200)[0].mask.area
     assert abs(at_midpoint / 256**2 - 0.5) < 0.01
@@ -65,11 +72,21 @@ def test_mask_threshold_is_configurable():
 
 
 def test_gemini3_polygon_masks():
-    answer = json.dumps({"boxes": [{
-        "box_2d": [200, 100, 800, 500],
-        "label": "triangle",
-        "mask": [[100, 200], [500, 200], [300, 800]],  # [x, y] on 0-1000 over the full image
-    }]})
+    answer = json.dumps(
+        {
+            "boxes": [
+                {
+                    "box_2d": [200, 100, 800, 500],
+                    "label": "triangle",
+                    "mask": [
+                        [100, 200],
+                        [500, 200],
+                        [300, 800],
+                    ],  # [x, y] on 0-1000 over the full image
+                }
+            ]
+        }
+    )
     dets = vlmkit.parse(answer, task="segment", image_size=(W, H))
     mask = dets[0].mask
     # the triangle in pixels: (80, 120), (400, 120), (240, 480); area = 0.5 * 320 * 360
@@ -81,10 +98,17 @@ def test_gemini3_polygon_masks():
 
 def test_polygon_masks_follow_a_letterbox_transform():
     transform = vlmkit.Transform.letterbox((W, H), (1000, 1000))  # 800x600 -> 1000x750 + pad
-    answer = json.dumps({"boxes": [{
-        "box_2d": [125, 0, 875, 1000], "label": "all",
-        "mask": [[0, 125], [1000, 125], [1000, 875], [0, 875]],
-    }]})
+    answer = json.dumps(
+        {
+            "boxes": [
+                {
+                    "box_2d": [125, 0, 875, 1000],
+                    "label": "all",
+                    "mask": [[0, 125], [1000, 125], [1000, 875], [0, 875]],
+                }
+            ]
+        }
+    )
     dets = vlmkit.parse(answer, task="segment", transform=transform)
     np.testing.assert_allclose(dets[0].box.xyxy, [0, 0, W, H], atol=1e-9)
     assert dets[0].mask.area >= 0.99 * W * H

@@ -30,8 +30,9 @@ WIDE = np.zeros((1000, 2000, 3), dtype=np.uint8)  # 2000 x 1000
 def session_for(script, **kwargs):
     backend_keys = ("convention", "image_policy", "options", "batch_size", "latency_s", "tasks")
     backend = {k: kwargs.pop(k) for k in list(kwargs) if k in backend_keys}
-    return Session("scripted", plugins=[scripted_plugin(script, **backend)], entrypoints=False,
-                   **kwargs)
+    return Session(
+        "scripted", plugins=[scripted_plugin(script, **backend)], entrypoints=False, **kwargs
+    )
 
 
 # -- a generate-only backend gets correct pixels ---------------------------------------------
@@ -74,8 +75,9 @@ def test_generate_only_backend_maps_a_resized_image_back_to_original_pixels():
 )
 def test_letterboxed_images_map_back_for_every_convention(convention, answer):
     # 2000x1000 fits a 600x600 canvas as 600x300 with 150 px of padding on top.
-    with session_for(answer, convention=convention,
-                     image_policy=ResizePolicy.letterbox(600, 600)) as session:
+    with session_for(
+        answer, convention=convention, image_policy=ResizePolicy.letterbox(600, 600)
+    ) as session:
         dets = session.detect(WIDE, "cat")
     np.testing.assert_allclose(dets.xyxy, [[200, 100, 600, 500]], atol=1e-9)
 
@@ -101,7 +103,7 @@ def test_per_call_options_are_validated_against_the_declaration():
         assert session.backend.requests[-1].options == {"max_soft_tokens": 140}
         with pytest.raises(ConfigError, match="choose one of"):
             session.detect(WIDE, "cat", max_soft_tokens=100)
-        with pytest.raises(ConfigError, match="has no option.*temprature.*max_soft_tokens"):
+        with pytest.raises(ConfigError, match=r"has no option.*temprature.*max_soft_tokens"):
             session.detect(WIDE, "cat", temprature=0.2)
         assert len(session.backend.requests) == 1  # refused before any model call
 
@@ -148,9 +150,11 @@ def test_empty_answer_is_flagged():
 
 
 def test_backend_errors_propagate_from_the_error_tree():
-    with session_for(vlmkit.RateLimited("slow down", retry_after=2)) as session:
-        with pytest.raises(vlmkit.RateLimited) as info:
-            session.detect(WIDE, "cat")
+    with (
+        session_for(vlmkit.RateLimited("slow down", retry_after=2)) as session,
+        pytest.raises(vlmkit.RateLimited) as info,
+    ):
+        session.detect(WIDE, "cat")
     assert info.value.retry_after == 2
 
 
@@ -169,8 +173,11 @@ def test_wrapper_ordering_is_deterministic():
 
         return Wrapper()
 
-    with Session("scripted", plugins=[scripted_plugin(CAT), wrapper("first"), wrapper("second")],
-                 entrypoints=False) as session:
+    with Session(
+        "scripted",
+        plugins=[scripted_plugin(CAT), wrapper("first"), wrapper("second")],
+        entrypoints=False,
+    ) as session:
         session.detect(WIDE, "cat")
     # pluggy calls later registrations first: the last registered wrapper is outermost
     assert calls == ["second:before", "first:before", "first:after:1", "second:after:1"]
@@ -212,8 +219,10 @@ def test_damaged_cache_entries_are_misses(tmp_path):
 
 
 def test_usage_accounting_per_call_and_per_session():
-    answer = Generation(text=CAT, usage=Usage(prompt_tokens=300, output_tokens=20,
-                                              thinking_tokens=5, cost_usd=0.001))
+    answer = Generation(
+        text=CAT,
+        usage=Usage(prompt_tokens=300, output_tokens=20, thinking_tokens=5, cost_usd=0.001),
+    )
     with session_for(answer) as session:
         one = session.detect(WIDE, "cat")
         session.detect(WIDE, "dog")
@@ -267,7 +276,7 @@ def test_bad_images_are_media_errors_before_any_model_call(tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     with session_for(CAT) as session:
-        with pytest.raises(MediaError, match="broken.jpg"):
+        with pytest.raises(MediaError, match=r"broken\.jpg"):
             session.detect(bad, "cat")
         with pytest.raises(MediaError):
             session.video(tmp_path / "missing.mp4")
@@ -296,10 +305,15 @@ def test_segment_threshold_reaches_the_parser():
 
 # -- the conformance check ------------------------------------------------------------------
 def test_conformance_check_passes_for_a_well_behaved_backend():
-    plugin = scripted_plugin({
-        "detect": CAT, "segment": CAT, "describe": "A picture.", "ocr": "STOP",
-        "video": "00:00 - 00:01 a grey screen",
-    })
+    plugin = scripted_plugin(
+        {
+            "detect": CAT,
+            "segment": CAT,
+            "describe": "A picture.",
+            "ocr": "STOP",
+            "video": "00:00 - 00:01 a grey screen",
+        }
+    )
     report = check_backend("scripted", plugins=[plugin], entrypoints=False)
     report.assert_ok()
     assert "detect(exif-rotated.jpg)" in report.checked

@@ -6,6 +6,7 @@ torch and transformers are imported inside the functions, so importing this modu
 * :func:`load_processor` wraps ``AutoProcessor.from_pretrained`` and, only when that fails because
   torchvision is missing, builds the Gemma 4 processor without a native video processor (video is
   then sent as sampled frames, i.e. images).
+* :func:`load_config` reads only the config, enough for :func:`model_family`.
 * :func:`select_device_and_dtype` and :func:`load_model` pick a sensible device and dtype:
   bf16 on CUDA, bf16/fp16 on Apple MPS, the checkpoint's own dtype on CPU.
 * :func:`model_family` and :func:`processor_kwargs` build the per-request knobs each family has
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SUPPORTED_SOFT_TOKENS",
     "Family",
+    "load_config",
     "load_model",
     "load_processor",
     "model_family",
@@ -186,7 +188,18 @@ def _no_torchvision_classes() -> tuple[type, type]:
 
 
 # --------------------------------------------------------------------------------------------
-# device, dtype, model
+# config, device, dtype, model
+
+
+def load_config(path_or_id: str, **kwargs: Any) -> Any:
+    """The checkpoint's config (``AutoConfig``): a small file, no weights.
+
+    Enough to tell the model family (:func:`model_family`) and so to validate per-request knobs
+    before gigabytes of weights are read.
+    """
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(path_or_id, **kwargs)
 
 
 def select_device_and_dtype(

@@ -57,6 +57,10 @@ def _media(values: Iterable[str]) -> frozenset[str]:
     return _subset(MEDIA, "media")(values)
 
 
+def _options(values: Iterable[Option]) -> tuple[Option, ...]:
+    return tuple(values)
+
+
 def _callable(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not callable(value):
         raise ConfigError(f"{attribute.name} must be callable, got {value!r}")
@@ -74,6 +78,8 @@ class Option:
     choices: tuple[Any, ...] | None = None
     default: Any = None
     help: str = ""
+    min: float | None = None
+    max: float | None = None
 
     def validate(self, value: Any) -> Any:
         try:
@@ -91,6 +97,10 @@ class Option:
             raise ConfigError(
                 f"option {self.name}={value!r} is not allowed; choose one of {list(self.choices)}"
             )
+        if self.min is not None and converted < self.min:
+            raise ConfigError(f"option {self.name}={value!r} must be at least {self.min:g}")
+        if self.max is not None and converted > self.max:
+            raise ConfigError(f"option {self.name}={value!r} must be at most {self.max:g}")
         return converted
 
 
@@ -108,6 +118,9 @@ class BackendInfo:
     tasks: frozenset[str] = attrs.field(converter=_tasks)
     media: frozenset[str] = attrs.field(default=frozenset({"image"}), converter=_media)
     description: str = ""
+    #: construction settings the factory accepts (model, device, api_key, ...): values given
+    #: as strings (the CLI's --config) are converted and checked before the factory runs
+    settings: tuple[Option, ...] = attrs.field(default=(), converter=_options)
     plugin: str | None = None  # entry point / plugin name, filled in by the host
     distribution: str | None = None  # "vlmkit-gemini 0.1.0", filled in by the host
 

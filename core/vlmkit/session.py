@@ -32,7 +32,14 @@ if TYPE_CHECKING:
 
 __all__ = ["Session"]
 
-_SESSION_SETTINGS = ("system", "threshold", "use_system_prompt", "response_schema", "json")
+_SESSION_SETTINGS = (
+    "system",
+    "threshold",
+    "use_system_prompt",
+    "response_schema",
+    "json",
+    "duration_s",
+)
 
 
 class Session:
@@ -85,6 +92,10 @@ class Session:
         config = dict(options)
         if model is not None:
             config["model"] = model
+        declared = {setting.name: setting for setting in info.settings}
+        for key, value in config.items():
+            if key in declared and value is not None:
+                config[key] = declared[key].validate(value)
         try:
             instance = info.factory(**config)
         except VlmkitError:
@@ -240,13 +251,15 @@ class Session:
         fps: float | None = None,
         start: float | None = None,
         end: float | None = None,
+        max_frames: int | None = None,
         **options: Any,
     ) -> VideoResult:
         """Ask about a video (a local path, or a provider URI such as ``gs://...``).
 
-        ``fps`` sets the sampling rate; ``start``/``end`` (seconds) clip it.
+        ``fps`` sets the sampling rate; ``start``/``end`` (seconds) clip it; ``max_frames``
+        caps the frames a frame-sampling backend sends.
         """
-        from vlmkit.video import video_mime_type
+        from vlmkit.video import probe_video, video_mime_type
 
         source_text = str(source)
         is_uri = "://" in source_text
@@ -256,6 +269,13 @@ class Session:
             raise ConfigError(f"fps must be positive, got {fps}")
         if start is not None and end is not None and end <= start:
             raise ConfigError(f"end ({end}) must be after start ({start})")
+        if max_frames is not None and max_frames < 1:
+            raise ConfigError(f"max_frames must be at least 1, got {max_frames}")
+        settings: dict[str, Any] = {}
+        if not is_uri:
+            # unreadable videos fail here, before any upload or model call; the duration
+            # lets the parser drop events the model placed after the end
+            settings["duration_s"] = probe_video(source_text).duration_s
         text, _ = prompt_for("video", prompt)
         video = VideoInput(
             source=source_text,
@@ -263,8 +283,9 @@ class Session:
             start_s=start,
             end_s=end,
             mime_type=video_mime_type(source_text),
+            max_frames=max_frames,
         )
-        return self._call("video", text, video=video, options=options)
+        return self._call("video", text, video=video, options={**options, **settings})
 
     # -- batch runs -----------------------------------------------------------------------
     def run(

@@ -524,12 +524,12 @@ def _contours_opencv(crop: np.ndarray, tolerance: float) -> list[np.ndarray] | N
         contours = [cv2.approxPolyDP(c, tolerance, True) for c in contours]
     links = hierarchy[0]  # rows: next, previous, first child, parent
     ordered = []
-    for index in np.flatnonzero(links[:, 3] < 0):  # outer contours, each followed by its holes
+    for index in np.flatnonzero(links[:, 3] < 0).tolist():  # outer contours, then their holes
         ordered.append(contours[index])
-        child = links[index, 2]
+        child = int(links[index, 2])
         while child >= 0:
             ordered.append(contours[child])
-            child = links[child, 0]
+            child = int(links[child, 0])
     return [c.reshape(-1, 2) for c in ordered]
 
 

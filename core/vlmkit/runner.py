@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from vlmkit.errors import ConfigError, MediaError, VlmkitError
+from vlmkit.errors import AuthError, ConfigError, MediaError, VlmkitError
 from vlmkit.ledger import Ledger, LedgerRecord, read_ledger
 from vlmkit.media import is_image_path
 from vlmkit.types import FinishReason, Result, Usage
@@ -35,6 +35,8 @@ __all__ = ["InputItem", "ItemOutcome", "Run", "RunSummary", "collect_inputs"]
 log = logging.getLogger(__name__)
 
 RUN_TASKS = ("detect", "segment", "describe", "ocr")
+# Errors that are not about one item: the run stops instead of failing every item alike.
+_FATAL = (AuthError, ConfigError)
 LEDGER_NAME = "results.jsonl"
 
 
@@ -131,7 +133,7 @@ class RunSummary:
     resumed: int = 0  # finished in an earlier run, skipped now
     usage: Usage = attrs.field(factory=Usage.zero)
     wall_s: float = 0.0
-    stopped: str | None = None  # "budget", "interrupted" or None
+    stopped: str | None = None  # "budget", "interrupted", "error" or None
     failures: dict[str, int] = attrs.field(factory=dict)  # error type -> count
     sink_files: dict[str, list[Path]] = attrs.field(factory=dict)
 
@@ -228,6 +230,7 @@ class Run:
         self.items, self.skipped_inputs, self.root = collect_inputs(inputs)
         self.summary = RunSummary()
         self._stop = threading.Event()
+        self._fatal: VlmkitError | None = None
         # Validate the sinks before any model call: a typo must not cost a whole run.
         for name in self.sinks:
             info = session.sinks().get(name) if name in session.sinks() else None
@@ -380,9 +383,17 @@ class Run:
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in finished:
                         outcome = self._finish(future, running.pop(future), attempts, ledger)
+                        if outcome is None:  # a fatal error: nothing more is started
+                            for pending_future in list(running):
+                                if pending_future.cancel():
+                                    running.pop(pending_future)
+                            continue
                         self._notify(outcome, bar)
                         yield outcome
                     submit_more()
+                if self._fatal is not None:
+                    self.summary.stopped = "error"
+                    raise self._fatal
             except (KeyboardInterrupt, GeneratorExit) as stop:
                 # Ctrl-C, or the caller stopped iterating: start nothing new, but record what is
                 # already paid for. A second Ctrl-C abandons the items still in flight.
@@ -408,11 +419,18 @@ class Run:
 
     def _finish(
         self, future: Future[Result], item: InputItem, attempts: dict[str, int], ledger: Ledger
-    ) -> ItemOutcome:
+    ) -> ItemOutcome | None:
         attempt = attempts.get(item.key, 0) + 1
         try:
             result = future.result()
             outcome = self._record(ledger, item, attempt, result, None)
+        except _FATAL as err:
+            # Not this item's fault (bad credentials, a model that cannot load, a bad option):
+            # every item would fail the same way, so the run stops instead of recording them.
+            if self._fatal is None:
+                self._fatal = err
+                self._stop.set()
+            return None
         except VlmkitError as err:
             outcome = self._record(ledger, item, attempt, None, err)
         except KeyboardInterrupt:

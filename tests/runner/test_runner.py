@@ -38,8 +38,9 @@ def make_images(folder: Path, count: int, *, subfolders: bool = True) -> list[Pa
 
 
 def session(script=CAT, **kwargs):
-    return vlmkit.Session("scripted", plugins=[scripted_plugin(script, **kwargs)],
-                          entrypoints=["vlmkit"])
+    return vlmkit.Session(
+        "scripted", plugins=[scripted_plugin(script, **kwargs)], entrypoints=["vlmkit"]
+    )
 
 
 def test_a_folder_with_bad_files_finishes_and_reports_them(tmp_path):
@@ -128,8 +129,9 @@ def test_budget_cap_stops_cleanly(tmp_path):
     make_images(images, 20, subfolders=False)
     priced = Generation(text=CAT, usage=vlmkit.Usage(prompt_tokens=10, cost_usd=0.01))
     with session(priced) as s:
-        run = s.run("detect", [images], "cat", out_dir=tmp_path / "out", concurrency=2,
-                    budget_usd=0.05)
+        run = s.run(
+            "detect", [images], "cat", out_dir=tmp_path / "out", concurrency=2, budget_usd=0.05
+        )
         list(run)
     assert run.summary.stopped == "budget"
     assert run.summary.done <= 5 and run.summary.cost_usd <= 0.05 + 1e-9
@@ -151,8 +153,9 @@ def test_progress_callback_and_iteration_order(tmp_path):
     make_images(images, 4, subfolders=False)
     seen = []
     with session() as s:
-        run = s.run("describe", [images / "*.png"], "what?", out_dir=tmp_path / "out",
-                    progress=seen.append)
+        run = s.run(
+            "describe", [images / "*.png"], "what?", out_dir=tmp_path / "out", progress=seen.append
+        )
         keys = [o.key for o in run]
     assert sorted(keys) == [f"img00{i}.png" for i in range(4)]
     assert [o.key for o in seen] == keys
@@ -172,9 +175,13 @@ def test_stopping_iteration_early_records_what_was_paid_for(tmp_path):
 
 def _driver(images, out, calls, *extra):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, str(DRIVER), str(images), str(out), str(calls),
-                             *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, str(DRIVER), str(images), str(out), str(calls), *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_lines(path: Path, count: int, proc, timeout: float = 30.0) -> None:
@@ -215,7 +222,7 @@ def test_sigkill_at_a_random_point_then_resume_yields_every_input_exactly_once(t
     assert set(counts.values()) == {1}
     # nothing recorded in the first run was sent to the model again
     hashes = {vlmkit.media.load_image(images / key).sha256: key for key in recorded_first}
-    calls_second = calls.read_text().splitlines()[len(calls_first):]
+    calls_second = calls.read_text().splitlines()[len(calls_first) :]
     assert not set(calls_second) & set(hashes)
     # the sinks hold every input exactly once
     coco = json.loads((out / "annotations.json").read_text())
@@ -255,3 +262,19 @@ def test_a_missing_input_fails_before_any_model_call(tmp_path):
     with session() as s, pytest.raises(vlmkit.MediaError, match="no such file or folder"):
         s.run("detect", [tmp_path / "photoz"], "cat", out_dir=tmp_path / "out")
     assert s.backend.requests == []
+
+
+@pytest.mark.parametrize(
+    "error",
+    [vlmkit.AuthError("invalid API key"), vlmkit.ConfigError("model not found: gemma-99")],
+)
+def test_errors_that_are_not_about_an_item_stop_the_run(tmp_path, error):
+    images = tmp_path / "images"
+    make_images(images, 10, subfolders=False)
+    with session(error) as s:
+        run = s.run("detect", [images], "cat", out_dir=tmp_path / "out", concurrency=2)
+        with pytest.raises(type(error), match=str(error)):
+            list(run)
+        assert len(s.backend.requests) <= 2
+    assert run.summary.stopped == "error"
+    assert not read_ledger(tmp_path / "out" / "results.jsonl").records  # nothing to retry

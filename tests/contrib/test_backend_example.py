@@ -94,9 +94,11 @@ def test_detect_on_a_resized_image_returns_original_pixels(example, fake_openai)
 
 def test_errors_map_into_the_error_tree(example, fake_openai):
     fake_openai.status = 401
-    with vlmkit.Session("openai-compatible", base_url=fake_openai.url) as session:
-        with pytest.raises(vlmkit.AuthError):
-            session.describe(np.zeros((10, 10, 3), np.uint8))
+    with (
+        vlmkit.Session("openai-compatible", base_url=fake_openai.url) as session,
+        pytest.raises(vlmkit.AuthError),
+    ):
+        session.describe(np.zeros((10, 10, 3), np.uint8))
 
 
 def test_example_passes_the_conformance_check(example, fake_openai):

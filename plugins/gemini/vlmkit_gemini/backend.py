@@ -1,0 +1,899 @@
+"""The gemini-api and gemini-vertex backends: Gemini through the google-genai SDK.
+
+Both share :class:`GeminiBackend`, which turns a provider-neutral :class:`vlmkit.Request` into one
+``generate_content`` call: images encoded by vlmkit (upright, explicit MIME type) and placed before
+the prompt, inline below ``inline_limit_bytes`` and through the Files API above it (gemini-api);
+videos through the Files API (gemini-api) or ``gs://`` URIs (Vertex); JSON mode with a response
+schema for detection; the thinking setting Google advises for spatial tasks, per model (see
+:mod:`vlmkit_gemini.models`). vlmkit owns the retry policy (:mod:`vlmkit_gemini.retry`), maps every
+SDK and transport error to the vlmkit error tree (:mod:`vlmkit_gemini.errors`), and reports
+blocked, cut-off and empty answers as outcomes on the result, never as exceptions.
+
+The generic task route of the core serves every task; the only native route is ``segment`` on
+models that emit polygon masks (Gemini 3.x), whose prompt asks for that format.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import math
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+
+import vlmkit
+from vlmkit.backend import Backend, Generation, Request, SentImage, TaskRequest
+from vlmkit.errors import (
+    AuthError,
+    ConfigError,
+    InvalidRequest,
+    MediaError,
+    UnsupportedTask,
+    VlmkitError,
+)
+from vlmkit.media import EncodedImage, ResizePolicy, encode_image
+from vlmkit.prompts import SEGMENT
+from vlmkit.records import Option
+from vlmkit.types import FinishReason, Usage
+from vlmkit_gemini.errors import FileGone, SettingRefused, map_error, refused_option
+from vlmkit_gemini.files import FileStore
+from vlmkit_gemini.models import ModelCaps, caps_for, normalize_model
+from vlmkit_gemini.options import OPTION_NAMES, OPTIONS
+from vlmkit_gemini.pricing import Price, estimate_cost
+from vlmkit_gemini.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from google import genai
+    from google.genai import types
+
+    from vlmkit.runtime import Runtime
+    from vlmkit.types import Detections
+
+__all__ = [
+    "DEFAULT_INLINE_LIMIT",
+    "DEFAULT_MODEL",
+    "DETECT_SCHEMA",
+    "GeminiApiBackend",
+    "GeminiBackend",
+    "GeminiVertexBackend",
+    "polygon_segment_prompt",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "gemini-2.5-flash"
+#: Request budget for inline media: Google's documented 20 MB request limit (base64 included).
+DEFAULT_INLINE_LIMIT = 20 * 1000 * 1000
+_REQUEST_OVERHEAD = 8 * 1024  # JSON framing, config and headers around the media
+_SPATIAL_TASKS = ("detect", "segment")
+_SEEN_MAX = 4096  # image hashes remembered for upload-on-reuse
+_CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+
+#: The response schema for detection: Google's native ``box_2d`` list.
+DETECT_SCHEMA: dict[str, Any] = {
+    "type": "ARRAY",
+    "items": {
+        "type": "OBJECT",
+        "properties": {
+            "box_2d": {"type": "ARRAY", "items": {"type": "INTEGER"}},
+            "label": {"type": "STRING"},
+        },
+        "required": ["box_2d", "label"],
+        "property_ordering": ["box_2d", "label"],
+    },
+}
+
+
+@functools.cache
+def _sdk_constants() -> dict[str, Any]:
+    """SDK objects every call reuses, validated once (pydantic validation costs per call)."""
+    from google.genai import types
+
+    return {
+        "detect_schema": types.Schema.model_validate(DETECT_SCHEMA),
+        "afc_off": types.AutomaticFunctionCallingConfig(disable=True),
+    }
+
+
+_POLYGON_SEGMENT = (
+    'Give the segmentation masks for the {things}. Output a JSON object with the key "boxes" '
+    'holding a list where each entry contains the 2D bounding box in the key "box_2d" as '
+    '[ymin, xmin, ymax, xmax] normalized to 0-1000, the segmentation mask in the key "mask" as '
+    "a polygon (a list of [x, y] points normalized to 0-1000 over the whole image), and the text "
+    'label in the key "label". {label_rule}'
+)
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    head, rest = template.split("{things}")
+    middle, tail = rest.split("{label_rule}")
+    return re.compile(
+        re.escape(head)
+        + r"(?P<things>.+?)"
+        + re.escape(middle)
+        + r"(?P<rule>.*)"
+        + re.escape(tail),
+        re.DOTALL,
+    )
+
+
+_SEGMENT_RE = _template_regex(SEGMENT)
+
+
+def polygon_segment_prompt(prompt: str) -> str:
+    """The core's PNG-mask segmentation prompt rewritten to ask for polygon masks (Gemini 3.x);
+    any other prompt (the caller's own instruction) is returned unchanged."""
+    match = _SEGMENT_RE.fullmatch(prompt.strip())
+    if match is None:
+        return prompt
+    return _POLYGON_SEGMENT.format(things=match["things"], label_rule=match["rule"]).strip()
+
+
+def _duration(seconds: float) -> str:
+    """Seconds as a protobuf Duration: ``10`` → ``"10s"``, ``1.25`` → ``"1.25s"``."""
+    text = f"{float(seconds):.3f}".rstrip("0").rstrip(".")
+    return f"{text}s"
+
+
+def _b64_size(size: int) -> int:
+    return 4 * math.ceil(size / 3)
+
+
+def _enum_name(value: Any) -> str:
+    return str(getattr(value, "name", None) or getattr(value, "value", None) or value)
+
+
+_SAFETY_FINISH = frozenset(
+    {
+        "SAFETY",
+        "BLOCKLIST",
+        "PROHIBITED_CONTENT",
+        "SPII",
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "MODEL_ARMOR",
+    }
+)
+_HARM_CATEGORIES = (
+    "HARM_CATEGORY_HARASSMENT",
+    "HARM_CATEGORY_HATE_SPEECH",
+    "HARM_CATEGORY_SEXUALLY_EXPLICIT",
+    "HARM_CATEGORY_DANGEROUS_CONTENT",
+)
+
+
+def _finish_reason(name: str | None) -> FinishReason:
+    if name in (None, "", "STOP", "FINISH_REASON_UNSPECIFIED"):
+        return FinishReason.STOP
+    if name == "MAX_TOKENS":
+        return FinishReason.MAX_TOKENS
+    if name in _SAFETY_FINISH:
+        return FinishReason.SAFETY
+    return FinishReason.OTHER
+
+
+class GeminiBackend(Backend):
+    """What gemini-api and gemini-vertex share. Build one through ``vlmkit.Session``.
+
+    Construction arguments (all keyword): ``model``; ``base_url`` and ``api_version`` (point the
+    SDK at any compatible endpoint); ``timeout_s`` (per HTTP request); ``retry`` (a
+    :class:`~vlmkit_gemini.retry.RetryPolicy`) or its shortcuts ``max_attempts`` and
+    ``max_retry_wait_s``; ``inline_limit_bytes`` (request budget for inline media, base64
+    growth included); ``max_image_side`` (shrink images before sending; default: original
+    pixels); ``image_format`` (``"auto"``: JPEG, PNG only for images with transparency; or
+    ``"jpeg"``, ``"png"``, ``"webp"``) and ``jpeg_quality`` (default 90);
+    ``capabilities`` (a :class:`~vlmkit_gemini.models.ModelCaps` for a model the table lacks);
+    ``prices`` (``{pattern: Price}`` overrides); ``concurrency``; and defaults for any per-call
+    option (``temperature=0``, ``media_resolution="low"``, ...).
+    """
+
+    convention: ClassVar[str] = "yxyx-1000"
+    options: ClassVar[tuple[Option, ...]] = OPTIONS
+    max_images: ClassVar[int | None] = 3600
+    concurrency: ClassVar[int] = 16
+    batch_size: ClassVar[int] = 1
+    thread_safe: ClassVar[bool] = True
+    backend_name: ClassVar[str] = "gemini"
+    vertex: ClassVar[bool] = False
+    #: images at least this large (encoded) go through the Files API from their second use on
+    reuse_upload_min_bytes: int | None = None
+
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_version: str | None = None,
+        timeout_s: float = 120.0,
+        retry: RetryPolicy | None = None,
+        max_attempts: int | None = None,
+        max_retry_wait_s: float | None = None,
+        inline_limit_bytes: int = DEFAULT_INLINE_LIMIT,
+        max_image_side: int | None = None,
+        image_format: str = "auto",
+        jpeg_quality: int = 90,
+        capabilities: ModelCaps | None = None,
+        prices: Mapping[str, Price | Mapping[str, float]] | None = None,
+        concurrency: int | None = None,
+        **defaults: Any,
+    ) -> None:
+        unknown = sorted(set(defaults) - OPTION_NAMES)
+        if unknown:
+            raise ConfigError(
+                f"{self.backend_name} has no argument(s) {', '.join(unknown)}; per-call options "
+                f"are {', '.join(sorted(OPTION_NAMES))}; see docs/backends/gemini.md for the "
+                "construction arguments"
+            )
+        declared = {o.name: o for o in OPTIONS}
+        self._defaults = {k: declared[k].validate(v) for k, v in defaults.items() if v is not None}
+        self.model = normalize_model(model or DEFAULT_MODEL)
+        if capabilities is not None and not isinstance(capabilities, ModelCaps):
+            raise ConfigError("capabilities must be a vlmkit_gemini.models.ModelCaps")
+        self.caps = capabilities or caps_for(self.model)
+        if timeout_s is None or not timeout_s > 0:
+            raise ConfigError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
+        self.timeout_s = float(timeout_s)
+        policy = retry or RetryPolicy()
+        if max_attempts is not None:
+            policy = attrs.evolve(policy, max_attempts=max_attempts)
+        if max_retry_wait_s is not None:
+            policy = attrs.evolve(policy, max_total_wait_s=max_retry_wait_s)
+        self.retry = policy
+        if not isinstance(inline_limit_bytes, int) or inline_limit_bytes <= 0:
+            raise ConfigError(
+                f"inline_limit_bytes must be a positive int, got {inline_limit_bytes!r}"
+            )
+        self.inline_limit_bytes = inline_limit_bytes
+        if max_image_side is not None:
+            self.image_policy = ResizePolicy.fit(int(max_image_side))
+        self.image_format = image_format
+        self.jpeg_quality = jpeg_quality
+        if str(image_format).lower() not in ("auto", "jpeg", "jpg", "png", "webp"):
+            raise ConfigError(f"image_format must be auto, jpeg, png or webp, got {image_format!r}")
+        self.prices = dict(prices or {})
+        if concurrency is not None:
+            if int(concurrency) < 1:
+                raise ConfigError(f"concurrency must be at least 1, got {concurrency!r}")
+            self.concurrency = int(concurrency)
+        self.base_url = base_url
+        self._lock = threading.Lock()
+        self._closed = False
+        self._no_spatial_thinking = False  # the server refused the table's spatial default
+        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._secrets: tuple[str, ...] = ()
+        self.files: FileStore | None = None
+        self._client: genai.Client = self._make_client(
+            self._http_options(base_url=base_url, api_version=api_version)
+        )
+
+    # -- client ---------------------------------------------------------------------------
+    def _http_options(self, *, base_url: str | None, api_version: str | None) -> types.HttpOptions:
+        import httpx2
+        from google.genai import types
+
+        # No retry_options: the SDK's own retries stay off, vlmkit's policy applies.
+        # An explicit httpx2 async transport pins the async stack: aiohttp being importable
+        # changes nothing (its errors, timeouts and retry behaviour differ).
+        keepalive = max(64, 2 * self.concurrency)
+        limits = httpx2.Limits(
+            max_connections=max(100, keepalive), max_keepalive_connections=keepalive
+        )
+        return types.HttpOptions(
+            base_url=base_url or None,
+            api_version=api_version or None,
+            timeout=int(self.timeout_s * 1000),
+            client_args={"limits": limits},
+            async_client_args={"transport": httpx2.AsyncHTTPTransport(limits=limits)},
+        )
+
+    def _make_client(self, http_options: types.HttpOptions) -> genai.Client:
+        raise NotImplementedError
+
+    @property
+    def client(self) -> genai.Client:
+        """The ``genai.Client`` this backend holds for its whole life."""
+        return self._client
+
+    def close(self) -> None:
+        """Delete uploaded files (unless ``keep_files``) and close the client. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            if self.files is not None:
+                self.files.close(delete=not getattr(self, "keep_files", False))
+        finally:
+            self._client.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} model={self.model!r}>"
+
+    # -- the primitive --------------------------------------------------------------------
+    def generate(self, request: Request) -> Generation:
+        if self._closed:
+            raise ConfigError(f"this {self.backend_name} backend is closed")
+        options = {**self._defaults, **request.options}
+        caps = self.caps
+        if request.task == "segment" and not caps.segmentation:
+            raise UnsupportedTask(
+                f"{self.model} is not trained for segmentation; use gemini-2.5-flash or a "
+                "newer model (or pass capabilities=ModelCaps(...) if you know better)",
+                task="segment",
+            )
+        started = time.perf_counter()
+        thinking_was_default = False
+        for attempt in range(3):
+            config, thinking_was_default = self._config(request, options, caps)
+            parts = self._parts(request)
+            try:
+                response = self._call(
+                    lambda parts=parts, config=config: self._client.models.generate_content(
+                        model=self.model,
+                        contents=[self._content(parts)],
+                        config=config,
+                    ),
+                    "generate_content",
+                    sent=options,
+                )
+                break
+            except SettingRefused as err:
+                if attempt < 2 and thinking_was_default and err.option.startswith("thinking"):
+                    # The table's advice is out of date for this model: fall back to the
+                    # model's own default and remember it for the rest of this backend's life.
+                    log.warning(
+                        "vlmkit-gemini: %s refused the default thinking setting for spatial "
+                        "tasks (%s); sending none from now on. Update the capability table.",
+                        self.model,
+                        err,
+                    )
+                    self._no_spatial_thinking = True
+                    continue
+                raise
+            except FileGone:
+                if attempt < 2 and self.files is not None:
+                    for part in parts:
+                        if part.file_data is not None and part.file_data.file_uri:
+                            self.files.forget_uri(part.file_data.file_uri)
+                    continue
+                raise
+        return self._generation(response, options, time.perf_counter() - started)
+
+    # -- native route: polygon masks ------------------------------------------------------
+    @vlmkit.hookimpl
+    def vlmkit_segment(
+        self, backend: Backend, request: TaskRequest, runtime: Runtime
+    ) -> Detections | None:
+        """Gemini 3.x answers segmentation with polygon masks: ask for that format, then let the
+        core's generic route parse it. Other models take the generic route unchanged."""
+        if backend is not self or self.caps.mask_format != "polygon":
+            return None
+        from vlmkit.tasks import GenericTasks
+
+        prompt = polygon_segment_prompt(request.prompt)
+        rewritten = attrs.evolve(request, prompt=prompt)
+        return GenericTasks().vlmkit_segment(backend=self, request=rewritten, runtime=runtime)
+
+    # -- calls, retries, errors -----------------------------------------------------------
+    def _call(
+        self, function: Callable[[], Any], what: str, sent: Mapping[str, Any] | None = None
+    ) -> Any:
+        """Run one SDK call under vlmkit's retry policy with errors mapped; ``sent`` (the
+        call's options) lets a refused setting be named with its value."""
+
+        def attempt() -> Any:
+            try:
+                return function()
+            except VlmkitError:
+                raise
+            except Exception as err:
+                raise self._map(err, sent) from err
+
+        return self.retry.call(attempt, what=what)
+
+    def _map(self, err: BaseException, sent: Mapping[str, Any] | None = None) -> VlmkitError:
+        from google.genai import errors as genai_errors
+
+        mapped = map_error(err, model=self.model, vertex=self.vertex, secrets=self._secrets)
+        if type(mapped) is not InvalidRequest or not isinstance(err, genai_errors.APIError):
+            return mapped
+        option = refused_option(str(err.message or "")) if err.code == 400 else None
+        if option is None:
+            return mapped
+        sent = sent or {}
+        if option == "thinking":
+            option = next((n for n in ("thinking_budget", "thinking_level") if n in sent), option)
+        setting = f"{option}={sent[option]!r}" if option in sent else f"the default {option}"
+        return SettingRefused(
+            f"{self.model} refused {setting}: {mapped}. Change or omit {option}; see the "
+            "capability table in docs/backends/gemini.md",
+            option=option,
+        )
+
+    # -- request building -----------------------------------------------------------------
+    def _content(self, parts: list[types.Part]) -> types.Content:
+        from google.genai import types
+
+        return types.Content(role="user", parts=parts)
+
+    def _spatial(self, request: Request) -> bool:
+        if request.task in _SPATIAL_TASKS:
+            return True
+        return request.task == "ocr" and "box_2d" in request.prompt
+
+    def _config(
+        self, request: Request, options: Mapping[str, Any], caps: ModelCaps
+    ) -> tuple[types.GenerateContentConfig, bool]:
+        from google.genai import types
+
+        # No tools are ever sent; disabling automatic function calling skips its client-side
+        # machinery and its log line on every call (it is not part of the request body).
+        config: dict[str, Any] = {"automatic_function_calling": _sdk_constants()["afc_off"]}
+        if request.system and caps.system_instruction:
+            config["system_instruction"] = request.system
+        for name in ("temperature", "top_p", "top_k", "seed", "max_output_tokens"):
+            if options.get(name) is not None:
+                config[name] = options[name]
+        wants_json = request.json or (request.task == "ocr" and "box_2d" in request.prompt)
+        if wants_json and caps.structured_output:
+            config["response_mime_type"] = "application/json"
+            if request.response_schema is not None:
+                config["response_json_schema"] = request.response_schema
+            elif request.task == "detect" and options.get("structured_output", True):
+                config["response_schema"] = _sdk_constants()["detect_schema"]
+        resolution = options.get("media_resolution") or (
+            caps.video_media_resolution
+            if request.video is not None
+            else caps.image_media_resolution
+        )
+        if resolution:
+            config["media_resolution"] = f"MEDIA_RESOLUTION_{resolution.upper()}"
+        thinking, by_default = self._thinking(request, options, caps)
+        if thinking is not None:
+            config["thinking_config"] = thinking
+        safety = options.get("safety")
+        if safety and safety != "default":
+            config["safety_settings"] = [
+                types.SafetySetting(category=category, threshold=safety.upper())
+                for category in _HARM_CATEGORIES
+            ]
+        if options.get("timeout_s") is not None:
+            config["http_options"] = types.HttpOptions(timeout=int(options["timeout_s"] * 1000))
+        return types.GenerateContentConfig(**config), by_default
+
+    def _thinking(
+        self, request: Request, options: Mapping[str, Any], caps: ModelCaps
+    ) -> tuple[types.ThinkingConfig | None, bool]:
+        from google.genai import types
+
+        budget, level = options.get("thinking_budget"), options.get("thinking_level")
+        if budget is not None and level is not None:
+            raise ConfigError("pass thinking_budget or thinking_level, not both")
+        if budget is not None:
+            problem = caps.budget_problem(budget) if caps.known else None
+            if problem:
+                raise ConfigError(
+                    f"{self.model} does not accept thinking_budget={budget}: {problem}"
+                )
+            return types.ThinkingConfig(thinking_budget=budget), False
+        if level is not None:
+            problem = caps.level_problem(level) if caps.known else None
+            if problem:
+                raise ConfigError(
+                    f"{self.model} does not accept thinking_level={level!r}: {problem}"
+                )
+            return types.ThinkingConfig(thinking_level=level.upper()), False
+        spatial = caps.spatial_thinking
+        if spatial is None or self._no_spatial_thinking or not self._spatial(request):
+            return None, False
+        if caps.thinking == "budget":
+            return types.ThinkingConfig(thinking_budget=int(spatial)), True
+        return types.ThinkingConfig(thinking_level=str(spatial).upper()), True
+
+    # -- media ----------------------------------------------------------------------------
+    def _parts(self, request: Request) -> list[types.Part]:
+        from google.genai import types
+
+        parts = self._image_parts(request)
+        if request.video is not None:
+            parts.append(self._video_part(request))
+        prompt = request.prompt
+        if request.system and not self.caps.system_instruction:
+            prompt = f"{request.system}\n\n{prompt}"
+        parts.append(types.Part.from_text(text=prompt))
+        return parts
+
+    def _encode(self, sent: SentImage) -> EncodedImage:
+        source = sent.original if sent.image is sent.original.image else sent.image
+        fmt = str(self.image_format).lower()
+        if fmt == "auto":  # JPEG like a photo; PNG only where JPEG would lose transparency
+            fmt = "png" if _has_transparency(sent.image) else "jpeg"
+        return encode_image(source, format=fmt, quality=self.jpeg_quality)
+
+    def _image_parts(self, request: Request) -> list[types.Part]:
+        from google.genai import types
+
+        encoded = [self._encode(sent) for sent in request.images]
+        budget = self.inline_limit_bytes - _REQUEST_OVERHEAD - len(request.prompt.encode())
+        budget -= len((request.system or "").encode())
+        uploads: dict[int, Any] = {}
+        if self.files is not None:
+            for index, image in enumerate(encoded):
+                key = FileStore.key_for_bytes(image.sha256, image.mime_type)
+                found = self.files.cached(key)
+                if found is not None:
+                    uploads[index] = found
+                elif self._seen_before(key, len(image.data)):
+                    uploads[index] = self._upload_image(image)
+        inline = sum(_b64_size(len(e.data)) for i, e in enumerate(encoded) if i not in uploads)
+        # Over the budget: move the largest images to the Files API until the rest fits.
+        for index in sorted(range(len(encoded)), key=lambda i: -len(encoded[i].data)):
+            if inline <= budget:
+                break
+            if index in uploads:
+                continue
+            image = encoded[index]
+            uploads[index] = self._upload_image(image)
+            inline -= _b64_size(len(image.data))
+        parts = []
+        for index, image in enumerate(encoded):
+            if index in uploads:
+                found = uploads[index]
+                parts.append(types.Part.from_uri(file_uri=found.uri, mime_type=image.mime_type))
+            else:
+                parts.append(types.Part.from_bytes(data=image.data, mime_type=image.mime_type))
+        return parts
+
+    def _seen_before(self, key: str, size: int) -> bool:
+        """Whether a large image was sent before by this backend (it is then worth uploading)."""
+        limit = self.reuse_upload_min_bytes
+        if limit is None or size < limit:
+            return False
+        with self._lock:
+            if key in self._seen:
+                self._seen.move_to_end(key)
+                return True
+            self._seen[key] = None
+            while len(self._seen) > _SEEN_MAX:
+                self._seen.popitem(last=False)
+        return False
+
+    def _upload_image(self, image: EncodedImage) -> Any:
+        limit = self.inline_limit_bytes
+        if self.files is None:
+            raise MediaError(
+                f"an image needs {_b64_size(len(image.data)):,} bytes inline, over "
+                f"inline_limit_bytes={limit:,}, and Vertex AI has no Files API: shrink images "
+                "with max_image_side=..., or raise inline_limit_bytes if your endpoint accepts "
+                "larger requests"
+            )
+        key = FileStore.key_for_bytes(image.sha256, image.mime_type)
+        return self.files.upload(
+            image.data,
+            key=key,
+            mime_type=image.mime_type,
+            display_name=f"vlmkit-{image.sha256[:16]}",
+        )
+
+    def _video_metadata(self, request: Request) -> types.VideoMetadata | None:
+        from google.genai import types
+
+        video = request.video
+        assert video is not None
+        fields: dict[str, Any] = {}
+        if video.fps is not None:
+            fields["fps"] = float(video.fps)
+        if video.start_s is not None:
+            fields["start_offset"] = _duration(video.start_s)
+        if video.end_s is not None:
+            fields["end_offset"] = _duration(video.end_s)
+        return types.VideoMetadata(**fields) if fields else None
+
+    def _video_part(self, request: Request) -> types.Part:
+        from google.genai import types
+
+        video = request.video
+        assert video is not None
+        metadata = self._video_metadata(request)
+        source = video.source
+        if "://" in source or source.startswith("files/"):
+            file_data = types.FileData(file_uri=source, mime_type=video.mime_type)
+            return types.Part(file_data=file_data, video_metadata=metadata)
+        path = Path(source)
+        if not path.is_file():
+            raise MediaError(f"{source}: no such video file", source=source)
+        mime = video.mime_type
+        if not mime:
+            raise MediaError(
+                f"{source}: unknown video type; use a file with a video suffix "
+                "(.mp4, .mov, .webm, .mpeg, .avi, .flv, .wmv, .3gp)",
+                source=source,
+            )
+        return self._local_video_part(path, mime, metadata)
+
+    def _local_video_part(
+        self, path: Path, mime: str, metadata: types.VideoMetadata | None
+    ) -> types.Part:
+        raise NotImplementedError
+
+    # -- answers --------------------------------------------------------------------------
+    def _generation(
+        self, response: types.GenerateContentResponse, options: Mapping[str, Any], latency: float
+    ) -> Generation:
+        meta = response.usage_metadata
+        model = response.model_version or self.model
+        usage = Usage(
+            prompt_tokens=(meta.prompt_token_count or 0) if meta else 0,
+            output_tokens=(meta.candidates_token_count or 0) if meta else 0,
+            thinking_tokens=(meta.thoughts_token_count or 0) if meta else 0,
+            latency_s=latency,
+        )
+        cost = estimate_cost(model, usage, self.prices)
+        if cost is None and model != self.model:
+            cost = estimate_cost(self.model, usage, self.prices)
+        usage = attrs.evolve(usage, cost_usd=cost)
+        feedback = response.prompt_feedback
+        if feedback is not None and feedback.block_reason is not None:
+            reason = _enum_name(feedback.block_reason)
+            detail = f"the prompt was blocked ({reason})"
+            if feedback.block_reason_message:
+                detail += f": {feedback.block_reason_message}"
+            return Generation(
+                text=None, usage=usage, finish=FinishReason.BLOCKED, model=model, detail=detail
+            )
+        candidates = response.candidates or []
+        if not candidates:
+            return Generation(
+                text=None,
+                usage=usage,
+                finish=FinishReason.EMPTY,
+                model=model,
+                detail="the model returned no candidates",
+            )
+        candidate = candidates[0]
+        parts = (candidate.content.parts if candidate.content else None) or []
+        text = "".join(p.text for p in parts if p.text and not p.thought) or None
+        reason = _enum_name(candidate.finish_reason) if candidate.finish_reason else None
+        finish = _finish_reason(reason)
+        detail = None
+        if finish is FinishReason.SAFETY:
+            blocked = [
+                _enum_name(r.category)
+                for r in candidate.safety_ratings or []
+                if r.blocked and r.category is not None
+            ]
+            detail = f"the answer was withheld ({reason})" + (
+                f": {', '.join(blocked)}" if blocked else ""
+            )
+        elif finish is FinishReason.MAX_TOKENS:
+            limit = options.get("max_output_tokens")
+            detail = (
+                f"the answer was cut off at max_output_tokens="
+                f"{limit if limit is not None else 'the model default'}"
+                f" after {usage.thinking_tokens} thinking and {usage.output_tokens} answer "
+                "tokens; raise max_output_tokens or lower the thinking setting"
+            )
+        elif finish is FinishReason.OTHER:
+            detail = f"the model stopped with finish reason {reason}"
+            if candidate.finish_message:
+                detail += f": {candidate.finish_message}"
+        if text is None and finish is FinishReason.STOP:
+            finish, detail = FinishReason.EMPTY, "the model answered with no text"
+        return Generation(text=text, usage=usage, finish=finish, model=model, detail=detail)
+
+
+def _has_transparency(image: Any) -> bool:
+    if image.mode not in ("RGBA", "LA", "PA", "RGBa", "La"):
+        return False
+    low, _high = image.getchannel("A").getextrema()
+    return low < 255
+
+
+# --------------------------------------------------------------------------------------------
+# gemini-api
+# --------------------------------------------------------------------------------------------
+
+
+class GeminiApiBackend(GeminiBackend):
+    """Gemini Developer API (AI Studio key).
+
+    ``api_key``: the argument, else ``GOOGLE_API_KEY``, else ``GEMINI_API_KEY`` (the SDK's own
+    order). ``base_url``: the argument, else the SDK reads ``GOOGLE_GEMINI_BASE_URL``. Images
+    over the inline budget, images of at least ``reuse_upload_min_bytes`` sent a second time
+    (``None``: never) and every local video go through the Files API, cached by content hash for
+    this backend's life and deleted on :meth:`close` unless ``keep_files=True``; ``file_timeout_s``
+    bounds the wait for a video to become ACTIVE, polled every ``file_poll_interval_s`` (growing).
+    """
+
+    backend_name: ClassVar[str] = "gemini-api"
+    vertex: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        keep_files: bool = False,
+        file_timeout_s: float = 600.0,
+        file_poll_interval_s: float = 1.0,
+        reuse_upload_min_bytes: int | None = 1024 * 1024,
+        **kwargs: Any,
+    ) -> None:
+        if reuse_upload_min_bytes is not None and int(reuse_upload_min_bytes) < 0:
+            raise ConfigError("reuse_upload_min_bytes must be >= 0 or None (never)")
+        self.reuse_upload_min_bytes = (
+            None if reuse_upload_min_bytes is None else int(reuse_upload_min_bytes)
+        )
+        key = api_key or os.environ.get("GOOGLE_API_KEY") or os.environ.get("GEMINI_API_KEY")
+        if not key or not key.strip():
+            raise AuthError(
+                "gemini-api needs an API key: pass api_key=... or set GEMINI_API_KEY (create one "
+                "at https://aistudio.google.com/apikey). For Vertex AI use backend='gemini-vertex'."
+            )
+        self._api_key = key.strip()
+        self.keep_files = bool(keep_files)
+        self._file_timeout_s = float(file_timeout_s)
+        self._file_poll_interval_s = float(file_poll_interval_s)
+        super().__init__(**kwargs)
+        self._secrets = (self._api_key,)
+        self.files = FileStore(
+            self._client,
+            call=self._call,
+            retry=self.retry,
+            timeout_s=self._file_timeout_s,
+            poll_interval_s=self._file_poll_interval_s,
+        )
+
+    def _make_client(self, http_options: types.HttpOptions) -> genai.Client:
+        from google import genai
+
+        try:
+            return genai.Client(api_key=self._api_key, http_options=http_options)
+        except ValueError as err:
+            raise ConfigError(f"could not configure the Gemini client: {err}") from err
+
+    def _local_video_part(
+        self, path: Path, mime: str, metadata: types.VideoMetadata | None
+    ) -> types.Part:
+        from google.genai import types
+
+        assert self.files is not None
+        key = self.files.key_for_path(path, mime)
+        uploaded = self.files.upload(path, key=key, mime_type=mime, display_name=path.name)
+        file_data = types.FileData(file_uri=uploaded.uri, mime_type=uploaded.mime_type or mime)
+        return types.Part(file_data=file_data, video_metadata=metadata)
+
+
+# --------------------------------------------------------------------------------------------
+# gemini-vertex
+# --------------------------------------------------------------------------------------------
+
+
+class GeminiVertexBackend(GeminiBackend):
+    """Gemini on Vertex AI.
+
+    The client is always built with ``vertexai=True`` and everything passed explicitly (the
+    SDK's environment-driven Vertex setup misroutes requests when ``base_url`` is set):
+
+    * **express mode** when an ``api_key`` is passed, or ``express=True`` (the key then comes
+      from ``GOOGLE_API_KEY``); no project, location or credentials are used. A key in the
+      environment alone never switches to express mode.
+    * otherwise **project mode**: ``project`` (argument → ``GOOGLE_CLOUD_PROJECT`` → the
+      application-default credentials' project), ``location`` (argument →
+      ``GOOGLE_CLOUD_LOCATION`` → ``"global"``, where every current Gemini model is served),
+      ``credentials`` (argument → ``google.auth.default()``).
+
+    Vertex has no Files API: videos and large media go by ``gs://`` URI (passed through as is);
+    a local video or image that does not fit inline is refused with what to do.
+    """
+
+    backend_name: ClassVar[str] = "gemini-vertex"
+    vertex: ClassVar[bool] = True
+    default_location: ClassVar[str] = "global"
+
+    def __init__(
+        self,
+        *,
+        project: str | None = None,
+        location: str | None = None,
+        credentials: Any = None,
+        api_key: str | None = None,
+        express: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self.express = bool(express or api_key)
+        if self.express:
+            if project or location or credentials is not None:
+                raise ConfigError(
+                    "gemini-vertex express mode (api_key=...) takes no project, location or "
+                    "credentials; pass either an API key or a project"
+                )
+            key = api_key or os.environ.get("GOOGLE_API_KEY")
+            if not key or not key.strip():
+                raise AuthError(
+                    "gemini-vertex express mode needs an API key: pass api_key=... or set "
+                    "GOOGLE_API_KEY"
+                )
+            self._api_key: str | None = key.strip()
+            self.project = self.location = None
+            self._credentials = None
+        else:
+            self._api_key = None
+            self._credentials, adc_project = self._resolve_credentials(credentials)
+            self.project = (
+                project
+                or os.environ.get("GOOGLE_CLOUD_PROJECT")
+                or adc_project
+                or getattr(self._credentials, "project_id", None)
+                or getattr(self._credentials, "quota_project_id", None)
+            )
+            if not self.project:
+                raise ConfigError(
+                    "gemini-vertex needs a Google Cloud project: pass project=... or set "
+                    "GOOGLE_CLOUD_PROJECT (or use express mode with api_key=...)"
+                )
+            self.location = (
+                location or os.environ.get("GOOGLE_CLOUD_LOCATION") or self.default_location
+            )
+        super().__init__(**kwargs)
+        self._secrets = (self._api_key,) if self._api_key else ()
+
+    @staticmethod
+    def _resolve_credentials(credentials: Any) -> tuple[Any, str | None]:
+        if credentials is not None:
+            return credentials, None
+        import google.auth
+        from google.auth import exceptions as auth_exceptions
+
+        try:
+            found, project = google.auth.default(scopes=[_CLOUD_SCOPE])
+        except auth_exceptions.DefaultCredentialsError as err:
+            raise AuthError(
+                "gemini-vertex found no Google Cloud credentials. Run `gcloud auth "
+                "application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service "
+                "account key file, or pass credentials=...; or use Vertex express mode with "
+                "api_key=..."
+            ) from err
+        return found, project
+
+    def _make_client(self, http_options: types.HttpOptions) -> genai.Client:
+        from google import genai
+
+        try:
+            if self.express:
+                return genai.Client(vertexai=True, api_key=self._api_key, http_options=http_options)
+            return genai.Client(
+                vertexai=True,
+                project=self.project,
+                location=self.location,
+                credentials=self._credentials,
+                http_options=http_options,
+            )
+        except ValueError as err:
+            raise ConfigError(f"could not configure the Vertex AI client: {err}") from err
+
+    def _local_video_part(
+        self, path: Path, mime: str, metadata: types.VideoMetadata | None
+    ) -> types.Part:
+        from google.genai import types
+
+        size = path.stat().st_size
+        if _b64_size(size) + _REQUEST_OVERHEAD > self.inline_limit_bytes:
+            raise MediaError(
+                f"{path}: {size:,} bytes is too large to send inline (inline_limit_bytes="
+                f"{self.inline_limit_bytes:,}, base64 included) and Vertex AI has no Files API. "
+                "Upload it to Cloud Storage (gcloud storage cp ... gs://BUCKET/...) and pass the "
+                "gs:// URI instead",
+                source=str(path),
+            )
+        data = path.read_bytes()
+        blob = types.Blob(data=data, mime_type=mime)
+        return types.Part(inline_data=blob, video_metadata=metadata)

@@ -1,0 +1,278 @@
+"""What each Gemini model accepts: the per-model capability table.
+
+Google ships models faster than any library can follow, and models differ in ways that turn a
+good request into a 400: Gemini 2.5 takes ``thinking_budget`` (Flash accepts 0, Pro does not),
+Gemini 3.x takes ``thinking_level`` and emits polygon masks instead of PNG masks. One table,
+matched by model-name pattern (first match wins), holds these facts; extend it when a model ships::
+
+    from vlmkit_gemini.models import ModelCaps, register_model
+
+    register_model("gemini-9*", ModelCaps(thinking="level", levels=("low", "high"),
+                                          spatial_thinking="low", mask_format="polygon"))
+
+or pass ``capabilities=ModelCaps(...)`` to one backend. An unknown model gets :data:`DEFAULT_CAPS`
+(no thinking setting sent unless you ask, PNG masks) and a logged note.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+from typing import Literal
+
+import attrs
+
+from vlmkit.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CAPS",
+    "MODEL_TABLE",
+    "ModelCaps",
+    "caps_for",
+    "normalize_model",
+    "register_model",
+]
+
+log = logging.getLogger(__name__)
+
+ThinkingKnob = Literal["budget", "level"]
+MaskFormat = Literal["png", "polygon"]
+_LEVELS = ("minimal", "low", "medium", "high")
+_RESOLUTIONS = ("low", "medium", "high")
+
+
+def _check_choice(allowed: tuple[str | None, ...]):
+    def check(_instance: object, attribute: attrs.Attribute, value: object) -> None:
+        if value not in allowed:
+            raise ConfigError(f"ModelCaps.{attribute.name} must be one of {allowed}, got {value!r}")
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class ModelCaps:
+    """The facts about one model (family) that change what vlmkit sends.
+
+    * ``thinking`` — which knob the model takes: ``"budget"`` (``thinking_budget`` tokens, Gemini
+      2.5), ``"level"`` (``thinking_level``, Gemini 3.x) or ``None`` (no thinking setting).
+    * ``zero_budget`` / ``budget_min`` / ``budget_max`` — the ``thinking_budget`` values accepted
+      (``-1`` means dynamic and is always accepted by budget models).
+    * ``levels`` — the ``thinking_level`` values accepted.
+    * ``spatial_thinking`` — what to send for detect, segment and OCR-with-boxes when the caller
+      set nothing: Google advises minimal thinking for spatial tasks (``0``, the lowest budget, or
+      a level); ``None`` sends nothing.
+    * ``mask_format`` — what segmentation returns: ``"png"`` (base64 PNG crops, Gemini 2.5) or
+      ``"polygon"`` (``{"boxes": [...]}`` with polygon masks, Gemini 3.x).
+    * ``image_media_resolution`` / ``video_media_resolution`` — ``media_resolution`` sent when the
+      caller set none (``None``: the server's default).
+    * ``detection`` / ``segmentation`` — whether the model is trained for them.
+    * ``structured_output`` / ``system_instruction`` — whether JSON mode with a response schema
+      and system instructions are accepted (Gemma models on the Gemini API take neither).
+    """
+
+    thinking: ThinkingKnob | None = attrs.field(
+        default=None, validator=_check_choice(("budget", "level", None))
+    )
+    zero_budget: bool = True
+    budget_min: int = 0
+    budget_max: int = 32768
+    levels: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    spatial_thinking: int | str | None = None
+    mask_format: MaskFormat | None = attrs.field(
+        default="png", validator=_check_choice(("png", "polygon", None))
+    )
+    image_media_resolution: str | None = attrs.field(
+        default=None, validator=_check_choice((*_RESOLUTIONS, None))
+    )
+    video_media_resolution: str | None = attrs.field(
+        default=None, validator=_check_choice((*_RESOLUTIONS, None))
+    )
+    detection: bool = True
+    segmentation: bool = True
+    structured_output: bool = True
+    system_instruction: bool = True
+    known: bool = True  # False for the defaults an unknown model gets
+
+    @levels.validator
+    def _check_levels(self, _attribute: object, value: tuple[str, ...]) -> None:
+        unknown = [level for level in value if level not in _LEVELS]
+        if unknown:
+            raise ConfigError(f"ModelCaps.levels: unknown level(s) {unknown}; known: {_LEVELS}")
+
+    def __attrs_post_init__(self) -> None:
+        spatial = self.spatial_thinking
+        if spatial is None:
+            return
+        if self.thinking == "budget" and not isinstance(spatial, int):
+            raise ConfigError("ModelCaps.spatial_thinking must be a budget (int) for budget models")
+        if self.thinking == "level" and spatial not in self.levels:
+            raise ConfigError(
+                f"ModelCaps.spatial_thinking {spatial!r} is not one of the levels {self.levels}"
+            )
+        if self.thinking is None:
+            raise ConfigError("ModelCaps.spatial_thinking needs a thinking knob")
+
+    def budget_problem(self, budget: int) -> str | None:
+        """Why ``thinking_budget=budget`` would be refused, or ``None`` if it is accepted."""
+        if self.thinking is None:
+            return "this model has no thinking setting; omit thinking_budget"
+        if self.thinking == "level":
+            return "this model takes thinking_level (" + ", ".join(self.levels) + "), not a budget"
+        if budget == -1:
+            return None
+        if budget == 0:
+            if self.zero_budget:
+                return None
+            return (
+                f"this model cannot turn thinking off; its lowest thinking_budget is "
+                f"{self.budget_min} (or -1 for dynamic)"
+            )
+        if not self.budget_min <= budget <= self.budget_max:
+            return (
+                f"thinking_budget must be within {self.budget_min}–{self.budget_max}"
+                + (", 0 (off)" if self.zero_budget else "")
+                + " or -1 (dynamic)"
+            )
+        return None
+
+    def level_problem(self, level: str) -> str | None:
+        """Why ``thinking_level=level`` would be refused, or ``None`` if it is accepted."""
+        if self.thinking is None:
+            return "this model has no thinking setting; omit thinking_level"
+        if self.thinking == "budget":
+            return "this model takes thinking_budget (tokens), not thinking_level"
+        if level not in self.levels:
+            return "this model accepts thinking_level " + " / ".join(self.levels)
+        return None
+
+
+_FLASH_25 = ModelCaps(
+    thinking="budget",
+    zero_budget=True,
+    budget_min=1,
+    budget_max=24576,
+    spatial_thinking=0,
+    mask_format="png",
+)
+
+#: ``(model-name pattern, capabilities)``; first match wins, so put specific patterns first.
+#: Facts as documented by Google in 2025-12 (Gemini API "Thinking" and "Image understanding").
+MODEL_TABLE: list[tuple[str, ModelCaps]] = [
+    # Gemini 3.x: thinking_level; polygon masks in a {"boxes": [...]} object; Pro has no
+    # "minimal"/"medium" level and later Flash models refuse "minimal", so spatial tasks use "low".
+    # Images keep the server default (high); video uses low, as Google advises for 3.x (70
+    # tokens per frame instead of 280).
+    (
+        "gemini-3-flash*",
+        ModelCaps(
+            thinking="level",
+            levels=("minimal", "low", "medium", "high"),
+            spatial_thinking="low",
+            mask_format="polygon",
+            video_media_resolution="low",
+        ),
+    ),
+    (
+        "gemini-3*-pro*",
+        ModelCaps(
+            thinking="level",
+            levels=("low", "high"),
+            spatial_thinking="low",
+            mask_format="polygon",
+            video_media_resolution="low",
+        ),
+    ),
+    (
+        "gemini-3*",
+        ModelCaps(
+            thinking="level",
+            levels=("low", "medium", "high"),
+            spatial_thinking="low",
+            mask_format="polygon",
+            video_media_resolution="low",
+        ),
+    ),
+    # Gemini 2.5: thinking_budget. Pro cannot turn thinking off (128–32768); Flash and Flash-Lite
+    # can (0), and Google advises 0 for detection and segmentation.
+    (
+        "gemini-2.5-pro*",
+        ModelCaps(
+            thinking="budget",
+            zero_budget=False,
+            budget_min=128,
+            budget_max=32768,
+            spatial_thinking=128,
+            mask_format="png",
+        ),
+    ),
+    (
+        "gemini-2.5-flash-lite*",
+        ModelCaps(
+            thinking="budget",
+            zero_budget=True,
+            budget_min=512,
+            budget_max=24576,
+            spatial_thinking=0,
+            mask_format="png",
+        ),
+    ),
+    ("gemini-2.5-flash*", _FLASH_25),
+    ("gemini-robotics-er-1.5*", _FLASH_25),
+    # Gemini 2.0: trained for detection, not for segmentation; no thinking knob.
+    ("gemini-2.0-*", ModelCaps(thinking=None, mask_format=None, segmentation=False)),
+    ("gemini-1.5-*", ModelCaps(thinking=None, mask_format=None, segmentation=False)),
+    # Gemma served by the Gemini API: no JSON mode, no system instruction, no thinking knob.
+    (
+        "gemma-*",
+        ModelCaps(
+            thinking=None,
+            mask_format=None,
+            segmentation=False,
+            structured_output=False,
+            system_instruction=False,
+        ),
+    ),
+]
+
+#: What a model that matches no pattern gets: send no thinking setting, expect PNG masks.
+DEFAULT_CAPS = ModelCaps(thinking=None, mask_format="png", known=False)
+
+_table_lock = threading.Lock()
+_noted: set[str] = set()
+
+
+def normalize_model(model: str) -> str:
+    """``models/gemini-2.5-flash`` or ``publishers/google/models/...`` → ``gemini-2.5-flash``."""
+    name = model.strip()
+    for prefix in ("publishers/google/models/", "models/"):
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+    return name.lower()
+
+
+def register_model(pattern: str, caps: ModelCaps) -> None:
+    """Add (or override) a model pattern; it takes precedence over the built-in entries."""
+    if not isinstance(caps, ModelCaps):
+        raise ConfigError(f"register_model needs a ModelCaps, got {type(caps).__name__}")
+    with _table_lock:
+        MODEL_TABLE.insert(0, (pattern.lower(), caps))
+
+
+def caps_for(model: str) -> ModelCaps:
+    """The capabilities of ``model`` (first matching pattern), or :data:`DEFAULT_CAPS`."""
+    name = normalize_model(model)
+    with _table_lock:
+        table = list(MODEL_TABLE)
+    for pattern, caps in table:
+        if fnmatch.fnmatchcase(name, pattern):
+            return caps
+    if name not in _noted:
+        _noted.add(name)
+        log.info(
+            "vlmkit-gemini: model %r is not in the capability table; sending no thinking "
+            "setting unless asked and expecting PNG masks. Add it with "
+            "vlmkit_gemini.models.register_model() or pass capabilities=ModelCaps(...).",
+            name,
+        )
+    return DEFAULT_CAPS

@@ -1,0 +1,47 @@
+"""Registers the gemini-api and gemini-vertex backends (entry point ``vlmkit: gemini``).
+
+Cheap by design: google-genai and the backend module are imported only when a Session selects
+one of these backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import vlmkit
+from vlmkit_gemini.options import API_SETTINGS, VERTEX_SETTINGS
+
+_TASKS = ("describe", "detect", "segment", "ocr", "video")
+
+
+def _gemini_api(**config: Any) -> vlmkit.Backend:
+    from vlmkit_gemini.backend import GeminiApiBackend
+
+    return GeminiApiBackend(**config)
+
+
+def _gemini_vertex(**config: Any) -> vlmkit.Backend:
+    from vlmkit_gemini.backend import GeminiVertexBackend
+
+    return GeminiVertexBackend(**config)
+
+
+@vlmkit.hookimpl
+def vlmkit_backends() -> Iterator[vlmkit.BackendInfo]:
+    yield vlmkit.BackendInfo(
+        name="gemini-api",
+        factory=_gemini_api,
+        tasks=_TASKS,
+        media=("image", "video"),
+        description="Google Gemini through the Gemini Developer API (API key; Files API).",
+        settings=API_SETTINGS,
+    )
+    yield vlmkit.BackendInfo(
+        name="gemini-vertex",
+        factory=_gemini_vertex,
+        tasks=_TASKS,
+        media=("image", "video"),
+        description="Google Gemini on Vertex AI (project + credentials, or express-mode key).",
+        settings=VERTEX_SETTINGS,
+    )

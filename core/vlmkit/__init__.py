@@ -33,6 +33,7 @@ from vlmkit.records import BackendInfo, Option, SinkInfo
 from vlmkit.runtime import Runtime
 from vlmkit.session import Session
 from vlmkit.sink import Sink, SinkItem
+from vlmkit.tasks import run_generic
 from vlmkit.types import (
     Box,
     Description,
@@ -110,4 +111,5 @@ __all__ = [
     "__version__",
     "hookimpl",
     "parse",
+    "run_generic",
 ]

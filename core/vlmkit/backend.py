@@ -67,7 +67,8 @@ class Request:
 
     ``json`` says the task expects JSON (a backend may switch on its JSON mode);
     ``response_schema`` is a JSON schema for providers with structured output.
-    ``options`` holds the validated per-call options the backend declared.
+    ``options`` holds the validated per-call options the backend declared; ``labels`` the
+    exact class names the caller asked for, if any (a response schema may enforce them).
     """
 
     task: str
@@ -78,6 +79,7 @@ class Request:
     json: bool = False
     response_schema: dict[str, Any] | None = None
     options: dict[str, Any] = attrs.field(factory=dict, converter=_dict)
+    labels: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple)  # exact classes asked
 
 
 @attrs.frozen(kw_only=True)

@@ -134,6 +134,9 @@ class LoadedImage:
     format: str | None = None
     orientation: int = attrs.field(default=1, validator=_check_orientation)
     sha256: str
+    #: the encoded source bytes, when loaded from a file, URL or bytes (lets an unchanged JPEG,
+    #: PNG or WEBP be sent as it is instead of being re-encoded)
+    data: bytes | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -321,7 +324,9 @@ def _from_bytes(data: bytes, name: str, *, max_pixels: int) -> LoadedImage:
             "re-export or re-download it",
             source=name,
         ) from err
-    return _finish(image, source=name, fmt=fmt, orientation=orientation, sha256=content_hash(data))
+    return _finish(
+        image, source=name, fmt=fmt, orientation=orientation, sha256=content_hash(data), data=data
+    )
 
 
 _NOT_AN_IMAGE = {
@@ -475,14 +480,20 @@ def _array_to_pil(array: np.ndarray, *, max_pixels: int) -> Image.Image:
 
 
 def _finish(
-    image: Image.Image, *, source: str, fmt: str | None, orientation: int, sha256: str | None
+    image: Image.Image,
+    *,
+    source: str,
+    fmt: str | None,
+    orientation: int,
+    sha256: str | None,
+    data: bytes | None = None,
 ) -> LoadedImage:
     if sha256 is None:  # in-memory pixels: hash what the model will see
         digest = hashlib.sha256(f"{image.width}x{image.height}:{image.mode}\n".encode())
         digest.update(image.tobytes())
         sha256 = digest.hexdigest()
     return LoadedImage(
-        image=image, source=source, format=fmt, orientation=orientation, sha256=sha256
+        image=image, source=source, format=fmt, orientation=orientation, sha256=sha256, data=data
     )
 
 
@@ -782,9 +793,10 @@ def encode_image(
 ) -> EncodedImage:
     """Encode an image for a model as JPEG, PNG or WEBP, optionally resized first.
 
-    ``"auto"`` picks PNG for images with transparency and for small grayscale or few-colour
-    images, JPEG otherwise. JPEG flattens transparency onto white. EXIF is never written: the
-    pixels are already upright. Anything :func:`load_image` accepts may be passed too.
+    ``"auto"`` sends an upright, unresized JPEG, PNG or WEBP file as it is (no re-encoding, no
+    quality loss); otherwise it picks PNG for images with transparency and for small grayscale
+    or few-colour images, JPEG otherwise. JPEG flattens transparency onto white. EXIF is never
+    written: the pixels are already upright. Anything :func:`load_image` accepts may be passed.
     """
     fmt = _ENCODE_FORMATS.get(str(format).strip().upper()) if isinstance(format, str) else None
     if fmt is None:
@@ -795,6 +807,21 @@ def encode_image(
         raise ConfigError(f"resize must be a ResizePolicy or None, got {resize!r}")
     loaded = load_image(image) if not isinstance(image, LoadedImage) else image
     pixels, transform = (resize or ResizePolicy.none()).apply(loaded)
+    if (
+        loaded.data is not None
+        and pixels is loaded.image
+        and loaded.orientation == 1
+        and loaded.format in ("JPEG", "PNG", "WEBP")
+        and fmt in ("AUTO", loaded.format)
+    ):
+        return EncodedImage(
+            data=loaded.data,
+            mime_type=MIME_TYPES[loaded.format],
+            format=loaded.format,
+            size=loaded.size,
+            transform=transform,
+            sha256=loaded.sha256,
+        )
     has_alpha = pixels.mode == "RGBA" and _min_alpha(pixels) < 255
     if pixels.mode == "RGBA" and not has_alpha:
         pixels = pixels.convert("RGB")

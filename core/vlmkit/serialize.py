@@ -175,6 +175,7 @@ def provenance_to_dict(provenance: Provenance) -> dict[str, Any]:
         "transform": _transform_to(provenance.transform),
         "media": list(provenance.media),
         "cached": provenance.cached,
+        "detail": provenance.detail,
     }
 
 
@@ -192,6 +193,7 @@ def provenance_from_dict(data: Mapping[str, Any]) -> Provenance:
         transform=_transform_from(data.get("transform")),
         media=tuple(data.get("media", ())),
         cached=bool(data.get("cached", False)),
+        detail=data.get("detail"),
     )
 
 

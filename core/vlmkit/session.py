@@ -39,6 +39,7 @@ _SESSION_SETTINGS = (
     "response_schema",
     "json",
     "duration_s",
+    "boxes",
 )
 
 
@@ -241,6 +242,8 @@ class Session:
         text = (
             prompt if prompt is not None else (OCR_BOXES if boxes else prompt_for("ocr", None)[0])
         )
+        if boxes:
+            options = {**options, "boxes": True}
         return self._call("ocr", text, images=(self._load(image),), options=options)
 
     def video(

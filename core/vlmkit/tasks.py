@@ -37,7 +37,7 @@ from vlmkit.types import (
     VideoResult,
 )
 
-__all__ = ["GenericTasks", "build_request", "provenance_for"]
+__all__ = ["GenericTasks", "build_request", "provenance_for", "run_generic"]
 
 _JSON_TASKS = ("detect", "segment")
 
@@ -71,9 +71,14 @@ def build_request(backend: Backend, request: TaskRequest) -> Request:
         images=_prepare(backend, request),
         video=request.video,
         system=system,
-        json=request.task in _JSON_TASKS or bool(request.settings.get("json")),
+        json=(
+            request.task in _JSON_TASKS
+            or bool(request.settings.get("json"))
+            or (request.task == "ocr" and bool(request.settings.get("boxes")))
+        ),
         response_schema=request.settings.get("response_schema"),
         options=request.options,
+        labels=request.labels,
     )
 
 
@@ -93,6 +98,7 @@ def provenance_for(
         usage=usage,
         finish=generation.finish,
         media=tuple(image.sha256 for image in request.images),
+        detail=generation.detail,
     )
 
 
@@ -223,3 +229,23 @@ def _flag_cut(result: Any, generation: Generation) -> Any:
     if generation.finish is FinishReason.MAX_TOKENS and not result.report.truncated:
         return attrs.evolve(result, report=attrs.evolve(result.report, truncated=True))
     return result
+
+
+_GENERIC = GenericTasks()
+
+
+def run_generic(backend: Backend, request: TaskRequest, runtime: Runtime) -> Any:
+    """Run the core's generic implementation of ``request.task``.
+
+    For native task routes that adapt a request (another prompt, other settings) and then hand
+    it on to the generic route instead of duplicating it::
+
+        @vlmkit.hookimpl
+        def vlmkit_segment(self, backend, request, runtime):
+            adapted = attrs.evolve(request, prompt=polygon_prompt(request.prompt))
+            return vlmkit.run_generic(backend, adapted, runtime)
+    """
+    hook = getattr(_GENERIC, f"vlmkit_{request.task}", None)
+    if hook is None:
+        raise UnsupportedTask(f"no generic route for task {request.task!r}", task=request.task)
+    return hook(backend=backend, request=request, runtime=runtime)

@@ -305,6 +305,7 @@ class Provenance:
     transform: Any = None  # vlmkit.geometry.Transform; Any keeps this module import-light
     media: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple)  # content hashes / names
     cached: bool = False
+    detail: str | None = None  # why the model stopped, in the provider's words (block reason)
 
 
 @attrs.frozen(kw_only=True)

@@ -798,3 +798,25 @@ def test_content_hash_and_tables():
     assert not is_image_path("notes.txt")
     assert not is_image_path("clip.mp4")
     assert all(suffix.startswith(".") and suffix.islower() for suffix in IMAGE_SUFFIXES)
+
+
+def test_an_unchanged_file_is_sent_as_it_is(tmp_path):
+    """No re-encoding (and no quality loss) when nothing about the pixels changed."""
+    from vlmkit.media import ResizePolicy, encode_image, load_image
+
+    path = tmp_path / "photo.jpg"
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(path, quality=75)
+    original = path.read_bytes()
+    loaded = load_image(path)
+    same = encode_image(loaded)
+    assert same.data == original and same.mime_type == "image/jpeg"
+    assert same.sha256 == loaded.sha256
+    assert encode_image(loaded, format="PNG").data != original  # another format: encoded
+    resized = encode_image(loaded, resize=ResizePolicy.fit(32))
+    assert resized.data != original and resized.size == (32, 24)
+    rotated = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (64, 48)).save(rotated, exif=exif.tobytes())
+    upright = encode_image(load_image(rotated))
+    assert upright.data != rotated.read_bytes() and upright.size == (48, 64)

@@ -121,6 +121,7 @@ def test_blocked_answer_is_an_outcome_not_a_crash():
         dets = session.detect(WIDE, "cat")
         text = session.describe(WIDE)
     assert len(dets) == 0 and dets.finish is FinishReason.SAFETY and not dets.complete
+    assert dets.provenance.detail == "SAFETY"  # the provider's own words reach the user
     assert text.text == "" and text.finish is FinishReason.SAFETY
 
 

@@ -377,11 +377,9 @@ class GeminiBackend(Backend):
         core's generic route parse it. Other models take the generic route unchanged."""
         if backend is not self or self.caps.mask_format != "polygon":
             return None
-        from vlmkit.tasks import GenericTasks
-
         prompt = polygon_segment_prompt(request.prompt)
         rewritten = attrs.evolve(request, prompt=prompt)
-        return GenericTasks().vlmkit_segment(backend=self, request=rewritten, runtime=runtime)
+        return vlmkit.run_generic(self, rewritten, runtime)
 
     # -- calls, retries, errors -----------------------------------------------------------
     def _call(
@@ -428,7 +426,7 @@ class GeminiBackend(Backend):
     def _spatial(self, request: Request) -> bool:
         if request.task in _SPATIAL_TASKS:
             return True
-        return request.task == "ocr" and "box_2d" in request.prompt
+        return request.task == "ocr" and request.json
 
     def _config(
         self, request: Request, options: Mapping[str, Any], caps: ModelCaps
@@ -443,7 +441,7 @@ class GeminiBackend(Backend):
         for name in ("temperature", "top_p", "top_k", "seed", "max_output_tokens"):
             if options.get(name) is not None:
                 config[name] = options[name]
-        wants_json = request.json or (request.task == "ocr" and "box_2d" in request.prompt)
+        wants_json = request.json
         if wants_json and caps.structured_output:
             config["response_mime_type"] = "application/json"
             if request.response_schema is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -231,6 +232,8 @@ class Run:
         self.summary = RunSummary()
         self._stop = threading.Event()
         self._fatal: VlmkitError | None = None
+        self._recorded: set[str] = set()
+        self._interrupt_requested = False
         # Validate the sinks before any model call: a typo must not cost a whole run.
         for name in self.sinks:
             info = session.sinks().get(name) if name in session.sinks() else None
@@ -280,6 +283,7 @@ class Run:
                 attempt=attempt,
             )
         ledger.append(record)  # durable before the item counts as done
+        self._recorded.add(item.key)
         return ItemOutcome(
             key=item.key,
             path=item.path,
@@ -288,6 +292,25 @@ class Run:
             error=record.error,
             error_type=record.error_type,
         )
+
+    def _defer_interrupts(self) -> Any:
+        """Turn Ctrl-C into a request the run loop honours at a safe point, so an interrupt
+        can never fall between sending an item and recording it. A second Ctrl-C interrupts
+        at once. Only in the main thread, and only if nobody else handles SIGINT."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is not signal.default_int_handler:
+            return None
+
+        def request_stop(signum: int, frame: Any) -> None:
+            if self._interrupt_requested:
+                raise KeyboardInterrupt
+            self._interrupt_requested = True
+            self._stop.set()
+
+        signal.signal(signal.SIGINT, request_stop)
+        return previous
 
     def _budget_reached(self, in_flight: int) -> bool:
         if self.budget_usd is None:
@@ -341,10 +364,13 @@ class Run:
                 dynamic_ncols=True,
                 disable=None,  # no bar when stderr is not a terminal
             )
+        previous_handler = self._defer_interrupts()
         try:
             with Ledger(self.ledger_path, fsync=self.fsync) as ledger:
                 yield from self._process(pending, attempts, ledger, bar)
         finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
             if bar is not None:
                 bar.close()
             self.summary.usage = _usage_since(usage_before, self.session.usage)
@@ -380,9 +406,13 @@ class Run:
             try:
                 submit_more()
                 while running:
-                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    finished, _ = wait(running, timeout=0.1, return_when=FIRST_COMPLETED)
+                    if self._interrupt_requested:
+                        raise KeyboardInterrupt
                     for future in finished:
-                        outcome = self._finish(future, running.pop(future), attempts, ledger)
+                        # popped only once recorded: an interrupt in between leaves it to drain
+                        outcome = self._finish(future, running[future], attempts, ledger)
+                        running.pop(future)
                         if outcome is None:  # a fatal error: nothing more is started
                             for pending_future in list(running):
                                 if pending_future.cancel():
@@ -391,6 +421,8 @@ class Run:
                         self._notify(outcome, bar)
                         yield outcome
                     submit_more()
+                if self._interrupt_requested:
+                    raise KeyboardInterrupt
                 if self._fatal is not None:
                     self.summary.stopped = "error"
                     raise self._fatal
@@ -411,7 +443,9 @@ class Run:
                     )
                 try:
                     for future in list(running):
-                        self._finish(future, running.pop(future), attempts, ledger)
+                        if running[future].key not in self._recorded:
+                            self._finish(future, running[future], attempts, ledger)
+                        running.pop(future)
                 except KeyboardInterrupt:
                     log.warning("abandoned %d in-flight item(s); re-run to resume", len(running))
                 pool.shutdown(wait=False, cancel_futures=True)

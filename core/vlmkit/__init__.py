@@ -1,5 +1,6 @@
 """vlmkit: computer vision on vision-language models."""
 
+from vlmkit import prompts
 from vlmkit.backend import (
     Backend,
     Generation,
@@ -27,6 +28,7 @@ from vlmkit.errors import (
 )
 from vlmkit.geometry import Convention, Transform
 from vlmkit.hookspecs import hookimpl
+from vlmkit.media import EncodedImage, LoadedImage, ResizePolicy, encode_image, load_image
 from vlmkit.parsing import parse
 from vlmkit.plugins import PluginFailure, PluginWarning
 from vlmkit.records import BackendInfo, Option, SinkInfo
@@ -54,6 +56,7 @@ from vlmkit.types import (
     Usage,
     VideoResult,
 )
+from vlmkit.video import VideoFrame, VideoInfo, format_timestamp, probe_video, sample_frames
 
 __version__ = "0.1.0"
 
@@ -71,10 +74,12 @@ __all__ = [
     "Description",
     "Detection",
     "Detections",
+    "EncodedImage",
     "FinishReason",
     "Generation",
     "InvalidRequest",
     "LabelMap",
+    "LoadedImage",
     "Mask",
     "MediaError",
     "OcrBlock",
@@ -90,6 +95,7 @@ __all__ = [
     "Provenance",
     "RateLimited",
     "Request",
+    "ResizePolicy",
     "Result",
     "Runtime",
     "SentImage",
@@ -105,11 +111,19 @@ __all__ = [
     "TransientError",
     "UnsupportedTask",
     "Usage",
+    "VideoFrame",
+    "VideoInfo",
     "VideoInput",
     "VideoResult",
     "VlmkitError",
     "__version__",
+    "encode_image",
+    "format_timestamp",
     "hookimpl",
+    "load_image",
     "parse",
+    "probe_video",
+    "prompts",
     "run_generic",
+    "sample_frames",
 ]

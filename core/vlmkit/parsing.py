@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from vlmkit.errors import ParseError
+from vlmkit.errors import ConfigError, ParseError
 from vlmkit.geometry import Convention, Transform, boxes_to_pixels, points_to_pixels
 from vlmkit.types import (
     Box,
@@ -61,6 +61,12 @@ __all__ = [
 
 _EXCERPT = 120
 _MAX_CANDIDATES = 64
+_MAX_DEPTH = 64  # no detection answer nests deeper; deeper input is refused, not recursed into
+
+
+class _TooDeep(Exception):
+    pass
+
 
 # -- cleaning ---------------------------------------------------------------------------------
 _CHAT_TOKENS = re.compile(
@@ -126,6 +132,8 @@ def _scan(text: str, start: int) -> tuple[int, bool, int | None, list[str]]:
         token = match.group()
         if token in ("[", "{"):
             stack.append((token, match.start()))
+            if len(stack) > _MAX_DEPTH:
+                raise _TooDeep
         elif token in ("]", "}"):
             if not stack:
                 return match.start(), False, None, []
@@ -152,7 +160,7 @@ def _loads(span: str) -> tuple[Any, bool]:
     """Load a JSON-ish span: strict JSON first, then a well-kept repairer for model dialects."""
     try:
         return json.loads(span), False
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     import json_repair
 
@@ -195,7 +203,7 @@ def _whole_json(text: str) -> Any:
         return None
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
@@ -213,7 +221,14 @@ def extract_json(text: str, *, accept: Any = None) -> JsonValue:
         return JsonValue(value=fast, source=cleaned)
     errors: list[str] = []
     for start in _candidates(cleaned):
-        end, closed, cut, open_stack = _scan(cleaned, start)
+        try:
+            end, closed, cut, open_stack = _scan(cleaned, start)
+        except _TooDeep:
+            raise ParseError(
+                f"the answer nests brackets more than {_MAX_DEPTH} deep: {_excerpt(text)!r}",
+                raw_text=text,
+                reason="too-deep",
+            ) from None
         truncated = False
         if closed:
             span = cleaned[start:end]
@@ -385,16 +400,31 @@ def _provenance_for(
 
 def _resolve_transform(image_size: Sequence[int] | None, transform: Transform | None) -> Transform:
     if transform is not None:
-        if image_size is not None and tuple(int(v) for v in image_size) != transform.original_size:
-            raise ParseError(
+        if not isinstance(transform, Transform):
+            raise ConfigError(f"transform must be a vlmkit.Transform, got {transform!r}")
+        if image_size is not None and _image_size(image_size) != transform.original_size:
+            raise ConfigError(
                 f"image_size {tuple(image_size)} does not match the transform's original size "
-                f"{transform.original_size}",
-                reason="bad-arguments",
+                f"{transform.original_size}"
             )
         return transform
     if image_size is None:
-        raise ParseError("image_size (width, height) is required", reason="bad-arguments")
-    return Transform.identity(image_size)
+        raise ConfigError("image_size=(width, height) of the original image is required")
+    return Transform.identity(_image_size(image_size))
+
+
+def _image_size(value: Any) -> tuple[int, int]:
+    try:
+        width, height = value
+        if isinstance(width, bool) or isinstance(height, bool):
+            raise TypeError
+        if int(width) != width or int(height) != height or width <= 0 or height <= 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"image_size must be (width, height) as two positive integers, got {value!r}"
+        ) from None
+    return int(width), int(height)
 
 
 # -- PaliGemma <loc> tokens -------------------------------------------------------------------
@@ -929,9 +959,9 @@ def parse(
     ([[200.0, 50.0, 600.0, 250.0]], ('cat',))
     """
     if not isinstance(text, str):
-        raise ParseError(
-            f"model text must be a string, got {type(text).__name__}", reason="bad-arguments"
-        )
+        raise ConfigError(f"model text must be a string, got {type(text).__name__}")
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or not 0 <= threshold <= 255:
+        raise ConfigError(f"threshold must be an integer within 0–255, got {threshold!r}")
     if task in ("detect", "segment"):
         return parse_detections(
             text,
@@ -962,6 +992,4 @@ def parse(
         return parse_description(text, provenance=provenance)
     if task == "video":
         return parse_video(text, provenance=provenance)
-    raise ParseError(
-        f"unknown task {task!r}; use one of {list(_PARSE_TASKS)}", reason="bad-arguments"
-    )
+    raise ConfigError(f"unknown task {task!r}; use one of {list(_PARSE_TASKS)}")

@@ -86,6 +86,16 @@ def _hook_functions(plugin: object) -> dict[str, Any]:
     return found
 
 
+def _readable_name(plugin: object) -> str:
+    """A plugin's name for messages: a module's name, else its class and a short id."""
+    if inspect.ismodule(plugin):
+        return plugin.__name__
+    label = getattr(plugin, "name", None)
+    kind = type(plugin).__qualname__
+    suffix = f"{id(plugin) & 0xFFFF:04x}"
+    return f"{kind}:{label}:{suffix}" if isinstance(label, str) else f"{kind}:{suffix}"
+
+
 class PluginHost:
     """One pluggy PluginManager with vlmkit's specs, the loaded plugins and their records."""
 
@@ -147,10 +157,15 @@ class PluginHost:
         Returns its name, or ``None`` when it was refused (recorded in :attr:`failures`, or
         raised as :class:`~vlmkit.PluginError` in strict mode or with ``raising=True``).
         """
-        plugin_name = name or self.pm.get_canonical_name(plugin)
+        plugin_name = name or _readable_name(plugin)
         try:
             self._validate(plugin, middleware_only=middleware_only)
-            registered = self.pm.register(plugin, name=name)
+            if not inspect.ismodule(plugin) and not self._has_hooks(plugin):
+                raise PluginError(
+                    f"{plugin!r} has no @vlmkit.hookimpl functions; pass a module or an object "
+                    "with hook implementations"
+                )
+            registered = self.pm.register(plugin, name=name or plugin_name)
             self.pm.check_pending()  # catches specname= typos pluggy accepted silently
         except Exception as err:
             if self.pm.is_registered(plugin):
@@ -163,6 +178,14 @@ class PluginHost:
             self.distributions[registered] = distribution
         self._records = None
         return registered
+
+    @staticmethod
+    def _has_hooks(plugin: object) -> bool:
+        return any(
+            hasattr(getattr(plugin, attr, None), _MARKER)
+            for attr in dir(plugin)
+            if not attr.startswith("__")
+        )
 
     def unregister(self, plugin: object) -> None:
         self.pm.unregister(plugin)

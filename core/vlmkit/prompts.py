@@ -96,7 +96,7 @@ def prompt_for(
     For detect and segment, a list of labels or a short description of the things to find is
     put into Google's documented prompt; a full instruction is sent unchanged.
     """
-    if prompt is None:
+    if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
         if task == "describe" and images > 1:
             return DESCRIBE_MANY, ()
         return DEFAULT_PROMPTS[task], ()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from vlmkit.errors import AuthError, ConfigError, MediaError, VlmkitError
+from vlmkit.errors import AuthError, ConfigError, MediaError, UnsupportedTask, VlmkitError
 from vlmkit.ledger import Ledger, LedgerRecord, read_ledger
 from vlmkit.media import is_image_path
 from vlmkit.types import FinishReason, Result, Usage
@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 
 RUN_TASKS = ("detect", "segment", "describe", "ocr")
 # Errors that are not about one item: the run stops instead of failing every item alike.
-_FATAL = (AuthError, ConfigError)
+_FATAL = (AuthError, ConfigError, UnsupportedTask)
 LEDGER_NAME = "results.jsonl"
+MANIFEST_NAME = "run.json"
 
 
 # -- inputs ---------------------------------------------------------------------------------
@@ -168,18 +169,28 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def _outcome_problem(result: Result) -> str | None:
-    """Why a returned result is not a usable label (blocked, empty, cut off), if it is not."""
+def _outcome_problem(result: Result) -> tuple[str, str] | None:
+    """Why a returned result is not a usable label (blocked, empty, cut off), if it is not:
+    ``(kind, reason)``."""
     finish = result.finish
+    detail = result.provenance.detail if result.provenance else None
     if finish in (FinishReason.SAFETY, FinishReason.BLOCKED):
-        return f"blocked by the provider ({finish.value})"
+        why = (
+            f"{finish.value}: {detail}"
+            if detail and detail.lower() != finish.value
+            else finish.value
+        )
+        return "Blocked", f"blocked by the provider ({why})"
     if finish is FinishReason.EMPTY:
-        return "the model returned an empty answer"
+        return "Empty", "the model returned an empty answer"
     if result.report.truncated or finish is FinishReason.MAX_TOKENS:
         kept = len(getattr(result, "items", ()))
-        return f"the answer was cut off by the token limit (kept {kept} complete items)"
+        return (
+            "Truncated",
+            f"the answer was cut off by the token limit (kept {kept} complete items)",
+        )
     if finish is FinishReason.OTHER:
-        return "the model stopped for an unknown reason"
+        return "Stopped", "the model stopped for an unknown reason"
     return None
 
 
@@ -228,6 +239,9 @@ class Run:
         self.progress = progress
         self.options = dict(options or {})
         self.fsync = fsync
+        session._check(task, "image")  # an unsupported task fails now, not once per item
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise ConfigError(f"--out must be a folder, but {self.out_dir} is a file")
         self.items, self.skipped_inputs, self.root = collect_inputs(inputs)
         self.summary = RunSummary()
         self._stop = threading.Event()
@@ -241,6 +255,48 @@ class Run:
                 session.sink(name, self.out_dir)  # raises BackendNotFound listing sinks
             elif task not in info.accepts:
                 log.warning("sink %r does not accept %s results; it will write nothing", name, task)
+
+    # -- the run's identity -----------------------------------------------------------------
+    def manifest(self) -> dict[str, Any]:
+        """What makes results comparable: a resumed run must ask the same question."""
+        backend = self.session.backend_info.name
+        model = getattr(self.session.backend, "model", None)
+        prompt = self.prompt if isinstance(self.prompt, (str, type(None))) else list(self.prompt)
+        return {
+            "version": 1,
+            "task": self.task,
+            "prompt": prompt,
+            "backend": backend,
+            "model": model,
+            "options": {k: self.options[k] for k in sorted(self.options)},
+        }
+
+    def _check_manifest(self) -> None:
+        """Refuse to mix answers to different questions in one output folder."""
+        import json
+
+        from vlmkit.atomic import atomic_write_text
+
+        path = self.out_dir / MANIFEST_NAME
+        current = json.loads(json.dumps(self.manifest(), default=str))
+        if path.exists():
+            try:
+                previous = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as err:
+                raise ConfigError(f"{path} is unreadable ({err}); use a new --out folder") from err
+            changed = [
+                f"{key}: {previous.get(key)!r} → {current[key]!r}"
+                for key in ("task", "prompt", "backend", "model", "options")
+                if previous.get(key) != current[key]
+            ]
+            if changed:
+                raise ConfigError(
+                    f"{self.out_dir} holds results of a different run ({'; '.join(changed)}); "
+                    "resuming would mix answers to different questions. Use a new --out "
+                    "folder, or repeat the original settings to resume."
+                )
+            return
+        atomic_write_text(path, json.dumps(current, indent=2, ensure_ascii=False) + "\n")
 
     # -- helpers --------------------------------------------------------------------------
     def _call(self, item: InputItem) -> Result:
@@ -256,10 +312,11 @@ class Run:
         error: BaseException | str | None,
     ) -> ItemOutcome:
         size = getattr(result, "image_size", None) if result is not None else None
+        kind = type(error).__name__ if isinstance(error, BaseException) else None
         if error is None and result is not None:
             problem = _outcome_problem(result)
             if problem is not None:
-                error = problem
+                kind, error = problem
         if error is None:
             record = LedgerRecord(
                 key=item.key,
@@ -270,8 +327,8 @@ class Run:
                 attempt=attempt,
             )
         else:
-            error_type = type(error).__name__ if isinstance(error, BaseException) else "Outcome"
-            message = str(error) if isinstance(error, BaseException) else error
+            error_type = kind or "Error"
+            message = str(error)
             record = LedgerRecord(
                 key=item.key,
                 status="failed",
@@ -340,6 +397,7 @@ class Run:
         started = time.perf_counter()
         usage_before = self.session.usage
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._check_manifest()
         state = read_ledger(self.ledger_path)
         attempts = {record.key: record.attempt for record in state}
         pending: list[InputItem] = []

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import inspect
+import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -66,6 +68,10 @@ class Session:
         cache: bool | str | Path | None = None,
         **backend_options: Any,
     ) -> None:
+        if isinstance(plugins, (str, bytes)) or not isinstance(plugins, Iterable):
+            raise ConfigError(f"plugins must be a list of plugins, got {plugins!r}")
+        if model is not None and not isinstance(model, str):
+            raise ConfigError(f"model must be a string, got {model!r}")
         self._host = PluginHost(plugins=plugins, entrypoints=entrypoints, strict=strict)
         self._lock = threading.Lock()
         self._closed = False
@@ -78,6 +84,8 @@ class Session:
         pm = self._host.pm
         pm.register(GenericTasks(), name="vlmkit.generic-tasks")
         pm.register(self.usage_meter, name="vlmkit.usage")
+        if cache is not None and not isinstance(cache, (bool, str, os.PathLike)):
+            raise ConfigError(f"cache must be True, False, None or a folder, got {cache!r}")
         if cache:
             directory = default_cache_dir() if cache is True else Path(cache)
             self.cache = AnswerCache(directory)
@@ -98,18 +106,32 @@ class Session:
             if key in declared and value is not None:
                 config[key] = declared[key].validate(value)
         try:
+            inspect.signature(info.factory).bind(**config)
+        except TypeError as err:
+            raise ConfigError(f"backend {info.name!r} does not take these settings: {err}") from err
+        except ValueError:  # no introspectable signature: let the call decide
+            pass
+        try:
             instance = info.factory(**config)
         except VlmkitError:
             raise
         except TypeError as err:
-            raise ConfigError(f"backend {info.name!r} rejected its options: {err}") from err
+            if "argument" not in str(err):  # a bug inside the factory, not our call
+                raise PluginError(f"backend {info.name!r} failed to start: {err}") from err
+            raise ConfigError(f"backend {info.name!r} does not take these settings: {err}") from err
+        except Exception as err:
+            where = f" (from {info.distribution})" if info.distribution else ""
+            raise PluginError(
+                f"backend {info.name!r}{where} failed to start: {type(err).__name__}: {err}"
+            ) from err
         if not isinstance(instance, Backend):
             raise PluginError(
                 f"backend {info.name!r} factory returned {type(instance).__name__}, "
                 "not a vlmkit.Backend"
             )
         try:
-            self._host.register(instance, name=f"backend:{info.name}", raising=True)
+            if PluginHost._has_hooks(instance):  # native task routes join the pipeline
+                self._host.register(instance, name=f"backend:{info.name}", raising=True)
         except PluginError:
             instance.close()
             raise
@@ -264,6 +286,10 @@ class Session:
         """
         from vlmkit.video import probe_video, video_mime_type
 
+        if not isinstance(source, (str, os.PathLike)):
+            raise ConfigError(
+                f"video takes a file path or a provider URI (gs://...), got {type(source).__name__}"
+            )
         source_text = str(source)
         is_uri = "://" in source_text
         if not is_uri and not Path(source_text).is_file():
@@ -427,6 +453,8 @@ class Session:
             self._backend.close()
 
     def __enter__(self) -> Session:
+        if self._closed:
+            raise ConfigError("this Session is closed; create a new one")
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -162,10 +162,10 @@ class GenericTasks:
                 threshold=int(request.settings.get("threshold", 127)),
                 provenance=provenance,
             )
-        except ParseError:
-            if generation.finish is FinishReason.STOP:
-                raise
-            # Cut off or withheld before anything usable: an outcome, not a crash.
+        except ParseError as err:
+            if generation.finish is FinishReason.STOP or err.reason != "truncated":
+                raise  # an answer that is not a (cut-off) list of items is not an outcome
+            # Cut off before its first complete item: an outcome, not a crash.
             return Detections(
                 image_size=transform.original_size,
                 provenance=provenance,

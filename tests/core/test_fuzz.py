@@ -19,6 +19,10 @@ SEED_ANSWERS = [
 ]
 JUNK = [
     '"',
+    "\\ud800",  # an escaped lone surrogate: valid JSON, not encodable as UTF-8
+    "\\udfff",
+    "[" * 200,  # nesting deeper than any answer
+    "{" * 70,
     "'",
     "[",
     "]",

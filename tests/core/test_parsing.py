@@ -257,13 +257,42 @@ def test_letterboxed_image_maps_back_and_clips_padding():
 
 
 def test_image_size_must_match_transform():
-    with pytest.raises(ParseError):
+    with pytest.raises(vlmkit.ConfigError):
         vlmkit.parse(f"[{CAT}]", image_size=(10, 10), transform=Transform.identity((20, 20)))
 
 
 def test_missing_image_size_is_a_clear_error():
-    with pytest.raises(ParseError, match="image_size"):
+    with pytest.raises(vlmkit.ConfigError, match="image_size"):
         vlmkit.parse(f"[{CAT}]")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"image_size": "100x100"},
+        {"image_size": (10, 10, 3)},
+        {"image_size": (10.5, 10)},
+        {"image_size": (0, 10)},
+        {"image_size": (10, 10), "threshold": "abc"},
+        {"image_size": (10, 10), "threshold": 300},
+        {"image_size": (10, 10), "task": "classify"},
+        {"image_size": (10, 10), "convention": "zyx-9"},
+    ],
+)
+def test_bad_arguments_are_config_errors(kwargs):
+    with pytest.raises(vlmkit.ConfigError):
+        vlmkit.parse(f"[{CAT}]", **kwargs)
+
+
+def test_deeply_nested_text_is_a_parse_error_not_a_recursion_error():
+    for text in ("[" * 100_000, "{" * 50_000 + "}" * 50_000, "[" * 5_000 + "]" * 5_000):
+        with pytest.raises(ParseError):
+            vlmkit.parse(text, image_size=(10, 10))
+
+
+def test_lone_surrogates_in_labels_survive():
+    dets = vlmkit.parse('[{"box_2d": [0, 0, 10, 10], "label": "\\ud800 cat"}]', image_size=(10, 10))
+    assert dets.labels == ("\ud800 cat",)
 
 
 # -- points -----------------------------------------------------------------------------------

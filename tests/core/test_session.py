@@ -139,6 +139,13 @@ def test_truncated_before_any_item_is_an_empty_flagged_outcome():
     assert len(dets) == 0 and dets.report.truncated
 
 
+def test_gibberish_cut_off_by_the_token_limit_is_still_a_parse_error():
+    cut = Generation(text="ajsdh qwe zzz lorem", finish=FinishReason.MAX_TOKENS)
+    with session_for(cut) as session, pytest.raises(ParseError) as info:
+        session.detect(WIDE, "cat")
+    assert info.value.raw_text == "ajsdh qwe zzz lorem"
+
+
 def test_unparseable_complete_answer_raises_with_raw_text():
     with session_for("I am not sure what you mean.") as session, pytest.raises(ParseError) as info:
         session.detect(WIDE, "cat")

@@ -117,7 +117,7 @@ def test_outcomes_are_recorded_with_their_reason(tmp_path):
     with session(script) as s:
         run = s.run("detect", [images], "cat", out_dir=tmp_path / "out", concurrency=1)
         reasons = {o.key: (o.error_type, o.error) for o in run}
-    assert reasons["img000.png"] == ("Outcome", "blocked by the provider (safety)")
+    assert reasons["img000.png"] == ("Blocked", "blocked by the provider (safety)")
     assert "cut off by the token limit (kept 1" in reasons["img001.png"][1]
     assert reasons["img002.png"][0] == "RateLimited"
     record = read_ledger(tmp_path / "out" / "results.jsonl").failed["img001.png"]
@@ -278,3 +278,34 @@ def test_errors_that_are_not_about_an_item_stop_the_run(tmp_path, error):
         assert len(s.backend.requests) <= 2
     assert run.summary.stopped == "error"
     assert not read_ledger(tmp_path / "out" / "results.jsonl").records  # nothing to retry
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 3, subfolders=False)
+    with session() as s:
+        list(s.run("detect", [images], "cat", out_dir=tmp_path / "out"))
+        for task, prompt in (("ocr", None), ("detect", "dog")):
+            with pytest.raises(vlmkit.ConfigError, match="different run"):
+                list(s.run(task, [images], prompt, out_dir=tmp_path / "out"))
+        assert len(s.backend.requests) == 3
+        again = s.run("detect", [images], "cat", out_dir=tmp_path / "out")
+        assert list(again) == [] and again.summary.resumed == 3
+    with session(model="another-model") as other, pytest.raises(vlmkit.ConfigError, match="model"):
+        list(other.run("detect", [images], "cat", out_dir=tmp_path / "out"))
+
+
+def test_an_unsupported_task_fails_before_the_run(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 3, subfolders=False)
+    plugin = scripted_plugin(CAT, tasks={"detect"})
+    with vlmkit.Session("scripted", plugins=[plugin], entrypoints=False) as s:
+        with pytest.raises(vlmkit.UnsupportedTask):
+            s.run("ocr", [images], out_dir=tmp_path / "out")
+        assert not (tmp_path / "out").exists()
+
+
+def test_out_must_be_a_folder(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with session() as s, pytest.raises(vlmkit.ConfigError, match="must be a folder"):
+        s.run("detect", [tmp_path], "cat", out_dir=tmp_path / "file")

@@ -11,7 +11,7 @@ method decorated with ``@vlmkit.hookimpl`` and takes precedence.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -133,13 +133,13 @@ class Backend:
     * ``thread_safe`` — whether ``generate`` may be called from many threads at once.
     """
 
-    convention: ClassVar[str] = "yxyx-1000"
-    options: ClassVar[Sequence[Option]] = ()
-    image_policy: ClassVar[ResizePolicy | None] = None
-    max_images: ClassVar[int | None] = None
-    concurrency: ClassVar[int] = 1
-    batch_size: ClassVar[int] = 1
-    thread_safe: ClassVar[bool] = True
+    convention: str = "yxyx-1000"
+    options: Sequence[Option] = ()
+    image_policy: ResizePolicy | None = None
+    max_images: int | None = None
+    concurrency: int = 1
+    batch_size: int = 1
+    thread_safe: bool = True
 
     #: the model this instance talks to (set by subclasses)
     model: str | None = None

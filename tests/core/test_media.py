@@ -357,11 +357,9 @@ def test_a_decompression_bomb_is_refused_before_decoding(monkeypatch: pytest.Mon
     monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self))
     limit = Image.MAX_IMAGE_PIXELS
 
-    started = time.perf_counter()
     with pytest.raises(MediaError, match="decompression"):
         load_image(bomb)
-    assert time.perf_counter() - started < 1.0
-    assert decoded == []
+    assert decoded == []  # refused from the header: no pixel was decoded
     assert limit == Image.MAX_IMAGE_PIXELS  # no global state changed
 
 
@@ -570,10 +568,8 @@ def test_downloads_over_max_bytes_are_cut_off(server: str):
 
 
 def test_a_slow_server_times_out(server: str):
-    started = time.perf_counter()
     with pytest.raises(MediaError, match=r"timed out after 0\.3 s"):
         load_image(f"{server}/slow", timeout=0.3)
-    assert time.perf_counter() - started < 1.4
 
 
 def test_nothing_listening():

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 
 import vlmkit
-from vlmkit.media import ResizePolicy, encode_image
+from vlmkit import ResizePolicy, encode_image
 
 
 class OpenAICompatibleBackend(vlmkit.Backend):

@@ -37,11 +37,18 @@ from typing import Any
 
 import attrs
 
-from vlmkit.backend import Backend, Generation, Request
-from vlmkit.errors import BackendError, ConfigError, MediaError, VlmkitError
-from vlmkit.media import ResizePolicy
-from vlmkit.records import Option
-from vlmkit.types import Usage
+from vlmkit import (
+    Backend,
+    BackendError,
+    ConfigError,
+    Generation,
+    MediaError,
+    Option,
+    Request,
+    ResizePolicy,
+    Usage,
+    VlmkitError,
+)
 from vlmkit_gemma import loading
 from vlmkit_gemma.decoding import decode_answer
 from vlmkit_gemma.failures import (
@@ -343,7 +350,7 @@ class GemmaLocalBackend(Backend):
                 try:
                     config = loading.load_config(self._source, **self._hub_kwargs)
                 except Exception as err:
-                    raise load_error(err, self.model) from err
+                    raise load_error(err, str(self.model)) from err
                 family = loading.model_family(config)
                 if family == "other":
                     log.warning(
@@ -380,7 +387,7 @@ class GemmaLocalBackend(Backend):
                 traceback.clear_frames(err.__traceback__)
                 gc.collect()
                 self._empty_cache()
-                raise load_error(err, self.model) from err
+                raise load_error(err, str(self.model)) from err
             self._processor, self._model = processor, model
             log.info(
                 "gemma-local: loaded %s on %s (%s) in %.1f s",
@@ -495,7 +502,7 @@ class GemmaLocalBackend(Backend):
         )
 
     def _sample_video(self, request: Request, options: dict[str, Any]) -> list[Any]:
-        from vlmkit.video import sample_frames
+        from vlmkit import sample_frames
 
         video = request.video
         assert video is not None

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Sequence
 
 import attrs
 
-from vlmkit.types import FinishReason
+from vlmkit import FinishReason
 
 __all__ = ["Decoded", "Split", "decode_answer", "split_generated"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from vlmkit.errors import AuthError, BackendError, ConfigError, VlmkitError
+from vlmkit import AuthError, BackendError, ConfigError, VlmkitError
 
 __all__ = ["check_model_source", "is_out_of_memory", "load_error", "out_of_memory_error"]
 

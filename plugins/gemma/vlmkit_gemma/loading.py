@@ -68,7 +68,7 @@ _DEVICE_RE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 def _config_error(message: str) -> ValueError:
     """vlmkit's ConfigError (a ValueError) when the core is importable, else a plain ValueError."""
     try:
-        from vlmkit.errors import ConfigError
+        from vlmkit import ConfigError
     except ImportError:  # pragma: no cover - the core is a dependency of vlmkit-gemma
         return ValueError(message)
     return ConfigError(message)
@@ -294,7 +294,7 @@ def load_model(
     options.update(kwargs)
     model = AutoModelForImageTextToText.from_pretrained(path_or_id, **options)
     if not use_device_map:
-        model = model.to(device)
+        model = model.to(device)  # type: ignore[arg-type]  # transformers' stubs miss str
     return model.eval()
 
 

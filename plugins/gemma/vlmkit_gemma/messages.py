@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from vlmkit.video import format_timestamp
+from vlmkit import format_timestamp
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from vlmkit.backend import Request
-    from vlmkit.video import VideoFrame
+    from vlmkit import Request, VideoFrame
 
 __all__ = ["VIDEO_PREAMBLE", "build_messages", "image_content", "video_content"]
 

@@ -19,6 +19,12 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 GUARD.install()
+# ... and in every Python process the tests start (see tests/guard/sitecustomize.py).
+_GUARD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guard")
+os.environ["VLMKIT_TEST_NETGUARD"] = "1"
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_GUARD_DIR, os.environ.get("PYTHONPATH", "")) if p
+)
 
 
 @pytest.fixture(autouse=True)

@@ -23,3 +23,18 @@ def test_loopback_is_allowed():
             pass
     finally:
         server.close()
+
+
+def test_child_processes_are_guarded_too():
+    import subprocess
+    import sys
+
+    code = (
+        "import socket\n"
+        "try:\n"
+        "    socket.create_connection(('203.0.113.7', 443), timeout=0.5)\n"
+        "except OSError as err:\n"
+        "    print(type(err).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.stdout.strip() == "EgressBlocked", out.stderr

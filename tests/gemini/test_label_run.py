@@ -34,8 +34,9 @@ def test_a_run_with_injected_failures_completes(tmp_path, fake_gemini, gemini_se
     fake_gemini.fail_next(429, times=3, retry_delay=0.5)
     fake_gemini.add_rule(drop_connection=True, times=2, first=True)
     session = gemini_session(model="gemini-2.5-flash")
-    run = session.run("detect", [folder], ["cat"], out_dir=tmp_path / "out", sinks=["coco"],
-                      concurrency=8)
+    run = session.run(
+        "detect", [folder], ["cat"], out_dir=tmp_path / "out", sinks=["coco"], concurrency=8
+    )
     outcomes = list(run)
     assert run.summary.done == 40 and run.summary.failed == 0, str(run.summary)
     assert {o.status for o in outcomes} == {"done"}
@@ -72,13 +73,36 @@ def test_vlmkit_label_command_against_the_fake(tmp_path, fake_gemini):
     folder = images(tmp_path / "photos", 5)
     (folder / "notes.txt").write_text("not an image")
     fake_gemini.add_rule(text=ANSWER)
-    env = {**os.environ, "GEMINI_API_KEY": "test-key", "VLMKIT_CACHE": "0",
-           "VLMKIT_LOAD_PLUGINS": "vlmkit,vlmkit-gemini", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "GEMINI_API_KEY": "test-key",
+        "VLMKIT_CACHE": "0",
+        "VLMKIT_LOAD_PLUGINS": "vlmkit,vlmkit-gemini",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ["PYTHONPATH"]]),
+    }
     command = [
-        sys.executable, "-m", "vlmkit.cli", "label", str(folder), "--task", "detect",
-        "--prompt", "cat", "--backend", "gemini-api", "--model", "gemini-2.5-flash",
-        "--config", f"base_url={fake_gemini.base_url}", "--out", str(tmp_path / "out"),
-        "--sink", "coco", "--sink", "yolo", "--no-progress",
+        sys.executable,
+        "-m",
+        "vlmkit.cli",
+        "label",
+        str(folder),
+        "--task",
+        "detect",
+        "--prompt",
+        "cat",
+        "--backend",
+        "gemini-api",
+        "--model",
+        "gemini-2.5-flash",
+        "--config",
+        f"base_url={fake_gemini.base_url}",
+        "--out",
+        str(tmp_path / "out"),
+        "--sink",
+        "coco",
+        "--sink",
+        "yolo",
+        "--no-progress",
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -174,7 +174,7 @@ def test_stopping_iteration_early_records_what_was_paid_for(tmp_path):
 
 
 def _driver(images, out, calls, *extra):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ["PYTHONPATH"]])}
     return subprocess.Popen(
         [sys.executable, str(DRIVER), str(images), str(out), str(calls), *extra],
         env=env,

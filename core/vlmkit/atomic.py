@@ -1,13 +1,22 @@
-"""Atomic file writes and safe output paths.
+"""Atomic file writes, staged groups of files, and safe output paths.
 
-Every file a sink writes goes through :func:`atomic_write_bytes`, :func:`atomic_write_text` or
-:func:`atomic_open`: the data lands in a temporary file in the target's folder, is flushed and
-fsynced, and is moved over the target with :func:`os.replace` (atomic on POSIX and Windows), then
-the folder itself is fsynced where the platform allows it. A crash, a full disk or an exception
-leaves either the old file or the new one — never half of one — and no temporary file.
+Single files: :func:`atomic_write_bytes`, :func:`atomic_write_text` and :func:`atomic_open`
+write the data to a hidden temporary file in the target's folder, flush and fsync it, and move
+it over the target with :func:`os.replace` (atomic on POSIX and Windows); then the folder itself
+is fsynced where the platform allows it. A crash, a full disk or an exception leaves either the
+old file or the new one, never half of one; an exception also leaves no temporary file (a
+process killed mid-write may leave a hidden ``.NAME.*.tmp`` next to the target).
+
+Groups of files: :class:`Staging` writes every file of a group in full under such temporary
+names first and moves them all into place only at :meth:`Staging.commit`, a quick burst of
+renames in the order the files were staged. Until then no target changes, and
+:meth:`Staging.discard` drops everything. The built-in sinks stage all their files this way so
+that an export that fails half-way changes nothing.
 
 Every path a sink derives from an input key goes through :func:`safe_join`, which refuses
-anything that could land outside the output folder.
+anything that could land outside the output folder (or cannot be a file name at all).
+Text for dataset files goes through :func:`utf8_safe`, so a string that UTF-8 cannot encode (a
+lone surrogate from model output) never crashes a writer.
 """
 
 from __future__ import annotations
@@ -16,15 +25,33 @@ import contextlib
 import os
 import re
 import secrets
-from collections.abc import Iterator
+import shutil
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePath, PureWindowsPath
 from typing import IO, Any
 
 from vlmkit.errors import SinkError
 
-__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "safe_join"]
+__all__ = [
+    "Staging",
+    "atomic_open",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "safe_join",
+    "utf8_safe",
+]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf8_safe(text: str) -> str:
+    """``text`` made encodable as UTF-8: surrogate pairs are joined into the character they
+    stand for, lone surrogates become U+FFFD. Text without surrogates is returned unchanged."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -44,7 +71,38 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _temp_path(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    # A short prefix of the name keeps the temporary name within NAME_MAX for long names.
+    return target.with_name(f".{target.name[:40]}.{secrets.token_hex(6)}.tmp")
+
+
+@contextlib.contextmanager
+def _temp_file(
+    target: Path, mode: str, encoding: str | None, newline: str | None
+) -> Iterator[tuple[IO[Any], Path]]:
+    """A new temporary file next to ``target``, flushed and fsynced when the block ends
+    cleanly, and removed when it raises."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic writes support mode 'w' or 'wb', got {mode!r}")
+    temp = _temp_path(target)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        if mode == "wb":
+            handle: IO[Any] = os.fdopen(fd, "wb")
+        else:
+            handle = os.fdopen(fd, "w", encoding=encoding or "utf-8", newline=newline)
+    except BaseException:
+        os.close(fd)
+        temp.unlink(missing_ok=True)
+        raise
+    try:
+        with handle:
+            yield handle, temp
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
+        raise
 
 
 @contextlib.contextmanager
@@ -66,22 +124,9 @@ def atomic_open(
         raise ValueError(f"atomic_open supports mode 'w' or 'wb', got {mode!r}")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    temp = _temp_path(target)
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    with _temp_file(target, mode, encoding, newline) as (handle, temp):
+        yield handle
     try:
-        if mode == "wb":
-            handle: IO[Any] = os.fdopen(fd, "wb")
-        else:
-            handle = os.fdopen(fd, "w", encoding=encoding or "utf-8", newline=newline)
-    except BaseException:
-        os.close(fd)
-        temp.unlink(missing_ok=True)
-        raise
-    try:
-        with handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
         os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -98,25 +143,174 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> Path:
-    """Write ``text`` to ``path`` atomically (no newline translation); return the path."""
+    """Write ``text`` to ``path`` atomically (no newline translation); return the path.
+
+    Text the encoding cannot hold raises :class:`UnicodeEncodeError` before the target is
+    touched; pass ``utf8_safe(text)`` where replacing such characters is acceptable.
+    """
     with atomic_open(path, "w", encoding=encoding, newline="") as handle:
         handle.write(text)
     return Path(path)
+
+
+class Staging:
+    """A group of files written now and moved into place together by :meth:`commit`.
+
+    Each ``write_*``/``open``/``place`` call writes one file in full (fsynced) under a hidden
+    temporary name next to its target, creating folders as needed; the target itself is not
+    touched. :meth:`commit` then renames every staged file over its target in staging order and
+    fsyncs the folders: only a crash during that burst of renames can leave some targets new
+    and others old. :meth:`discard` removes the staged files and the folders staging created
+    (when empty). Staging a target again replaces its staged content but keeps its position.
+    Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[Path, Path] = {}  # target -> staged temporary file
+        self._made: list[Path] = []  # folders created for staged files, parents first
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    @property
+    def targets(self) -> list[Path]:
+        """The targets staged so far, in commit order."""
+        with self._lock:
+            return list(self._files)
+
+    def _make_parent(self, target: Path) -> None:
+        missing: list[Path] = []
+        folder = target.parent
+        while not folder.exists() and folder != folder.parent:
+            missing.append(folder)
+            folder = folder.parent
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self._made.extend(reversed(missing))
+
+    def _register(self, target: Path, temp: Path) -> None:
+        with self._lock:
+            previous = self._files.get(target)
+            self._files[target] = temp
+        if previous is not None:
+            previous.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def open(
+        self,
+        path: str | os.PathLike[str],
+        mode: str = "wb",
+        *,
+        encoding: str | None = None,
+        newline: str | None = None,
+    ) -> Iterator[IO[Any]]:
+        """Stage ``path``: like :func:`atomic_open`, but the target changes only at commit."""
+        target = Path(path)
+        self._make_parent(target)
+        with _temp_file(target, mode, encoding, newline) as (handle, temp):
+            yield handle
+        self._register(target, temp)
+
+    def write_bytes(self, path: str | os.PathLike[str], data: bytes) -> Path:
+        with self.open(path, "wb") as handle:
+            handle.write(data)
+        return Path(path)
+
+    def write_text(self, path: str | os.PathLike[str], text: str) -> Path:
+        """Stage ``text`` as UTF-8 (no newline translation). Run it through
+        :func:`utf8_safe` first where it may hold lone surrogates."""
+        return self.write_bytes(path, text.encode("utf-8"))
+
+    def place(
+        self, path: str | os.PathLike[str], source: str | os.PathLike[str], *, link: bool
+    ) -> bool:
+        """Stage a copy of the file ``source`` at ``path``: a hard link when ``link`` and the
+        file system allows it, else a byte copy. Returns whether it was linked. Raises
+        :class:`OSError` when ``source`` cannot be read."""
+        target = Path(path)
+        with open(source, "rb"):  # a missing or unreadable source fails before any folder is made
+            pass
+        self._make_parent(target)
+        if link:
+            temp = _temp_path(target)
+            try:
+                os.link(source, temp)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    temp.unlink(missing_ok=True)
+                if not os.path.isfile(source):
+                    raise
+            else:
+                self._register(target, temp)
+                return True
+        with self.open(target, "wb") as out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+        return False
+
+    def commit(self) -> list[Path]:
+        """Move every staged file into place (staging order); return the targets.
+
+        If a rename fails, the files not yet moved are discarded (with the folders staging
+        created, when empty) and the error is raised."""
+        with self._lock:
+            files, self._files = self._files, {}
+            made, self._made = self._made, []
+        done: list[Path] = []
+        try:
+            for target, temp in files.items():
+                os.replace(temp, target)
+                done.append(target)
+        except BaseException:
+            _remove(temp for target, temp in files.items() if target not in done)
+            _remove_empty(made)
+            raise
+        for folder in dict.fromkeys(target.parent for target in done):
+            _fsync_dir(folder)
+        return done
+
+    def discard(self) -> None:
+        """Remove every staged file and the folders created for them (when empty)."""
+        with self._lock:
+            files, self._files = self._files, {}
+            made, self._made = self._made, []
+        _remove(files.values())
+        _remove_empty(made)
+
+
+def _remove(paths: Iterable[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (parents listed first) that are empty, deepest first."""
+    for folder in reversed(folders):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def safe_join(root: str | os.PathLike[str], relative: str | PurePath) -> Path:
     """Join ``relative`` under ``root`` or raise :class:`~vlmkit.SinkError`.
 
     ``relative`` is an input key such as ``"holiday/img 1.jpg"``; both ``/`` and ``\\`` count
-    as separators. Refused: an empty path, NUL bytes, absolute paths, drive letters and UNC
-    paths, ``..`` components, and any path that resolves outside ``root`` through a symlink.
-    Empty and ``.`` components are dropped, so ``"a//./b"`` is ``root/a/b``.
+    as separators. Refused: an empty path, NUL bytes, text the file system cannot encode (a lone
+    surrogate), absolute paths, drive letters and UNC paths, ``..`` components, and any path
+    that resolves outside ``root`` through a symlink. Empty and ``.`` components are dropped,
+    so ``"a//./b"`` is ``root/a/b``.
     """
     text = relative.as_posix() if isinstance(relative, PurePath) else str(relative)
     if not text:
         raise SinkError("refusing an empty output path")
     if "\x00" in text:
         raise SinkError(f"refusing an output path with a NUL byte: {text!r}")
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        raise SinkError(
+            f"refusing output path {text!r}: it holds characters no file name can have"
+        ) from None
     if text.startswith(("/", "\\")) or _DRIVE.match(text) or PureWindowsPath(text).anchor:
         raise SinkError(f"refusing an absolute output path {text!r}; keys must be relative")
     parts = [part for part in re.split(r"[/\\]", text) if part not in ("", ".")]

@@ -1,29 +1,98 @@
 """Re-emit sink outputs from a run ledger, without calling a model (``vlmkit export``).
 
 :func:`export` reads ``results.jsonl`` (:func:`vlmkit.ledger.read_ledger`: torn lines skipped,
-duplicates resolved, first-seen order) and replays every ``done`` record into the given sinks,
-then closes them. The output is the same as writing the sinks during the run.
+duplicates resolved, first-seen order; a file that is not a ledger is refused with
+:class:`~vlmkit.ConfigError`) and replays every ``done`` record into the given sinks, then
+closes them. The output is the same as writing the sinks during the run.
 
 Sinks are given as built :class:`~vlmkit.Sink` instances, or as names turned into sinks by a
 ``resolve`` callable — ``resolve(name)`` returns a factory ``factory(out_dir, **options)`` or a
 record with a ``factory`` attribute (a :class:`~vlmkit.records.SinkInfo`). The Session's plugin
 registry provides one; this module does not depend on the plugin layer.
+
+Guarantees:
+
+* **Nothing is written before every record is checked.** The ledger is read and every ``done``
+  record's key is checked as an output path (:func:`vlmkit.atomic.safe_join`: no ``..``, no
+  absolute path, no character a file name cannot hold) first.
+* **One bad item never fails the export.** A record whose key is refused is skipped for every
+  sink (so all outputs hold the same items); a record one sink refuses (:class:`~vlmkit.
+  SinkError`, e.g. two keys that map to the same YOLO label file) or cannot convert is skipped
+  for that sink. Each skip is logged (the first ten one by one, then a summary) and listed in
+  :attr:`ExportResult.skipped`. Only when a sink fails on *every* record is that a broken sink,
+  and the export fails.
+* **All or nothing for the built-in sinks.** They are two-phase
+  (:class:`~vlmkit.sinks._util.StagedSink`): while records are replayed and while they are
+  closed, every file — per-image files (``labels/``, ``images/``, ``annotated/``) and
+  dataset-level files (``annotations.json``, ``data.yaml``, ``results.jsonl``) — is written in
+  full under a hidden temporary name next to its target. Only when every sink has finished
+  are they moved into place, a burst of renames: per-image files first, each sink's
+  dataset-level files last. So an export that fails — a full disk, a broken sink, Ctrl-C —
+  changes no file of a built-in sink (the previous export stays whole and consistent), and
+  per-image files never appear without their dataset-level file, except when the process dies
+  inside that final burst of renames (then each file is still whole, old or new, and a
+  re-export repairs the set). A process killed before the commit may leave hidden
+  ``.NAME.*.tmp`` files, which nothing reads.
+* Errors of the environment (:class:`OSError`: disk full, permission denied) stop the export
+  with a :class:`~vlmkit.SinkError` and the guarantee above.
+
+A third-party sink takes part in the commit by providing ``prepare()``, ``commit()`` and
+``discard()`` (the StagedSink protocol); any other sink is closed before the built-in sinks
+commit, and its own ``close`` decides what it leaves behind on failure.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
+import attrs
+
+from vlmkit.atomic import safe_join
 from vlmkit.errors import ConfigError, SinkError
 from vlmkit.ledger import LedgerRecord, read_ledger
 from vlmkit.sink import Sink, SinkItem
 
-__all__ = ["export"]
+__all__ = ["ExportResult", "SkippedRecord", "export"]
+
+logger = logging.getLogger(__name__)
 
 Resolver = Callable[[str], Any]
+
+_LOGGED_SKIPS = 10  # skips logged one by one; the rest only in the summary
+
+
+@attrs.frozen
+class SkippedRecord:
+    """A ledger record that was not exported: by every sink (``sink`` is None) or by one."""
+
+    key: str
+    reason: str
+    sink: str | None = None
+
+
+class ExportResult(dict[str, list[Path]]):
+    """The files each sink wrote, by sink name — a dict, as before — and what was skipped.
+
+    ``records``: the ``done`` records replayed; ``skipped``: the records (or record and sink
+    pairs) left out, with the reason; ``bad_lines``: ledger lines that were not records.
+    """
+
+    def __init__(
+        self,
+        files: Mapping[str, list[Path]] | None = None,
+        *,
+        records: int = 0,
+        skipped: Iterable[SkippedRecord] = (),
+        bad_lines: int = 0,
+    ) -> None:
+        super().__init__(files or {})
+        self.records = records
+        self.skipped = list(skipped)
+        self.bad_lines = bad_lines
 
 
 def _build(
@@ -51,10 +120,45 @@ def _build(
     return entry, sink
 
 
+class _TwoPhase(Protocol):
+    def prepare(self) -> None: ...
+    def commit(self) -> list[Path]: ...
+    def discard(self) -> None: ...
+
+
+def _two_phase(sink: Sink) -> bool:
+    return all(callable(getattr(sink, name, None)) for name in ("prepare", "commit", "discard"))
+
+
 def _image_path(record: LedgerRecord, image_root: Path | None) -> Path | None:
     if image_root is not None:
         return image_root.joinpath(*record.key.replace("\\", "/").split("/"))
     return Path(record.image_path) if record.image_path is not None else None
+
+
+class _Skips:
+    """Collects skipped records and logs the first few of them."""
+
+    def __init__(self) -> None:
+        self.items: list[SkippedRecord] = []
+
+    def add(self, key: str, reason: str, sink: str | None = None) -> None:
+        self.items.append(SkippedRecord(key=key, reason=reason, sink=sink))
+        if len(self.items) <= _LOGGED_SKIPS:
+            where = "every sink" if sink is None else f"sink {sink!r}"
+            logger.warning("export: skipping %r for %s: %s", key, where, reason)
+
+    def summarize(self, records: int) -> None:
+        if not self.items:
+            return
+        keys = len({s.key for s in self.items})
+        logger.warning(
+            "export: %d of %d record(s) were left out of at least one sink (%d skip(s) in "
+            "all; ExportResult.skipped lists them)",
+            keys,
+            records,
+            len(self.items),
+        )
 
 
 def export(
@@ -65,17 +169,20 @@ def export(
     image_root: str | os.PathLike[str] | None = None,
     resolve: Resolver | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
-) -> dict[str, list[Path]]:
+) -> ExportResult:
     """Replay the ``done`` records of a ledger into ``sinks`` and close them.
 
     ``image_root``: where the input images are now, when they moved since the run (an item's
     image is then ``image_root/key``); by default the path recorded in the ledger is used.
-    ``options`` maps a sink name to the options its factory gets. Returns the files each sink
-    wrote, by sink name (the class name for a sink given as an instance). Failed records are
-    not exported; a sink that would overwrite the ledger itself is refused.
+    ``options`` maps a sink name to the options its factory gets. Returns an
+    :class:`ExportResult`: the files each sink wrote, by sink name (the class name for a sink
+    given as an instance), with ``skipped`` records. Failed records are not exported; a sink
+    that would overwrite the ledger itself is refused; a file that is not a ledger raises
+    :class:`~vlmkit.ConfigError`. See the module docstring for what is guaranteed on failure.
     """
     ledger = Path(ledger_path)
     out = Path(out_dir)
+    state = read_ledger(ledger)  # refuses a file that is not a ledger, before anything else
     entries = [sinks] if isinstance(sinks, str | Sink) else list(sinks)
     built: list[tuple[str, Sink]] = []
     for entry in entries:
@@ -94,26 +201,91 @@ def export(
         if any(existing == name for existing, _ in built):
             name = f"{name}#{len(built) + 1}"
         built.append((name, sink))
-    state = read_ledger(ledger)
-    root = Path(image_root) if image_root is not None else None
+
+    # 1. check every record before anything is written
+    skips = _Skips()
+    records: list[LedgerRecord] = []
     for record in state:
         if record.status != "done" or record.result is None:
             continue
-        item = SinkItem(
-            key=record.key,
-            result=record.result,
-            image_path=_image_path(record, root),
-            image_size=record.image_size,
-        )
-        for name, sink in built:
-            write_record = getattr(sink, "write_record", None)
+        try:
+            safe_join(out, record.key)
+        except SinkError as err:
+            skips.add(record.key, str(err))
+            continue
+        records.append(record)
+
+    root = Path(image_root) if image_root is not None else None
+    staged = [(name, cast(_TwoPhase, sink)) for name, sink in built if _two_phase(sink)]
+    plain = [(name, sink) for name, sink in built if not _two_phase(sink)]
+    try:
+        # 2. replay: per-item files are staged, not yet in place
+        unexpected = {name: 0 for name, _ in built}
+        first_error: dict[str, Exception] = {}
+        for record in records:
+            item = SinkItem(
+                key=record.key,
+                result=record.result,  # type: ignore[arg-type] # checked above
+                image_path=_image_path(record, root),
+                image_size=record.image_size,
+            )
+            for name, sink in built:
+                write_record = getattr(sink, "write_record", None)
+                try:
+                    if callable(write_record):
+                        write_record(record)
+                    else:
+                        sink.write(item)
+                except OSError as err:
+                    raise SinkError(
+                        f"sink {name!r} could not write {record.key!r}: {err}; the export stopped"
+                    ) from err
+                except SinkError as err:
+                    skips.add(record.key, str(err), name)
+                except (MemoryError, RecursionError):
+                    raise
+                except Exception as err:
+                    logger.debug("sink %r failed on %r", name, record.key, exc_info=True)
+                    skips.add(record.key, f"{type(err).__name__}: {err}", name)
+                    unexpected[name] += 1
+                    first_error.setdefault(name, err)
+        for name, count in unexpected.items():
+            if records and count == len(records):
+                cause = first_error[name]
+                raise SinkError(
+                    f"sink {name!r} failed on every record ({type(cause).__name__}: {cause}); "
+                    "nothing was exported"
+                ) from cause
+        # 3. finish: dataset-level files staged, plain sinks closed, then everything commits
+        for name, two_phase in staged:
+            _finish(name, two_phase.prepare)
+        files: dict[str, list[Path]] = {}
+        for name, sink in plain:
+            files[name] = _finish(name, sink.close)
+        for name, two_phase in staged:
+            files[name] = _finish(name, two_phase.commit)
+    except BaseException:
+        for _, two_phase in staged:
             try:
-                if callable(write_record):
-                    write_record(record)
-                else:
-                    sink.write(item)
-            except SinkError:
-                raise
-            except Exception as err:
-                raise SinkError(f"sink {name!r} failed on {record.key!r}: {err}") from err
-    return {name: sink.close() for name, sink in built}
+                two_phase.discard()
+            except Exception:  # a failed cleanup must not hide the real error
+                logger.debug("discarding staged files failed", exc_info=True)
+        raise
+    skips.summarize(len(records))
+    return ExportResult(
+        {name: files[name] for name, _ in built},
+        records=len(records),
+        skipped=skips.items,
+        bad_lines=state.bad_lines,
+    )
+
+
+def _finish(name: str, step: Callable[[], Any]) -> Any:
+    try:
+        return step()
+    except SinkError:
+        raise
+    except OSError as err:
+        raise SinkError(f"sink {name!r} could not write its files: {err}") from err
+    except Exception as err:
+        raise SinkError(f"sink {name!r} failed to finish: {err}") from err

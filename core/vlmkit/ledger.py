@@ -7,9 +7,24 @@ model.
 
 Durability: each record is one line written with a single ``os.write`` on an ``O_APPEND`` file
 descriptor and then fsynced, so after a crash a line is either complete or a torn tail.
-:func:`read_ledger` skips a torn or corrupt line with a logged warning and never fails on it;
 :meth:`Ledger.append` starts a fresh line if the file ends in such a tail, so the next record is
 never glued onto it.
+
+Lossless: a line is UTF-8 JSON; a record holding a string UTF-8 cannot encode (a lone surrogate
+such as ``"\\ud800"`` in a model's label) is written with ``\\u`` escapes instead, so the paid
+answer is kept and reads back identical (:func:`vlmkit.serialize.to_json`; a high surrogate
+directly followed by a low one reads back as the one character the pair encodes, as in JSON).
+
+Reading (:func:`read_ledger`):
+
+* a torn line — the unterminated last line, or a line cut short by a crash that a later run
+  sealed with a newline — is normal after a crash: it is skipped and reported once at INFO
+  level;
+* any other line that is not a record (corrupt, edited, a newer format) is skipped, and one
+  WARNING per read gives their count and the first of them;
+* a file in which no line is a record but some line is corrupt — a binary file, an image, a
+  COCO JSON, any text — is not a ledger: :class:`~vlmkit.ConfigError`, never an empty ledger.
+  (An empty file, or one holding only a torn line, is an empty ledger.)
 
 Duplicates (an item retried, a run resumed with ``--force``) resolve by key: the last record
 wins, so a later ``done`` supersedes an earlier ``failed`` and the newest outcome is the truth.
@@ -29,7 +44,7 @@ from typing import Any, Literal
 import attrs
 
 from vlmkit.errors import ConfigError
-from vlmkit.serialize import FORMAT_VERSION, result_from_dict, result_to_dict
+from vlmkit.serialize import FORMAT_VERSION, result_from_dict, result_to_dict, to_json
 from vlmkit.types import Result
 
 __all__ = ["Ledger", "LedgerRecord", "LedgerState", "read_ledger"]
@@ -100,9 +115,12 @@ class LedgerRecord:
                 f"ledger record version {version!r} is not supported (this vlmkit reads up to "
                 f"{FORMAT_VERSION}); upgrade vlmkit to read it"
             )
+        key = data["key"]
+        if not isinstance(key, str) or not key:
+            raise ConfigError(f"a ledger record's key must be a non-empty string, got {key!r}")
         result = data.get("result")
         return cls(
-            key=data["key"],
+            key=key,
             status=data["status"],
             result=result_from_dict(result) if result is not None else None,
             error=data.get("error"),
@@ -114,9 +132,11 @@ class LedgerRecord:
         )
 
     def to_line(self) -> bytes:
-        """The record as one UTF-8 JSON line ending in ``\\n`` (JSON escapes inner newlines)."""
-        text = json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
-        return (text + "\n").encode("utf-8")
+        """The record as one UTF-8 JSON line ending in ``\\n`` (JSON escapes inner newlines).
+
+        Strings UTF-8 cannot encode (lone surrogates) are written as ``\\u`` escapes, so the
+        line always encodes and reads back into an equal record."""
+        return (to_json(self.to_dict(), compact=True) + "\n").encode("utf-8")
 
 
 class Ledger:
@@ -180,11 +200,17 @@ class LedgerState:
     """What a ledger says: the final record of every key, in first-seen key order.
 
     ``done`` and ``failed`` split the records by status; iterating yields every final record.
-    ``bad_lines`` counts lines that were skipped (torn or corrupt).
+    ``bad_lines`` counts the lines that were skipped, ``torn_lines`` of them torn by a crash
+    (normal) and the rest corrupt.
     """
 
     records: dict[str, LedgerRecord] = attrs.field(factory=dict)
     bad_lines: int = 0
+    torn_lines: int = 0
+
+    @property
+    def corrupt_lines(self) -> int:
+        return self.bad_lines - self.torn_lines
 
     @property
     def done(self) -> dict[str, LedgerRecord]:
@@ -207,36 +233,92 @@ class LedgerState:
         return self.records.get(key)
 
 
-def read_ledger(path: str | os.PathLike[str]) -> LedgerState:
-    """Read a ledger; a missing file is an empty ledger.
+# Every line Ledger writes starts like this (to_dict puts "version" first).
+_LINE_START = b'{"version":'
+# A file whose first this many lines are all corrupt is not read further.
+_GIVE_UP_AFTER = 1000
 
-    A torn last line (a crash mid-write) or any other line that is not a valid record is
-    skipped with a warning. For a key seen more than once the last record wins, and the key
-    keeps the position where it was first seen.
+
+def _torn_like(raw: bytes) -> bool:
+    """Whether a line that failed to parse looks like a record cut short by a crash: the start
+    of a ledger line, or nothing but NUL bytes (a file system's zero-filled tail)."""
+    head = raw.strip(b" \t\r\n\x00")[: len(_LINE_START)]
+    return _LINE_START.startswith(head)
+
+
+def _parse(raw: bytes) -> LedgerRecord:
+    return LedgerRecord.from_dict(json.loads(raw.decode("utf-8")))
+
+
+def _not_a_ledger(
+    path: str | os.PathLike[str], number: int, err: Exception, lines: int
+) -> ConfigError:
+    if isinstance(err, UnicodeDecodeError):
+        what = "it is not UTF-8 text (a binary file such as an image?)"
+    elif isinstance(err, json.JSONDecodeError):
+        what = f"line {number} is not JSON ({err.msg})"
+    else:
+        what = f"line {number} is not a ledger record ({type(err).__name__}: {str(err)[:200]})"
+    return ConfigError(
+        f"{path} is not a vlmkit run ledger: none of the {lines} line(s) read is a ledger "
+        f"record, and {what}. Pass the results.jsonl of a `vlmkit label` run (or its run "
+        "folder)."
+    )
+
+
+def read_ledger(path: str | os.PathLike[str]) -> LedgerState:
+    """Read a ledger; a missing or empty file is an empty ledger.
+
+    Torn lines (a crash mid-write) are skipped and reported once at INFO level; other lines
+    that are not valid records are skipped with one WARNING giving their count. For a key seen
+    more than once the last record wins, and the key keeps the position where it was first
+    seen. Raises :class:`~vlmkit.ConfigError` when the file is not a ledger at all: no line is
+    a record and some line is corrupt (binary data, other JSON, any other text).
     """
     state = LedgerState()
+    first_bad: tuple[int, Exception] | None = None
+    number = 0
     try:
-        data = Path(path).read_bytes()
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with block below
     except FileNotFoundError:
         return state
-    lines = data.split(b"\n")
-    last = len(lines) - 1
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = LedgerRecord.from_dict(json.loads(raw))
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
-            state.bad_lines += 1
-            where = "torn last line" if number - 1 == last else "bad line"
-            logger.warning(
-                "%s: skipping %s %d (%s: %s); the item will be treated as not finished",
-                path,
-                where,
-                number,
-                type(err).__name__,
-                str(err)[:200],
-            )
-            continue
-        state.records[record.key] = record  # an existing key keeps its first-seen position
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = _parse(raw)
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
+                state.bad_lines += 1
+                # A record that is whole JSON but invalid is corrupt, never torn.
+                whole_json = not isinstance(err, json.JSONDecodeError | UnicodeDecodeError)
+                if not whole_json and _torn_like(raw):
+                    state.torn_lines += 1
+                    continue
+                if first_bad is None:
+                    first_bad = (number, err)
+                if not state.records and state.corrupt_lines >= _GIVE_UP_AFTER:
+                    break
+                continue
+            state.records[record.key] = record  # an existing key keeps its first-seen position
+    if first_bad is not None:
+        bad_number, problem = first_bad
+        if not state.records:
+            raise _not_a_ledger(path, bad_number, problem, number)
+        logger.warning(
+            "%s: skipped %d line(s) that are not ledger records (first: line %d, %s: %s); "
+            "those items count as not finished",
+            path,
+            state.corrupt_lines,
+            bad_number,
+            type(problem).__name__,
+            str(problem)[:200],
+        )
+    if state.torn_lines:
+        logger.info(
+            "%s: skipped %d torn line(s) left by an interrupted write; those items count as "
+            "not finished",
+            path,
+            state.torn_lines,
+        )
     return state

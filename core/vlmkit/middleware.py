@@ -76,8 +76,8 @@ class AnswerCache:
             "images": [image.sha256 for image in request.images],
             "video": video,
         }
-        blob = json.dumps(payload, sort_keys=True, default=str, ensure_ascii=False)
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        blob = json.dumps(payload, sort_keys=True, default=str, ensure_ascii=True)
+        return hashlib.sha256(blob.encode("ascii")).hexdigest()
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.json"
@@ -108,14 +108,14 @@ class AnswerCache:
         self, backend: Backend, request: TaskRequest, runtime: Runtime, result: Result
     ) -> None:
         from vlmkit.atomic import atomic_write_text
-        from vlmkit.serialize import result_to_dict
+        from vlmkit.serialize import result_to_dict, to_json
 
         if result.provenance is None or result.provenance.cached or not result.complete:
             return
         path = self._path(self.key(backend, request, runtime))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(path, json.dumps(result_to_dict(result), ensure_ascii=False))
+            atomic_write_text(path, to_json(result_to_dict(result)))
         except OSError as err:  # a full or read-only disk must not fail the call
             log.warning("vlmkit cache: could not store %s (%s)", path.name, err)
 

@@ -58,14 +58,21 @@ class SkippedInput:
     reason: str
 
 
-def _expand(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[SkippedInput]]:
+def _expand(
+    inputs: Iterable[str | os.PathLike[str]], exclude: Path | None = None
+) -> tuple[list[Path], list[SkippedInput]]:
     files: list[Path] = []
     skipped: list[SkippedInput] = []
+    excluded = exclude.resolve() if exclude is not None else None
+
+    def outside(path: Path) -> bool:  # a run's own outputs are never its inputs
+        return excluded is None or not path.resolve().is_relative_to(excluded)
+
     for raw in inputs:
         text = os.fspath(raw)
         path = Path(text).expanduser()
         if path.is_dir():
-            for found in sorted(p for p in path.rglob("*") if p.is_file()):
+            for found in sorted(p for p in path.rglob("*") if p.is_file() and outside(p)):
                 if found.name.startswith("."):
                     continue
                 if is_image_path(found):
@@ -75,7 +82,7 @@ def _expand(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[
         elif path.is_file():
             files.append(path)  # named explicitly: try it, a bad one fails with its reason
         elif glob.has_magic(text):
-            matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
+            matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if outside(Path(m)))
             if not matches:
                 skipped.append(SkippedInput(path=path, reason="the pattern matched nothing"))
             for found in matches:
@@ -91,13 +98,16 @@ def _expand(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[
 
 def collect_inputs(
     inputs: Iterable[str | os.PathLike[str]],
+    *,
+    exclude: str | os.PathLike[str] | None = None,
 ) -> tuple[list[InputItem], list[SkippedInput], Path | None]:
     """Expand files, folders (recursively) and globs into items with stable keys.
 
     Returns the items (deduplicated, in sorted order), the inputs skipped with a reason, and
-    the root the keys are relative to.
+    the root the keys are relative to. Files under ``exclude`` (the run's output folder) are
+    left out of folder scans and globs.
     """
-    files, skipped = _expand(inputs)
+    files, skipped = _expand(inputs, Path(exclude) if exclude is not None else None)
     resolved = list(dict.fromkeys(p.resolve() for p in files))
     if not resolved:
         return [], skipped, None
@@ -242,7 +252,7 @@ class Run:
         session._check(task, "image")  # an unsupported task fails now, not once per item
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise ConfigError(f"--out must be a folder, but {self.out_dir} is a file")
-        self.items, self.skipped_inputs, self.root = collect_inputs(inputs)
+        self.items, self.skipped_inputs, self.root = collect_inputs(inputs, exclude=self.out_dir)
         self.summary = RunSummary()
         self._stop = threading.Event()
         self._fatal: VlmkitError | None = None
@@ -276,6 +286,7 @@ class Run:
         import json
 
         from vlmkit.atomic import atomic_write_text
+        from vlmkit.serialize import to_json
 
         path = self.out_dir / MANIFEST_NAME
         current = json.loads(json.dumps(self.manifest(), default=str))
@@ -296,7 +307,7 @@ class Run:
                     "folder, or repeat the original settings to resume."
                 )
             return
-        atomic_write_text(path, json.dumps(current, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(path, to_json(current, indent=2) + "\n")
 
     # -- helpers --------------------------------------------------------------------------
     def _call(self, item: InputItem) -> Result:
@@ -446,8 +457,10 @@ class Run:
         ) as pool:
             running: dict[Future[Result], InputItem] = {}
 
+            finishing = [0]  # finished futures not yet recorded: they no longer use the window
+
             def submit_more() -> None:
-                while len(running) < window and not self._stop.is_set():
+                while len(running) - finishing[0] < window and not self._stop.is_set():
                     if self._budget_reached(len(running)):
                         if self.summary.stopped is None:
                             self.summary.stopped = "budget"
@@ -467,10 +480,15 @@ class Run:
                     finished, _ = wait(running, timeout=0.1, return_when=FIRST_COMPLETED)
                     if self._interrupt_requested:
                         raise KeyboardInterrupt
+                    # refill the window first, so new requests are on their way while the
+                    # finished ones are written (and fsynced) to the ledger
+                    finishing[0] = len(finished)
+                    submit_more()
                     for future in finished:
                         # popped only once recorded: an interrupt in between leaves it to drain
                         outcome = self._finish(future, running[future], attempts, ledger)
                         running.pop(future)
+                        finishing[0] -= 1
                         if outcome is None:  # a fatal error: nothing more is started
                             for pending_future in list(running):
                                 if pending_future.cancel():

@@ -13,12 +13,17 @@ grayscale PNG together with its threshold — both decode to the identical array
 Every dict carries ``"type"`` (``"detections"``, ``"description"``, ``"ocr"``, ``"video"``,
 ``"points"``) and ``"version": 1``. Provenance options and detection attributes are kept as JSON
 values: tuples come back as lists, and a value JSON cannot hold is stored as its ``str()``.
+
+Strings are kept exactly, including ones UTF-8 cannot encode (a lone surrogate such as
+``"\\ud800"`` is valid JSON and can come from a model): :func:`to_json` writes such a document
+with ``\\u`` escapes, which ``json.loads`` reads back into the identical string.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -45,9 +50,27 @@ from vlmkit.types import (
     VideoResult,
 )
 
-__all__ = ["FORMAT_VERSION", "result_from_dict", "result_to_dict"]
+__all__ = ["FORMAT_VERSION", "result_from_dict", "result_to_dict", "to_json"]
 
 FORMAT_VERSION = 1
+
+
+def to_json(data: Any, *, indent: int | None = None, compact: bool = False) -> str:
+    """``data`` as JSON text that always encodes as UTF-8 and reads back exactly.
+
+    Non-ASCII text is written as is (readable), unless some string cannot be encoded as UTF-8
+    (a lone surrogate): then the whole document is written with ``\\u`` escapes
+    (``ensure_ascii``), which ``json.loads`` turns back into the identical string. (The one
+    exception: a high surrogate directly followed by a low one reads back as the character
+    that pair encodes, as JSON defines it; strings parsed from JSON never hold such pairs.)
+    """
+    separators = (",", ":") if compact else None
+    text = json.dumps(data, ensure_ascii=False, indent=indent, separators=separators)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(data, ensure_ascii=True, indent=indent, separators=separators)
+    return text
 
 
 # --------------------------------------------------------------------------------------------

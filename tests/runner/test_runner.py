@@ -309,3 +309,14 @@ def test_out_must_be_a_folder(tmp_path):
     (tmp_path / "file").write_text("x")
     with session() as s, pytest.raises(vlmkit.ConfigError, match="must be a folder"):
         s.run("detect", [tmp_path], "cat", out_dir=tmp_path / "file")
+
+
+def test_an_output_folder_inside_the_inputs_is_not_labelled(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 4, subfolders=False)
+    with session() as s:
+        first = s.run("detect", [images], "cat", out_dir=images / "run", sinks=["yolo", "annotate"])
+        list(first)
+        assert first.summary.done == 4
+        again = s.run("detect", [images], "cat", out_dir=images / "run")
+        assert list(again) == [] and again.summary.resumed == 4  # its own images/ are not inputs

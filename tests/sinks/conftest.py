@@ -73,3 +73,39 @@ def scene(tmp_path):
             SinkItem(key="sub/b.png", result=det, image_path=b, image_size=(W, H)),
         ],
     }
+
+
+def build_font(path: Path, chars: str) -> Path:
+    """A tiny TrueType font with a distinct glyph (bars of different heights) for each of
+    ``chars`` — a stand-in CJK font for machines without one (built with fontTools, which
+    matplotlib depends on)."""
+    fontbuilder = pytest.importorskip("fontTools.fontBuilder")
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+
+    def bars(heights):
+        pen = TTGlyphPen(None)
+        for k, height in enumerate(heights):
+            x0 = 80 + 140 * k
+            pen.moveTo((x0, 0))
+            pen.lineTo((x0, height))
+            pen.lineTo((x0 + 90, height))
+            pen.lineTo((x0 + 90, 0))
+            pen.closePath()
+        return pen.glyph()
+
+    names = [".notdef"] + [f"uni{ord(c):04X}" for c in chars]
+    builder = fontbuilder.FontBuilder(1000, isTTF=True)
+    builder.setupGlyphOrder(names)
+    builder.setupCharacterMap({ord(c): f"uni{ord(c):04X}" for c in chars})
+    glyphs = {".notdef": bars([700])}
+    for i, name in enumerate(names[1:]):
+        glyphs[name] = bars([150 + 110 * ((i + k) % 7) for k in range(6)])
+    builder.setupGlyf(glyphs)
+    builder.setupHorizontalMetrics({name: (1000, 0) for name in names})
+    builder.setupHorizontalHeader(ascent=880, descent=-120)
+    builder.setupNameTable({"familyName": "vlmkit probe", "styleName": "Regular"})
+    builder.setupOS2(sTypoAscender=880, usWinAscent=880, usWinDescent=120)
+    builder.setupPost()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    builder.save(str(path))
+    return path

@@ -11,11 +11,20 @@ import pytest
 import supervision as sv
 from PIL import Image
 
-from tests.sinks.conftest import H, W, box_det, detections, disk, mask_det, write_image
+from tests.sinks.conftest import (
+    H,
+    W,
+    box_det,
+    build_font,
+    detections,
+    disk,
+    mask_det,
+    write_image,
+)
 from vlmkit.errors import SinkError
 from vlmkit.sink import SinkItem
 from vlmkit.sinks import annotate
-from vlmkit.sinks.annotate import AnnotateSink, find_font, needs_cjk
+from vlmkit.sinks.annotate import AnnotateSink, find_font, has_glyph, needs_cjk
 from vlmkit.types import Description, OcrBlock, OcrResult
 
 BG = (40, 90, 160)
@@ -52,21 +61,94 @@ def test_boxes_masks_and_cjk_label(tmp_path):
 
 def test_cjk_without_cjk_font_falls_back_and_warns(tmp_path, monkeypatch, caplog):
     dejavu, _ = find_font(cjk=False)
-    monkeypatch.setattr(annotate, "find_font", lambda cjk=True: (dejavu, False))
+    monkeypatch.setattr(annotate, "find_font", lambda cjk=True, **_: (dejavu, False))
     with caplog.at_level(logging.WARNING, logger="vlmkit.sinks.annotate"):
         out = render(tmp_path, detections([box_det([30, 40, 90, 100], "東京タワー")]))
     assert "no CJK font" in caplog.text
     assert (out[15:40, 30:90] != np.array(BG)).any(axis=-1).sum() > 50
 
 
-def test_font_search_finds_a_cjk_font_by_name(tmp_path):
+CJK_TEXT = "東京タワー"
+LABEL_BOX = (30, 40, 90, 100)  # the label is drawn just above (30, 40)
+
+
+def label_area(out: np.ndarray) -> np.ndarray:
+    return out[10:40, 30:150]
+
+
+def test_dejavu_has_no_cjk_glyphs():
+    dejavu, has_cjk = find_font(cjk=False)
+    assert dejavu and not has_cjk
+    assert has_glyph(dejavu, "A") and has_glyph(dejavu, "Ж")
+    assert not has_glyph(dejavu, "東") and not has_glyph(dejavu, "京")
+
+
+def test_a_file_named_like_a_cjk_font_must_have_the_glyphs(tmp_path):
+    """The search checks glyphs, not file names: DejaVu renamed to Noto CJK is not CJK."""
     dejavu, _ = find_font(cjk=False)
     folder = tmp_path / "fonts" / "noto"
     folder.mkdir(parents=True)
     (folder / "NotoSansCJK-Regular.ttc").write_bytes(Path(dejavu).read_bytes())
-    path, has_cjk = find_font(dirs=(str(tmp_path / "fonts"),))
-    assert has_cjk and path.endswith("NotoSansCJK-Regular.ttc")
+    path, has_cjk = find_font(dirs=(str(tmp_path / "fonts"),), site_dirs=())
+    assert not has_cjk and not path.endswith("NotoSansCJK-Regular.ttc")
     assert needs_cjk("고양이") and needs_cjk("ねこ") and not needs_cjk("Straße")
+
+
+def test_font_search_finds_cjk_fonts_in_pip_packages(tmp_path):
+    """A CJK font shipped inside an installed package (japanize-matplotlib's IPAexGothic and
+    the like) is found in site-packages and checked for the glyphs the text needs."""
+    site = tmp_path / "site-packages"
+    font = build_font(site / "japanize_matplotlib" / "fonts" / "ipaexg.ttf", CJK_TEXT)
+    build_font(site / "other" / "fonts" / "NanumGothic.ttf", "고양이")
+    path, has_cjk = find_font(dirs=(), site_dirs=(str(site),), text=CJK_TEXT)
+    assert (path, has_cjk) == (str(font), True)
+    path, has_cjk = find_font(dirs=(), site_dirs=(str(site),), text="고양이")
+    assert path.endswith("NanumGothic.ttf") and has_cjk
+    # No font has every glyph: the best one, flagged as incomplete.
+    path, has_cjk = find_font(dirs=(), site_dirs=(str(site),), text="東京犬")
+    assert (path, has_cjk) == (str(font), False)
+
+
+def test_cjk_label_is_drawn_with_real_glyphs_given_a_cjk_font(tmp_path, monkeypatch):
+    """With a CJK-capable font the label differs from DejaVu's rendering (which is boxes)."""
+    site = tmp_path / "site-packages"
+    font = build_font(site / "pkg" / "fonts" / "ipaexg.ttf", CJK_TEXT)
+    dejavu, _ = find_font(cjk=False)
+    result = detections([box_det(LABEL_BOX, CJK_TEXT)])
+    monkeypatch.setattr(annotate, "_site_dirs", lambda: (str(site),))
+    monkeypatch.setattr(annotate, "_FONT_DIRS", ())
+    assert find_font(text=CJK_TEXT) == (str(font), True)
+    with_cjk = render(tmp_path / "cjk", result, font_size=16)
+    boxes = render(tmp_path / "dejavu", result, font_size=16, font_path=dejavu)
+    assert not np.array_equal(label_area(with_cjk), label_area(boxes))
+
+
+def test_cjk_label_with_this_machines_cjk_font(tmp_path):
+    """The same check against the fonts really installed here, when there is one."""
+    path, has_cjk = find_font(text=CJK_TEXT)
+    dejavu, _ = find_font(cjk=False)
+    if not has_cjk:
+        pytest.skip(
+            "no CJK-capable font on this machine (system fonts, Ultralytics' Arial.Unicode.ttf "
+            "or a pip package): CJK labels fall back to DejaVu boxes here; install one, e.g. "
+            "apt install fonts-noto-cjk, to run this check"
+        )
+    assert all(has_glyph(path, c) for c in CJK_TEXT)
+    result = detections([box_det(LABEL_BOX, CJK_TEXT)])
+    with_cjk = render(tmp_path / "cjk", result, font_size=16)
+    boxes = render(tmp_path / "dejavu", result, font_size=16, font_path=dejavu)
+    assert not np.array_equal(label_area(with_cjk), label_area(boxes))
+
+
+def test_unencodable_label_text_is_drawn(tmp_path):
+    """A lone surrogate (valid JSON, possible model output) is drawn as U+FFFD, no crash."""
+    result = detections([box_det(LABEL_BOX, "\ud800"), box_det([5, 5, 20, 20], "a\udcff")])
+    out = render(tmp_path, result)
+    assert out.shape == (H, W, 3)
+    caption = render(tmp_path / "d", Description(text="x \ud800 y"), key="d.png")
+    assert caption.shape[0] > H
+    ocr = OcrResult(text="\ud800", blocks=[OcrBlock(text="\udfff", box=None)], image_size=(W, H))
+    assert render(tmp_path / "o", ocr, key="o.png").shape[0] > H
 
 
 def test_class_colours_are_stable_across_images(tmp_path):
@@ -135,17 +217,31 @@ def test_labels_and_keys_cannot_escape(tmp_path):
         sink.write(SinkItem(key="../../x.png", result=evil, image_path=tmp_path / "in" / "x.png"))
 
 
-def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
+def test_previews_appear_at_close_and_a_failed_close_leaves_nothing(tmp_path, monkeypatch):
     image = write_image(tmp_path / "in" / "x.png")
+    item = SinkItem(key="x.png", result=detections([box_det([1, 1, 9, 9], "a")]), image_path=image)
+    sink = AnnotateSink(tmp_path / "out")
+    sink.write(item)
+    folder = tmp_path / "out" / "annotated"
+    assert [f for f in os.listdir(folder) if not f.startswith(".")] == []  # staged, hidden
 
     def boom(*_args):
         raise OSError("power cut")
 
-    sink = AnnotateSink(tmp_path / "out")
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError):
-        sink.write(
-            SinkItem(key="x.png", result=detections([box_det([1, 1, 9, 9], "a")]), image_path=image)
-        )
-    folder = tmp_path / "out" / "annotated"
-    assert not folder.exists() or os.listdir(folder) == []
+        sink.close()
+    assert not (tmp_path / "out").exists()  # no preview, no temporary file, no folder
+    monkeypatch.undo()
+    sink = AnnotateSink(tmp_path / "out")
+    sink.write(item)
+    assert sink.close() == [folder / "x.png"] and os.listdir(folder) == ["x.png"]
+
+
+def test_leaving_with_block_by_an_exception_discards(tmp_path):
+    image = write_image(tmp_path / "in" / "x.png")
+    item = SinkItem(key="x.png", result=detections([box_det([1, 1, 9, 9], "a")]), image_path=image)
+    with pytest.raises(RuntimeError), AnnotateSink(tmp_path / "out") as sink:
+        sink.write(item)
+        raise RuntimeError("the run broke")
+    assert not (tmp_path / "out").exists()

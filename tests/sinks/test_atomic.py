@@ -6,7 +6,14 @@ import os
 
 import pytest
 
-from vlmkit.atomic import atomic_open, atomic_write_bytes, atomic_write_text, safe_join
+from vlmkit.atomic import (
+    Staging,
+    atomic_open,
+    atomic_write_bytes,
+    atomic_write_text,
+    safe_join,
+    utf8_safe,
+)
 from vlmkit.errors import SinkError
 
 
@@ -80,3 +87,85 @@ def test_safe_join_refuses_symlink_escape(tmp_path):
     (root / "link").symlink_to(outside, target_is_directory=True)
     with pytest.raises(SinkError, match="symlink"):
         safe_join(root, "link/x.txt")
+
+
+def test_safe_join_refuses_text_no_file_name_can_hold(tmp_path):
+    with pytest.raises(SinkError, match="file name"):
+        safe_join(tmp_path, "a\ud800.jpg")
+    if os.name != "nt":  # a non-UTF-8 file name as Python decodes it (surrogateescape)
+        assert safe_join(tmp_path, "caf\udce9.jpg") == tmp_path / "caf\udce9.jpg"
+
+
+def test_utf8_safe():
+    assert utf8_safe("plain 猫") == "plain 猫"
+    assert utf8_safe("a\ud800b\udfff") == "a\ufffdb\ufffd"
+    assert utf8_safe("\ud83d\ude00") == "\U0001f600"  # a surrogate pair is one character
+    utf8_safe("x\udce9").encode("utf-8")
+
+
+def test_staging_changes_nothing_until_commit(tmp_path):
+    (tmp_path / "old.txt").write_text("old")
+    staging = Staging()
+    staging.write_text(tmp_path / "old.txt", "new")
+    staging.write_bytes(tmp_path / "deep" / "er" / "a.bin", b"1")
+    staging.write_text(tmp_path / "last.txt", "first version")
+    staging.write_text(tmp_path / "last.txt", "second version")  # restaged, same position
+    assert (tmp_path / "old.txt").read_text() == "old"
+    assert not (tmp_path / "last.txt").exists() and len(staging) == 3
+    assert staging.commit() == [
+        tmp_path / "old.txt",
+        tmp_path / "deep" / "er" / "a.bin",
+        tmp_path / "last.txt",
+    ]
+    assert (tmp_path / "old.txt").read_text() == "new"
+    assert (tmp_path / "last.txt").read_text() == "second version"
+    assert sorted(os.listdir(tmp_path)) == ["deep", "last.txt", "old.txt"]  # no temp files
+    assert len(staging) == 0 and staging.commit() == []
+
+
+def test_staging_discard_removes_files_and_new_folders(tmp_path):
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "x.txt").write_text("x")
+    staging = Staging()
+    staging.write_text(tmp_path / "keep" / "x.txt", "y")
+    staging.write_text(tmp_path / "new" / "sub" / "z.txt", "z")
+    staging.discard()
+    assert sorted(os.listdir(tmp_path)) == ["keep"]
+    assert (
+        os.listdir(tmp_path / "keep") == ["x.txt"]
+        and (tmp_path / "keep" / "x.txt").read_text() == "x"
+    )
+
+
+def test_staging_place_links_or_copies(tmp_path, monkeypatch):
+    source = tmp_path / "src.jpg"
+    source.write_bytes(b"pixels")
+    staging = Staging()
+    assert staging.place(tmp_path / "out" / "a.jpg", source, link=True)
+    assert not staging.place(tmp_path / "out" / "b.jpg", source, link=False)
+
+    def no_links(*_args):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    assert not staging.place(tmp_path / "out" / "c.jpg", source, link=True)  # copied instead
+    staging.commit()
+    assert os.path.samefile(tmp_path / "out" / "a.jpg", source)
+    assert not os.path.samefile(tmp_path / "out" / "c.jpg", source)
+    assert (tmp_path / "out" / "c.jpg").read_bytes() == b"pixels"
+    with pytest.raises(FileNotFoundError):
+        staging.place(tmp_path / "gone" / "d.jpg", tmp_path / "missing.jpg", link=True)
+    assert not (tmp_path / "gone").exists()
+
+
+def test_failed_commit_leaves_no_temp_files(tmp_path, monkeypatch):
+    staging = Staging()
+    staging.write_text(tmp_path / "new" / "a.txt", "a")
+
+    def boom(*_args):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk gone"):
+        staging.commit()
+    assert os.listdir(tmp_path) == []

@@ -155,3 +155,14 @@ def test_interrupted_close_leaves_nothing(tmp_path, scene, monkeypatch):
     with pytest.raises(OSError, match="power cut"):
         sink.close()
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
+
+
+def test_unencodable_label_and_key_become_replacement_characters(tmp_path):
+    """A lone surrogate (valid JSON from a model, or a file name that is not UTF-8) never
+    crashes the writer: the file stays valid UTF-8 and the text gets U+FFFD."""
+    result = detections([box_det([1, 1, 5, 5], "\ud800"), box_det([2, 2, 6, 6], "\udfff")])
+    path = write(tmp_path, [SinkItem(key="caf\udce9.png", result=result)])
+    data = json.loads(path.read_bytes().decode("utf-8"))
+    assert [c["name"] for c in data["categories"]] == ["\ufffd"]  # one category for both
+    assert [a["category_id"] for a in data["annotations"]] == [1, 1]
+    assert data["images"][0]["file_name"] == "caf\ufffd.png"

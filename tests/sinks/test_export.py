@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 
-from tests.sinks.conftest import box_det, detections
+from tests.sinks.conftest import box_det, detections, write_image
 from vlmkit.errors import ConfigError, SinkError
-from vlmkit.export import export
+from vlmkit.export import ExportResult, export
 from vlmkit.ledger import Ledger, LedgerRecord, read_ledger
-from vlmkit.sink import SinkItem
+from vlmkit.sink import Sink, SinkItem
+from vlmkit.sinks.annotate import AnnotateSink
 from vlmkit.sinks.coco import CocoSink
 from vlmkit.sinks.jsonl import JsonlSink
 from vlmkit.sinks.plugin import vlmkit_sinks
@@ -134,3 +137,178 @@ def test_every_sink_keeps_evil_labels_and_keys_inside(tmp_path, name):
     for folder, _, files in os.walk(tmp_path):
         for file in files:
             assert Path(folder, file).resolve().is_relative_to((tmp_path / "deep").resolve())
+
+
+ALL = ["coco", "yolo", "annotate", "jsonl"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_export(path, out, sinks=ALL, **kwargs):
+    return export(path, sinks, out, resolve=REGISTRY.__getitem__, **kwargs)
+
+
+def visible(root: Path) -> dict[str, bytes]:
+    """The files a reader sees (hidden temporary files would fail the tests that look)."""
+    return tree(root) if root.exists() else {}
+
+
+def test_bad_keys_are_skipped_and_the_rest_is_exported_whole(tmp_path, scene, caplog):
+    evil = detections([box_det([1, 1, 50, 50], "evil")])
+    path = ledger_for(tmp_path, scene["items"])
+    with Ledger(path) as ledger:
+        for key in ("../../etc/passwd", "/abs.png", "a/../../b.png", "x\ud800.png"):
+            ledger.append(LedgerRecord(key=key, status="done", result=evil))
+    out = tmp_path / "deep" / "out"
+    with caplog.at_level(logging.WARNING, logger="vlmkit.export"):
+        result = run_export(path, out)
+    assert isinstance(result, ExportResult) and result.records == 2
+    assert {(s.key, s.sink) for s in result.skipped} == {
+        ("../../etc/passwd", None),
+        ("/abs.png", None),
+        ("a/../../b.png", None),
+        ("x\ud800.png", None),
+    }
+    assert "skipping '../../etc/passwd' for every sink" in caplog.text
+    files = visible(out)
+    assert {
+        "annotations.json",
+        "data.yaml",
+        "results.jsonl",
+        os.path.join("labels", "a.txt"),
+        os.path.join("annotated", "sub", "b.png"),
+    } <= set(files)
+    assert not any(name.startswith(".") or "/." in name for name in files)  # no temp files
+    assert "evil" not in files["annotations.json"].decode()  # the same items in every sink
+    assert set(read_ledger(out / "results.jsonl").done) == {"a.png", "sub/b.png"}
+    for folder, _, names in os.walk(tmp_path):
+        for name in names:
+            assert not Path(folder, name).resolve().is_relative_to(Path("/etc"))
+
+
+def test_one_sink_refusing_an_item_skips_it_there_only(tmp_path):
+    image_x = write_image(tmp_path / "in" / "x.jpg")
+    image_y = write_image(tmp_path / "in" / "x.png")
+    result = detections([box_det([1, 1, 5, 5], "a")])
+    path = tmp_path / "run" / "results.jsonl"
+    with Ledger(path) as ledger:
+        for key, image in (("x.jpg", image_x), ("x.png", image_y)):
+            ledger.append(
+                LedgerRecord(key=key, status="done", result=result, image_path=str(image))
+            )
+    written = run_export(path, tmp_path / "out", ["coco", "yolo"])
+    assert [(s.key, s.sink) for s in written.skipped] == [("x.png", "yolo")]
+    assert "x.png" in written.skipped[0].reason and "rename" in written.skipped[0].reason
+    coco = json.loads((tmp_path / "out" / "annotations.json").read_text())
+    assert [i["file_name"] for i in coco["images"]] == ["x.jpg", "x.png"]
+    assert (tmp_path / "out" / "labels" / "x.txt").exists()
+
+
+def full_disk(*_args, **_kwargs):
+    raise OSError(28, "No space left on device")
+
+
+def sabotage(monkeypatch, where: str) -> None:
+    if where == "replay":  # the second item's preview cannot be staged
+        real = AnnotateSink._save
+        calls = []
+
+        def save(self, image, target):
+            calls.append(target)
+            if len(calls) == 2:
+                full_disk()
+            real(self, image, target)
+
+        monkeypatch.setattr(AnnotateSink, "_save", save)
+    else:  # everything replayed, then the COCO file cannot be staged
+        monkeypatch.setattr(CocoSink, "_prepare", full_disk)
+
+
+@pytest.mark.parametrize("where", ["replay", "finish"])
+def test_a_failed_export_changes_no_file(tmp_path, scene, monkeypatch, where):
+    path = ledger_for(tmp_path, scene["items"])
+    out = tmp_path / "out"
+    for fresh in (True, False):
+        before = visible(out)
+        sabotage(monkeypatch, where)
+        with pytest.raises(SinkError, match="No space left"):
+            run_export(path, out)
+        monkeypatch.undo()
+        assert visible(out) == before  # nothing new, nothing half-written, no temp files
+        if fresh:
+            assert not out.exists() or not any(out.iterdir())
+            run_export(path, out)  # a good export, which the next failure must not touch
+            assert {"annotations.json", "data.yaml", "results.jsonl"} <= set(visible(out))
+
+
+def test_ctrl_c_during_export_changes_no_file(tmp_path, scene):
+    path = ledger_for(tmp_path, scene["items"])
+    out = tmp_path / "out"
+
+    class Interrupting(Sink):
+        def write(self, item):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export(
+            path, ["coco", "yolo", "annotate", Interrupting(out)], out, resolve=REGISTRY.__getitem__
+        )
+    assert not out.exists() or not any(out.rglob("*.*"))
+
+
+def test_a_sink_failing_on_every_record_fails_the_export(tmp_path, scene):
+    path = ledger_for(tmp_path, scene["items"])
+    out = tmp_path / "out"
+
+    class Broken(Sink):
+        def write(self, item):
+            raise ValueError("bug")
+
+    with pytest.raises(SinkError, match="failed on every record"):
+        export(path, ["coco", Broken(out)], out, resolve=REGISTRY.__getitem__)
+    assert not (out / "annotations.json").exists()
+
+
+def test_a_plain_sink_is_closed_before_the_staged_sinks_commit(tmp_path, scene):
+    path = ledger_for(tmp_path, scene["items"])
+    out = tmp_path / "out"
+    order = []
+
+    class Plain(Sink):
+        def write(self, item):
+            pass
+
+        def close(self):
+            order.append(("plain", (out / "annotations.json").exists()))
+            return [out / "plain.txt"]
+
+    written = export(path, ["coco", Plain(out)], out, resolve=REGISTRY.__getitem__)
+    assert order == [("plain", False)] and written["Plain"] == [out / "plain.txt"]
+    assert written["coco"] == [out / "annotations.json"]
+
+
+@pytest.mark.parametrize("name", ["coffee.jpg", "LICENSES.md"])
+def test_export_refuses_a_file_that_is_not_a_ledger(tmp_path, name, caplog):
+    source = ROOT / "samples" / name
+    if not source.exists():
+        pytest.skip(f"samples/{name} is not in this checkout")
+    with caplog.at_level(logging.WARNING), pytest.raises(ConfigError, match="not a vlmkit run"):
+        run_export(source, tmp_path / "out", ["coco"])
+    assert not caplog.records  # one clear error, no warning per line
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_export_of_an_image_fails_clearly(tmp_path):
+    from typer.testing import CliRunner
+
+    from vlmkit.cli import app
+
+    image = write_image(tmp_path / "coffee.jpg")
+    result = CliRunner().invoke(
+        app,
+        ["export", str(image), "--sink", "coco", "--out", str(tmp_path / "out")],
+        env={"VLMKIT_LOAD_PLUGINS": "vlmkit", "VLMKIT_PLUGINS": None, "COLUMNS": "200"},
+    )
+    assert result.exit_code != 0
+    assert "is not a vlmkit run ledger" in result.output
+    assert "bad line" not in result.output and "exported" not in result.output
+    assert not (tmp_path / "out").exists()

@@ -7,7 +7,10 @@ import logging
 import threading
 
 import numpy as np
+import pytest
+from PIL import Image
 
+from vlmkit.errors import ConfigError
 from vlmkit.ledger import Ledger, LedgerRecord, read_ledger
 from vlmkit.types import Box, Description, Detection, Detections, Mask
 
@@ -65,14 +68,102 @@ def test_torn_last_line_is_skipped_with_warning(tmp_path, caplog):
     whole = done("b").to_line()
     with open(path, "ab") as handle:
         handle.write(whole[: len(whole) // 2])  # the process died mid-write
-    with caplog.at_level(logging.WARNING, logger="vlmkit.ledger"):
+    with caplog.at_level(logging.INFO, logger="vlmkit.ledger"):
         state = read_ledger(path)
-    assert list(state.done) == ["a"] and state.bad_lines == 1
-    assert "torn last line" in caplog.text
-    # Appending after a crash starts a new line, so the next record stays whole.
+    assert list(state.done) == ["a"] and state.bad_lines == state.torn_lines == 1
+    # normal after a crash: one INFO line, no warning
+    assert [r.levelname for r in caplog.records] == ["INFO"] and "torn" in caplog.text
+    # Appending after a crash starts a new line, so the next record stays whole; the sealed
+    # torn line still counts as torn, not corrupt.
     with Ledger(path) as ledger:
         ledger.append(done("b"))
-    assert list(read_ledger(path).done) == ["a", "b"]
+    state = read_ledger(path)
+    assert list(state.done) == ["a", "b"] and state.torn_lines == 1 and not state.corrupt_lines
+
+
+def test_a_crash_during_the_first_line_is_an_empty_ledger(tmp_path):
+    path = tmp_path / "results.jsonl"
+    whole = done("a").to_line()
+    path.write_bytes(whole[:30])
+    assert len(read_ledger(path)) == 0
+    # the next run seals the torn line and is killed before its first record lands
+    Ledger(path)._open()
+    assert path.read_bytes().endswith(b"\n") and len(read_ledger(path)) == 0
+    path.write_bytes(whole[:7] + b"\x00" * 40)  # zero-filled tail after a power cut
+    assert len(read_ledger(path)) == 0
+    path.write_bytes(b"")
+    assert len(read_ledger(path)) == 0
+
+
+def test_a_few_corrupt_lines_give_one_warning_with_a_count(tmp_path, caplog):
+    path = tmp_path / "results.jsonl"
+    lines = [done("a").to_line(), b"garbage\n", b'{"key": 1}\n', done("b").to_line(), b"[]\n"]
+    path.write_bytes(b"".join(lines))
+    with caplog.at_level(logging.WARNING, logger="vlmkit.ledger"):
+        state = read_ledger(path)
+    assert list(state.done) == ["a", "b"] and state.corrupt_lines == 3
+    assert len(caplog.records) == 1
+    assert "skipped 3 line(s)" in caplog.text and "line 2" in caplog.text
+
+
+def image_bytes(tmp_path) -> bytes:
+    path = tmp_path / "coffee.jpg"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("image", "not UTF-8"),
+        ("text", "is not JSON"),
+        ("coco", "not a ledger record"),
+        ("newer", "upgrade vlmkit"),
+    ],
+)
+def test_a_file_that_is_not_a_ledger_is_refused(tmp_path, caplog, content, message):
+    data = {
+        "image": image_bytes(tmp_path),
+        "text": b"hello\nworld\n",
+        "coco": json.dumps({"images": [], "annotations": [], "categories": []}).encode(),
+        "newer": done("a").to_line().replace(b'"version":1', b'"version":99'),
+    }[content]
+    path = tmp_path / "input"
+    path.write_bytes(data)
+    with caplog.at_level(logging.WARNING), pytest.raises(ConfigError) as raised:
+        read_ledger(path)
+    assert "is not a vlmkit run ledger" in str(raised.value) and message in str(raised.value)
+    assert not caplog.records  # no warning per line
+
+
+def test_a_large_binary_file_is_refused_without_reading_all_of_it(tmp_path):
+    path = tmp_path / "video.mp4"
+    path.write_bytes(b"\xff\xfe garbage\n" * 200_000)
+    with pytest.raises(ConfigError, match="1000 line"):
+        read_ledger(path)
+
+
+def test_unencodable_text_is_kept_exactly(tmp_path):
+    """A lone surrogate is valid JSON, so a model can produce it; the ledger keeps it."""
+    result = Detections(
+        image_size=(10, 10),
+        items=[Detection(box=Box.from_xyxy([1, 1, 5, 5]), label="\ud800")],
+    )
+    record = LedgerRecord(
+        key="caf\udce9.jpg", status="done", result=result, image_path="in/caf\udce9.jpg"
+    )
+    line = record.to_line()
+    assert line.isascii() and b"\\ud800" in line  # escaped, not lost
+    with Ledger(tmp_path / "results.jsonl") as ledger:
+        ledger.append(record)
+        ledger.append(done("plain", text="猫"))  # other records stay readable UTF-8
+    assert "猫".encode() in (tmp_path / "results.jsonl").read_bytes()
+    state = read_ledger(tmp_path / "results.jsonl")
+    assert state.done["caf\udce9.jpg"] == record
+    assert state.done["caf\udce9.jpg"].result.items[0].label == "\ud800"
+    failed_record = LedgerRecord(key="x", status="failed", error="bad \udfff")
+    assert LedgerRecord.from_dict(json.loads(failed_record.to_line())) == failed_record
 
 
 def test_missing_ledger_is_empty(tmp_path):

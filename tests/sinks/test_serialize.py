@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from vlmkit.errors import ConfigError
 from vlmkit.geometry import Transform
-from vlmkit.serialize import result_from_dict, result_to_dict
+from vlmkit.ledger import LedgerRecord
+from vlmkit.serialize import result_from_dict, result_to_dict, to_json
 from vlmkit.types import (
     Box,
     Description,
@@ -35,7 +36,24 @@ FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 
 floats = st.floats(allow_nan=False, allow_infinity=False, width=64, min_value=-1e6, max_value=1e6)
 positive = st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False)
-text = st.text(max_size=20)
+# Any code point, lone surrogates included: "\ud800" is valid JSON and a model can emit it.
+# (st.text() would drop the surrogates of such an alphabet, so strings are joined lists.)
+# A high surrogate followed by a low one is the UTF-16 form of one character, and JSON reads
+# "\\ud800\\udc00" as that character: such pairs are joined, as json.loads does, so every
+# generated string is one JSON can carry (any other surrogate stays lone).
+any_char = st.characters(codec=None) | st.characters(categories=["Cs"])
+
+
+def _as_json_reads_it(text: str) -> str:
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+
+
+def wild_text(max_size: int | None = None):
+    joined = st.lists(any_char, max_size=max_size).map("".join).map(_as_json_reads_it)
+    return st.text(max_size=max_size) | joined
+
+
+text = wild_text(20)
 json_scalars = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | floats | text
 json_values = st.recursive(
     json_scalars,
@@ -87,7 +105,7 @@ def provenances(draw):
         model=draw(st.none() | text),
         prompt=draw(text),
         options=draw(st.dictionaries(text, json_values, max_size=3)),
-        raw_text=draw(st.none() | st.text(max_size=200)),
+        raw_text=draw(st.none() | wild_text(200)),
         usage=Usage(
             prompt_tokens=draw(st.integers(0, 10**6)),
             output_tokens=draw(st.integers(0, 10**6)),
@@ -142,7 +160,12 @@ def detection_results(draw, with_masks: bool):
 
 
 def roundtrip(result):
-    return result_from_dict(json.loads(json.dumps(result_to_dict(result))))
+    """Through real JSON text, both as a ledger line (UTF-8 bytes) and with json's defaults."""
+    data = result_to_dict(result)
+    line = to_json(data, compact=True).encode("utf-8")  # must never raise
+    via_line = result_from_dict(json.loads(line))
+    assert via_line == result
+    return result_from_dict(json.loads(json.dumps(data)))
 
 
 @FAST
@@ -161,7 +184,7 @@ def test_detections_with_masks_round_trip_bit_exact(result):
 
 
 @FAST
-@given(st.builds(Description, text=st.text(), **common))
+@given(st.builds(Description, text=wild_text(), **common))
 def test_description_round_trip(result):
     assert roundtrip(result) == result
 
@@ -170,7 +193,7 @@ def test_description_round_trip(result):
 @given(
     st.builds(
         OcrResult,
-        text=st.text(),
+        text=wild_text(),
         blocks=st.lists(
             st.builds(OcrBlock, text=text, box=st.none() | boxes(), language=st.none() | text),
             max_size=3,
@@ -195,7 +218,7 @@ def events(draw):
 @given(
     st.builds(
         VideoResult,
-        text=st.text(),
+        text=wild_text(),
         events=st.lists(events(), max_size=3),
         frames=st.lists(st.tuples(st.floats(0, 1e4), detection_results(True)), max_size=2),
         duration_s=st.none() | positive,
@@ -240,3 +263,19 @@ def test_unknown_type_and_newer_version_are_clear_errors():
         result_from_dict({"type": "hologram", "version": 1})
     with pytest.raises(ConfigError, match="upgrade vlmkit"):
         result_from_dict({"type": "description", "version": 99, "text": ""})
+
+
+@FAST
+@given(wild_text(), detection_results(with_masks=False))
+def test_ledger_lines_keep_any_text(key, result):
+    record = LedgerRecord(key=key or "k", status="done", result=result, error=key)
+    line = record.to_line()
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert LedgerRecord.from_dict(json.loads(line)) == record
+
+
+def test_to_json_is_readable_utf8_unless_it_cannot_be():
+    assert to_json({"label": "猫"}) == '{"label": "猫"}'
+    assert to_json({"label": "\ud800猫"}) == '{"label": "\\ud800\\u732b"}'
+    assert json.loads(to_json(["\udcff"], compact=True)) == ["\udcff"]
+    assert to_json({"a": [1, 2]}, compact=True) == '{"a":[1,2]}'

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,12 +39,86 @@ def iou(a, b):
     return float((a & b).sum() / (a | b).sum())
 
 
-def test_boxes_round_trip_through_supervision(tmp_path, scene):
+def ultralytics_label_path(image: Path) -> Path:
+    """Ultralytics' rule (ultralytics.data.utils.img2label_paths): the last /images/ of an
+    image path becomes /labels/, and the suffix .txt."""
+    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    return Path(sb.join(str(image).rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt")
+
+
+def test_default_layout_is_trainable_and_relocatable(tmp_path, scene, caplog):
     out = tmp_path / "out"
-    write(out, scene["items"])
+    with caplog.at_level(logging.WARNING, logger="vlmkit.sinks.yolo"):
+        files = write(out, scene["items"]).close()
+    assert not caplog.records  # nothing to warn about
+    for item in scene["items"]:  # hard links: no copy, no disk space
+        assert os.path.samefile(out / "images" / item.key, item.image_path)
+    data = yaml.safe_load((out / "data.yaml").read_text())
+    assert data == {
+        "train": "images",
+        "val": "images",
+        "nc": 3,
+        "names": {0: "donut", 1: "pair", 2: "cat"},
+    }  # no absolute path: the folder moves as a whole
+    assert out / "data.yaml" == files[-1]  # the dataset-level file commits last
+    moved = tmp_path / "moved"
+    shutil.move(out, moved)
+    # Ultralytics: resolves train against the YAML's folder and finds every label by its rule
+    images = sorted(p for p in (moved / "images").rglob("*") if p.is_file())
+    assert [p.relative_to(moved / "images").as_posix() for p in images] == ["a.png", "sub/b.png"]
+    for image in images:
+        assert ultralytics_label_path(image).is_file()
+    # supervision: one folder level per call
+    dataset = read(moved / "images", moved, force_masks=True)
+    assert dataset.classes == ["donut", "pair", "cat"] and len(dataset) == 1
+    sub = sv.DetectionDataset.from_yolo(
+        str(moved / "images" / "sub"), str(moved / "labels" / "sub"), str(moved / "data.yaml")
+    )
+    ((_, _, got),) = list(sub)
+    assert [sub.classes[i] for i in got.class_id] == list(scene["items"][1].result.labels)
+
+
+def test_link_falls_back_to_copy_with_one_warning(tmp_path, scene, monkeypatch, caplog):
+    def no_links(*_args):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING, logger="vlmkit.sinks.yolo"):
+        sink = write(out, scene["items"])
+    assert sink.images_copied == 2 and caplog.text.count("could not be hard-linked") == 1
+    image = out / "images" / "sub" / "b.png"
+    assert image.read_bytes() == scene["items"][1].image_path.read_bytes()
+    assert not os.path.samefile(image, scene["items"][1].image_path)
+
+
+def test_missing_images_still_get_labels_and_one_warning(tmp_path, caplog):
+    out = tmp_path / "out"
+    result = detections([box_det([1, 1, 5, 5], "a")])
+    items = [
+        SinkItem(key="gone.jpg", result=result, image_path=tmp_path / "nowhere.jpg"),
+        SinkItem(key="none.jpg", result=result),
+    ]
+    with caplog.at_level(logging.WARNING, logger="vlmkit.sinks.yolo"):
+        sink = write(out, items)
+    assert sink.images_missing == 2
+    assert caplog.text.count("could not be found") == 1 and "--image-root" in caplog.text
+    assert (out / "labels" / "gone.txt").exists() and (out / "labels" / "none.txt").exists()
+    assert not (out / "images").exists()
+
+
+def test_labels_only_layout_warns_that_ultralytics_cannot_train(tmp_path, scene, caplog):
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING, logger="vlmkit.sinks.yolo"):
+        write(out, scene["items"], copy_images=False)
+    assert not (out / "images").exists()
+    assert "Ultralytics cannot train" in caplog.text
+    assert "--sink-option yolo.copy_images=true" in caplog.text
     data = yaml.safe_load((out / "data.yaml").read_text())
     assert data["names"] == {0: "donut", 1: "pair", 2: "cat"} and data["nc"] == 3
     assert data["path"] == str(scene["root"]) and data["train"] == "."
+    for item in scene["items"]:  # Ultralytics looks next to the image: nothing there
+        assert not ultralytics_label_path(item.image_path).exists()
     assert (out / "labels" / "sub" / "b.txt").exists()
     # supervision looks labels up by stem in one folder: point it at the mirrored subfolder
     dataset = sv.DetectionDataset.from_yolo(
@@ -131,6 +208,26 @@ def test_empty_image_gets_empty_label_file_and_others_skip(tmp_path):
     )
     assert (out / "labels" / "e.txt").read_text() == ""
     assert not (out / "labels" / "d.txt").exists()
+
+
+def test_unencodable_label_becomes_replacement_character(tmp_path):
+    out = tmp_path / "out"
+    result = detections([box_det([1, 1, 5, 5], "\ud800"), box_det([2, 2, 6, 6], "ok")])
+    write(out, [SinkItem(key="x.jpg", result=result)], categories=["\udfff"])
+    text = (out / "data.yaml").read_bytes().decode("utf-8")  # valid UTF-8
+    assert yaml.safe_load(text)["names"] == {0: "\ufffd", 1: "ok"}  # one class for both
+    assert (out / "labels" / "x.txt").read_text().splitlines()[0].startswith("0 ")
+
+
+def test_a_refused_item_leaves_no_trace(tmp_path):
+    out = tmp_path / "out"
+    result = detections([box_det([1, 1, 5, 5], "only-in-refused")])
+    sink = YoloSink(out)
+    sink.write(SinkItem(key="x.jpg", result=detections([box_det([1, 1, 5, 5], "a")])))
+    with pytest.raises(SinkError, match="rename"):
+        sink.write(SinkItem(key="x.png", result=result))
+    sink.close()
+    assert yaml.safe_load((out / "data.yaml").read_text())["names"] == {0: "a"}
 
 
 def test_labels_and_keys_cannot_escape(tmp_path):

@@ -6,7 +6,6 @@ reaches a terminal, and it is never interpreted as markup.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from vlmkit.cli.context import CliState, mask_secrets
+from vlmkit.serialize import to_json
 
 if TYPE_CHECKING:
     from vlmkit.plugins import PluginFailure
@@ -188,7 +188,7 @@ class ResultPrinter:
             ]
         else:
             document = result_document(self.collected[0][1])
-        text = self.state.scrub(json.dumps(document, ensure_ascii=False, indent=2))
+        text = self.state.scrub(to_json(document, indent=2))
         if self.out is None:
             typer.echo(text)
             return
@@ -245,7 +245,7 @@ def print_listing(
             f"{kind}s": [_record(kind, info) for info in infos.values()],
             "problems": {"failures": failure_rows, "conflicts": conflict_rows},
         }
-        typer.echo(state.scrub(json.dumps(document, ensure_ascii=False, indent=2)))
+        typer.echo(state.scrub(to_json(document, indent=2)))
         return
 
     from rich.console import Console

@@ -3,7 +3,8 @@
 For every item it reads the input image again (EXIF orientation applied, through
 :func:`vlmkit.media.load_image`) and writes ``annotated/<key>`` — the same relative path and
 suffix as the input (JPEG at quality 90; formats Pillow cannot write, such as HEIC, get ``.jpg``
-appended). Every file is written atomically.
+appended). Previews are staged as items arrive and all appear at :meth:`AnnotateSink.close`
+(:class:`~vlmkit.sinks._util.StagedSink`); each file is whole.
 
 * Detections: ``sv.MaskAnnotator`` (masks passed as ``sv.CompactMask``, crop-sized),
   ``sv.BoxAnnotator`` and a label annotator, all with ``sv.ColorLookup.CLASS`` and class ids that
@@ -11,15 +12,21 @@ appended). Every file is written atomically.
 * OCR: the blocks that have boxes are drawn with their text; the full text goes in a caption
   strip under the image. Descriptions: a caption strip.
 
+Text a font cannot take (a lone surrogate in a model's label) is drawn as U+FFFD.
+
 Labels in any script: supervision's ``LabelAnnotator`` draws with OpenCV's Hershey fonts, which
 have ASCII glyphs only. When any label is not plain ASCII the sink switches to
-``sv.RichLabelAnnotator`` (Pillow) with a font that has the glyphs: ``font_path`` if given, else
-the first CJK font found on the system (Noto Sans CJK, Source Han Sans, WenQuanYi, Droid Sans
-Fallback, and the macOS / Windows system CJK fonts), else DejaVu Sans (system or the copy
-bundled with matplotlib, which supervision installs) — Latin, Greek, Cyrillic, Arabic, Hebrew,
-but no CJK. Without a CJK font CJK glyphs render as boxes and the sink logs one warning; on
-Debian/Ubuntu ``apt install fonts-noto-cjk`` fixes that (an optional system package, never a
-requirement), or pass ``font_path=...``.
+``sv.RichLabelAnnotator`` (Pillow) with a font that has the glyphs (:func:`find_font`):
+``font_path`` if given; else, for CJK text, the first CJK font found — checked to really have
+the glyphs, not trusted by file name — in the system font folders (Noto Sans CJK, Source Han
+Sans, WenQuanYi, Droid Sans Fallback, IPA, Nanum, the macOS / Windows CJK fonts), in
+Ultralytics' settings folder (``Arial.Unicode.ttf``, which Ultralytics downloads for non-ASCII
+class names), and in pip-installed packages (site-packages: e.g. ``japanize-matplotlib`` or
+``matplotlib-fontja`` ship IPAexGothic, ``koreanize-matplotlib`` NanumGothic); else DejaVu Sans
+(system, or the copy bundled with matplotlib, which supervision installs) — Latin, Greek,
+Cyrillic, Arabic, Hebrew, but no CJK. Without a CJK font, CJK glyphs render as boxes and the
+sink logs one warning; install a CJK font (Debian/Ubuntu: ``apt install fonts-noto-cjk``, an
+optional system package, never a requirement) or pass ``font_path=...``.
 
 Items without a readable image (no ``image_path``, file moved) are skipped with a warning; a
 preview never stops a run.
@@ -33,19 +40,21 @@ import io
 import logging
 import os
 import re
+import site
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vlmkit.atomic import atomic_write_bytes, safe_join
+from vlmkit.atomic import safe_join, utf8_safe
 from vlmkit.errors import MediaError
-from vlmkit.sink import Sink, SinkItem
-from vlmkit.sinks._util import as_bool, as_names, reject_unknown
+from vlmkit.sink import SinkItem
+from vlmkit.sinks._util import StagedSink, as_bool, as_names, reject_unknown
 from vlmkit.types import Description, Detections, LabelMap, OcrResult
 
-__all__ = ["AnnotateSink", "find_font", "needs_cjk"]
+__all__ = ["AnnotateSink", "find_font", "has_glyph", "needs_cjk"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,27 +64,59 @@ _CJK = re.compile(
     "[\u1100-\u11ff\u2e80-\u9fff\ua960-\ua97f\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f"
     "\uff00-\uffef\U00020000-\U0003134f]"
 )
+# Known CJK fonts by lower-case file name, best first; then any font whose name matches
+# _CJK_NAME. Every candidate is checked for real glyphs before it is used.
 _CJK_FONTS = (
     "notosanscjk-regular.ttc",
     "notosanscjksc-regular.otf",
     "notosanscjkjp-regular.otf",
+    "notosanscjktc-regular.otf",
+    "notosanscjkkr-regular.otf",
     "notosanscjk-regular.otf",
     "notoserifcjk-regular.ttc",
     "sourcehansans-regular.ttc",
     "sourcehansanssc-regular.otf",
+    "sourcehansanscn-regular.otf",
     "wqy-microhei.ttc",
     "wqy-zenhei.ttc",
     "droidsansfallbackfull.ttf",
     "droidsansfallback.ttf",
+    "arial.unicode.ttf",
+    "arial unicode.ttf",
+    "arialuni.ttf",
     "uming.ttc",
     "pingfang.ttc",
     "hiragino sans gb.ttc",
     "msyh.ttc",
+    "simhei.ttf",
     "yugothm.ttc",
+    "msgothic.ttc",
     "malgun.ttf",
-    "arial unicode.ttf",
-    "arialuni.ttf",
+    "ipaexg.ttf",
+    "ipag.ttf",
+    "nanumgothic.ttf",
+    "nanumbarungothic.ttf",
 )
+_CJK_NAME = re.compile(
+    r"cjk|sourcehan|wqy|droidsansfallback|notosans(sc|tc|hk|jp|kr)|notoserif(sc|tc|jp|kr)|"
+    r"ipaex|ipag|ipam|nanum|simhei|simsun|simfang|msyh|msgothic|yugoth|malgun|pingfang|"
+    r"hiragino|arial.?unicode|arialuni|uming|ukai"
+)
+_FONT_SUFFIXES = (".ttf", ".ttc", ".otf")
+
+
+def _ultralytics_dirs() -> tuple[str, ...]:
+    """Where Ultralytics keeps ``Arial.Unicode.ttf`` (its settings folder, per platform)."""
+    dirs = [
+        os.environ.get("YOLO_CONFIG_DIR", ""),
+        "~/.config/Ultralytics",
+        "~/Library/Application Support/Ultralytics",
+    ]
+    if os.environ.get("APPDATA"):
+        dirs.append(os.path.join(os.environ["APPDATA"], "Ultralytics"))
+    return tuple(d for d in dirs if d)
+
+
 _FONT_DIRS = (
     "/usr/share/fonts",
     "/usr/local/share/fonts",
@@ -83,7 +124,9 @@ _FONT_DIRS = (
     "~/.fonts",
     "/System/Library/Fonts",
     "/Library/Fonts",
+    "~/Library/Fonts",
     "C:/Windows/Fonts",
+    *_ultralytics_dirs(),
 )
 _WRITABLE = {
     ".jpg": "JPEG",
@@ -106,6 +149,16 @@ def needs_cjk(text: str) -> bool:
     return bool(_CJK.search(text))
 
 
+def _site_dirs() -> tuple[str, ...]:
+    """The folders pip installs packages into (site-packages of this environment and user)."""
+    dirs: list[str] = list(getattr(site, "getsitepackages", list)())
+    user = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
+    if user:
+        dirs.append(user)
+    dirs.extend(p for p in sys.path if p.endswith(("site-packages", "dist-packages")))
+    return tuple(dict.fromkeys(os.path.abspath(d) for d in dirs))
+
+
 @functools.lru_cache(maxsize=8)
 def _font_files(dirs: tuple[str, ...]) -> dict[str, str]:
     """Font files under ``dirs``, by lower-case file name (first found wins)."""
@@ -114,9 +167,10 @@ def _font_files(dirs: tuple[str, ...]) -> dict[str, str]:
         root = os.path.expanduser(folder)
         if not os.path.isdir(root):
             continue
-        for current, _subdirs, files in os.walk(root):
+        for current, subdirs, files in os.walk(root):
+            subdirs[:] = [d for d in subdirs if d != "__pycache__" and not d.endswith(".dist-info")]
             for name in files:
-                if name.lower().endswith((".ttf", ".ttc", ".otf")):
+                if name.lower().endswith(_FONT_SUFFIXES):
                     found.setdefault(name.lower(), os.path.join(current, name))
     return found
 
@@ -132,17 +186,70 @@ def _dejavu(files: dict[str, str]) -> str | None:
     return None
 
 
-def find_font(*, cjk: bool = True, dirs: tuple[str, ...] = _FONT_DIRS) -> tuple[str | None, bool]:
-    """A TrueType/OpenType font file for labels, and whether it has CJK glyphs.
+@functools.lru_cache(maxsize=16)
+def _probe_font(path: str) -> Any:
+    from PIL import ImageFont
 
-    With ``cjk`` the system font folders are searched for a known CJK font first; otherwise
-    (or when none is installed) DejaVu Sans is returned; ``(None, False)`` when there is none.
+    try:
+        return ImageFont.truetype(path, 32)
+    except (OSError, ValueError):
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def _glyph_bitmap(path: str, char: str) -> bytes | None:
+    """``char`` drawn with the font at ``path`` (None when the font cannot be loaded)."""
+    from PIL import Image, ImageDraw
+
+    font = _probe_font(path)
+    if font is None:
+        return None
+    canvas = Image.new("L", (48, 48))
+    ImageDraw.Draw(canvas).text((4, 4), char, font=font, fill=255)
+    return canvas.tobytes()
+
+
+@functools.lru_cache(maxsize=8192)
+def has_glyph(path: str, char: str) -> bool:
+    """Whether the font at ``path`` has a real glyph for ``char``: it draws differently from
+    a code point no font has (which every font draws as its "missing" box, or not at all)."""
+    drawn = _glyph_bitmap(path, char)
+    return drawn is not None and drawn != _glyph_bitmap(path, "\U0010fffd") and any(drawn)
+
+
+def find_font(
+    *,
+    cjk: bool = True,
+    dirs: tuple[str, ...] | None = None,
+    site_dirs: tuple[str, ...] | None = None,
+    text: str | None = None,
+) -> tuple[str | None, bool]:
+    """A TrueType/OpenType font file for labels, and whether it has the CJK glyphs asked for.
+
+    With ``cjk``, the known CJK fonts (then any font named like one) in ``dirs`` (default: the
+    system font folders and Ultralytics' settings folder) and ``site_dirs`` (default: the
+    site-packages folders pip installs into) are checked for real glyphs of the CJK characters of
+    ``text`` (default: a common ideograph): the first font that has all of them wins, with
+    ``True``. Otherwise the font covering most of them is returned with ``False``, or — when
+    none covers any, or without ``cjk`` — DejaVu Sans with ``False``; ``(None, False)`` when
+    there is no font at all.
     """
-    files = _font_files(dirs)
+    files = _font_files(_FONT_DIRS if dirs is None else dirs)
     if cjk:
-        for name in _CJK_FONTS:
-            if name in files:
-                return files[name], True
+        everywhere = dict(_font_files(_site_dirs() if site_dirs is None else site_dirs))
+        everywhere.update(files)  # a system font wins over a same-named packaged one
+        wanted = sorted(set(_CJK.findall(text or ""))) or ["\u732b"]
+        known = [everywhere[name] for name in _CJK_FONTS if name in everywhere]
+        named = [path for name, path in sorted(everywhere.items()) if _CJK_NAME.search(name)]
+        best: tuple[int, str | None] = (0, None)
+        for path in dict.fromkeys([*known, *named]):
+            covered = sum(has_glyph(path, char) for char in wanted)
+            if covered == len(wanted):
+                return path, True
+            if covered > best[0]:
+                best = (covered, path)
+        if best[1] is not None:
+            return best[1], False
     return _dejavu(files), False
 
 
@@ -158,7 +265,7 @@ def _load_pixels(path: str | os.PathLike[str]):
     return load_image(path).image.convert("RGB")
 
 
-class AnnotateSink(Sink):
+class AnnotateSink(StagedSink):
     """Writes one annotated preview per item under ``annotated/`` (option ``folder``).
 
     Options: ``categories`` (class names with fixed colours), ``font_path``, ``font_size``,
@@ -208,7 +315,6 @@ class AnnotateSink(Sink):
         self.quality = int(quality)
         self.draw_masks = as_bool("masks", masks)
         self.draw_labels = as_bool("labels", labels)
-        self._written: list[Path] = []
         self._lock = threading.Lock()
         self._warned_font = False
         self._warned_size = False
@@ -246,9 +352,9 @@ class AnnotateSink(Sink):
             image = self._draw(image, sv_detections, self._labels(result))
         elif isinstance(result, OcrResult):
             image = self._draw_ocr(image, result)
-            image = self._caption(image, result.text)
+            image = self._caption(image, utf8_safe(result.text))
         else:
-            image = self._caption(image, result.text)
+            image = self._caption(image, utf8_safe(result.text))
         self._save(image, target)
 
     def _target(self, key: str) -> Path:
@@ -260,7 +366,8 @@ class AnnotateSink(Sink):
     @staticmethod
     def _labels(result: Detections) -> list[str]:
         return [
-            d.label if d.score is None else f"{d.label} {d.score:.2f}".strip() for d in result.items
+            utf8_safe(d.label if d.score is None else f"{d.label} {d.score:.2f}".strip())
+            for d in result.items
         ]
 
     # ------------------------------------------------------------------------------------
@@ -268,11 +375,12 @@ class AnnotateSink(Sink):
         if self.font_path:
             return self.font_path
         cjk = any(needs_cjk(t) for t in texts)
-        path, has_cjk = find_font(cjk=cjk)
+        path, has_cjk = find_font(cjk=cjk, text="".join(texts)) if cjk else find_font(cjk=False)
         if cjk and not has_cjk and not self._warned_font:
             logger.warning(
-                "annotate sink: no CJK font found, so CJK labels render as boxes; install one "
-                "(Debian/Ubuntu: apt install fonts-noto-cjk) or pass font_path=..."
+                "annotate sink: no CJK font with all the glyphs found, so CJK labels render "
+                "(partly) as boxes; install one (Debian/Ubuntu: apt install fonts-noto-cjk) or "
+                "pass font_path=..."
             )
             self._warned_font = True
         return path
@@ -324,7 +432,8 @@ class AnnotateSink(Sink):
             xyxy=np.array([b.box.xyxy for b in blocks], dtype=np.float32),  # type: ignore[union-attr]
             class_id=np.zeros(len(blocks), dtype=int),
         )
-        return self._draw(image, detections, [b.text for b in blocks], by_class=False)
+        texts = [utf8_safe(b.text) for b in blocks]
+        return self._draw(image, detections, texts, by_class=False)
 
     def _caption(self, image, text: str, max_lines: int = 12):
         """``image`` with ``text`` wrapped in a white strip underneath."""
@@ -372,9 +481,4 @@ class AnnotateSink(Sink):
             image.convert("RGB").save(buffer, format=fmt, quality=self.quality)
         else:
             image.save(buffer, format=fmt)
-        atomic_write_bytes(target, buffer.getvalue())
-        with self._lock:
-            self._written.append(target)
-
-    def close(self) -> list[Path]:
-        return list(dict.fromkeys(self._written))
+        self.staging.write_bytes(target, buffer.getvalue())

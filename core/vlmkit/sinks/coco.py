@@ -19,8 +19,14 @@ Masks (``mask_format``):
   A mask with no traceable contour (single pixels, 1-pixel lines) is written as RLE instead.
 
 Annotations without a mask carry no ``segmentation`` key. Only ``detect``/``segment`` results
-(:class:`~vlmkit.Detections`) are written; other results are skipped. The file is written
-atomically at :meth:`CocoSink.close`; labels never become file names.
+(:class:`~vlmkit.Detections`) are written; other results are skipped. Labels never become file
+names. The file is UTF-8: a character UTF-8 cannot encode (a lone surrogate in a model's label)
+is written as U+FFFD — in the category name too, so such labels share one category (the ledger
+keeps the exact text).
+
+The document is built in memory and written at :meth:`CocoSink.close` — staged by ``prepare``
+and moved into place by ``commit`` (:class:`~vlmkit.sinks._util.StagedSink`), so a failure
+leaves the previous file as it was.
 """
 
 from __future__ import annotations
@@ -33,10 +39,10 @@ from typing import Any
 
 import numpy as np
 
-from vlmkit.atomic import atomic_write_text, safe_join
+from vlmkit.atomic import safe_join, utf8_safe
 from vlmkit.masks import mask_to_polygons, mask_to_rle
-from vlmkit.sink import Sink, SinkItem
-from vlmkit.sinks._util import as_choice, as_names, reject_unknown
+from vlmkit.sink import SinkItem
+from vlmkit.sinks._util import StagedSink, as_choice, as_names, reject_unknown
 from vlmkit.types import Detections, LabelMap, Mask
 
 __all__ = ["CocoSink"]
@@ -81,7 +87,7 @@ def _visible_area(mask: Mask, image_size: tuple[int, int]) -> int:
     return int(np.count_nonzero(mask.binary[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]))
 
 
-class CocoSink(Sink):
+class CocoSink(StagedSink):
     """Collects detections of a run and writes one COCO JSON at :meth:`close`.
 
     Options: ``filename`` (default ``annotations.json``, relative to the output folder),
@@ -114,11 +120,10 @@ class CocoSink(Sink):
         self.path = safe_join(self.out_dir, filename)
         self.mask_format = mask_format
         self.indent = None if indent in (None, "", "none") else int(indent)
-        self.label_map = LabelMap(names or ())
+        self.label_map = LabelMap([utf8_safe(name) for name in names or ()])
         self.holes_dropped = 0
         self._images: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()  # runners may write from several threads
-        self._closed = False
 
     # ------------------------------------------------------------------------------------
     def write(self, item: SinkItem) -> None:
@@ -143,7 +148,7 @@ class CocoSink(Sink):
     def _annotation(self, det: Any, size: tuple[int, int]) -> dict[str, Any]:
         x, y, w, h = det.box.xywh
         ann: dict[str, Any] = {
-            "category_id": self.label_map.id(det.label) + 1,
+            "category_id": self.label_map.id(utf8_safe(det.label)) + 1,
             "bbox": [x, y, w, h],
             "iscrowd": 0,
         }
@@ -201,10 +206,7 @@ class CocoSink(Sink):
             "categories": categories,
         }
 
-    def close(self) -> list[Path]:
-        if self._closed:
-            return [self.path]
-        text = json.dumps(self.to_dict(), ensure_ascii=False, indent=self.indent)
-        atomic_write_text(self.path, text + "\n")
-        self._closed = True
-        return [self.path]
+    def _prepare(self) -> None:
+        with self._lock:
+            text = json.dumps(self.to_dict(), ensure_ascii=False, indent=self.indent)
+        self.staging.write_text(self.path, utf8_safe(text) + "\n")

@@ -4,7 +4,8 @@ Each item becomes one :class:`~vlmkit.ledger.LedgerRecord` line in exactly the r
 format, with the complete result (provenance, raw model text, masks) — the lossless form every
 other sink can be rebuilt from with ``vlmkit export``. :meth:`JsonlSink.close` writes the file
 atomically with one line per key (a key written twice keeps its first position and its last
-record), so it is always a complete, compact export.
+record), so it is always a complete, compact export. Keys are data here, never file names.
+Strings UTF-8 cannot encode are kept exactly, as ``\\u`` escapes (:meth:`LedgerRecord.to_line`).
 
 Do not point it at a run's own ledger: the batch runner already writes that file, and
 :func:`vlmkit.export.export` refuses to overwrite the ledger it reads.
@@ -17,15 +18,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from vlmkit.atomic import atomic_open, safe_join
+from vlmkit.atomic import safe_join
 from vlmkit.ledger import LedgerRecord
-from vlmkit.sink import Sink, SinkItem
-from vlmkit.sinks._util import reject_unknown
+from vlmkit.sink import SinkItem
+from vlmkit.sinks._util import StagedSink, reject_unknown
 
 __all__ = ["JsonlSink"]
 
 
-class JsonlSink(Sink):
+class JsonlSink(StagedSink):
     """Writes ledger-format lines to ``results.jsonl`` (option ``filename``)."""
 
     accepts = frozenset({"describe", "detect", "segment", "ocr", "video"})
@@ -55,8 +56,7 @@ class JsonlSink(Sink):
         with self._lock:
             self._records[record.key] = record
 
-    def close(self) -> list[Path]:
-        with self._lock, atomic_open(self.path, "wb") as handle:
+    def _prepare(self) -> None:
+        with self._lock, self.staging.open(self.path, "wb") as handle:
             for record in self._records.values():
                 handle.write(record.to_line())
-        return [self.path]

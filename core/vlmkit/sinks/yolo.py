@@ -1,15 +1,39 @@
 """The ``yolo`` sink: YOLO / Ultralytics labels, one ``.txt`` per image, plus ``data.yaml``.
 
-Layout in the output folder::
+Layout in the output folder (default, ``copy_images="link"``)::
 
+    images/<key>                      the input images: hard links, or copies where a hard
+                                      link is impossible (another file system)
     labels/<key without suffix>.txt   one line per object; subfolders of the key are mirrored
-    images/<key>                      only with copy_images (copies or hard links)
-    data.yaml                         names (dict id -> name), nc, and where the images are
+    data.yaml                         train/val: images, nc, names (dict id -> name)
+
+This layout trains as it is — ``yolo train data=OUT/data.yaml`` (Ultralytics finds each label
+by replacing ``/images/`` with ``/labels/`` in the image path, in subfolders too) — and reads
+with supervision's ``DetectionDataset.from_yolo(OUT/images, OUT/labels, OUT/data.yaml)`` (one
+folder level per call: pass ``OUT/images/sub`` and ``OUT/labels/sub`` for a subfolder).
+``data.yaml`` names no absolute path: the folder can be moved or zipped as a whole. ``train``
+and ``val`` are the same images; split them before measuring anything.
+
+``copy_images``:
+
+* ``"link"`` (default) — hard links cost no disk space. They share the file with the input: an
+  editor that rewrites an image *in place* changes both (most tools write a new file). Where
+  linking fails the image is copied, and the sink logs one warning with the count.
+* ``true`` / ``"copy"`` — always copy (independent files; costs the disk space).
+* ``false`` — labels only: ``data.yaml`` gets ``path: <the input folder>`` and ``train: .``
+  when all images share one folder. supervision reads that (``from_yolo(<input folder>,
+  OUT/labels, OUT/data.yaml)``) but **Ultralytics cannot train on it** — it looks for labels
+  next to the images, not in ``OUT/labels`` — and the sink logs a warning saying so. To train,
+  use the default or ``copy_images=true`` (CLI: ``--sink-option yolo.copy_images=true``).
+
+An image whose file cannot be found (moved since the run: pass ``vlmkit export --image-root``)
+still gets its label file; the sink logs one warning with the count of missing images.
 
 Lines are ``class cx cy w h`` (normalized, 6 decimals) for boxes, and ``class x1 y1 x2 y2 ...``
 (normalized) for masks. Class ids are 0-based and stable for the whole run (first-seen order;
 ``categories=[...]`` fixes them up front). An image with no objects gets an empty label file
-(a background image).
+(a background image). Class names are written as UTF-8; a character UTF-8 cannot encode (a
+lone surrogate in a model's label) becomes U+FFFD, and such labels share one class.
 
 **One mask stays one instance.** A YOLO polygon line has one ring, so:
 
@@ -22,35 +46,30 @@ A seam adds no area, but a rasterizer that fills polygon edges (``cv2.fillPoly``
 1-pixel line a seam runs along; the other pixels come back exactly. supervision instead writes
 one line per part, which turns one object into several.
 
-Images: with ``copy_images=False`` (default) nothing is copied; ``data.yaml`` ``path`` points
-at the original image folder when all images share one root (so ``supervision``'s
-``DetectionDataset.from_yolo(images_dir, out/labels, out/data.yaml)`` reads the dataset).
-Ultralytics finds labels by replacing ``/images/`` with ``/labels/`` in an image path, so to
-train on the output directly use ``copy_images=True`` (copies) or ``copy_images="link"`` (hard
-links, falling back to copies across file systems): then ``images/`` and ``labels/`` sit side by
-side and ``data.yaml`` uses relative ``train``/``val`` paths.
-
 Label files are named after the item key (the user's file name), never after a label; two keys
 that map to the same label file (``x.jpg`` and ``x.png``) are refused with a
-:class:`~vlmkit.SinkError`, because YOLO identifies labels by file stem.
+:class:`~vlmkit.SinkError`, because YOLO identifies labels by file stem. A key with a folder
+named ``images`` confuses Ultralytics' ``/images/`` → ``/labels/`` rule; the sink warns once.
+
+Files are staged as items arrive and appear together at :meth:`YoloSink.close` (labels and
+images first, ``data.yaml`` last; :class:`~vlmkit.sinks._util.StagedSink`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import threading
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
-from vlmkit.atomic import atomic_open, atomic_write_text, safe_join
+from vlmkit.atomic import safe_join, utf8_safe
 from vlmkit.errors import ConfigError, SinkError
 from vlmkit.masks import mask_to_polygons
-from vlmkit.sink import Sink, SinkItem
-from vlmkit.sinks._util import as_bool, as_names, reject_unknown
+from vlmkit.sink import SinkItem
+from vlmkit.sinks._util import StagedSink, as_bool, as_names, reject_unknown
 from vlmkit.types import Detection, Detections, LabelMap, Mask
 
 __all__ = ["YoloSink", "mask_to_yolo_polygon"]
@@ -129,12 +148,12 @@ def _fmt(values: np.ndarray) -> str:
     return " ".join(f"{v:.6f}" for v in values)
 
 
-class YoloSink(Sink):
-    """Writes YOLO label files as items arrive and ``data.yaml`` at :meth:`close`.
+class YoloSink(StagedSink):
+    """Writes YOLO label files (and the images, by default as hard links) and ``data.yaml``.
 
     Options: ``categories`` (class names with fixed ids 0, 1, ...), ``copy_images``
-    (``False``, ``True``/``"copy"``, or ``"link"``), ``names`` (``"dict"`` — Ultralytics'
-    ``{0: name}`` form, the default — or ``"list"``).
+    (``"link"`` — the default —, ``True``/``"copy"``, or ``False`` for labels only), ``names``
+    (``"dict"`` — Ultralytics' ``{0: name}`` form, the default — or ``"list"``).
     """
 
     accepts = frozenset({"detect", "segment"})
@@ -144,7 +163,7 @@ class YoloSink(Sink):
         out_dir: str | Path,
         *,
         categories: Any = None,
-        copy_images: Any = False,
+        copy_images: Any = "link",
         names: str = "dict",
         **options: Any,
     ) -> None:
@@ -159,14 +178,16 @@ class YoloSink(Sink):
         super().__init__(out_dir, categories=class_names, copy_images=copy_images, names=names)
         self.copy_mode = mode
         self.names_format = names
-        self.label_map = LabelMap(class_names or ())
+        self.label_map = LabelMap([utf8_safe(name) for name in class_names or ()])
         self.labels_dir = self.out_dir / "labels"
         self.images_dir = self.out_dir / "images"
         self.data_yaml = self.out_dir / "data.yaml"
+        self.images_copied = 0  # "link" mode: images that had to be copied
+        self.images_missing = 0  # images that could not be placed (no file)
         self._owners: dict[str, str] = {}  # label file (relative) -> key that wrote it
-        self._written: dict[str, Path] = {}
         self._roots: set[str] = set()
         self._missing_root = False
+        self._warned_images_folder = False
         self._lock = threading.Lock()  # runners may write from several threads
 
     # ------------------------------------------------------------------------------------
@@ -182,7 +203,11 @@ class YoloSink(Sink):
             else key_path.with_name(key_path.name + ".txt")
         )
         label_path = safe_join(self.labels_dir, relative.as_posix())
+        image_target = safe_join(self.images_dir, item.key) if self.copy_mode else None
         owner_key = label_path.relative_to(self.labels_dir).as_posix()
+        # Everything that can fail on this item's data happens before any shared state changes,
+        # so a refused item leaves no trace (no class, no claimed label file).
+        lines = [self._line(det, result.image_size) for det in result.items]
         with self._lock:
             owner = self._owners.setdefault(owner_key, item.key)
             if owner != item.key:
@@ -191,31 +216,32 @@ class YoloSink(Sink):
                     f"labels/{owner_key}; YOLO matches labels to images by file stem, so rename "
                     "one of them"
                 )
-            class_ids = [self.label_map.id(det.label) for det in result.items]
-        lines = [
-            self._line(det, class_id, result.image_size)
-            for det, class_id in zip(result.items, class_ids, strict=True)
-        ]
-        atomic_write_text(label_path, "".join(line + "\n" for line in lines))
-        self._place_image(item)
-        with self._lock:
-            self._written[f"labels/{owner_key}"] = label_path
+            class_ids = [self.label_map.id(utf8_safe(det.label)) for det in result.items]
+        text = "".join(
+            f"{class_id} {line}\n" for class_id, line in zip(class_ids, lines, strict=True)
+        )
+        self.staging.write_text(label_path, text)
+        self._place_image(item, image_target)
 
-    def _line(self, det: Detection, class_id: int, size: tuple[int, int]) -> str:
+    def _line(self, det: Detection, size: tuple[int, int]) -> str:
+        """The coordinates of one object's line (without its class id)."""
         width, height = size
         scale = np.array([width, height], dtype=np.float64)
         if det.mask is not None:
             ring = mask_to_yolo_polygon(det.mask, size)
             if ring is not None:
-                return f"{class_id} " + _fmt(np.clip(ring / scale, 0.0, 1.0).ravel())
+                return _fmt(np.clip(ring / scale, 0.0, 1.0).ravel())
         box = det.box.clip(size)
         cx, cy = box.center
         values = np.array([cx / width, cy / height, box.width / width, box.height / height])
-        return f"{class_id} " + _fmt(np.clip(values, 0.0, 1.0))
+        return _fmt(np.clip(values, 0.0, 1.0))
 
-    def _place_image(self, item: SinkItem) -> None:
+    def _place_image(self, item: SinkItem, target: Path | None) -> None:
         if item.image_path is None:
-            self._missing_root = True
+            with self._lock:
+                self._missing_root = True
+                if target is not None:
+                    self.images_missing += 1
             return
         source = Path(item.image_path)
         key_parts = PurePosixPath(item.key.replace("\\", "/")).parts
@@ -227,31 +253,30 @@ class YoloSink(Sink):
             root = source.parent
         with self._lock:
             self._roots.add(os.path.abspath(root))
-        if self.copy_mode is None:
+        if target is None:
             return
-        target = safe_join(self.images_dir, item.key)
-        if target.exists() and os.path.samefile(source, target):
-            return
-        if self.copy_mode == "link":
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temp = target.with_name(f".{target.name}.link.tmp")
-            try:
-                temp.unlink(missing_ok=True)
-                os.link(source, temp)
-                os.replace(temp, target)
-            except OSError:
-                temp.unlink(missing_ok=True)  # other file system, no permission: copy
-            else:
-                with self._lock:
-                    self._written[f"images/{item.key}"] = target
-                return
+        if "images" in key_parts[:-1] and not self._warned_images_folder:
+            self._warned_images_folder = True
+            logger.warning(
+                "yolo sink: %s has a folder named 'images'; Ultralytics finds labels by "
+                "replacing the last '/images/' of an image path with '/labels/', so it will "
+                "not find this image's labels (rename the folder)",
+                item.key,
+            )
         try:
-            with atomic_open(target, "wb") as out, open(source, "rb") as src:
-                shutil.copyfileobj(src, out, 1 << 20)
-        except OSError as err:
-            raise SinkError(f"yolo sink: cannot copy {source} to {target}: {err}") from err
-        with self._lock:
-            self._written[f"images/{item.key}"] = target
+            if target.exists() and os.path.samefile(source, target):
+                self._note(target)
+                return
+            linked = self.staging.place(target, source, link=self.copy_mode == "link")
+        except OSError:
+            if os.access(source, os.R_OK):
+                raise  # the output side failed (disk full, permissions): not this item's fault
+            with self._lock:  # missing or unreadable: the label is still written
+                self.images_missing += 1
+            return
+        if self.copy_mode == "link" and not linked:
+            with self._lock:
+                self.images_copied += 1
 
     # ------------------------------------------------------------------------------------
     def data(self) -> dict[str, Any]:
@@ -261,19 +286,42 @@ class YoloSink(Sink):
         if self.copy_mode is not None:
             data.update(train="images", val="images")
         elif len(self._roots) == 1 and not self._missing_root:
-            data.update(path=next(iter(self._roots)), train=".", val=".")
+            data.update(path=utf8_safe(next(iter(self._roots))), train=".", val=".")
         data["nc"] = len(names)
         data["names"] = dict(enumerate(names)) if self.names_format == "dict" else names
         return data
 
-    def close(self) -> list[Path]:
+    def _prepare(self) -> None:
         import yaml
 
-        if self.copy_mode is None and (len(self._roots) > 1 or self._missing_root):
-            logger.warning(
-                "yolo sink: the images do not share one folder, so data.yaml names no image "
-                "path; use copy_images=true to gather them under images/"
+        if self.copy_mode is None:
+            where = (
+                "data.yaml names no image folder, because the images do not share one"
+                if len(self._roots) > 1 or self._missing_root
+                else "data.yaml points at the input folder"
             )
-        text = yaml.safe_dump(self.data(), allow_unicode=True, sort_keys=False)
-        atomic_write_text(self.data_yaml, text)
-        return [*self._written.values(), self.data_yaml]
+            logger.warning(
+                "yolo sink: labels only (copy_images=false): %s. supervision reads this "
+                "layout, but Ultralytics cannot train on it (it looks for labels next to the "
+                "images). To get a trainable images/ + labels/ dataset, use "
+                "copy_images=link (the default) or copy_images=true "
+                "(CLI: --sink-option yolo.copy_images=true)",
+                where,
+            )
+        if self.images_missing:
+            logger.warning(
+                "yolo sink: %d image(s) could not be found or read, so images/ lacks them "
+                "(their labels are written); if the images moved since the run, pass "
+                "vlmkit export --image-root DIR",
+                self.images_missing,
+            )
+        if self.images_copied:
+            logger.warning(
+                "yolo sink: %d image(s) could not be hard-linked (another file system?) and "
+                "were copied into %s",
+                self.images_copied,
+                self.images_dir,
+            )
+        with self._lock:
+            text = yaml.safe_dump(self.data(), allow_unicode=True, sort_keys=False)
+        self.staging.write_text(self.data_yaml, text)

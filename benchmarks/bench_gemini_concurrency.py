@@ -95,7 +95,7 @@ class FakeProcess:
 
 def photos(count: int) -> list:
     """``count`` different upright photos: sliding crops of the sample photos."""
-    from vlmkit.media import load_image
+    from vlmkit import load_image
 
     sources = [load_image(path) for path in sorted((ROOT / "samples").glob("*.jpg"))]
     images = []
@@ -138,7 +138,7 @@ def sdk_caller(base_url: str, in_flight: int, images: list):
     from google import genai
     from google.genai import types
 
-    from vlmkit.media import encode_image
+    from vlmkit import encode_image
 
     client = genai.Client(api_key="bench-key", http_options=types.HttpOptions(base_url=base_url))
     parts = [

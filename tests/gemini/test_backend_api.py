@@ -17,7 +17,7 @@ httpx2 = pytest.importorskip("httpx2")
 
 import vlmkit  # noqa: E402
 from tests.gemini.conftest import MODEL, TEST_API_KEY, photo  # noqa: E402
-from vlmkit.errors import AuthError, ConfigError, UnsupportedTask  # noqa: E402
+from vlmkit import AuthError, ConfigError, UnsupportedTask  # noqa: E402
 from vlmkit_gemini.backend import GeminiApiBackend  # noqa: E402
 from vlmkit_gemini.errors import SettingRefused  # noqa: E402
 from vlmkit_gemini.pricing import Price  # noqa: E402
@@ -79,6 +79,23 @@ def test_detect_sends_image_first_json_mode_schema_and_no_thinking(fake_gemini, 
     )
     assert usage.latency_s > 0
     assert dets.provenance.backend == "gemini-api" and dets.provenance.model == MODEL
+
+
+def test_a_label_list_constrains_the_label_in_the_detect_schema(fake_gemini, gemini_session):
+    fake_gemini.add_rule(text=BOXES)
+    session = gemini_session()
+    session.detect(photo(), ["cat", "dog", "cat"])  # the caller's exact classes
+    session.detect(photo(), "cats")  # a description of the things to find: free labels
+    session.detect(photo(), ["cat"], structured_output=False)
+    listed, described, unconstrained = fake_gemini.requests_of()
+    assert listed.response_schema["items"]["properties"]["label"] == {
+        "type": "STRING",
+        "format": "enum",
+        "enum": ["cat", "dog"],
+    }
+    assert listed.response_schema["items"]["required"] == ["box_2d", "label"]
+    assert described.response_schema["items"]["properties"]["label"] == {"type": "STRING"}
+    assert unconstrained.response_schema is None
 
 
 def test_per_call_options_reach_the_generation_config(fake_gemini, gemini_session):

@@ -3,7 +3,6 @@ errors mapped into the vlmkit tree; blocked, cut-off and empty answers as first-
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -18,7 +17,7 @@ from google.genai import errors as genai_errors  # noqa: E402
 
 import vlmkit  # noqa: E402
 from tests.gemini.conftest import TEST_API_KEY, SleepRecorder, photo  # noqa: E402
-from vlmkit.errors import (  # noqa: E402
+from vlmkit import (  # noqa: E402
     AuthError,
     BackendError,
     ConfigError,
@@ -67,14 +66,14 @@ def test_5xx_backs_off_exponentially_with_jitter(fake_gemini, gemini_session, sl
     assert 0.5 <= first <= 1.0 and 1.0 <= second <= 2.0 and 2.0 <= third <= 4.0
 
 
-def test_timeout_is_retried(fake_gemini, gemini_session):
-    fake_gemini.add_rule(delay_s=1.0, times=1, text="slow")
-    fake_gemini.add_rule(text="fast")
+def test_timeout_is_retried(fake_gemini, gemini_session, sleeps):
+    slow = fake_gemini.add_rule(delay_s=1.0, times=1, text="slow")
+    fast = fake_gemini.add_rule(text="fast")
     session = gemini_session(timeout_s=0.3)
-    started = time.perf_counter()
-    assert session.describe(photo()).text == "fast"
-    assert time.perf_counter() - started < 0.9
+    assert session.describe(photo()).text == "fast"  # the slow answer was never waited for
+    assert (slow.hits, fast.hits) == (1, 1)
     assert len(fake_gemini.requests_of()) == 2
+    assert len(sleeps.calls) == 1  # one backoff between the timed-out call and the retry
 
 
 def test_per_call_timeout_option(fake_gemini, gemini_session):
@@ -165,6 +164,9 @@ def test_blocked_prompt_is_an_outcome(fake_gemini, gemini_session):
     assert not dets.complete
     assert described.text == "" and described.finish is vlmkit.FinishReason.BLOCKED
     assert dets.provenance.usage.prompt_tokens > 0
+    # the provider's reason reaches the result, not only the finish status
+    assert dets.provenance.detail == "the prompt was blocked (SAFETY)"
+    assert "SAFETY" in described.provenance.detail
 
 
 def test_withheld_answer_is_a_safety_outcome(fake_gemini, gemini_session):
@@ -202,13 +204,11 @@ def test_empty_answer_is_flagged_not_a_silent_empty_list(fake_gemini, gemini_ses
 
 
 def test_backend_generation_detail_explains_the_outcome(fake_gemini, gemini_session):
-    from vlmkit.backend import Request
-
     fake_gemini.add_rule(block_reason="PROHIBITED_CONTENT", times=1)
     fake_gemini.add_rule(candidate_safety=True, times=1)
     fake_gemini.add_rule(text="partial", finish_reason="MAX_TOKENS", times=1)
     backend = gemini_session().backend
-    request = Request(task="describe", prompt="hi")
+    request = vlmkit.Request(task="describe", prompt="hi")
     blocked, withheld, cut = (backend.generate(request) for _ in range(3))
     assert blocked.finish is vlmkit.FinishReason.BLOCKED
     assert "PROHIBITED_CONTENT" in blocked.detail

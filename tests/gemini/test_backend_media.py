@@ -41,7 +41,8 @@ def test_exif_rotated_jpeg_arrives_upright(fake_gemini, gemini_session, tmp_path
     (req,) = fake_gemini.requests_of()
     mime, data = req.inline_data[0]
     sent = _decoded(data)
-    assert mime == "image/jpeg" and sent.format == "JPEG"
+    assert data != path.read_bytes()  # a rotated file is re-encoded, never sent as stored
+    assert mime == Image.MIME[sent.format]  # two flat colours: vlmkit picks PNG, losslessly
     assert sent.size == (60, 80)  # upright: portrait
     assert 0x0112 not in sent.getexif()  # no orientation tag left to apply twice
     top, bottom = np.asarray(sent)[5, 30], np.asarray(sent)[75, 30]
@@ -152,3 +153,38 @@ def test_max_image_side_resizes_and_maps_boxes_back(fake_gemini, gemini_session)
     (req,) = fake_gemini.requests_of()
     assert _decoded(req.inline_data[0][1]).size == (256, 128)
     np.testing.assert_allclose(dets.xyxy, [[0, 0, 1024, 256]])
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_an_unchanged_upright_file_is_sent_as_it_is(fake_gemini, gemini_session, tmp_path, fmt):
+    path = tmp_path / f"photo.{fmt.lower()}"
+    photo(120, 90).save(path, fmt)
+    gemini_session().describe(str(path))
+    (req,) = fake_gemini.requests_of()
+    assert req.inline_data == [(Image.MIME[fmt], path.read_bytes())]  # no re-encoding
+
+
+def test_an_explicit_image_format_re_encodes(fake_gemini, gemini_session, tmp_path):
+    path = tmp_path / "photo.png"
+    photo(120, 90).save(path, "PNG")
+    gemini_session(image_format="jpeg").describe(str(path))
+    (req,) = fake_gemini.requests_of()
+    ((mime, data),) = req.inline_data
+    assert mime == "image/jpeg" and _decoded(data).format == "JPEG"
+
+
+def test_a_file_used_again_is_uploaded_once_keyed_by_its_bytes(
+    fake_gemini, gemini_session, tmp_path
+):
+    path = tmp_path / "photo.jpg"
+    photo(200, 150).save(path, "JPEG", quality=95)
+    original = path.read_bytes()
+    session = gemini_session(reuse_upload_min_bytes=1000)
+    session.describe(str(path))
+    session.describe(str(path))
+    session.describe(original)  # the same content from memory: the same content hash
+    first, second, third = fake_gemini.requests_of()
+    assert first.inline_data == [("image/jpeg", original)] and first.file_data == []
+    assert second.inline_data == [] and second.file_data == third.file_data != []
+    assert _uploaded(fake_gemini) == [original]  # the file's own bytes were uploaded
+    assert session.backend.files.uploads == 1

@@ -24,7 +24,7 @@ from tests.gemini.conftest import (
     photo,
     tiny_video,
 )
-from vlmkit.errors import AuthError, ConfigError, MediaError
+from vlmkit import AuthError, ConfigError, MediaError
 
 BOXES = [{"box_2d": [100, 100, 500, 500], "label": "cat"}]
 

@@ -9,7 +9,7 @@ pytest.importorskip("google.genai")
 pytest.importorskip("vlmkit_gemini")
 
 from tests.gemini.conftest import tiny_video
-from vlmkit.errors import BackendError, ConfigError, MediaError
+from vlmkit import BackendError, ConfigError, MediaError
 
 CHAPTERS = "00:00 - 00:04 Kick-off\n00:04 - 00:09 First attack\n00:09 - 00:12 Goal"
 

@@ -83,6 +83,17 @@ def test_wire_contract_detect_request(fake_gemini, gemini_session):
     _contract((sent.format, sent.size), ("JPEG", (320, 240)), "the encoded image")
 
 
+def test_wire_contract_detect_schema_with_labels(fake_gemini, gemini_session):
+    fake_gemini.add_rule(text=BOXES)
+    gemini_session().detect(photo(), ["cat", "dog"])
+    (req,) = fake_gemini.requests_of()
+    _contract(
+        req.body["generationConfig"]["responseSchema"]["items"]["properties"]["label"],
+        {"type": "STRING", "format": "enum", "enum": ["cat", "dog"]},
+        "the label enum of a detect call with a label list",
+    )
+
+
 def test_wire_contract_thinking_level_system_and_safety(fake_gemini, gemini_session):
     session = gemini_session(model="gemini-3-pro-preview")
     session.describe(photo(), "Hi?", system="Be terse.", thinking_level="high", safety="off")

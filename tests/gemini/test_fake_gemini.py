@@ -9,7 +9,6 @@ import http.client
 import io
 import json
 import random
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -379,15 +378,13 @@ def test_concurrent_requests_overlap(fake_gemini, make_gemini_client):
     def call(i: int) -> str:
         return models.generate_content(model=MODEL, contents=f"item {i}").text
 
-    started = time.monotonic()
     with ThreadPoolExecutor(max_workers=n) as pool:
         answers = list(pool.map(call, range(n)))
-    elapsed = time.monotonic() - started
 
     assert answers == ["ok"] * n
-    assert fake_gemini.max_in_flight >= 8
-    assert elapsed < n * 0.2 / 2  # very loose: far from sequential
+    assert fake_gemini.max_in_flight >= 8  # measured by the server: far from sequential
     assert {r.status for r in fake_gemini.requests} == {200}
+    assert fake_gemini.in_flight == 0
 
 
 # ---- Files API ------------------------------------------------------------------------------
@@ -455,10 +452,12 @@ def test_upload_errors_raise_without_the_sdk_chunk_retry_loop(fake_gemini, make_
         files.upload(file=io.BytesIO(b"abc"), config={"mime_type": "text/plain"})
 
     fake_gemini.fail_next(503, op="upload_chunk")
-    started = time.monotonic()
     with pytest.raises(errors.ServerError):
         files.upload(file=io.BytesIO(b"abc"), config={"mime_type": "text/plain"})
-    assert time.monotonic() - started < 0.9  # the SDK's own chunk retry would sleep 1 s first
+    # The error carries x-goog-upload-status, so the SDK does not resend the chunk (its own
+    # chunk retry loop would, after sleeping): one start and one chunk per upload.
+    assert len(fake_gemini.requests_of("upload_start")) == 2
+    assert len(fake_gemini.requests_of("upload_chunk")) == 1
     assert fake_gemini.files == {}
 
 

@@ -23,39 +23,44 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
 import vlmkit
-from vlmkit.backend import Backend, Generation, Request, SentImage, TaskRequest
-from vlmkit.errors import (
+from vlmkit import (
     AuthError,
+    Backend,
     ConfigError,
+    EncodedImage,
+    FinishReason,
+    Generation,
     InvalidRequest,
     MediaError,
+    Option,
+    Request,
+    ResizePolicy,
+    SentImage,
+    TaskRequest,
     UnsupportedTask,
+    Usage,
     VlmkitError,
+    encode_image,
 )
-from vlmkit.media import EncodedImage, ResizePolicy, encode_image
-from vlmkit.prompts import SEGMENT
-from vlmkit.records import Option
-from vlmkit.types import FinishReason, Usage
 from vlmkit_gemini.errors import FileGone, SettingRefused, map_error, refused_option
 from vlmkit_gemini.files import FileStore
-from vlmkit_gemini.models import ModelCaps, caps_for, normalize_model
+from vlmkit_gemini.models import MODEL_TABLE, ModelCaps, ModelTable, normalize_model
 from vlmkit_gemini.options import OPTION_NAMES, OPTIONS
-from vlmkit_gemini.pricing import Price, estimate_cost
+from vlmkit_gemini.pricing import Price, PriceTable, estimate_cost
 from vlmkit_gemini.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from google import genai
     from google.genai import types
 
-    from vlmkit.runtime import Runtime
-    from vlmkit.types import Detections
+    from vlmkit import Detections, Runtime
 
 __all__ = [
     "DEFAULT_INLINE_LIMIT",
@@ -64,6 +69,7 @@ __all__ = [
     "GeminiApiBackend",
     "GeminiBackend",
     "GeminiVertexBackend",
+    "detect_schema",
     "polygon_segment_prompt",
 ]
 
@@ -78,7 +84,9 @@ _SEEN_MAX = 4096  # image hashes remembered for upload-on-reuse
 _CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 
-#: The response schema for detection: Google's native ``box_2d`` list.
+#: The response schema for detection: Google's native ``box_2d`` list. When the caller gave a
+#: list of classes (``Request.labels``), ``label`` is constrained to them (see
+#: :func:`detect_schema`).
 DETECT_SCHEMA: dict[str, Any] = {
     "type": "ARRAY",
     "items": {
@@ -93,6 +101,19 @@ DETECT_SCHEMA: dict[str, Any] = {
 }
 
 
+def detect_schema(labels: Sequence[str] = ()) -> dict[str, Any]:
+    """The detection response schema; with ``labels``, ``label`` must be one of them."""
+    names = list(dict.fromkeys(str(label) for label in labels if str(label)))
+    if not names:
+        return DETECT_SCHEMA
+    item = DETECT_SCHEMA["items"]
+    label = {"type": "STRING", "format": "enum", "enum": names}
+    return {
+        **DETECT_SCHEMA,
+        "items": {**item, "properties": {**item["properties"], "label": label}},
+    }
+
+
 @functools.cache
 def _sdk_constants() -> dict[str, Any]:
     """SDK objects every call reuses, validated once (pydantic validation costs per call)."""
@@ -102,6 +123,14 @@ def _sdk_constants() -> dict[str, Any]:
         "detect_schema": types.Schema.model_validate(DETECT_SCHEMA),
         "afc_off": types.AutomaticFunctionCallingConfig(disable=True),
     }
+
+
+@functools.lru_cache(maxsize=256)
+def _labelled_schema(labels: tuple[str, ...]) -> types.Schema:
+    """The validated detection schema for one label list (validated once per list)."""
+    from google.genai import types
+
+    return types.Schema.model_validate(detect_schema(labels))
 
 
 _POLYGON_SEGMENT = (
@@ -126,7 +155,7 @@ def _template_regex(template: str) -> re.Pattern[str]:
     )
 
 
-_SEGMENT_RE = _template_regex(SEGMENT)
+_SEGMENT_RE = _template_regex(vlmkit.prompts.SEGMENT)
 
 
 def polygon_segment_prompt(prompt: str) -> str:
@@ -189,21 +218,28 @@ class GeminiBackend(Backend):
     :class:`~vlmkit_gemini.retry.RetryPolicy`) or its shortcuts ``max_attempts`` and
     ``max_retry_wait_s``; ``inline_limit_bytes`` (request budget for inline media, base64
     growth included); ``max_image_side`` (shrink images before sending; default: original
-    pixels); ``image_format`` (``"auto"``: JPEG, PNG only for images with transparency; or
-    ``"jpeg"``, ``"png"``, ``"webp"``) and ``jpeg_quality`` (default 90);
-    ``capabilities`` (a :class:`~vlmkit_gemini.models.ModelCaps` for a model the table lacks);
-    ``prices`` (``{pattern: Price}`` overrides); ``concurrency``; and defaults for any per-call
-    option (``temperature=0``, ``media_resolution="low"``, ...).
+    pixels); ``image_format`` (``"auto"``: an unchanged upright JPEG, PNG or WEBP file as it
+    is, anything else JPEG or, for transparency and few colours, PNG; or ``"jpeg"``, ``"png"``,
+    ``"webp"``) and ``jpeg_quality`` (default 90);
+    ``capabilities`` (``{pattern: ModelCaps}`` entries put ahead of the built-in
+    :data:`~vlmkit_gemini.models.MODEL_TABLE` for this instance, a whole
+    :class:`~vlmkit_gemini.models.ModelTable`, or one :class:`~vlmkit_gemini.models.ModelCaps`
+    for this model); ``prices`` (likewise: ``{pattern: Price}`` ahead of
+    :data:`~vlmkit_gemini.pricing.PRICES`, or a :class:`~vlmkit_gemini.pricing.PriceTable`);
+    ``concurrency``; and defaults for any per-call option (``temperature=0``,
+    ``media_resolution="low"``, ...). Nothing passed here changes any other instance.
     """
 
-    convention: ClassVar[str] = "yxyx-1000"
-    options: ClassVar[tuple[Option, ...]] = OPTIONS
-    max_images: ClassVar[int | None] = 3600
-    concurrency: ClassVar[int] = 16
-    batch_size: ClassVar[int] = 1
-    thread_safe: ClassVar[bool] = True
+    convention: str = "yxyx-1000"
+    options: Sequence[Option] = OPTIONS
+    max_images: int | None = 3600
+    concurrency: int = 16  # the ``concurrency`` argument sets it per instance
+    batch_size: int = 1
+    thread_safe: bool = True
     backend_name: ClassVar[str] = "gemini"
     vertex: ClassVar[bool] = False
+    #: the model this instance talks to (normalized: no ``models/`` prefix, lower case)
+    model: str
     #: images at least this large (encoded) go through the Files API from their second use on
     reuse_upload_min_bytes: int | None = None
 
@@ -221,8 +257,8 @@ class GeminiBackend(Backend):
         max_image_side: int | None = None,
         image_format: str = "auto",
         jpeg_quality: int = 90,
-        capabilities: ModelCaps | None = None,
-        prices: Mapping[str, Price | Mapping[str, float]] | None = None,
+        capabilities: ModelCaps | ModelTable | Mapping[str, ModelCaps] | None = None,
+        prices: PriceTable | Mapping[str, Price | Mapping[str, float]] | None = None,
         concurrency: int | None = None,
         **defaults: Any,
     ) -> None:
@@ -236,9 +272,7 @@ class GeminiBackend(Backend):
         declared = {o.name: o for o in OPTIONS}
         self._defaults = {k: declared[k].validate(v) for k, v in defaults.items() if v is not None}
         self.model = normalize_model(model or DEFAULT_MODEL)
-        if capabilities is not None and not isinstance(capabilities, ModelCaps):
-            raise ConfigError("capabilities must be a vlmkit_gemini.models.ModelCaps")
-        self.caps = capabilities or caps_for(self.model)
+        self.capability_table, self.caps = self._capabilities(capabilities)
         if timeout_s is None or not timeout_s > 0:
             raise ConfigError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
         self.timeout_s = float(timeout_s)
@@ -255,11 +289,19 @@ class GeminiBackend(Backend):
         self.inline_limit_bytes = inline_limit_bytes
         if max_image_side is not None:
             self.image_policy = ResizePolicy.fit(int(max_image_side))
-        self.image_format = image_format
-        self.jpeg_quality = jpeg_quality
         if str(image_format).lower() not in ("auto", "jpeg", "jpg", "png", "webp"):
             raise ConfigError(f"image_format must be auto, jpeg, png or webp, got {image_format!r}")
-        self.prices = dict(prices or {})
+        if (
+            isinstance(jpeg_quality, bool)
+            or not isinstance(jpeg_quality, int)
+            or not 1 <= jpeg_quality <= 100
+        ):
+            raise ConfigError(
+                f"jpeg_quality must be an integer from 1 to 100, got {jpeg_quality!r}"
+            )
+        self.image_format = image_format
+        self.jpeg_quality = jpeg_quality
+        self.prices = PriceTable.of(prices)
         if concurrency is not None:
             if int(concurrency) < 1:
                 raise ConfigError(f"concurrency must be at least 1, got {concurrency!r}")
@@ -274,6 +316,26 @@ class GeminiBackend(Backend):
         self._client: genai.Client = self._make_client(
             self._http_options(base_url=base_url, api_version=api_version)
         )
+
+    def _capabilities(
+        self, capabilities: ModelCaps | ModelTable | Mapping[str, ModelCaps] | None
+    ) -> tuple[ModelTable, ModelCaps]:
+        """This instance's capability table and its model's entry (nothing global changes)."""
+        if capabilities is None:
+            table = MODEL_TABLE
+        elif isinstance(capabilities, ModelCaps):
+            table = MODEL_TABLE.extended({self.model: capabilities})
+        elif isinstance(capabilities, ModelTable):
+            table = capabilities
+        elif isinstance(capabilities, Mapping):
+            table = MODEL_TABLE.extended(capabilities)
+        else:
+            raise ConfigError(
+                "capabilities must be a vlmkit_gemini.models.ModelCaps, a mapping "
+                "{model pattern: ModelCaps} or a ModelTable, got "
+                f"{type(capabilities).__name__}"
+            )
+        return table, table.caps_for(self.model)
 
     # -- client ---------------------------------------------------------------------------
     def _http_options(self, *, base_url: str | None, api_version: str | None) -> types.HttpOptions:
@@ -335,16 +397,14 @@ class GeminiBackend(Backend):
         for attempt in range(3):
             config, thinking_was_default = self._config(request, options, caps)
             parts = self._parts(request)
+            call = functools.partial(
+                self._client.models.generate_content,
+                model=self.model,
+                contents=[self._content(parts)],
+                config=config,
+            )
             try:
-                response = self._call(
-                    lambda parts=parts, config=config: self._client.models.generate_content(
-                        model=self.model,
-                        contents=[self._content(parts)],
-                        config=config,
-                    ),
-                    "generate_content",
-                    sent=options,
-                )
+                response = self._call(call, "generate_content", sent=options)
                 break
             except SettingRefused as err:
                 if attempt < 2 and thinking_was_default and err.option.startswith("thinking"):
@@ -379,7 +439,8 @@ class GeminiBackend(Backend):
             return None
         prompt = polygon_segment_prompt(request.prompt)
         rewritten = attrs.evolve(request, prompt=prompt)
-        return vlmkit.run_generic(self, rewritten, runtime)
+        result: Detections = vlmkit.run_generic(self, rewritten, runtime)
+        return result
 
     # -- calls, retries, errors -----------------------------------------------------------
     def _call(
@@ -447,7 +508,11 @@ class GeminiBackend(Backend):
             if request.response_schema is not None:
                 config["response_json_schema"] = request.response_schema
             elif request.task == "detect" and options.get("structured_output", True):
-                config["response_schema"] = _sdk_constants()["detect_schema"]
+                config["response_schema"] = (
+                    _labelled_schema(tuple(request.labels))
+                    if request.labels
+                    else _sdk_constants()["detect_schema"]
+                )
         resolution = options.get("media_resolution") or (
             caps.video_media_resolution
             if request.video is not None
@@ -460,8 +525,9 @@ class GeminiBackend(Backend):
             config["thinking_config"] = thinking
         safety = options.get("safety")
         if safety and safety != "default":
+            threshold = types.HarmBlockThreshold(safety.upper())
             config["safety_settings"] = [
-                types.SafetySetting(category=category, threshold=safety.upper())
+                types.SafetySetting(category=types.HarmCategory(category), threshold=threshold)
                 for category in _HARM_CATEGORIES
             ]
         if options.get("timeout_s") is not None:
@@ -489,13 +555,13 @@ class GeminiBackend(Backend):
                 raise ConfigError(
                     f"{self.model} does not accept thinking_level={level!r}: {problem}"
                 )
-            return types.ThinkingConfig(thinking_level=level.upper()), False
+            return types.ThinkingConfig(thinking_level=types.ThinkingLevel(level.upper())), False
         spatial = caps.spatial_thinking
         if spatial is None or self._no_spatial_thinking or not self._spatial(request):
             return None, False
         if caps.thinking == "budget":
             return types.ThinkingConfig(thinking_budget=int(spatial)), True
-        return types.ThinkingConfig(thinking_level=str(spatial).upper()), True
+        return types.ThinkingConfig(thinking_level=types.ThinkingLevel(str(spatial).upper())), True
 
     # -- media ----------------------------------------------------------------------------
     def _parts(self, request: Request) -> list[types.Part]:
@@ -511,10 +577,12 @@ class GeminiBackend(Backend):
         return parts
 
     def _encode(self, sent: SentImage) -> EncodedImage:
-        source = sent.original if sent.image is sent.original.image else sent.image
+        """The bytes to send for one image, by :func:`vlmkit.encode_image`: with ``"auto"`` an
+        unchanged upright JPEG, PNG or WEBP file goes as it is (its content hash, the Files API
+        key, is then the file's own); anything else is encoded once."""
+        unchanged = sent.image is sent.original.image
+        source = sent.original if unchanged else sent.image
         fmt = str(self.image_format).lower()
-        if fmt == "auto":  # JPEG like a photo; PNG only where JPEG would lose transparency
-            fmt = "png" if _has_transparency(sent.image) else "jpeg"
         return encode_image(source, format=fmt, quality=self.jpeg_quality)
 
     def _image_parts(self, request: Request) -> list[types.Part]:
@@ -641,12 +709,12 @@ class GeminiBackend(Backend):
         usage = attrs.evolve(usage, cost_usd=cost)
         feedback = response.prompt_feedback
         if feedback is not None and feedback.block_reason is not None:
-            reason = _enum_name(feedback.block_reason)
-            detail = f"the prompt was blocked ({reason})"
+            block = _enum_name(feedback.block_reason)
+            why = f"the prompt was blocked ({block})"
             if feedback.block_reason_message:
-                detail += f": {feedback.block_reason_message}"
+                why += f": {feedback.block_reason_message}"
             return Generation(
-                text=None, usage=usage, finish=FinishReason.BLOCKED, model=model, detail=detail
+                text=None, usage=usage, finish=FinishReason.BLOCKED, model=model, detail=why
             )
         candidates = response.candidates or []
         if not candidates:
@@ -687,13 +755,6 @@ class GeminiBackend(Backend):
         if text is None and finish is FinishReason.STOP:
             finish, detail = FinishReason.EMPTY, "the model answered with no text"
         return Generation(text=text, usage=usage, finish=finish, model=model, detail=detail)
-
-
-def _has_transparency(image: Any) -> bool:
-    if image.mode not in ("RGBA", "LA", "PA", "RGBa", "La"):
-        return False
-    low, _high = image.getchannel("A").getextrema()
-    return low < 255
 
 
 # --------------------------------------------------------------------------------------------

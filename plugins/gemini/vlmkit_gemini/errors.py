@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from vlmkit.errors import (
+from vlmkit import (
     AuthError,
     BackendError,
     InvalidRequest,
@@ -204,11 +204,9 @@ def map_error(
     if isinstance(err, genai_errors.APIError):
         return _map_api_error(err, model=model, vertex=vertex, service=service, secrets=secrets)
 
-    try:
-        from google.auth import exceptions as auth_exceptions
-    except ImportError:  # pragma: no cover - google-auth comes with google-genai
-        auth_exceptions = None  # type: ignore[assignment]
-    if auth_exceptions is not None and isinstance(err, auth_exceptions.GoogleAuthError):
+    from google.auth import exceptions as auth_exceptions  # google-genai depends on google-auth
+
+    if isinstance(err, auth_exceptions.GoogleAuthError):
         text = redact(str(err), secrets)
         if isinstance(err, auth_exceptions.RefreshError) and getattr(err, "retryable", False):
             return TransientError(f"refreshing Google credentials failed, will retry: {text}")

@@ -12,6 +12,7 @@ to keep it. Vertex AI has no Files API; its backend never builds a FileStore.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import io
 import logging
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vlmkit.errors import BackendError, MediaError
+from vlmkit import BackendError, MediaError
 from vlmkit_gemini.retry import RetryPolicy
 
 __all__ = ["FileStore", "file_sha256"]
@@ -180,8 +181,9 @@ class FileStore:
                 )
             self._sleep(min(interval, max(0.0, deadline - self._clock())))
             interval = min(interval * 1.5, 10.0)
-            name = file.name
-            file = self._call(lambda name=name: self._client.files.get(name=name), "files.get")
+            file = self._call(
+                functools.partial(self._client.files.get, name=file.name), "files.get"
+            )
 
     # -- cleanup ----------------------------------------------------------------------------
     def _delete(self, file: Any) -> None:

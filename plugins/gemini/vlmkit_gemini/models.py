@@ -2,36 +2,43 @@
 
 Google ships models faster than any library can follow, and models differ in ways that turn a
 good request into a 400: Gemini 2.5 takes ``thinking_budget`` (Flash accepts 0, Pro does not),
-Gemini 3.x takes ``thinking_level`` and emits polygon masks instead of PNG masks. One table,
-matched by model-name pattern (first match wins), holds these facts; extend it when a model ships::
+Gemini 3.x takes ``thinking_level`` and emits polygon masks instead of PNG masks. One immutable
+table, matched by model-name pattern (first match wins), holds these facts: :data:`MODEL_TABLE`.
 
-    from vlmkit_gemini.models import ModelCaps, register_model
+Nothing here is changed in place, so one Session's additions never reach another. Extend the
+table for one backend instance instead::
 
-    register_model("gemini-9*", ModelCaps(thinking="level", levels=("low", "high"),
-                                          spatial_thinking="low", mask_format="polygon"))
+    from vlmkit_gemini.models import ModelCaps
 
-or pass ``capabilities=ModelCaps(...)`` to one backend. An unknown model gets :data:`DEFAULT_CAPS`
-(no thinking setting sent unless you ask, PNG masks) and a logged note.
+    caps = ModelCaps(thinking="level", levels=("low", "high"), spatial_thinking="low",
+                     mask_format="polygon")
+    vlmkit.Session(backend="gemini-api", model="gemini-9-pro", capabilities={"gemini-9*": caps})
+
+``capabilities=`` also takes one :class:`ModelCaps` (for the backend's model) or a whole
+:class:`ModelTable` (``MODEL_TABLE.extended({...})`` builds one from the defaults). An unknown
+model gets :data:`DEFAULT_CAPS` (no thinking setting sent unless you ask, PNG masks) and a logged
+note.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import logging
-import threading
-from typing import Literal
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Generic, Literal, Self, TypeVar, cast
 
 import attrs
 
-from vlmkit.errors import ConfigError
+from vlmkit import ConfigError
 
 __all__ = [
     "DEFAULT_CAPS",
     "MODEL_TABLE",
     "ModelCaps",
+    "ModelTable",
+    "PatternTable",
     "caps_for",
     "normalize_model",
-    "register_model",
 ]
 
 log = logging.getLogger(__name__)
@@ -40,14 +47,19 @@ ThinkingKnob = Literal["budget", "level"]
 MaskFormat = Literal["png", "polygon"]
 _LEVELS = ("minimal", "low", "medium", "high")
 _RESOLUTIONS = ("low", "medium", "high")
+T = TypeVar("T")
 
 
-def _check_choice(allowed: tuple[str | None, ...]):
-    def check(_instance: object, attribute: attrs.Attribute, value: object) -> None:
+def _check_choice(allowed: tuple[str | None, ...]) -> Any:
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if value not in allowed:
             raise ConfigError(f"ModelCaps.{attribute.name} must be one of {allowed}, got {value!r}")
 
     return check
+
+
+def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
 
 
 @attrs.frozen(kw_only=True)
@@ -77,7 +89,7 @@ class ModelCaps:
     zero_budget: bool = True
     budget_min: int = 0
     budget_max: int = 32768
-    levels: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    levels: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     spatial_thinking: int | str | None = None
     mask_format: MaskFormat | None = attrs.field(
         default="png", validator=_check_choice(("png", "polygon", None))
@@ -147,101 +159,6 @@ class ModelCaps:
         return None
 
 
-_FLASH_25 = ModelCaps(
-    thinking="budget",
-    zero_budget=True,
-    budget_min=1,
-    budget_max=24576,
-    spatial_thinking=0,
-    mask_format="png",
-)
-
-#: ``(model-name pattern, capabilities)``; first match wins, so put specific patterns first.
-#: Facts as documented by Google in 2025-12 (Gemini API "Thinking" and "Image understanding").
-MODEL_TABLE: list[tuple[str, ModelCaps]] = [
-    # Gemini 3.x: thinking_level; polygon masks in a {"boxes": [...]} object; Pro has no
-    # "minimal"/"medium" level and later Flash models refuse "minimal", so spatial tasks use "low".
-    # Images keep the server default (high); video uses low, as Google advises for 3.x (70
-    # tokens per frame instead of 280).
-    (
-        "gemini-3-flash*",
-        ModelCaps(
-            thinking="level",
-            levels=("minimal", "low", "medium", "high"),
-            spatial_thinking="low",
-            mask_format="polygon",
-            video_media_resolution="low",
-        ),
-    ),
-    (
-        "gemini-3*-pro*",
-        ModelCaps(
-            thinking="level",
-            levels=("low", "high"),
-            spatial_thinking="low",
-            mask_format="polygon",
-            video_media_resolution="low",
-        ),
-    ),
-    (
-        "gemini-3*",
-        ModelCaps(
-            thinking="level",
-            levels=("low", "medium", "high"),
-            spatial_thinking="low",
-            mask_format="polygon",
-            video_media_resolution="low",
-        ),
-    ),
-    # Gemini 2.5: thinking_budget. Pro cannot turn thinking off (128–32768); Flash and Flash-Lite
-    # can (0), and Google advises 0 for detection and segmentation.
-    (
-        "gemini-2.5-pro*",
-        ModelCaps(
-            thinking="budget",
-            zero_budget=False,
-            budget_min=128,
-            budget_max=32768,
-            spatial_thinking=128,
-            mask_format="png",
-        ),
-    ),
-    (
-        "gemini-2.5-flash-lite*",
-        ModelCaps(
-            thinking="budget",
-            zero_budget=True,
-            budget_min=512,
-            budget_max=24576,
-            spatial_thinking=0,
-            mask_format="png",
-        ),
-    ),
-    ("gemini-2.5-flash*", _FLASH_25),
-    ("gemini-robotics-er-1.5*", _FLASH_25),
-    # Gemini 2.0: trained for detection, not for segmentation; no thinking knob.
-    ("gemini-2.0-*", ModelCaps(thinking=None, mask_format=None, segmentation=False)),
-    ("gemini-1.5-*", ModelCaps(thinking=None, mask_format=None, segmentation=False)),
-    # Gemma served by the Gemini API: no JSON mode, no system instruction, no thinking knob.
-    (
-        "gemma-*",
-        ModelCaps(
-            thinking=None,
-            mask_format=None,
-            segmentation=False,
-            structured_output=False,
-            system_instruction=False,
-        ),
-    ),
-]
-
-#: What a model that matches no pattern gets: send no thinking setting, expect PNG masks.
-DEFAULT_CAPS = ModelCaps(thinking=None, mask_format="png", known=False)
-
-_table_lock = threading.Lock()
-_noted: set[str] = set()
-
-
 def normalize_model(model: str) -> str:
     """``models/gemini-2.5-flash`` or ``publishers/google/models/...`` → ``gemini-2.5-flash``."""
     name = model.strip()
@@ -251,28 +168,189 @@ def normalize_model(model: str) -> str:
     return name.lower()
 
 
-def register_model(pattern: str, caps: ModelCaps) -> None:
-    """Add (or override) a model pattern; it takes precedence over the built-in entries."""
-    if not isinstance(caps, ModelCaps):
-        raise ConfigError(f"register_model needs a ModelCaps, got {type(caps).__name__}")
-    with _table_lock:
-        MODEL_TABLE.insert(0, (pattern.lower(), caps))
+class PatternTable(Generic[T]):
+    """An immutable, ordered ``(model-name pattern, value)`` table; the first match wins.
+
+    Patterns are :mod:`fnmatch` patterns over the normalized (lower-case, prefix-free) model
+    name. Tables are never changed in place: :meth:`extended` returns a new table with the given
+    entries ahead of this one's, which is how one backend instance adds or overrides entries
+    without touching anyone else's.
+    """
+
+    __slots__ = ("_entries",)
+    _entries: tuple[tuple[str, T], ...]
+
+    def __init__(self, entries: Iterable[tuple[str, Any]] = ()) -> None:
+        checked = []
+        for pattern, value in entries:
+            if not isinstance(pattern, str) or not pattern.strip():
+                raise ConfigError(f"a model pattern must be a non-empty string, got {pattern!r}")
+            checked.append((pattern.strip().lower(), self._coerce(pattern, value)))
+        object.__setattr__(self, "_entries", tuple(checked))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable; use .extended(...)")
+
+    def _coerce(self, pattern: str, value: Any) -> T:
+        """Check (and convert) one entry's value; subclasses say what a value must be."""
+        return cast(T, value)
+
+    @property
+    def entries(self) -> tuple[tuple[str, T], ...]:
+        return self._entries
+
+    def extended(self, entries: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> Self:
+        """A new table: ``entries`` (in their order) ahead of this table's own."""
+        items = entries.items() if isinstance(entries, Mapping) else entries
+        return type(self)([*items, *self._entries])
+
+    def lookup(self, model: str) -> T | None:
+        """The value of the first pattern matching ``model``, or ``None``."""
+        name = normalize_model(model)
+        for pattern, value in self._entries:
+            if fnmatch.fnmatchcase(name, pattern):
+                return value
+        return None
+
+    def __iter__(self) -> Iterator[tuple[str, T]]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PatternTable) or type(other) is not type(self):
+            return NotImplemented
+        return self._entries == other._entries
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._entries))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self._entries)} entries)"
 
 
-def caps_for(model: str) -> ModelCaps:
-    """The capabilities of ``model`` (first matching pattern), or :data:`DEFAULT_CAPS`."""
-    name = normalize_model(model)
-    with _table_lock:
-        table = list(MODEL_TABLE)
-    for pattern, caps in table:
-        if fnmatch.fnmatchcase(name, pattern):
-            return caps
-    if name not in _noted:
-        _noted.add(name)
+class ModelTable(PatternTable[ModelCaps]):
+    """Model-name pattern → :class:`ModelCaps`; see :data:`MODEL_TABLE`."""
+
+    __slots__ = ()
+
+    def _coerce(self, pattern: str, value: Any) -> ModelCaps:
+        if not isinstance(value, ModelCaps):
+            raise ConfigError(
+                f"the capabilities for {pattern!r} must be a vlmkit_gemini.models.ModelCaps, "
+                f"got {type(value).__name__}"
+            )
+        return value
+
+    def caps_for(self, model: str) -> ModelCaps:
+        """The capabilities of ``model`` (first matching pattern), or :data:`DEFAULT_CAPS`."""
+        found = self.lookup(model)
+        if found is not None:
+            return found
         log.info(
             "vlmkit-gemini: model %r is not in the capability table; sending no thinking "
-            "setting unless asked and expecting PNG masks. Add it with "
-            "vlmkit_gemini.models.register_model() or pass capabilities=ModelCaps(...).",
-            name,
+            "setting unless asked and expecting PNG masks. Pass capabilities={pattern: "
+            "ModelCaps(...)} (or one ModelCaps) to the backend to describe it.",
+            normalize_model(model),
         )
-    return DEFAULT_CAPS
+        return DEFAULT_CAPS
+
+
+_FLASH_25 = ModelCaps(
+    thinking="budget",
+    zero_budget=True,
+    budget_min=1,
+    budget_max=24576,
+    spatial_thinking=0,
+    mask_format="png",
+)
+
+#: The built-in ``(model-name pattern, capabilities)`` table (immutable); first match wins.
+#: Facts as documented by Google in 2025-12 (Gemini API "Thinking" and "Image understanding").
+MODEL_TABLE: ModelTable = ModelTable(
+    [
+        # Gemini 3.x: thinking_level; polygon masks in a {"boxes": [...]} object; Pro has no
+        # "minimal"/"medium" level and later Flash models refuse "minimal", so spatial tasks use
+        # "low". Images keep the server default (high); video uses low, as Google advises for
+        # 3.x (70 tokens per frame instead of 280).
+        (
+            "gemini-3-flash*",
+            ModelCaps(
+                thinking="level",
+                levels=("minimal", "low", "medium", "high"),
+                spatial_thinking="low",
+                mask_format="polygon",
+                video_media_resolution="low",
+            ),
+        ),
+        (
+            "gemini-3*-pro*",
+            ModelCaps(
+                thinking="level",
+                levels=("low", "high"),
+                spatial_thinking="low",
+                mask_format="polygon",
+                video_media_resolution="low",
+            ),
+        ),
+        (
+            "gemini-3*",
+            ModelCaps(
+                thinking="level",
+                levels=("low", "medium", "high"),
+                spatial_thinking="low",
+                mask_format="polygon",
+                video_media_resolution="low",
+            ),
+        ),
+        # Gemini 2.5: thinking_budget. Pro cannot turn thinking off (128–32768); Flash and
+        # Flash-Lite can (0), and Google advises 0 for detection and segmentation.
+        (
+            "gemini-2.5-pro*",
+            ModelCaps(
+                thinking="budget",
+                zero_budget=False,
+                budget_min=128,
+                budget_max=32768,
+                spatial_thinking=128,
+                mask_format="png",
+            ),
+        ),
+        (
+            "gemini-2.5-flash-lite*",
+            ModelCaps(
+                thinking="budget",
+                zero_budget=True,
+                budget_min=512,
+                budget_max=24576,
+                spatial_thinking=0,
+                mask_format="png",
+            ),
+        ),
+        ("gemini-2.5-flash*", _FLASH_25),
+        ("gemini-robotics-er-1.5*", _FLASH_25),
+        # Gemini 2.0: trained for detection, not for segmentation; no thinking knob.
+        ("gemini-2.0-*", ModelCaps(thinking=None, mask_format=None, segmentation=False)),
+        ("gemini-1.5-*", ModelCaps(thinking=None, mask_format=None, segmentation=False)),
+        # Gemma served by the Gemini API: no JSON mode, no system instruction, no thinking knob.
+        (
+            "gemma-*",
+            ModelCaps(
+                thinking=None,
+                mask_format=None,
+                segmentation=False,
+                structured_output=False,
+                system_instruction=False,
+            ),
+        ),
+    ]
+)
+
+#: What a model that matches no pattern gets: send no thinking setting, expect PNG masks.
+DEFAULT_CAPS = ModelCaps(thinking=None, mask_format="png", known=False)
+
+
+def caps_for(model: str, table: ModelTable = MODEL_TABLE) -> ModelCaps:
+    """The capabilities of ``model`` in ``table`` (default: the built-in one)."""
+    return table.caps_for(model)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vlmkit.records import Option
+from vlmkit import Option
 
 __all__ = ["API_SETTINGS", "COMMON_SETTINGS", "OPTIONS", "VERTEX_SETTINGS"]
 
@@ -105,7 +105,7 @@ COMMON_SETTINGS: tuple[Option, ...] = (
         type=str,
         choices=("auto", "jpeg", "png", "webp"),
         default="auto",
-        help="how images are encoded (auto: JPEG, PNG for transparency)",
+        help="how images are sent (auto: unchanged JPEG/PNG/WEBP files as they are, else JPEG)",
     ),
     Option(name="jpeg_quality", type=int, min=1, max=100, default=90, help="JPEG/WEBP quality"),
     Option(name="concurrency", type=int, min=1, default=16, help="calls to keep in flight"),

@@ -3,28 +3,28 @@
 The prices below are **estimates**: Google's published list prices for the paid tier of the
 Gemini Developer API as of :data:`PRICES_AS_OF`, standard (not batch, not cached, not free-tier)
 rates, in USD per one million tokens. Vertex AI list prices were the same for these models.
-Prices change; override them per backend (``prices={"gemini-2.5-flash": Price(...)}``) or for
-the whole process with :func:`set_price`. Thinking tokens are billed as output tokens.
+Prices change; override them per backend instance (``prices={"gemini-2.5-flash": Price(...)}``
+puts those entries ahead of :data:`PRICES`; a whole :class:`PriceTable` replaces it). The table
+itself is immutable, so one Session's prices never reach another. Thinking tokens are billed as
+output tokens.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import threading
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
-from vlmkit.errors import ConfigError
-from vlmkit.types import Usage
-from vlmkit_gemini.models import normalize_model
+from vlmkit import ConfigError, Usage
+from vlmkit_gemini.models import PatternTable
 
-__all__ = ["PRICES", "PRICES_AS_OF", "Price", "estimate_cost", "price_for", "set_price"]
+__all__ = ["PRICES", "PRICES_AS_OF", "Price", "PriceTable", "estimate_cost", "price_for"]
 
 PRICES_AS_OF = "2025-12-01"
 
 
-def _non_negative(_instance: object, attribute: attrs.Attribute, value: float | None) -> None:
+def _non_negative(_instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and not value >= 0:
         raise ConfigError(f"Price.{attribute.name} must be >= 0, got {value!r}")
 
@@ -54,52 +54,64 @@ class Price:
         return total / 1_000_000
 
 
-#: Model-name pattern → price; first match wins (specific patterns first).
-PRICES: list[tuple[str, Price]] = [
-    ("gemini-3-pro*", Price(input=2.00, output=12.00, input_long=4.00, output_long=18.00)),
-    ("gemini-3-flash*", Price(input=0.50, output=3.00)),
-    ("gemini-2.5-pro*", Price(input=1.25, output=10.00, input_long=2.50, output_long=15.00)),
-    ("gemini-2.5-flash-lite*", Price(input=0.10, output=0.40)),
-    ("gemini-2.5-flash*", Price(input=0.30, output=2.50)),
-    ("gemini-2.0-flash-lite*", Price(input=0.075, output=0.30)),
-    ("gemini-2.0-flash*", Price(input=0.10, output=0.40)),
-]
+class PriceTable(PatternTable[Price]):
+    """Model-name pattern → :class:`Price` (immutable; first match wins). Values may also be
+    given as mappings of :class:`Price` fields (``{"input": 0.3, "output": 2.5}``)."""
 
-_lock = threading.Lock()
+    __slots__ = ()
 
+    def _coerce(self, pattern: str, value: Any) -> Price:
+        if isinstance(value, Price):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(
+                f"the price for {pattern!r} must be a vlmkit_gemini.pricing.Price or a mapping "
+                f"of its fields, got {type(value).__name__}"
+            )
+        fields: dict[str, Any] = dict(value)
+        try:
+            return Price(**fields)
+        except TypeError as err:
+            raise ConfigError(f"invalid price for {pattern!r}: {value!r} ({err})") from None
 
-def set_price(pattern: str, price: Price) -> None:
-    """Add or override a price for a model pattern, ahead of the built-in entries."""
-    if not isinstance(price, Price):
-        raise ConfigError(f"set_price needs a Price, got {type(price).__name__}")
-    with _lock:
-        PRICES.insert(0, (pattern.lower(), price))
-
-
-def _coerce(value: Price | Mapping[str, float]) -> Price:
-    if isinstance(value, Price):
-        return value
-    try:
-        return Price(**dict(value))
-    except TypeError as err:
-        raise ConfigError(f"invalid price {value!r}: {err}") from None
-
-
-def price_for(model: str, overrides: Mapping[str, Price | Mapping[str, float]] | None = None):
-    """The :class:`Price` for ``model`` (overrides first, then :data:`PRICES`), or ``None``."""
-    name = normalize_model(model)
-    with _lock:
-        table = list(PRICES)
-    ordered = [(p.lower(), _coerce(v)) for p, v in (overrides or {}).items()] + table
-    for pattern, price in ordered:
-        if fnmatch.fnmatchcase(name, pattern):
-            return price
-    return None
+    @classmethod
+    def of(
+        cls, prices: PriceTable | Mapping[str, Price | Mapping[str, float]] | None
+    ) -> PriceTable:
+        """What a backend's ``prices=`` argument means: ``None`` → :data:`PRICES`; a
+        :class:`PriceTable` → itself; a mapping → its entries ahead of :data:`PRICES`."""
+        if prices is None:
+            return PRICES
+        if isinstance(prices, PriceTable):
+            return prices
+        if isinstance(prices, Mapping):
+            return PRICES.extended(prices)
+        raise ConfigError(
+            "prices must be a mapping {model pattern: Price} or a PriceTable, got "
+            f"{type(prices).__name__}"
+        )
 
 
-def estimate_cost(
-    model: str, usage: Usage, overrides: Mapping[str, Price | Mapping[str, float]] | None = None
-) -> float | None:
+#: The built-in model-name pattern → price table (immutable); first match wins.
+PRICES: PriceTable = PriceTable(
+    [
+        ("gemini-3-pro*", Price(input=2.00, output=12.00, input_long=4.00, output_long=18.00)),
+        ("gemini-3-flash*", Price(input=0.50, output=3.00)),
+        ("gemini-2.5-pro*", Price(input=1.25, output=10.00, input_long=2.50, output_long=15.00)),
+        ("gemini-2.5-flash-lite*", Price(input=0.10, output=0.40)),
+        ("gemini-2.5-flash*", Price(input=0.30, output=2.50)),
+        ("gemini-2.0-flash-lite*", Price(input=0.075, output=0.30)),
+        ("gemini-2.0-flash*", Price(input=0.10, output=0.40)),
+    ]
+)
+
+
+def price_for(model: str, table: PriceTable = PRICES) -> Price | None:
+    """The :class:`Price` for ``model`` in ``table`` (default: :data:`PRICES`), or ``None``."""
+    return table.lookup(model)
+
+
+def estimate_cost(model: str, usage: Usage, table: PriceTable = PRICES) -> float | None:
     """Estimated USD cost of ``usage`` on ``model``; ``None`` when the model has no price."""
-    price = price_for(model, overrides)
+    price = table.lookup(model)
     return None if price is None else price.cost(usage)

@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import attrs
 
-from vlmkit.errors import ConfigError, RateLimited, TransientError
+from vlmkit import ConfigError, RateLimited, TransientError
 
 __all__ = ["RetryPolicy"]
 

@@ -109,8 +109,8 @@ def main() -> None:
     per_item_ms = statistics.median(scripted) / IMAGES * 1e3
 
     lines = [
-        f"Machine: {machine()}. {IMAGES} JPEGs of 160×120; every answer after "
-        f"{LATENCY_S * 1000:.0f} ms; COCO and YOLO sinks; fsynced ledger.",
+        f"Machine: {machine().split(';')[0]}. {IMAGES} JPEGs of 160×120; the fake answers every "
+        f"call after {LATENCY_S * 1000:.0f} ms; COCO and YOLO sinks; fsynced ledger.",
         "",
         "| concurrency | ideal (`ceil(500/c) × 100 ms`) | run wall time | share of ideal "
         "| process total (with start-up) | max in flight at the server |",

@@ -503,6 +503,12 @@ def export(
                 typer.echo(f"{name}: {file}")
         total = sum(len(files) for files in written.values())
         typer.echo(f"exported {ledger} into {out} ({total} file(s))", err=True)
+        skipped = list(getattr(written, "skipped", ()))
+        for entry in skipped[:10]:
+            where = f" by {entry.sink}" if entry.sink else ""
+            typer.echo(f"warning: skipped {entry.key!r}{where}: {entry.reason}", err=True)
+        if len(skipped) > 10:
+            typer.echo(f"warning: ... and {len(skipped) - 10} more skipped record(s)", err=True)
 
 
 # ==========================================================================================

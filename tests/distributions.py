@@ -14,7 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-GOOD = '''
+GOOD = """
 import vlmkit
 from vlmkit.testing import ScriptedBackend
 
@@ -32,26 +32,26 @@ def vlmkit_backends():
 def vlmkit_sinks():
     yield vlmkit.SinkInfo(name="good-sink", factory=lambda out_dir, **o: vlmkit.Sink(out_dir),
                           accepts={"detect"}, description="test sink")
-'''
+"""
 
-BROKEN = '''
+BROKEN = """
 import torch_that_is_not_installed  # noqa: F401
-'''
+"""
 
-TYPO = '''
+TYPO = """
 import vlmkit
 
 @vlmkit.hookimpl
 def vlmkit_backend():  # misspelled: the spec is vlmkit_backends
     return []
-'''
+"""
 
-UNDECORATED = '''
+UNDECORATED = """
 def vlmkit_backends():  # forgot @vlmkit.hookimpl
     return []
-'''
+"""
 
-DUPE = '''
+DUPE = """
 import vlmkit
 from vlmkit.testing import ScriptedBackend
 
@@ -59,9 +59,9 @@ from vlmkit.testing import ScriptedBackend
 def vlmkit_backends():
     yield vlmkit.BackendInfo(name="good", factory=ScriptedBackend, tasks={"detect"},
                              description="Claims the same name as vlmkit-test-good.")
-'''
+"""
 
-SEGMENTER = '''
+SEGMENTER = """
 import vlmkit
 from vlmkit.testing import ScriptedBackend
 
@@ -69,7 +69,7 @@ from vlmkit.testing import ScriptedBackend
 def vlmkit_backends():
     yield vlmkit.BackendInfo(name="segmenter", factory=ScriptedBackend,
                              tasks={"segment", "detect"}, description="segments")
-'''
+"""
 
 DISTRIBUTIONS = {
     "vlmkit-test-good": GOOD,
@@ -116,8 +116,19 @@ def install(root: Path, *, include_example: bool = True) -> Path:
     if include_example:
         paths.append(str(REPO / "contrib" / "backend-example"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), *paths],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            *paths,
+        ],
         check=True,
         capture_output=True,
         text=True,

@@ -28,13 +28,18 @@ class FakeOpenAI:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                fake.requests.append({"path": self.path, "body": body,
-                                      "auth": self.headers.get("Authorization")})
+                fake.requests.append(
+                    {"path": self.path, "body": body, "auth": self.headers.get("Authorization")}
+                )
                 prompt = body["messages"][-1]["content"][-1]["text"]
                 text = ANSWER if "box_2d" in prompt or "Detect" in prompt else "A cat."
-                payload = {"model": body["model"], "choices": [
-                    {"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 300, "completion_tokens": 20}}
+                payload = {
+                    "model": body["model"],
+                    "choices": [
+                        {"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                    ],
+                    "usage": {"prompt_tokens": 300, "completion_tokens": 20},
+                }
                 data = json.dumps(payload).encode()
                 if fake.status != 200:
                     data = b'{"error": "nope"}'
@@ -80,8 +85,9 @@ def test_found_through_its_entry_point(example):
 
 def test_detect_on_a_resized_image_returns_original_pixels(example, fake_openai):
     image = np.zeros((1500, 3000, 3), dtype=np.uint8)  # the backend sends it at 1024 wide
-    with vlmkit.Session("openai-compatible", model="gemma3:4b", base_url=fake_openai.url,
-                        api_key="sk-test") as session:
+    with vlmkit.Session(
+        "openai-compatible", model="gemma3:4b", base_url=fake_openai.url, api_key="sk-test"
+    ) as session:
         dets = session.detect(image, ["cat"], temperature=0.0)
     np.testing.assert_allclose(dets.xyxy, [[600, 150, 1800, 750]])
     sent = fake_openai.requests[0]
@@ -102,5 +108,6 @@ def test_errors_map_into_the_error_tree(example, fake_openai):
 
 
 def test_example_passes_the_conformance_check(example, fake_openai):
-    check_backend("openai-compatible", base_url=fake_openai.url, tasks=["detect", "describe",
-                  "segment"]).assert_ok()
+    check_backend(
+        "openai-compatible", base_url=fake_openai.url, tasks=["detect", "describe", "segment"]
+    ).assert_ok()

@@ -483,7 +483,10 @@ class Run:
                     # refill the window first, so new requests are on their way while the
                     # finished ones are written (and fsynced) to the ledger
                     finishing[0] = len(finished)
-                    submit_more()
+                    if not any(
+                        not f.cancelled() and isinstance(f.exception(), _FATAL) for f in finished
+                    ):
+                        submit_more()
                     for future in finished:
                         # popped only once recorded: an interrupt in between leaves it to drain
                         outcome = self._finish(future, running[future], attempts, ledger)

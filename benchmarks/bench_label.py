@@ -50,9 +50,26 @@ def make_images(folder: Path, count: int) -> None:
 
 
 def label(folder: Path, out: Path, *args: str, env: dict[str, str]) -> tuple[float, float, str]:
-    command = [sys.executable, "-m", "vlmkit.cli", "label", str(folder), "--task", "detect",
-               "--prompt", "cat", "--out", str(out), "--sink", "coco", "--sink", "yolo",
-               "--no-progress", "--no-cache", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "vlmkit.cli",
+        "label",
+        str(folder),
+        "--task",
+        "detect",
+        "--prompt",
+        "cat",
+        "--out",
+        str(out),
+        "--sink",
+        "coco",
+        "--sink",
+        "yolo",
+        "--no-progress",
+        "--no-cache",
+        *args,
+    ]
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     total = time.perf_counter() - started
@@ -70,8 +87,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "GEMINI_API_KEY": "bench-key",
-           "VLMKIT_LOAD_PLUGINS": "vlmkit,vlmkit-gemini", "VLMKIT_CACHE": "0"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "GEMINI_API_KEY": "bench-key",
+        "VLMKIT_LOAD_PLUGINS": "vlmkit,vlmkit-gemini",
+        "VLMKIT_CACHE": "0",
+    }
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
@@ -82,9 +104,17 @@ def main() -> None:
             for concurrency in CONCURRENCY:
                 fake.reset()
                 run_s, total_s, _ = label(
-                    folder, Path(tmp) / f"out-{concurrency}", "--backend", "gemini-api",
-                    "--model", "gemini-2.5-flash", "--config", f"base_url={fake.base_url}",
-                    "--concurrency", str(concurrency), env=env,
+                    folder,
+                    Path(tmp) / f"out-{concurrency}",
+                    "--backend",
+                    "gemini-api",
+                    "--model",
+                    "gemini-2.5-flash",
+                    "--config",
+                    f"base_url={fake.base_url}",
+                    "--concurrency",
+                    str(concurrency),
+                    env=env,
                 )
                 ideal = math.ceil(IMAGES / concurrency) * LATENCY_S
                 rows.append((concurrency, ideal, run_s, total_s, fake.stats()["max_in_flight"]))
@@ -94,9 +124,17 @@ def main() -> None:
         scripted_env = {**env, "VLMKIT_LOAD_PLUGINS": "vlmkit"}
         scripted = []
         for i in range(3):
-            run_s, _, _ = label(folder, Path(tmp) / f"scripted-{i}", "--backend", "scripted",
-                                "--plugin", str(ROOT / "tests/cli/scripted_backends.py"),
-                                "--concurrency", "4", env=scripted_env)
+            run_s, _, _ = label(
+                folder,
+                Path(tmp) / f"scripted-{i}",
+                "--backend",
+                "scripted",
+                "--plugin",
+                str(ROOT / "tests/cli/scripted_backends.py"),
+                "--concurrency",
+                "4",
+                env=scripted_env,
+            )
             scripted.append(run_s)
 
     import vlmkit
@@ -137,8 +175,9 @@ def main() -> None:
         content = doc.read_text(encoding="utf-8")
         block = f"{BEGIN}\n{text}\n{END}"
         if BEGIN in content:
-            content = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block,
-                             content, flags=re.S)
+            content = re.sub(
+                re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, content, flags=re.S
+            )
         else:
             content += f"\n## `vlmkit label`: the batch runner end to end\n\n{block}\n"
         doc.write_text(content, encoding="utf-8")

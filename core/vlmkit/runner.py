@@ -13,11 +13,11 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import queue
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -256,6 +256,7 @@ class Run:
         self.summary = RunSummary()
         self._stop = threading.Event()
         self._fatal: VlmkitError | None = None
+        self._fatal_lock = threading.Lock()
         self._recorded: set[str] = set()
         self._interrupt_requested = False
         # Validate the sinks before any model call: a typo must not cost a whole run.
@@ -450,109 +451,119 @@ class Run:
     def _process(
         self, pending: list[InputItem], attempts: dict[str, int], ledger: Ledger, bar: Any
     ) -> Iterator[ItemOutcome]:
-        queue = iter(pending)
-        window = self.concurrency
-        with ThreadPoolExecutor(
-            max_workers=self.concurrency, thread_name_prefix="vlmkit-run"
-        ) as pool:
-            running: dict[Future[Result], InputItem] = {}
+        """Workers pull items, call the model and record each answer themselves, so the next
+        request leaves as soon as one finishes; this thread only reports what they recorded."""
+        source = iter(pending)
+        lock = threading.Lock()
+        busy = [0]
+        outcomes: queue.Queue[ItemOutcome | None] = queue.Queue()
 
-            finishing = [0]  # finished futures not yet recorded: they no longer use the window
+        def take() -> InputItem | None:
+            with lock:
+                if self._stop.is_set():
+                    return None
+                if self._budget_reached(busy[0]):
+                    if self.summary.stopped is None:
+                        self.summary.stopped = "budget"
+                        log.warning(
+                            "budget of $%.4f reached: no new items are started", self.budget_usd
+                        )
+                    self._stop.set()
+                    return None
+                item = next(source, None)
+                if item is not None:
+                    busy[0] += 1
+                return item
 
-            def submit_more() -> None:
-                while len(running) - finishing[0] < window and not self._stop.is_set():
-                    if self._budget_reached(len(running)):
-                        if self.summary.stopped is None:
-                            self.summary.stopped = "budget"
-                            log.warning(
-                                "budget of $%.4f reached: no new items are started", self.budget_usd
-                            )
-                        self._stop.set()
-                        return
-                    item = next(queue, None)
-                    if item is None:
-                        return
-                    running[pool.submit(self._call, item)] = item
-
+        def work() -> None:
             try:
-                submit_more()
-                while running:
-                    finished, _ = wait(running, timeout=0.1, return_when=FIRST_COMPLETED)
+                while (item := take()) is not None:
+                    try:
+                        outcome = self._finish(item, attempts, ledger)
+                    finally:
+                        with lock:
+                            busy[0] -= 1
+                    if outcome is not None:
+                        outcomes.put(outcome)
+            finally:
+                outcomes.put(None)  # this worker is done
+
+        workers = [
+            threading.Thread(target=work, name=f"vlmkit-run-{i}", daemon=True)
+            for i in range(min(self.concurrency, max(len(pending), 1)))
+        ]
+        for worker in workers:
+            worker.start()
+        alive = len(workers)
+        try:
+            while alive:
+                try:
+                    outcome = outcomes.get(timeout=0.1)
+                except queue.Empty:
+                    outcome = None
                     if self._interrupt_requested:
-                        raise KeyboardInterrupt
-                    # refill the window first, so new requests are on their way while the
-                    # finished ones are written (and fsynced) to the ledger
-                    finishing[0] = len(finished)
-                    if not any(
-                        not f.cancelled() and isinstance(f.exception(), _FATAL) for f in finished
-                    ):
-                        submit_more()
-                    for future in finished:
-                        # popped only once recorded: an interrupt in between leaves it to drain
-                        outcome = self._finish(future, running[future], attempts, ledger)
-                        running.pop(future)
-                        finishing[0] -= 1
-                        if outcome is None:  # a fatal error: nothing more is started
-                            for pending_future in list(running):
-                                if pending_future.cancel():
-                                    running.pop(pending_future)
-                            continue
-                        self._notify(outcome, bar)
-                        yield outcome
-                    submit_more()
+                        raise KeyboardInterrupt from None
+                    continue
+                if outcome is None:
+                    alive -= 1
+                    continue
+                self._count(outcome)
+                self._notify(outcome, bar)
+                yield outcome
                 if self._interrupt_requested:
                     raise KeyboardInterrupt
-                if self._fatal is not None:
-                    self.summary.stopped = "error"
-                    raise self._fatal
-            except (KeyboardInterrupt, GeneratorExit) as stop:
-                # Ctrl-C, or the caller stopped iterating: start nothing new, but record what is
-                # already paid for. A second Ctrl-C abandons the items still in flight.
-                self._stop.set()
-                if isinstance(stop, KeyboardInterrupt):
-                    self.summary.stopped = "interrupted"
-                for future in list(running):
-                    if future.cancel():
-                        running.pop(future)
-                if running:
-                    log.warning(
-                        "finishing %d item(s) already sent to the model "
-                        "(Ctrl-C again to abandon them)",
-                        len(running),
-                    )
+            if self._interrupt_requested:
+                raise KeyboardInterrupt
+            if self._fatal is not None:
+                self.summary.stopped = "error"
+                raise self._fatal
+        except (KeyboardInterrupt, GeneratorExit) as stop:
+            # Ctrl-C, or the caller stopped iterating: start nothing new, but let the workers
+            # record what is already paid for. A second Ctrl-C abandons the items in flight.
+            self._stop.set()
+            if isinstance(stop, KeyboardInterrupt):
+                self.summary.stopped = "interrupted"
+            in_flight = busy[0]
+            if in_flight:
+                log.warning(
+                    "finishing %d item(s) already sent to the model (Ctrl-C again to abandon them)",
+                    in_flight,
+                )
+            try:
+                for worker in workers:
+                    worker.join()
+            except KeyboardInterrupt:
+                log.warning("abandoned %d in-flight item(s); re-run to resume", busy[0])
+            while True:  # count what the workers recorded meanwhile
                 try:
-                    for future in list(running):
-                        if running[future].key not in self._recorded:
-                            self._finish(future, running[future], attempts, ledger)
-                        running.pop(future)
-                except KeyboardInterrupt:
-                    log.warning("abandoned %d in-flight item(s); re-run to resume", len(running))
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+                    late = outcomes.get_nowait()
+                except queue.Empty:
+                    break
+                if late is not None:
+                    self._count(late)
+            raise
 
     def _finish(
-        self, future: Future[Result], item: InputItem, attempts: dict[str, int], ledger: Ledger
+        self, item: InputItem, attempts: dict[str, int], ledger: Ledger
     ) -> ItemOutcome | None:
+        """Call the model for one item and record the answer (or its failure) in the ledger."""
         attempt = attempts.get(item.key, 0) + 1
         try:
-            result = future.result()
-            outcome = self._record(ledger, item, attempt, result, None)
+            result = self._call(item)
+            return self._record(ledger, item, attempt, result, None)
         except _FATAL as err:
             # Not this item's fault (bad credentials, a model that cannot load, a bad option):
             # every item would fail the same way, so the run stops instead of recording them.
-            if self._fatal is None:
-                self._fatal = err
-                self._stop.set()
+            with self._fatal_lock:
+                if self._fatal is None:
+                    self._fatal = err
+            self._stop.set()
             return None
         except VlmkitError as err:
-            outcome = self._record(ledger, item, attempt, None, err)
-        except KeyboardInterrupt:
-            raise
+            return self._record(ledger, item, attempt, None, err)
         except Exception as err:  # a bug must not lose the rest of the run
             log.exception("unexpected error on %s", item.key)
-            outcome = self._record(ledger, item, attempt, None, err)
-        self._count(outcome)
-        return outcome
+            return self._record(ledger, item, attempt, None, err)
 
     def _write_sinks(self) -> None:
         if not self.sinks:

@@ -22,6 +22,7 @@ lone surrogate from model output) never crashes a writer.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import secrets
@@ -291,6 +292,12 @@ def _remove_empty(folders: list[Path]) -> None:
             folder.rmdir()
 
 
+@functools.lru_cache(maxsize=64)
+def _resolved_root(root: str) -> Path:
+    # Sinks join thousands of keys under one root: resolve the root once, not per key.
+    return Path(root).resolve()
+
+
 def safe_join(root: str | os.PathLike[str], relative: str | PurePath) -> Path:
     """Join ``relative`` under ``root`` or raise :class:`~vlmkit.SinkError`.
 
@@ -320,7 +327,7 @@ def safe_join(root: str | os.PathLike[str], relative: str | PurePath) -> Path:
         raise SinkError(f"refusing output path {text!r}: '..' components are not allowed")
     base = Path(root)
     joined = base.joinpath(*parts)
-    resolved_root = base.resolve()
+    resolved_root = _resolved_root(os.path.abspath(base))
     resolved = joined.resolve()
     if resolved != resolved_root and not resolved.is_relative_to(resolved_root):
         raise SinkError(

@@ -170,7 +170,7 @@ class RunSummary:
             f"tokens {self.tokens:,} (prompt {self.usage.prompt_tokens:,}, output "
             f"{self.usage.output_tokens:,}, thinking {self.usage.thinking_tokens:,}), "
             f"estimated cost {cost}",
-            f"wall time {self.wall_s:.1f} s, {self.items_per_s:.2f} items/s",
+            f"wall time {self.wall_s:.2f} s, {self.items_per_s:.2f} items/s",
         ]
         if self.failures:
             lines.append("failures: " + ", ".join(f"{k} {v}" for k, v in self.failures.items()))

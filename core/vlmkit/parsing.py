@@ -22,7 +22,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import attrs
 import numpy as np
@@ -41,6 +41,7 @@ from vlmkit.types import (
     Point,
     Points,
     Provenance,
+    Result,
     SkippedItem,
     TimedEvent,
     VideoResult,
@@ -936,6 +937,74 @@ def _events_from_lines(text: str, skipped: list[SkippedItem]) -> list[TimedEvent
 _PARSE_TASKS = ("detect", "segment", "points", "ocr", "describe", "video")
 
 
+@overload
+def parse(
+    text: str,
+    *,
+    task: Literal["detect", "segment"] = "detect",
+    image_size: Sequence[int] | None = None,
+    convention: str | Convention = "yxyx-1000",
+    transform: Transform | None = None,
+    threshold: int = 127,
+    provenance: Provenance | None = None,
+) -> Detections: ...
+@overload
+def parse(
+    text: str,
+    *,
+    task: Literal["points"],
+    image_size: Sequence[int] | None = None,
+    convention: str | Convention = "yxyx-1000",
+    transform: Transform | None = None,
+    threshold: int = 127,
+    provenance: Provenance | None = None,
+) -> Points: ...
+@overload
+def parse(
+    text: str,
+    *,
+    task: Literal["ocr"],
+    image_size: Sequence[int] | None = None,
+    convention: str | Convention = "yxyx-1000",
+    transform: Transform | None = None,
+    threshold: int = 127,
+    provenance: Provenance | None = None,
+) -> OcrResult: ...
+@overload
+def parse(
+    text: str,
+    *,
+    task: Literal["describe"],
+    image_size: Sequence[int] | None = None,
+    convention: str | Convention = "yxyx-1000",
+    transform: Transform | None = None,
+    threshold: int = 127,
+    provenance: Provenance | None = None,
+) -> Description: ...
+@overload
+def parse(
+    text: str,
+    *,
+    task: Literal["video"],
+    image_size: Sequence[int] | None = None,
+    convention: str | Convention = "yxyx-1000",
+    transform: Transform | None = None,
+    threshold: int = 127,
+    provenance: Provenance | None = None,
+) -> VideoResult: ...
+@overload
+def parse(
+    text: str,
+    *,
+    task: str,
+    image_size: Sequence[int] | None = None,
+    convention: str | Convention = "yxyx-1000",
+    transform: Transform | None = None,
+    threshold: int = 127,
+    provenance: Provenance | None = None,
+) -> Result: ...
+
+
 def parse(
     text: str,
     *,
@@ -945,7 +1014,7 @@ def parse(
     transform: Transform | None = None,
     threshold: int = 127,
     provenance: Provenance | None = None,
-) -> Any:
+) -> Result:
     """Parse model text you obtained yourself into a vlmkit result.
 
     ``task="detect"`` or ``"segment"`` returns :class:`~vlmkit.Detections` (segment also places

@@ -12,7 +12,6 @@ __all__ = [
     "BackendError",
     "BackendNotFound",
     "Blocked",
-    "BudgetExceeded",
     "ConfigError",
     "InvalidRequest",
     "MediaError",
@@ -112,10 +111,6 @@ class InvalidRequest(BackendError):
 
 class Blocked(BackendError):
     """The provider refused to answer (safety filter, blocked prompt)."""
-
-
-class BudgetExceeded(VlmkitError):
-    """Running further would pass the configured cost budget."""
 
 
 class SinkError(VlmkitError):

@@ -174,7 +174,9 @@ class RunSummary:
         ]
         if self.failures:
             lines.append("failures: " + ", ".join(f"{k} {v}" for k, v in self.failures.items()))
-        if self.stopped:
+        if self.stopped == "error":
+            lines.append("stopped early: error (fix it, then re-run the same command to resume)")
+        elif self.stopped:
             lines.append(f"stopped early: {self.stopped} (re-run the same command to resume)")
         return "\n".join(lines)
 
@@ -257,7 +259,6 @@ class Run:
         self._stop = threading.Event()
         self._fatal: VlmkitError | None = None
         self._fatal_lock = threading.Lock()
-        self._recorded: set[str] = set()
         self._interrupt_requested = False
         # Validate the sinks before any model call: a typo must not cost a whole run.
         for name in self.sinks:
@@ -352,7 +353,6 @@ class Run:
                 attempt=attempt,
             )
         ledger.append(record)  # durable before the item counts as done
-        self._recorded.add(item.key)
         return ItemOutcome(
             key=item.key,
             path=item.path,
@@ -416,7 +416,7 @@ class Run:
         for skipped in self.skipped_inputs:
             self.summary.skipped += 1
             yield ItemOutcome(
-                key=skipped.path.name, path=skipped.path, status="skipped", error=skipped.reason
+                key=str(skipped.path), path=skipped.path, status="skipped", error=skipped.reason
             )
         for item in self.items:
             if item.key in state.done or (item.key in state.failed and not self.retry_failed):

@@ -53,7 +53,7 @@ def test_a_folder_with_bad_files_finishes_and_reports_them(tmp_path):
         run = s.run("detect", [images], "cat", out_dir=tmp_path / "out", sinks=["coco"])
         outcomes = {o.key: o for o in run}
     assert run.summary.done == 5 and run.summary.failed == 2 and run.summary.skipped == 1
-    assert outcomes["notes.txt"].status == "skipped"
+    assert outcomes[str(images / "notes.txt")].status == "skipped"
     assert outcomes["part0/broken.jpg"].status == "failed"
     assert outcomes["part0/broken.jpg"].error_type == "MediaError"
     state = read_ledger(tmp_path / "out" / "results.jsonl")

@@ -9,7 +9,8 @@ process killed mid-write may leave a hidden ``.NAME.*.tmp`` next to the target).
 
 Groups of files: :class:`Staging` writes every file of a group in full under such temporary
 names first and moves them all into place only at :meth:`Staging.commit`, a quick burst of
-renames in the order the files were staged. Until then no target changes, and
+renames in the order the files were staged, after fsyncing the staged files together (in
+parallel, so a file system can commit them as one group). Until then no target changes, and
 :meth:`Staging.discard` drops everything. The built-in sinks stage all their files this way so
 that an export that fails half-way changes nothing.
 
@@ -27,8 +28,10 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePath, PureWindowsPath
 from typing import IO, Any
 
@@ -44,6 +47,7 @@ __all__ = [
 ]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_FSYNC_THREADS = 8  # concurrent fsyncs at a commit: file systems batch them into one flush
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -76,12 +80,31 @@ def _temp_path(target: Path) -> Path:
     return target.with_name(f".{target.name[:40]}.{secrets.token_hex(6)}.tmp")
 
 
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_files(paths: list[Path]) -> None:
+    """fsync ``paths``, several at once when there are many (fsync releases the GIL)."""
+    if len(paths) <= 2:
+        for path in paths:
+            _fsync_file(path)
+        return
+    with ThreadPoolExecutor(min(_FSYNC_THREADS, len(paths))) as pool:
+        for _ in pool.map(_fsync_file, paths):
+            pass
+
+
 @contextlib.contextmanager
 def _temp_file(
-    target: Path, mode: str, encoding: str | None, newline: str | None
+    target: Path, mode: str, encoding: str | None, newline: str | None, *, sync: bool = True
 ) -> Iterator[tuple[IO[Any], Path]]:
-    """A new temporary file next to ``target``, flushed and fsynced when the block ends
-    cleanly, and removed when it raises."""
+    """A new temporary file next to ``target``, flushed (and fsynced, with ``sync``) when the
+    block ends cleanly, and removed when it raises."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic writes support mode 'w' or 'wb', got {mode!r}")
     temp = _temp_path(target)
@@ -99,7 +122,8 @@ def _temp_file(
         with handle:
             yield handle, temp
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
     except BaseException:
         with contextlib.suppress(OSError):
             temp.unlink(missing_ok=True)
@@ -157,17 +181,18 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str 
 class Staging:
     """A group of files written now and moved into place together by :meth:`commit`.
 
-    Each ``write_*``/``open``/``place`` call writes one file in full (fsynced) under a hidden
-    temporary name next to its target, creating folders as needed; the target itself is not
-    touched. :meth:`commit` then renames every staged file over its target in staging order and
-    fsyncs the folders: only a crash during that burst of renames can leave some targets new
-    and others old. :meth:`discard` removes the staged files and the folders staging created
+    Each ``write_*``/``open``/``place`` call writes one file in full under a hidden temporary
+    name next to its target, creating folders as needed; the target itself is not touched.
+    :meth:`commit` then fsyncs the written files (together), renames every staged file over its
+    target in staging order and fsyncs the folders: only a crash during that burst of renames
+    can leave some targets new and others old. :meth:`discard` removes the staged files and the folders staging created
     (when empty). Staging a target again replaces its staged content but keeps its position.
     Thread-safe.
     """
 
     def __init__(self) -> None:
         self._files: dict[Path, Path] = {}  # target -> staged temporary file
+        self._unsynced: set[Path] = set()  # staged files written by us, not yet fsynced
         self._made: list[Path] = []  # folders created for staged files, parents first
         self._lock = threading.Lock()
 
@@ -190,10 +215,14 @@ class Staging:
         with self._lock:
             self._made.extend(reversed(missing))
 
-    def _register(self, target: Path, temp: Path) -> None:
+    def _register(self, target: Path, temp: Path, *, written: bool) -> None:
         with self._lock:
             previous = self._files.get(target)
             self._files[target] = temp
+            if written:
+                self._unsynced.add(temp)
+            if previous is not None:
+                self._unsynced.discard(previous)
         if previous is not None:
             previous.unlink(missing_ok=True)
 
@@ -209,9 +238,9 @@ class Staging:
         """Stage ``path``: like :func:`atomic_open`, but the target changes only at commit."""
         target = Path(path)
         self._make_parent(target)
-        with _temp_file(target, mode, encoding, newline) as (handle, temp):
+        with _temp_file(target, mode, encoding, newline, sync=False) as (handle, temp):
             yield handle
-        self._register(target, temp)
+        self._register(target, temp, written=True)
 
     def write_bytes(self, path: str | os.PathLike[str], data: bytes) -> Path:
         with self.open(path, "wb") as handle:
@@ -243,22 +272,25 @@ class Staging:
                 if not os.path.isfile(source):
                     raise
             else:
-                self._register(target, temp)
+                self._register(target, temp, written=False)  # the source's own data
                 return True
         with self.open(target, "wb") as out, open(source, "rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
         return False
 
     def commit(self) -> list[Path]:
-        """Move every staged file into place (staging order); return the targets.
+        """fsync the staged files, move every one into place (staging order); return the
+        targets.
 
-        If a rename fails, the files not yet moved are discarded (with the folders staging
-        created, when empty) and the error is raised."""
+        If an fsync or a rename fails, the files not yet moved are discarded (with the folders
+        staging created, when empty) and the error is raised."""
         with self._lock:
             files, self._files = self._files, {}
             made, self._made = self._made, []
+            unsynced, self._unsynced = self._unsynced, set()
         done: list[Path] = []
         try:
+            _fsync_files([temp for temp in files.values() if temp in unsynced])
             for target, temp in files.items():
                 os.replace(temp, target)
                 done.append(target)
@@ -275,6 +307,7 @@ class Staging:
         with self._lock:
             files, self._files = self._files, {}
             made, self._made = self._made, []
+            self._unsynced = set()
         _remove(files.values())
         _remove_empty(made)
 
@@ -328,10 +361,21 @@ def safe_join(root: str | os.PathLike[str], relative: str | PurePath) -> Path:
     base = Path(root)
     joined = base.joinpath(*parts)
     resolved_root = _resolved_root(os.path.abspath(base))
-    resolved = joined.resolve()
-    if resolved != resolved_root and not resolved.is_relative_to(resolved_root):
-        raise SinkError(
-            f"refusing output path {text!r}: it resolves to {resolved}, outside {resolved_root} "
-            "(a symlink points out of the output folder)"
-        )
+    # Only a symlink under the root can lead out of it: look at the components that exist
+    # (one lstat each, stopping at the first missing one) rather than resolving every path.
+    current = str(resolved_root)
+    for part in parts:
+        current = os.path.join(current, part)
+        try:
+            mode = os.lstat(current).st_mode
+        except OSError:
+            break  # nothing below a missing component exists yet
+        if stat.S_ISLNK(mode):
+            resolved = Path(current).resolve()
+            if resolved != resolved_root and not resolved.is_relative_to(resolved_root):
+                raise SinkError(
+                    f"refusing output path {text!r}: it resolves to {resolved}, outside "
+                    f"{resolved_root} (a symlink points out of the output folder)"
+                )
+            current = str(resolved)
     return joined

@@ -832,7 +832,16 @@ def encode_image(
     if fmt == "JPEG":
         if pixels.mode == "RGBA":
             pixels = _flatten(pixels)
-        params.update(quality=quality, optimize=True)
+        if not icc and (data := _jpeg_opencv(pixels, quality)) is not None:
+            return EncodedImage(
+                data=data,
+                mime_type=MIME_TYPES[fmt],
+                format=fmt,
+                size=pixels.size,
+                transform=transform,
+                sha256=content_hash(data),
+            )
+        params.update(quality=quality)
     elif fmt == "WEBP":
         if pixels.mode == "L":
             pixels = pixels.convert("RGB")
@@ -857,6 +866,27 @@ def encode_image(
         transform=transform,
         sha256=content_hash(data),
     )
+
+
+def _jpeg_opencv(image: Image.Image, quality: int) -> bytes | None:
+    """JPEG bytes by OpenCV when it is installed and the image is RGB or grayscale, else None.
+
+    The same libjpeg(-turbo) encoding as Pillow's, but OpenCV releases the GIL while it
+    encodes, so threads sending images to a model encode in parallel; Pillow holds the GIL.
+    (Neither optimizes the Huffman tables: that triples the time to save about 6 % of the
+    bytes, and models bill images by pixels, not bytes.)
+    """
+    if image.mode not in ("RGB", "L"):
+        return None
+    try:
+        import cv2
+    except ImportError:
+        return None
+    array = np.asarray(image)
+    if image.mode == "RGB":
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    ok, buffer = cv2.imencode(".jpg", array, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return buffer.tobytes() if ok else None
 
 
 def _palette_like(image: Image.Image) -> bool:

@@ -762,6 +762,30 @@ def test_encode_quality_changes_the_bytes():
     assert encode_image(loaded, format="jpeg", quality=10).data == small.data  # deterministic
 
 
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_jpeg_by_opencv_and_by_pillow_agree(mode: str, monkeypatch: pytest.MonkeyPatch):
+    """OpenCV encodes (with the GIL released) when installed; without it Pillow does the same
+    libjpeg encoding: same size, same colours, channel order kept."""
+    pytest.importorskip("cv2")
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (90, 130, 3), dtype=np.uint8)
+    pixels[:, :40] = (250, 10, 10)  # a red band: a swapped channel order would show as blue
+    loaded = load_image(Image.fromarray(pixels).convert(mode))
+    by_opencv = encode_image(loaded, format="jpeg", quality=90)
+    monkeypatch.setitem(sys.modules, "cv2", None)  # ``import cv2`` now raises ImportError
+    by_pillow = encode_image(loaded, format="jpeg", quality=90)
+    for result in (by_opencv, by_pillow):
+        back = decode(result)
+        assert (result.format, result.mime_type, result.size) == ("JPEG", "image/jpeg", (130, 90))
+        assert back.mode == mode and back.size == (130, 90)
+        assert result.sha256 == content_hash(result.data)
+    a = np.asarray(decode(by_opencv), dtype=np.int16)
+    b = np.asarray(decode(by_pillow), dtype=np.int16)
+    assert np.abs(a - b).mean() < 1.0
+    if mode == "RGB":
+        assert close(decode(by_opencv).getpixel((10, 45)), (250, 10, 10), 20)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [

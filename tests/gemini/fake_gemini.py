@@ -22,7 +22,7 @@ Scripting::
         fake.add_rule(model="gemini-2.5-pro", status=503, times=2)    # then falls through
         fake.fail_next(429, retry_delay=1)            # ahead of every other rule
         fake.fail_ratio(429, 0.2, retry_delay=1)      # exactly 1 in 5 generation calls
-        fake.latency_s = 0.2                          # added to every answer
+        fake.latency_s = 0.2                          # answers leave 0.2 s after arrival
         ...
         (req,) = fake.requests_of("generate")
         assert req.generation_config["thinking_config"]["thinking_budget"] == 0
@@ -970,7 +970,10 @@ class FakeGemini:
             try:
                 answer = self._finish(req, self._answer_generation(req))
                 # Sleep here: outside the lock, inside the in-flight window.
+                # Timed from the request's arrival, as a server's latency is: the fake's own
+                # work (reading and checking the request) is part of it, not added to it.
                 delay, answer.delay_s = answer.delay_s, 0.0
+                delay -= time.monotonic() - req.received_at
                 if delay > 0:
                     time.sleep(delay)
                 return answer

@@ -169,3 +169,58 @@ def test_failed_commit_leaves_no_temp_files(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk gone"):
         staging.commit()
     assert os.listdir(tmp_path) == []
+
+
+def test_safe_join_follows_symlinks_that_stay_inside(tmp_path):
+    root = tmp_path / "root"
+    (root / "real").mkdir(parents=True)
+    (root / "alias").symlink_to(root / "real", target_is_directory=True)
+    assert safe_join(root, "alias/x.txt") == root / "alias" / "x.txt"
+
+
+def test_safe_join_refuses_symlink_chains_and_file_links_leading_out(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("s")
+    root = tmp_path / "root"
+    (root / "inner").mkdir(parents=True)
+    (root / "hop").symlink_to(outside, target_is_directory=True)
+    (root / "inner" / "via").symlink_to(root / "hop", target_is_directory=True)  # in, then out
+    (root / "file.txt").symlink_to(outside / "secret.txt")  # the last component itself
+    for key in ("inner/via/x.txt", "file.txt"):
+        with pytest.raises(SinkError, match="symlink"):
+            safe_join(root, key)
+
+
+def test_commit_fsyncs_every_written_file_before_any_rename(tmp_path, monkeypatch):
+    import vlmkit.atomic as atomic
+
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = atomic._fsync_file, os.replace
+    monkeypatch.setattr(
+        atomic, "_fsync_file", lambda p: (events.append(("sync", str(p))), real_fsync(p))
+    )
+    monkeypatch.setattr(
+        os, "replace", lambda a, b: (events.append(("move", str(a))), real_replace(a, b))
+    )
+    source = tmp_path / "src.jpg"
+    source.write_bytes(b"pixels")
+    staging = Staging()
+    for index in range(5):
+        staging.write_text(tmp_path / "out" / f"{index}.txt", str(index))
+    staging.write_text(tmp_path / "out" / "0.txt", "again")  # restaged: only the new one counts
+    staging.place(tmp_path / "out" / "img.jpg", source, link=True)  # a link: nothing written
+    staging.commit()
+    synced = [path for kind, path in events if kind == "sync"]
+    moved = [path for kind, path in events if kind == "move"]
+    assert len(synced) == 5 and set(synced) < set(moved)  # each written file, once
+    assert events.index(("move", moved[0])) > max(events.index(("sync", p)) for p in synced)
+    assert (tmp_path / "out" / "0.txt").read_text() == "again"
+    assert sorted(os.listdir(tmp_path / "out")) == [
+        "0.txt",
+        "1.txt",
+        "2.txt",
+        "3.txt",
+        "4.txt",
+        "img.jpg",
+    ]

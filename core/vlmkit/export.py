@@ -53,7 +53,7 @@ import attrs
 
 from vlmkit.atomic import safe_join
 from vlmkit.errors import ConfigError, SinkError
-from vlmkit.ledger import LedgerRecord, read_ledger
+from vlmkit.ledger import LedgerRecord, LedgerState, read_ledger
 from vlmkit.sink import Sink, SinkItem
 
 __all__ = ["ExportResult", "SkippedRecord", "export"]
@@ -169,6 +169,7 @@ def export(
     image_root: str | os.PathLike[str] | None = None,
     resolve: Resolver | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    state: LedgerState | None = None,
 ) -> ExportResult:
     """Replay the ``done`` records of a ledger into ``sinks`` and close them.
 
@@ -179,10 +180,13 @@ def export(
     given as an instance), with ``skipped`` records. Failed records are not exported; a sink
     that would overwrite the ledger itself is refused; a file that is not a ledger raises
     :class:`~vlmkit.ConfigError`. See the module docstring for what is guaranteed on failure.
+    ``state``: the ledger as already read and kept up to date by its writer (a runner passes
+    the one its :class:`~vlmkit.ledger.Ledger` maintained), instead of reading the file again.
     """
     ledger = Path(ledger_path)
     out = Path(out_dir)
-    state = read_ledger(ledger)  # refuses a file that is not a ledger, before anything else
+    if state is None:
+        state = read_ledger(ledger)  # refuses a file that is not a ledger, before anything else
     entries = [sinks] if isinstance(sinks, str | Sink) else list(sinks)
     built: list[tuple[str, Sink]] = []
     for entry in entries:

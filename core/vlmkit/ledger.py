@@ -143,12 +143,21 @@ class Ledger:
     """An append-only ledger file. Thread-safe: appends from many threads never interleave.
 
     ``fsync=False`` trades the per-line durability guarantee for speed (tests, scratch runs).
+    ``state``: a :class:`LedgerState` (the file as read) that every append also updates, in
+    file order, so the caller holds what the file says without reading it again.
     Use as a context manager or call :meth:`close`.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fsync: bool = True,
+        state: LedgerState | None = None,
+    ) -> None:
         self.path = Path(path)
         self.fsync = fsync
+        self.state = state
         self._lock = threading.Lock()
         self._fd: int | None = None
 
@@ -172,12 +181,18 @@ class Ledger:
         with self._lock:
             if self._fd is None:
                 self._fd = self._open()
+            fd = self._fd
             view = memoryview(line)
-            written = os.write(self._fd, view)
+            written = os.write(fd, view)
             while written < len(view):  # regular files write whole; this is belt and braces
-                written += os.write(self._fd, view[written:])
-            if self.fsync:
-                os.fsync(self._fd)
+                written += os.write(fd, view[written:])
+            if self.state is not None:
+                self.state.records[record.key] = record
+        if self.fsync:
+            # Outside the lock: appends from other threads go on meanwhile, and one flush
+            # makes all of them durable (a group commit); each append still returns only once
+            # its own line is on disk.
+            os.fsync(fd)
 
     def close(self) -> None:
         with self._lock:

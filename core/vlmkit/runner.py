@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from vlmkit.errors import AuthError, ConfigError, MediaError, UnsupportedTask, VlmkitError
-from vlmkit.ledger import Ledger, LedgerRecord, read_ledger
+from vlmkit.ledger import Ledger, LedgerRecord, LedgerState, read_ledger
 from vlmkit.media import is_image_path
 from vlmkit.types import FinishReason, Result, Usage
 
@@ -260,12 +260,12 @@ class Run:
         self._fatal: VlmkitError | None = None
         self._fatal_lock = threading.Lock()
         self._interrupt_requested = False
-        # Validate the sinks before any model call: a typo must not cost a whole run.
+        # Validate the sinks and their options before any model call: a typo must not cost a
+        # whole run. Building one writes nothing (and imports its module now, not at the end).
         for name in self.sinks:
             info = session.sinks().get(name) if name in session.sinks() else None
-            if info is None:
-                session.sink(name, self.out_dir)  # raises BackendNotFound listing sinks
-            elif task not in info.accepts:
+            session.sink(name, self.out_dir, **self.sink_options.get(name, {}))
+            if info is not None and task not in info.accepts:
                 log.warning("sink %r does not accept %s results; it will write nothing", name, task)
 
     # -- the run's identity -----------------------------------------------------------------
@@ -436,7 +436,7 @@ class Run:
             )
         previous_handler = self._defer_interrupts()
         try:
-            with Ledger(self.ledger_path, fsync=self.fsync) as ledger:
+            with Ledger(self.ledger_path, fsync=self.fsync, state=state) as ledger:
                 yield from self._process(pending, attempts, ledger, bar)
         finally:
             if previous_handler is not None:
@@ -445,7 +445,7 @@ class Run:
                 bar.close()
             self.summary.usage = _usage_since(usage_before, self.session.usage)
             if self.summary.stopped != "interrupted":
-                self._write_sinks()
+                self._write_sinks(state)
             self.summary.wall_s = time.perf_counter() - started
 
     def _process(
@@ -565,7 +565,9 @@ class Run:
             log.exception("unexpected error on %s", item.key)
             return self._record(ledger, item, attempt, None, err)
 
-    def _write_sinks(self) -> None:
+    def _write_sinks(self, state: LedgerState) -> None:
+        """Export the whole ledger — ``state``, as read at the start and updated by every
+        append since — into the sinks, as ``vlmkit export`` would."""
         if not self.sinks:
             return
         from vlmkit.export import export
@@ -576,6 +578,7 @@ class Run:
             self.out_dir,
             resolve=self.session.sinks().__getitem__,
             options=self.sink_options,
+            state=state,
         )
 
 

@@ -973,6 +973,8 @@ class FakeGemini:
                 # Timed from the request's arrival, as a server's latency is: the fake's own
                 # work (reading and checking the request) is part of it, not added to it.
                 delay, answer.delay_s = answer.delay_s, 0.0
+                if answer.raw is None and answer.body is not None and answer.sse is None:
+                    answer.raw = json.dumps(answer.body).encode()  # rendered inside the latency
                 delay -= time.monotonic() - req.received_at
                 if delay > 0:
                     time.sleep(delay)

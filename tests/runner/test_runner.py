@@ -124,6 +124,46 @@ def test_outcomes_are_recorded_with_their_reason(tmp_path):
     assert record.result is not None and len(record.result) == 1  # partial result kept
 
 
+def test_the_sinks_of_a_resumed_run_equal_a_later_export(tmp_path):
+    """A run exports from the ledger state it kept up to date; the files must be exactly what
+    ``vlmkit export`` writes from the ledger file (first-seen order, retried items in place)."""
+    from vlmkit.export import export
+
+    images = tmp_path / "images"
+    paths = make_images(images, 12)
+    flaky = {paths[2].name, paths[7].name}
+
+    def script(request):
+        name = Path(request.images[0].original.source).name
+        if name in flaky:
+            raise vlmkit.TransientError("503 overloaded")
+        return CAT
+
+    out = tmp_path / "out"
+    with session(script) as s:
+        first = s.run("detect", [images], "cat", out_dir=out, sinks=["coco", "yolo"])
+        assert sum(o.status == "failed" for o in first) == 2
+    flaky.clear()
+    with session() as s:
+        again = s.run(
+            "detect", [images], "cat", out_dir=out, sinks=["coco", "yolo"], retry_failed=True
+        )
+        assert [o.status for o in again] == ["done", "done"]
+        written = {p: p.read_bytes() for p in again.summary.sink_files["yolo"]}
+        coco = (out / "annotations.json").read_bytes()
+        export(
+            out / "results.jsonl", ["coco", "yolo"], tmp_path / "re", resolve=s.sinks().__getitem__
+        )
+    assert (tmp_path / "re" / "annotations.json").read_bytes() == coco
+    assert len(json.loads(coco)["images"]) == 12
+    for path, data in written.items():
+        if path.suffix in (".txt", ".yaml"):
+            relative = path.relative_to(out)
+            assert (tmp_path / "re" / relative).read_bytes().replace(
+                str(tmp_path / "re").encode(), str(out).encode()
+            ) == data
+
+
 def test_budget_cap_stops_cleanly(tmp_path):
     images = tmp_path / "images"
     make_images(images, 20, subfolders=False)
@@ -303,6 +343,27 @@ def test_an_unsupported_task_fails_before_the_run(tmp_path):
         with pytest.raises(vlmkit.UnsupportedTask):
             s.run("ocr", [images], out_dir=tmp_path / "out")
         assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_sink_option_fails_before_any_model_call(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 3, subfolders=False)
+    with session() as s:
+        for sink_options, match in (
+            ({"coco": {"mask_fromat": "polygon"}}, "mask_fromat"),
+            ({"coco": {"mask_format": "svg"}}, "svg"),
+        ):
+            with pytest.raises(vlmkit.VlmkitError, match=match):
+                s.run(
+                    "detect",
+                    [images],
+                    "cat",
+                    out_dir=tmp_path / "out",
+                    sinks=["coco"],
+                    sink_options=sink_options,
+                )
+        assert s.backend.requests == []
+    assert not (tmp_path / "out").exists()
 
 
 def test_out_must_be_a_folder(tmp_path):

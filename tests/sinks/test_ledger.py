@@ -189,3 +189,30 @@ def test_concurrent_appends_give_whole_lines(tmp_path):
     assert lines[-1] == b""
     assert all(json.loads(line)["result"]["text"] == big for line in lines[:-1])
     assert len(read_ledger(path).done) == 200
+
+
+def test_a_kept_state_says_what_the_file_says(tmp_path):
+    """A writer's mirrored state (what a runner exports from) equals reading the file back:
+    the same records, the same first-seen order, also with concurrent fsynced appends."""
+    path = tmp_path / "results.jsonl"
+    with Ledger(path, fsync=False) as ledger:
+        ledger.append(failed("early"))
+        ledger.append(done("kept"))
+    state = read_ledger(path)
+    with Ledger(path, state=state) as ledger:  # fsync on: it runs outside the lock
+
+        def worker(n: int) -> None:
+            for i in range(20):
+                ledger.append(done(f"{n}-{i}"))
+                if i % 5 == 0:
+                    ledger.append(done("early", attempt=n + 2))  # a retry: keeps its place
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    again = read_ledger(path)
+    assert list(state.records) == list(again.records)
+    assert list(state.records.values()) == list(again.records.values())
+    assert list(state.records)[:2] == ["early", "kept"] and len(state.done) == 122

@@ -185,9 +185,9 @@ class Staging:
     name next to its target, creating folders as needed; the target itself is not touched.
     :meth:`commit` then fsyncs the written files (together), renames every staged file over its
     target in staging order and fsyncs the folders: only a crash during that burst of renames
-    can leave some targets new and others old. :meth:`discard` removes the staged files and the folders staging created
-    (when empty). Staging a target again replaces its staged content but keeps its position.
-    Thread-safe.
+    can leave some targets new and others old. :meth:`discard` removes the staged files and the
+    folders staging created (when empty). Staging a target again replaces its staged content but
+    keeps its position. Thread-safe.
     """
 
     def __init__(self) -> None:

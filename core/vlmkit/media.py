@@ -828,36 +828,14 @@ def encode_image(
     if fmt == "AUTO":
         fmt = "PNG" if has_alpha or _palette_like(pixels) else "JPEG"
     icc = loaded.image.info.get("icc_profile") or None
-    params: dict[str, object] = {"icc_profile": icc} if icc else {}
-    if fmt == "JPEG":
-        if pixels.mode == "RGBA":
-            pixels = _flatten(pixels)
-        if not icc and (data := _jpeg_opencv(pixels, quality)) is not None:
-            return EncodedImage(
-                data=data,
-                mime_type=MIME_TYPES[fmt],
-                format=fmt,
-                size=pixels.size,
-                transform=transform,
-                sha256=content_hash(data),
-            )
-        params.update(quality=quality)
-    elif fmt == "WEBP":
-        if pixels.mode == "L":
-            pixels = pixels.convert("RGB")
-        params.update(quality=quality, method=4)
-    else:
-        params.update(compress_level=6)
-    if pixels is loaded.image:  # Image.save sets attributes on the image: keep it thread-safe
-        pixels = pixels.copy()
-    buffer = io.BytesIO()
-    try:
-        pixels.save(buffer, fmt, **params)
-    except (OSError, ValueError) as err:
-        raise MediaError(
-            f"{loaded.source}: could not encode as {fmt} ({err})", source=loaded.source
-        ) from err
-    data = buffer.getvalue()
+    if fmt == "JPEG" and pixels.mode == "RGBA":
+        pixels = _flatten(pixels)
+    elif fmt == "WEBP" and pixels.mode == "L":
+        pixels = pixels.convert("RGB")
+    data = _jpeg_opencv(pixels, quality) if fmt == "JPEG" and not icc else None
+    if data is None:
+        copy = pixels is loaded.image  # Image.save sets attributes: keep the caller's image as is
+        data = _encode_pillow(pixels, fmt, quality, icc=icc, source=loaded.source, copy=copy)
     return EncodedImage(
         data=data,
         mime_type=MIME_TYPES[fmt],
@@ -866,6 +844,27 @@ def encode_image(
         transform=transform,
         sha256=content_hash(data),
     )
+
+
+def _encode_pillow(
+    pixels: Image.Image, fmt: str, quality: int, *, icc: bytes | None, source: str, copy: bool
+) -> bytes:
+    """Encode with Pillow (PNG, WEBP, JPEG with an ICC profile or without OpenCV)."""
+    params: dict[str, object] = {"icc_profile": icc} if icc else {}
+    if fmt == "JPEG":
+        params.update(quality=quality)
+    elif fmt == "WEBP":
+        params.update(quality=quality, method=4)
+    else:
+        params.update(compress_level=6)
+    if copy:  # so that threads sharing one image never save it at the same time
+        pixels = pixels.copy()
+    buffer = io.BytesIO()
+    try:
+        pixels.save(buffer, fmt, **params)
+    except (OSError, ValueError) as err:
+        raise MediaError(f"{source}: could not encode as {fmt} ({err})", source=source) from err
+    return buffer.getvalue()
 
 
 def _jpeg_opencv(image: Image.Image, quality: int) -> bytes | None:

@@ -30,6 +30,7 @@ import secrets
 import shutil
 import stat
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePath, PureWindowsPath
@@ -78,6 +79,24 @@ def _fsync_dir(folder: Path) -> None:
 def _temp_path(target: Path) -> Path:
     # A short prefix of the name keeps the temporary name within NAME_MAX for long names.
     return target.with_name(f".{target.name[:40]}.{secrets.token_hex(6)}.tmp")
+
+
+_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")  # what _temp_path makes
+
+
+def _sweep_stale(folder: Path, before: float) -> None:
+    """Remove the temporary files a killed process left in ``folder``: names that
+    :func:`_temp_path` makes, last modified before ``before`` (this process's own are newer)."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if not _TEMP_NAME.fullmatch(entry.name):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < before:
+                os.unlink(entry.path)
 
 
 def _fsync_file(path: Path) -> None:
@@ -193,6 +212,9 @@ class Staging:
     def __init__(self) -> None:
         self._files: dict[Path, Path] = {}  # target -> staged temporary file
         self._unsynced: set[Path] = set()  # staged files written by us, not yet fsynced
+        # Temporary files modified a minute before this Staging existed are not this
+        # process's (the margin covers file systems whose clocks run a little behind).
+        self._stale_before = time.time() - 60.0
         self._made: list[Path] = []  # folders created for staged files, parents first
         self._lock = threading.Lock()
 
@@ -300,6 +322,7 @@ class Staging:
             raise
         for folder in dict.fromkeys(target.parent for target in done):
             _fsync_dir(folder)
+            _sweep_stale(folder, self._stale_before)  # left by a run or export that was killed
         return done
 
     def discard(self) -> None:

@@ -12,9 +12,9 @@ registry provides one; this module does not depend on the plugin layer.
 
 Guarantees:
 
-* **Nothing is written before every record is checked.** The ledger is read and every ``done``
-  record's key is checked as an output path (:func:`vlmkit.atomic.safe_join`: no ``..``, no
-  absolute path, no character a file name cannot hold) first.
+* **Every key is checked before any sink sees it.** Each ``done`` record's key is checked as an
+  output path (:func:`vlmkit.atomic.safe_join`: no ``..``, no absolute path, no character a file
+  name cannot hold) before the sinks are given the record.
 * **One bad item never fails the export.** A record whose key is refused is skipped for every
   sink (so all outputs hold the same items); a record one sink refuses (:class:`~vlmkit.
   SinkError`, e.g. two keys that map to the same YOLO label file) or cannot convert is skipped
@@ -56,7 +56,7 @@ from vlmkit.errors import ConfigError, SinkError
 from vlmkit.ledger import LedgerRecord, LedgerState, read_ledger
 from vlmkit.sink import Sink, SinkItem
 
-__all__ = ["ExportResult", "SkippedRecord", "export"]
+__all__ = ["ExportResult", "Exporter", "SkippedRecord", "export"]
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +161,132 @@ class _Skips:
         )
 
 
+class Exporter:
+    """Replays ledger records into sinks one at a time, then commits them together: the engine
+    of :func:`export`, and what a run uses to write its sinks while it is still running.
+
+    Sinks are built (and checked) at construction. :meth:`add` takes records in ledger order
+    (``done`` ones are written — staged, invisible until the commit — the rest ignored);
+    :meth:`finish` stages the dataset-level files and commits everything, or changes nothing
+    when it fails; :meth:`discard` drops what is staged. The guarantees of :func:`export` hold.
+    """
+
+    def __init__(
+        self,
+        sinks: str | Sink | Iterable[str | Sink],
+        out_dir: str | os.PathLike[str],
+        *,
+        ledger_path: str | os.PathLike[str] | None = None,
+        image_root: str | os.PathLike[str] | None = None,
+        resolve: Resolver | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.out = Path(out_dir)
+        ledger = Path(ledger_path) if ledger_path is not None else None
+        entries = [sinks] if isinstance(sinks, str | Sink) else list(sinks)
+        built: list[tuple[str, Sink]] = []
+        for entry in entries:
+            name, sink = _build(entry, self.out, resolve, options or {})
+            target = getattr(sink, "path", None)
+            if (
+                target is not None
+                and ledger is not None
+                and ledger.exists()
+                and Path(target).exists()
+                and os.path.samefile(target, ledger)
+            ):
+                raise SinkError(
+                    f"sink {name!r} would overwrite the ledger being exported ({ledger}); "
+                    "choose another output folder"
+                )
+            if any(existing == name for existing, _ in built):
+                name = f"{name}#{len(built) + 1}"
+            built.append((name, sink))
+        self.built = built
+        self.root = Path(image_root) if image_root is not None else None
+        self.records = 0
+        self._skips = _Skips()
+        self._unexpected = {name: 0 for name, _ in built}
+        self._first_error: dict[str, Exception] = {}
+        self._staged = [(n, cast(_TwoPhase, sink)) for n, sink in built if _two_phase(sink)]
+        self._plain = [(n, sink) for n, sink in built if not _two_phase(sink)]
+
+    def add(self, record: LedgerRecord) -> None:
+        """Write one record to every sink: its key is checked as an output path first (a
+        refused key is skipped for every sink); a sink refusing it skips it for that sink."""
+        if record.status != "done" or record.result is None:
+            return
+        try:
+            safe_join(self.out, record.key)
+        except SinkError as err:
+            self._skips.add(record.key, str(err))
+            return
+        self.records += 1
+        item = SinkItem(
+            key=record.key,
+            result=record.result,
+            image_path=_image_path(record, self.root),
+            image_size=record.image_size,
+        )
+        for name, sink in self.built:
+            write_record = getattr(sink, "write_record", None)
+            try:
+                if callable(write_record):
+                    write_record(record)
+                else:
+                    sink.write(item)
+            except OSError as err:
+                raise SinkError(
+                    f"sink {name!r} could not write {record.key!r}: {err}; the export stopped"
+                ) from err
+            except SinkError as err:
+                self._skips.add(record.key, str(err), name)
+            except (MemoryError, RecursionError):
+                raise
+            except Exception as err:
+                logger.debug("sink %r failed on %r", name, record.key, exc_info=True)
+                self._skips.add(record.key, f"{type(err).__name__}: {err}", name)
+                self._unexpected[name] += 1
+                self._first_error.setdefault(name, err)
+
+    def finish(self, *, bad_lines: int = 0) -> ExportResult:
+        """Stage the dataset-level files, close plain sinks, commit; on any failure discard
+        what is staged and raise. ``bad_lines``: the ledger lines that were not records."""
+        try:
+            for name, count in self._unexpected.items():
+                if self.records and count == self.records:
+                    cause = self._first_error[name]
+                    raise SinkError(
+                        f"sink {name!r} failed on every record ({type(cause).__name__}: "
+                        f"{cause}); nothing was exported"
+                    ) from cause
+            for name, two_phase in self._staged:
+                _finish(name, two_phase.prepare)
+            files: dict[str, list[Path]] = {}
+            for name, sink in self._plain:
+                files[name] = _finish(name, sink.close)
+            for name, two_phase in self._staged:
+                files[name] = _finish(name, two_phase.commit)
+        except BaseException:
+            self.discard()
+            raise
+        self._skips.summarize(self.records)
+        return ExportResult(
+            {name: files[name] for name, _ in self.built},
+            records=self.records,
+            skipped=self._skips.items,
+            bad_lines=bad_lines,
+        )
+
+    def discard(self) -> None:
+        """Drop every staged file (a failed cleanup is logged, never raised)."""
+        for _, two_phase in self._staged:
+            try:
+                two_phase.discard()
+            except Exception:  # a failed cleanup must not hide the real error
+                logger.debug("discarding staged files failed", exc_info=True)
+
+
 def export(
     ledger_path: str | os.PathLike[str],
     sinks: str | Sink | Iterable[str | Sink],
@@ -180,108 +306,26 @@ def export(
     given as an instance), with ``skipped`` records. Failed records are not exported; a sink
     that would overwrite the ledger itself is refused; a file that is not a ledger raises
     :class:`~vlmkit.ConfigError`. See the module docstring for what is guaranteed on failure.
-    ``state``: the ledger as already read and kept up to date by its writer (a runner passes
-    the one its :class:`~vlmkit.ledger.Ledger` maintained), instead of reading the file again.
+    ``state``: the ledger as already read and kept up to date by its writer, instead of
+    reading the file again.
     """
-    ledger = Path(ledger_path)
-    out = Path(out_dir)
     if state is None:
-        state = read_ledger(ledger)  # refuses a file that is not a ledger, before anything else
-    entries = [sinks] if isinstance(sinks, str | Sink) else list(sinks)
-    built: list[tuple[str, Sink]] = []
-    for entry in entries:
-        name, sink = _build(entry, out, resolve, options or {})
-        target = getattr(sink, "path", None)
-        if (
-            target is not None
-            and ledger.exists()
-            and Path(target).exists()
-            and os.path.samefile(target, ledger)
-        ):
-            raise SinkError(
-                f"sink {name!r} would overwrite the ledger being exported ({ledger}); "
-                "choose another output folder"
-            )
-        if any(existing == name for existing, _ in built):
-            name = f"{name}#{len(built) + 1}"
-        built.append((name, sink))
-
-    # 1. check every record before anything is written
-    skips = _Skips()
-    records: list[LedgerRecord] = []
-    for record in state:
-        if record.status != "done" or record.result is None:
-            continue
-        try:
-            safe_join(out, record.key)
-        except SinkError as err:
-            skips.add(record.key, str(err))
-            continue
-        records.append(record)
-
-    root = Path(image_root) if image_root is not None else None
-    staged = [(name, cast(_TwoPhase, sink)) for name, sink in built if _two_phase(sink)]
-    plain = [(name, sink) for name, sink in built if not _two_phase(sink)]
-    try:
-        # 2. replay: per-item files are staged, not yet in place
-        unexpected = {name: 0 for name, _ in built}
-        first_error: dict[str, Exception] = {}
-        for record in records:
-            item = SinkItem(
-                key=record.key,
-                result=record.result,  # type: ignore[arg-type] # checked above
-                image_path=_image_path(record, root),
-                image_size=record.image_size,
-            )
-            for name, sink in built:
-                write_record = getattr(sink, "write_record", None)
-                try:
-                    if callable(write_record):
-                        write_record(record)
-                    else:
-                        sink.write(item)
-                except OSError as err:
-                    raise SinkError(
-                        f"sink {name!r} could not write {record.key!r}: {err}; the export stopped"
-                    ) from err
-                except SinkError as err:
-                    skips.add(record.key, str(err), name)
-                except (MemoryError, RecursionError):
-                    raise
-                except Exception as err:
-                    logger.debug("sink %r failed on %r", name, record.key, exc_info=True)
-                    skips.add(record.key, f"{type(err).__name__}: {err}", name)
-                    unexpected[name] += 1
-                    first_error.setdefault(name, err)
-        for name, count in unexpected.items():
-            if records and count == len(records):
-                cause = first_error[name]
-                raise SinkError(
-                    f"sink {name!r} failed on every record ({type(cause).__name__}: {cause}); "
-                    "nothing was exported"
-                ) from cause
-        # 3. finish: dataset-level files staged, plain sinks closed, then everything commits
-        for name, two_phase in staged:
-            _finish(name, two_phase.prepare)
-        files: dict[str, list[Path]] = {}
-        for name, sink in plain:
-            files[name] = _finish(name, sink.close)
-        for name, two_phase in staged:
-            files[name] = _finish(name, two_phase.commit)
-    except BaseException:
-        for _, two_phase in staged:
-            try:
-                two_phase.discard()
-            except Exception:  # a failed cleanup must not hide the real error
-                logger.debug("discarding staged files failed", exc_info=True)
-        raise
-    skips.summarize(len(records))
-    return ExportResult(
-        {name: files[name] for name, _ in built},
-        records=len(records),
-        skipped=skips.items,
-        bad_lines=state.bad_lines,
+        state = read_ledger(ledger_path)  # refuses a file that is not a ledger, before all else
+    exporter = Exporter(
+        sinks,
+        out_dir,
+        ledger_path=ledger_path,
+        image_root=image_root,
+        resolve=resolve,
+        options=options,
     )
+    try:
+        for record in state:
+            exporter.add(record)
+    except BaseException:
+        exporter.discard()
+        raise
+    return exporter.finish(bad_lines=state.bad_lines)
 
 
 def _finish(name: str, step: Callable[[], Any]) -> Any:

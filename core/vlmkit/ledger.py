@@ -37,7 +37,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -145,6 +145,8 @@ class Ledger:
     ``fsync=False`` trades the per-line durability guarantee for speed (tests, scratch runs).
     ``state``: a :class:`LedgerState` (the file as read) that every append also updates, in
     file order, so the caller holds what the file says without reading it again.
+    ``on_append``: called with each record once it is written, in file order (under the
+    ledger's lock: keep it quick; durability is not yet assured then).
     Use as a context manager or call :meth:`close`.
     """
 
@@ -154,10 +156,12 @@ class Ledger:
         *,
         fsync: bool = True,
         state: LedgerState | None = None,
+        on_append: Callable[[LedgerRecord], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.fsync = fsync
         self.state = state
+        self.on_append = on_append
         self._lock = threading.Lock()
         self._fd: int | None = None
 
@@ -188,6 +192,8 @@ class Ledger:
                 written += os.write(fd, view[written:])
             if self.state is not None:
                 self.state.records[record.key] = record
+            if self.on_append is not None:
+                self.on_append(record)
         if self.fsync:
             # Outside the lock: appends from other threads go on meanwhile, and one flush
             # makes all of them durable (a group commit); each append still returns only once

@@ -29,6 +29,7 @@ from vlmkit.media import is_image_path
 from vlmkit.types import FinishReason, Result, Usage
 
 if TYPE_CHECKING:
+    from vlmkit.export import Exporter, ExportResult
     from vlmkit.session import Session
 
 __all__ = ["InputItem", "ItemOutcome", "Run", "RunSummary", "collect_inputs"]
@@ -434,10 +435,16 @@ class Run:
                 dynamic_ncols=True,
                 disable=None,  # no bar when stderr is not a terminal
             )
+        feed = self._sink_feed(state, {item.key for item in pending})
         previous_handler = self._defer_interrupts()
         try:
-            with Ledger(self.ledger_path, fsync=self.fsync, state=state) as ledger:
-                yield from self._process(pending, attempts, ledger, bar)
+            with Ledger(
+                self.ledger_path,
+                fsync=self.fsync,
+                state=state,
+                on_append=feed.appended if feed is not None else None,
+            ) as ledger:
+                yield from self._process(pending, attempts, ledger, bar, feed)
         finally:
             if previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
@@ -445,14 +452,22 @@ class Run:
                 bar.close()
             self.summary.usage = _usage_since(usage_before, self.session.usage)
             if self.summary.stopped != "interrupted":
-                self._write_sinks(state)
+                self._write_sinks(state, feed)
+            elif feed is not None:
+                feed.discard()
             self.summary.wall_s = time.perf_counter() - started
 
     def _process(
-        self, pending: list[InputItem], attempts: dict[str, int], ledger: Ledger, bar: Any
+        self,
+        pending: list[InputItem],
+        attempts: dict[str, int],
+        ledger: Ledger,
+        bar: Any,
+        feed: _SinkFeed | None,
     ) -> Iterator[ItemOutcome]:
         """Workers pull items, call the model and record each answer themselves, so the next
-        request leaves as soon as one finishes; this thread only reports what they recorded."""
+        request leaves as soon as one finishes; this thread reports what they recorded and
+        meanwhile feeds the sinks."""
         source = iter(pending)
         lock = threading.Lock()
         busy = [0]
@@ -497,6 +512,8 @@ class Run:
         alive = len(workers)
         try:
             while alive:
+                if feed is not None:
+                    feed.pump()
                 try:
                     outcome = outcomes.get(timeout=0.1)
                 except queue.Empty:
@@ -565,11 +582,31 @@ class Run:
             log.exception("unexpected error on %s", item.key)
             return self._record(ledger, item, attempt, None, err)
 
-    def _write_sinks(self, state: LedgerState) -> None:
-        """Export the whole ledger — ``state``, as read at the start and updated by every
-        append since — into the sinks, as ``vlmkit export`` would."""
+    def _sink_feed(self, state: LedgerState, rerun: set[str]) -> _SinkFeed | None:
+        if not self.sinks:
+            return None
+        from vlmkit.export import Exporter
+
+        exporter = Exporter(
+            self.sinks,
+            self.out_dir,
+            ledger_path=self.ledger_path,
+            resolve=self.session.sinks().__getitem__,
+            options=self.sink_options,
+        )
+        return _SinkFeed(exporter, state, rerun)
+
+    def _write_sinks(self, state: LedgerState, feed: _SinkFeed | None) -> None:
+        """Finish the sinks fed during the run; if feeding failed, export the whole ledger —
+        ``state``, as read at the start and updated by every append since — as ``vlmkit
+        export`` would."""
         if not self.sinks:
             return
+        if feed is not None:
+            files = feed.finish()
+            if files is not None:
+                self.summary.sink_files = files
+                return
         from vlmkit.export import export
 
         self.summary.sink_files = export(
@@ -580,6 +617,73 @@ class Run:
             options=self.sink_options,
             state=state,
         )
+
+
+class _SinkFeed:
+    """Writes a run's records into its sinks while the run goes on, in the ledger's first-seen
+    order, so that the end of the run only commits (the output is the same as exporting the
+    finished ledger: the files are staged and invisible until then).
+
+    A record is written once it is final: records of earlier runs at once, unless this run
+    re-runs their item (``--retry-failed``), in which case the feed waits for the new record,
+    which keeps the old one's place; records of new items as they are appended. Any problem
+    (a full disk, a key recorded twice) stops the feed and discards what it staged; the run
+    then exports the whole ledger at the end as before.
+    """
+
+    def __init__(self, exporter: Exporter, state: LedgerState, rerun: set[str]) -> None:
+        self.exporter = exporter
+        self.state = state
+        self.order = list(state.records)  # first-seen key order, new keys appended
+        self.known = set(self.order)
+        self.waiting = rerun & self.known
+        self.cursor = 0
+        self.failed = False
+        self._appended: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    def appended(self, record: LedgerRecord) -> None:
+        """The ledger's ``on_append`` hook: called in file order, under the ledger's lock."""
+        self._appended.put(record.key)
+
+    def pump(self) -> None:
+        """Write every record that became final (the run loop calls this between outcomes)."""
+        if self.failed:
+            return
+        try:
+            while True:
+                try:
+                    key = self._appended.get_nowait()
+                except queue.Empty:
+                    break
+                if key not in self.known:
+                    self.known.add(key)
+                    self.order.append(key)
+                elif key in self.waiting:
+                    self.waiting.discard(key)
+                else:
+                    raise ConfigError(f"{key!r} was recorded twice in one run")
+            while self.cursor < len(self.order) and self.order[self.cursor] not in self.waiting:
+                self.exporter.add(self.state.records[self.order[self.cursor]])
+                self.cursor += 1
+        except Exception as err:  # never stop the run for its sinks: export at the end
+            log.warning(
+                "writing the sinks during the run stopped (%s); they are written at "
+                "the end instead",
+                err,
+            )
+            self.discard()
+
+    def finish(self) -> ExportResult | None:
+        """Write what is left and commit; None if the feed failed (then export instead)."""
+        self.waiting.clear()  # items this run did not get to keep their earlier record
+        self.pump()
+        if self.failed:
+            return None
+        return self.exporter.finish(bad_lines=self.state.bad_lines)
+
+    def discard(self) -> None:
+        self.failed = True
+        self.exporter.discard()
 
 
 def _usage_since(before: Usage, after: Usage) -> Usage:

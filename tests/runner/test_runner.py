@@ -164,6 +164,33 @@ def test_the_sinks_of_a_resumed_run_equal_a_later_export(tmp_path):
             ) == data
 
 
+def test_a_sink_failing_during_the_run_is_written_at_the_end(tmp_path, monkeypatch, caplog):
+    """Sinks are fed while the run goes on; a write failing then (a full disk for a moment)
+    stops only the feed: the run finishes and the sinks are exported whole at the end."""
+    import vlmkit.atomic
+
+    images = tmp_path / "images"
+    make_images(images, 10, subfolders=False)
+    real = vlmkit.atomic.Staging.write_bytes
+    calls = [0]
+
+    def flaky(self, path, data):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise OSError(28, "No space left on device")
+        return real(self, path, data)
+
+    monkeypatch.setattr(vlmkit.atomic.Staging, "write_bytes", flaky)
+    out = tmp_path / "out"
+    with session(latency_s=0.01) as s, caplog.at_level("WARNING"):
+        run = s.run("detect", [images], "cat", out_dir=out, sinks=["coco", "yolo"])
+        assert [o.status for o in run] == ["done"] * 10
+    assert "written at the end instead" in caplog.text
+    assert len(json.loads((out / "annotations.json").read_text())["images"]) == 10
+    labels = sorted(p.name for p in (out / "labels").iterdir())
+    assert labels == [f"img{i:03d}.txt" for i in range(10)]  # no temporary file left over
+
+
 def test_budget_cap_stops_cleanly(tmp_path):
     images = tmp_path / "images"
     make_images(images, 20, subfolders=False)
@@ -282,7 +309,7 @@ def test_ctrl_c_leaves_a_resumable_ledger(tmp_path):
     images = tmp_path / "images"
     make_images(images, 40, subfolders=False)
     out, calls = tmp_path / "out", tmp_path / "calls.log"
-    proc = _driver(images, out, calls, "0.05")
+    proc = _driver(images, out, calls, "0.05", "coco,yolo")
     _wait_for_lines(out / "results.jsonl", 5, proc)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)
@@ -292,10 +319,14 @@ def test_ctrl_c_leaves_a_resumable_ledger(tmp_path):
     assert 5 <= len(state.done) < 40
     # everything sent before Ctrl-C was recorded (the run drains in-flight calls)
     assert len(calls.read_text().splitlines()) == len(state.done)
-    resumed = _driver(images, out, calls, "0.001")
+    # the sinks fed during the run were discarded: nothing written, nothing left staged
+    left = sorted(p.name for p in out.rglob("*") if p.is_file())
+    assert left == ["results.jsonl", "run.json"], left
+    resumed = _driver(images, out, calls, "0.001", "coco,yolo")
     resumed.communicate(timeout=60)
     assert len(read_ledger(out / "results.jsonl").done) == 40
     assert len(calls.read_text().splitlines()) == 40  # nothing sent twice
+    assert len(json.loads((out / "annotations.json").read_text())["images"]) == 40
 
 
 def test_a_missing_input_fails_before_any_model_call(tmp_path):

@@ -224,3 +224,19 @@ def test_commit_fsyncs_every_written_file_before_any_rename(tmp_path, monkeypatc
         "4.txt",
         "img.jpg",
     ]
+
+
+def test_commit_sweeps_temporary_files_a_killed_process_left(tmp_path):
+    out = tmp_path / "labels"
+    out.mkdir()
+    stale = out / ".img0001.txt.0123456789ab.tmp"  # the shape Staging gives its temp files
+    stale.write_text("half")
+    old = os.stat(stale).st_mtime - 3600
+    os.utime(stale, (old, old))
+    mine = out / ".notes.tmp"  # not a name Staging makes: never touched
+    mine.write_text("keep")
+    os.utime(mine, (old, old))
+    staging = Staging()
+    staging.write_text(out / "img0002.txt", "0 0.5 0.5 0.1 0.1\n")
+    staging.commit()
+    assert sorted(os.listdir(out)) == [".notes.tmp", "img0002.txt"]

@@ -32,7 +32,8 @@ Guarantees:
   per-image files never appear without their dataset-level file, except when the process dies
   inside that final burst of renames (then each file is still whole, old or new, and a
   re-export repairs the set). A process killed before the commit may leave hidden
-  ``.NAME.*.tmp`` files, which nothing reads.
+  ``.NAME.*.tmp`` files, which nothing reads; a later commit into the same folder removes those
+  more than a minute old.
 * Errors of the environment (:class:`OSError`: disk full, permission denied) stop the export
   with a :class:`~vlmkit.SinkError` and the guarantee above.
 

@@ -4,8 +4,10 @@ Every finished item is appended to the run's ledger (``OUT/results.jsonl``) and 
 it counts as done, so a crash, a kill or Ctrl-C at any moment leaves a ledger the same command
 resumes from: finished items are skipped and nothing is sent to the model twice. One bad item
 never stops a run — unreadable images, blocked or cut-off answers and exhausted retries are
-recorded with their reason. Sinks (COCO, YOLO, annotated previews) are written at the end from
-the whole ledger, so they always hold every finished item exactly once.
+recorded with their reason. Sinks (COCO, YOLO, annotated previews) hold the whole ledger —
+every finished item exactly once, earlier runs' included — and appear together at the end: they
+are fed the ledger's records in its order while the run waits on the model (staged under hidden
+names), so the end of a run only moves them into place.
 """
 
 from __future__ import annotations

@@ -339,6 +339,10 @@ class Session:
         ``inputs`` are files, folders (recursive) and globs. Results go to
         ``out_dir/results.jsonl`` as they finish; re-running resumes. ``sinks`` (``"coco"``,
         ``"yolo"``, ``"annotate"``) are written at the end from the whole ledger.
+
+        For long runs in a process of your own, call :func:`gc.freeze` once the session is set
+        up (``vlmkit label`` does): what was imported and loaded then stays out of the garbage
+        collector's full passes, which otherwise pause every request thread.
         """
         from vlmkit.runner import Run
 

@@ -16,6 +16,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import vlmkit
+import vlmkit.runner
 from vlmkit.cli import app
 from vlmkit.ledger import Ledger, LedgerRecord
 from vlmkit.serialize import result_from_dict
@@ -460,6 +461,26 @@ def test_label_end_to_end_with_the_real_runner(vlm, tmp_path, image):
     assert len(coco["images"]) == 2 and len(coco["annotations"]) == 2
     again = vlm(*args, "--no-progress")
     assert again.exit_code == 0 and "done 0" in again.stdout  # resumed, nothing re-asked
+
+
+def test_label_keeps_the_start_up_heap_out_of_full_collections(vlm, monkeypatch, tmp_path, image):
+    import gc
+
+    seen: list[tuple[str, int]] = []
+    real_iter = vlmkit.runner.Run.__iter__
+
+    def spying_iter(run):
+        seen.append(("run", gc.get_freeze_count()))
+        yield from real_iter(run)
+
+    monkeypatch.setattr(vlmkit.runner.Run, "__iter__", spying_iter)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.open(image).save(photos / "a.png")
+    result = vlm("label", str(photos), "-l", "cat", "-b", "scripted", "--out", str(tmp_path / "o"))
+    assert result.exit_code == 0, result.output
+    assert seen and seen[0][1] > 0  # frozen while the run ran
+    assert gc.get_freeze_count() == 0  # and thawed after it
 
 
 def test_label_without_a_runner_says_so(vlm, monkeypatch, tmp_path):

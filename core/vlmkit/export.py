@@ -189,13 +189,7 @@ class Exporter:
         for entry in entries:
             name, sink = _build(entry, self.out, resolve, options or {})
             target = getattr(sink, "path", None)
-            if (
-                target is not None
-                and ledger is not None
-                and ledger.exists()
-                and Path(target).exists()
-                and os.path.samefile(target, ledger)
-            ):
+            if target is not None and ledger is not None and _same_file(Path(target), ledger):
                 raise SinkError(
                     f"sink {name!r} would overwrite the ledger being exported ({ledger}); "
                     "choose another output folder"
@@ -327,6 +321,13 @@ def export(
         exporter.discard()
         raise
     return exporter.finish(bad_lines=state.bad_lines)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are (or would be, once created) the same file."""
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return os.path.normcase(a.resolve()) == os.path.normcase(b.resolve())
 
 
 def _finish(name: str, step: Callable[[], Any]) -> Any:

@@ -397,6 +397,25 @@ def test_a_bad_sink_option_fails_before_any_model_call(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_sink_that_would_overwrite_the_ledger_is_refused_before_any_call(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 3, subfolders=False)
+    out = tmp_path / "out"
+    with session() as s:
+        run = s.run(
+            "detect",
+            [images],
+            "cat",
+            out_dir=out,
+            sinks=["coco"],
+            sink_options={"coco": {"filename": "results.jsonl"}},
+        )
+        with pytest.raises(vlmkit.SinkError, match="overwrite the ledger"):
+            list(run)
+        assert s.backend.requests == []
+    assert not (out / "results.jsonl").exists()
+
+
 def test_out_must_be_a_folder(tmp_path):
     (tmp_path / "file").write_text("x")
     with session() as s, pytest.raises(vlmkit.ConfigError, match="must be a folder"):

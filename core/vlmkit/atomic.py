@@ -30,7 +30,6 @@ import secrets
 import shutil
 import stat
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePath, PureWindowsPath
@@ -77,30 +76,52 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _temp_path(target: Path) -> Path:
-    # A short prefix of the name keeps the temporary name within NAME_MAX for long names.
-    return target.with_name(f".{target.name[:40]}.{secrets.token_hex(6)}.tmp")
+    # A short prefix of the name keeps the temporary name within NAME_MAX for long names; the
+    # process id says whose file it is (see _sweep_stale).
+    return target.with_name(f".{target.name[:40]}.{os.getpid()}-{secrets.token_hex(6)}.tmp")
 
 
-_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")  # what _temp_path makes
+_TEMP_NAME = re.compile(r"\..+\.(\d+)-[0-9a-f]{12}\.tmp")  # what _temp_path makes
 
 
-def _sweep_stale(folder: Path, before: float) -> None:
-    """Remove the temporary files a killed process left in ``folder``: names that
-    :func:`_temp_path` makes, last modified before ``before`` (this process's own are newer)."""
+def _process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` runs (POSIX; elsewhere every process counts as running)."""
+    if os.name != "posix" or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists (another user's), or we cannot tell
+        return False
+    return False
+
+
+def _sweep_stale(folder: Path) -> None:
+    """Remove the temporary files that processes which no longer run (a killed run or export)
+    left in ``folder``. Files of running processes, this one included, are never touched."""
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return
+    gone: dict[int, bool] = {}
     for entry in entries:
-        if not _TEMP_NAME.fullmatch(entry.name):
+        match = _TEMP_NAME.fullmatch(entry.name)
+        if match is None:
             continue
-        with contextlib.suppress(OSError):
-            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < before:
-                os.unlink(entry.path)
+        pid = int(match[1])
+        if pid not in gone:
+            gone[pid] = _process_gone(pid)
+        if gone[pid]:
+            with contextlib.suppress(OSError):
+                if entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
 
 
 def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+    # POSIX fsyncs through a read-only descriptor; Windows needs one open for writing.
+    flags = os.O_RDWR | getattr(os, "O_BINARY", 0) if os.name == "nt" else os.O_RDONLY
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:
@@ -212,9 +233,6 @@ class Staging:
     def __init__(self) -> None:
         self._files: dict[Path, Path] = {}  # target -> staged temporary file
         self._unsynced: set[Path] = set()  # staged files written by us, not yet fsynced
-        # Temporary files modified a minute before this Staging existed are not this
-        # process's (the margin covers file systems whose clocks run a little behind).
-        self._stale_before = time.time() - 60.0
         self._made: list[Path] = []  # folders created for staged files, parents first
         self._lock = threading.Lock()
 
@@ -322,7 +340,7 @@ class Staging:
             raise
         for folder in dict.fromkeys(target.parent for target in done):
             _fsync_dir(folder)
-            _sweep_stale(folder, self._stale_before)  # left by a run or export that was killed
+            _sweep_stale(folder)  # left by a run or export that was killed
         return done
 
     def discard(self) -> None:
@@ -346,6 +364,12 @@ def _remove_empty(folders: list[Path]) -> None:
     for folder in reversed(folders):
         with contextlib.suppress(OSError):
             folder.rmdir()
+
+
+def _is_junction(info: os.stat_result) -> bool:
+    """A Windows junction (a link that ``S_ISLNK`` does not report)."""
+    tag = getattr(stat, "IO_REPARSE_TAG_MOUNT_POINT", None)
+    return tag is not None and getattr(info, "st_reparse_tag", None) == tag
 
 
 @functools.lru_cache(maxsize=64)
@@ -384,16 +408,16 @@ def safe_join(root: str | os.PathLike[str], relative: str | PurePath) -> Path:
     base = Path(root)
     joined = base.joinpath(*parts)
     resolved_root = _resolved_root(os.path.abspath(base))
-    # Only a symlink under the root can lead out of it: look at the components that exist
-    # (one lstat each, stopping at the first missing one) rather than resolving every path.
-    current = str(resolved_root)
+    # Only a link under the root can lead out of it: look at the components that exist (one
+    # lstat each, stopping at the first missing one) rather than resolving every path.
+    current = os.path.abspath(base)
     for part in parts:
         current = os.path.join(current, part)
         try:
-            mode = os.lstat(current).st_mode
+            info = os.lstat(current)
         except OSError:
             break  # nothing below a missing component exists yet
-        if stat.S_ISLNK(mode):
+        if stat.S_ISLNK(info.st_mode) or _is_junction(info):
             resolved = Path(current).resolve()
             if resolved != resolved_root and not resolved.is_relative_to(resolved_root):
                 raise SinkError(

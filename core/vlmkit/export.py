@@ -206,6 +206,21 @@ class Exporter:
         self._staged = [(n, cast(_TwoPhase, sink)) for n, sink in built if _two_phase(sink)]
         self._plain = [(n, sink) for n, sink in built if not _two_phase(sink)]
 
+    @property
+    def staged_only(self) -> bool:
+        """Whether every sink is two-phase (nothing they write shows before :meth:`finish`)."""
+        return not self._plain
+
+    def replay(self, state: LedgerState) -> ExportResult:
+        """:meth:`add` every record of ``state`` in order, then :meth:`finish`."""
+        try:
+            for record in state:
+                self.add(record)
+        except BaseException:
+            self.discard()
+            raise
+        return self.finish(bad_lines=state.bad_lines)
+
     def add(self, record: LedgerRecord) -> None:
         """Write one record to every sink: its key is checked as an output path first (a
         refused key is skipped for every sink); a sink refusing it skips it for that sink."""
@@ -314,13 +329,7 @@ def export(
         resolve=resolve,
         options=options,
     )
-    try:
-        for record in state:
-            exporter.add(record)
-    except BaseException:
-        exporter.discard()
-        raise
-    return exporter.finish(bad_lines=state.bad_lines)
+    return exporter.replay(state)
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -163,6 +163,8 @@ class Ledger:
         self.state = state
         self.on_append = on_append
         self._lock = threading.Lock()
+        self._synced = threading.Condition(self._lock)  # close() waits for fsyncs in flight
+        self._syncing = 0
         self._fd: int | None = None
 
     def _open(self) -> int:
@@ -194,14 +196,24 @@ class Ledger:
                 self.state.records[record.key] = record
             if self.on_append is not None:
                 self.on_append(record)
-        if self.fsync:
-            # Outside the lock: appends from other threads go on meanwhile, and one flush
-            # makes all of them durable (a group commit); each append still returns only once
-            # its own line is on disk.
+            if not self.fsync:
+                return
+            self._syncing += 1
+        # Outside the lock: appends from other threads go on meanwhile, and one flush makes all
+        # of them durable (a group commit); each append still returns only once its own line
+        # is on disk, and close() waits for it (the descriptor stays open until then).
+        try:
             os.fsync(fd)
+        finally:
+            with self._lock:
+                self._syncing -= 1
+                if not self._syncing:
+                    self._synced.notify_all()
 
     def close(self) -> None:
         with self._lock:
+            while self._syncing:
+                self._synced.wait()
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None

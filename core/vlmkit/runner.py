@@ -263,13 +263,15 @@ class Run:
         self._fatal: VlmkitError | None = None
         self._fatal_lock = threading.Lock()
         self._interrupt_requested = False
-        # Validate the sinks and their options before any model call: a typo must not cost a
-        # whole run. Building one writes nothing (and imports its module now, not at the end).
+        # Build the sinks now, once: a misspelled sink or option, or a sink whose file would be
+        # the ledger, must not cost a whole run. Building one writes nothing.
+        installed = session.sinks()
         for name in self.sinks:
-            info = session.sinks().get(name) if name in session.sinks() else None
-            session.sink(name, self.out_dir, **self.sink_options.get(name, {}))
-            if info is not None and task not in info.accepts:
+            if name not in installed:
+                session.sink(name, self.out_dir)  # raises BackendNotFound listing the sinks
+            elif task not in installed[name].accepts:
                 log.warning("sink %r does not accept %s results; it will write nothing", name, task)
+        self._exporter = self._new_exporter()
 
     # -- the run's identity -----------------------------------------------------------------
     def manifest(self) -> dict[str, Any]:
@@ -437,7 +439,12 @@ class Run:
                 dynamic_ncols=True,
                 disable=None,  # no bar when stderr is not a terminal
             )
-        feed = self._sink_feed(state, {item.key for item in pending})
+        exporter, self._exporter = self._exporter, None
+        if exporter is None and self.sinks:  # iterated again: sinks start afresh
+            exporter = self._new_exporter()
+        feed = None
+        if exporter is not None and exporter.staged_only:  # nothing shows before the commit
+            feed = _SinkFeed(exporter, state, {item.key for item in pending})
         previous_handler = self._defer_interrupts()
         try:
             with Ledger(
@@ -454,7 +461,7 @@ class Run:
                 bar.close()
             self.summary.usage = _usage_since(usage_before, self.session.usage)
             if self.summary.stopped != "interrupted":
-                self._write_sinks(state, feed)
+                self._write_sinks(state, exporter, feed)
             elif feed is not None:
                 feed.discard()
             self.summary.wall_s = time.perf_counter() - started
@@ -584,41 +591,38 @@ class Run:
             log.exception("unexpected error on %s", item.key)
             return self._record(ledger, item, attempt, None, err)
 
-    def _sink_feed(self, state: LedgerState, rerun: set[str]) -> _SinkFeed | None:
+    def _new_exporter(self) -> Exporter | None:
         if not self.sinks:
             return None
         from vlmkit.export import Exporter
 
-        exporter = Exporter(
+        return Exporter(
             self.sinks,
             self.out_dir,
             ledger_path=self.ledger_path,
             resolve=self.session.sinks().__getitem__,
             options=self.sink_options,
         )
-        return _SinkFeed(exporter, state, rerun)
 
-    def _write_sinks(self, state: LedgerState, feed: _SinkFeed | None) -> None:
-        """Finish the sinks fed during the run; if feeding failed, export the whole ledger —
-        ``state``, as read at the start and updated by every append since — as ``vlmkit
-        export`` would."""
-        if not self.sinks:
+    def _write_sinks(
+        self, state: LedgerState, exporter: Exporter | None, feed: _SinkFeed | None
+    ) -> None:
+        """Commit the sinks fed during the run; without a feed (a sink that is not two-phase),
+        or if feeding failed, export the whole ledger — ``state``, as read at the start and
+        updated by every append since — as ``vlmkit export`` would."""
+        if exporter is None:
             return
         if feed is not None:
             files = feed.finish()
             if files is not None:
                 self.summary.sink_files = files
                 return
-        from vlmkit.export import export
-
-        self.summary.sink_files = export(
-            self.ledger_path,
-            self.sinks,
-            self.out_dir,
-            resolve=self.session.sinks().__getitem__,
-            options=self.sink_options,
-            state=state,
+            exporter = self._new_exporter()  # the feed's sinks were discarded: start afresh
+            assert exporter is not None
+        whole = LedgerState(
+            records=dict(state.records), bad_lines=state.bad_lines, torn_lines=state.torn_lines
         )
+        self.summary.sink_files = exporter.replay(whole)
 
 
 class _SinkFeed:
@@ -649,39 +653,47 @@ class _SinkFeed:
 
     def pump(self) -> None:
         """Write every record that became final (the run loop calls this between outcomes)."""
+        self._step(final=False)
+
+    def finish(self) -> ExportResult | None:
+        """Write what is left and commit; None if the feed failed (then export instead)."""
+        self._step(final=True)
+        if self.failed:
+            return None
+        return self.exporter.finish(bad_lines=self.state.bad_lines)
+
+    def _step(self, *, final: bool) -> None:
         if self.failed:
             return
         try:
-            while True:
-                try:
-                    key = self._appended.get_nowait()
-                except queue.Empty:
-                    break
-                if key not in self.known:
-                    self.known.add(key)
-                    self.order.append(key)
-                elif key in self.waiting:
-                    self.waiting.discard(key)
-                else:
-                    raise ConfigError(f"{key!r} was recorded twice in one run")
+            self._drain()
+            if final:  # items this run did not get to keep their earlier record
+                self.waiting.clear()
             while self.cursor < len(self.order) and self.order[self.cursor] not in self.waiting:
                 self.exporter.add(self.state.records[self.order[self.cursor]])
                 self.cursor += 1
         except Exception as err:  # never stop the run for its sinks: export at the end
             log.warning(
-                "writing the sinks during the run stopped (%s); they are written at "
-                "the end instead",
+                "writing the sinks during the run stopped (%s); they are written at the end "
+                "instead",
                 err,
             )
             self.discard()
 
-    def finish(self) -> ExportResult | None:
-        """Write what is left and commit; None if the feed failed (then export instead)."""
-        self.waiting.clear()  # items this run did not get to keep their earlier record
-        self.pump()
-        if self.failed:
-            return None
-        return self.exporter.finish(bad_lines=self.state.bad_lines)
+    def _drain(self) -> None:
+        """Take in the keys appended since, in file order."""
+        while True:
+            try:
+                key = self._appended.get_nowait()
+            except queue.Empty:
+                return
+            if key not in self.known:
+                self.known.add(key)
+                self.order.append(key)
+            elif key in self.waiting:
+                self.waiting.discard(key)
+            else:
+                raise ConfigError(f"{key!r} was recorded twice in one run")
 
     def discard(self) -> None:
         self.failed = True

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -189,6 +190,81 @@ def test_a_sink_failing_during_the_run_is_written_at_the_end(tmp_path, monkeypat
     assert len(json.loads((out / "annotations.json").read_text())["images"]) == 10
     labels = sorted(p.name for p in (out / "labels").iterdir())
     assert labels == [f"img{i:03d}.txt" for i in range(10)]  # no temporary file left over
+
+
+class _CountingSink(vlmkit.Sink):
+    """A third-party sink that is not two-phase: it writes when it is closed."""
+
+    accepts = frozenset({"detect"})
+    built: ClassVar[list[_CountingSink]] = []
+
+    def __init__(self, out_dir, **options):
+        super().__init__(out_dir, **options)
+        self.keys: list[str] = []
+        self.closed = 0
+        _CountingSink.built.append(self)
+
+    def write(self, item):
+        self.keys.append(item.key)
+
+    def close(self):
+        self.closed += 1
+        path = self.out_dir / "keys.txt"
+        path.write_text("\n".join(self.keys))
+        return [path]
+
+
+class _CountingPlugin:
+    @vlmkit.hookimpl
+    def vlmkit_sinks(self):
+        yield vlmkit.SinkInfo(name="counting", factory=_CountingSink, accepts={"detect"})
+
+
+def test_a_sink_that_is_not_two_phase_is_built_once_and_written_at_the_end(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 6, subfolders=False)
+    _CountingSink.built.clear()
+    plugins = [scripted_plugin(CAT), _CountingPlugin()]
+    with vlmkit.Session("scripted", plugins=plugins, entrypoints=["vlmkit"]) as s:
+        run = s.run("detect", [images], "cat", out_dir=tmp_path / "out", sinks=["counting", "coco"])
+        assert len(_CountingSink.built) == 1  # built with the run: its options are checked
+        assert len(list(run)) == 6
+    [sink] = _CountingSink.built
+    assert sink.closed == 1 and sorted(sink.keys) == [f"img{i:03d}.png" for i in range(6)]
+    assert (tmp_path / "out" / "keys.txt").read_text().count("\n") == 5
+    assert len(json.loads((tmp_path / "out" / "annotations.json").read_text())["images"]) == 6
+
+
+def test_stopping_early_while_retrying_still_commits_the_fed_sinks(tmp_path, caplog):
+    """Items still in flight when the caller stops are recorded after the last pump: the feed
+    must take them in before it gives up waiting for the retried keys."""
+    from vlmkit.export import export
+
+    images = tmp_path / "images"
+    paths = make_images(images, 12, subfolders=False)
+    flaky = {p.name for p in paths[::2]}
+
+    def script(request):
+        if Path(request.images[0].original.source).name in flaky:
+            raise vlmkit.TransientError("503 overloaded")
+        return CAT
+
+    out = tmp_path / "out"
+    with session(script) as s:
+        list(s.run("detect", [images], "cat", out_dir=out, sinks=["coco"]))
+    flaky.clear()
+    with session(latency_s=0.05) as s, caplog.at_level("WARNING"):
+        run = s.run(
+            "detect", [images], "cat", out_dir=out, sinks=["coco"], retry_failed=True,
+            concurrency=4,
+        )  # fmt: skip
+        for _ in run:
+            break
+        export(out / "results.jsonl", ["coco"], tmp_path / "re", resolve=s.sinks().__getitem__)
+    assert "written at the end instead" not in caplog.text
+    assert (out / "annotations.json").read_bytes() == (
+        tmp_path / "re" / "annotations.json"
+    ).read_bytes()
 
 
 def test_budget_cap_stops_cleanly(tmp_path):
@@ -402,18 +478,17 @@ def test_a_sink_that_would_overwrite_the_ledger_is_refused_before_any_call(tmp_p
     make_images(images, 3, subfolders=False)
     out = tmp_path / "out"
     with session() as s:
-        run = s.run(
-            "detect",
-            [images],
-            "cat",
-            out_dir=out,
-            sinks=["coco"],
-            sink_options={"coco": {"filename": "results.jsonl"}},
-        )
         with pytest.raises(vlmkit.SinkError, match="overwrite the ledger"):
-            list(run)
+            s.run(
+                "detect",
+                [images],
+                "cat",
+                out_dir=out,
+                sinks=["coco"],
+                sink_options={"coco": {"filename": "results.jsonl"}},
+            )
         assert s.backend.requests == []
-    assert not (out / "results.jsonl").exists()
+    assert not out.exists()
 
 
 def test_out_must_be_a_folder(tmp_path):

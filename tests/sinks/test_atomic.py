@@ -226,17 +226,43 @@ def test_commit_fsyncs_every_written_file_before_any_rename(tmp_path, monkeypatc
     ]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="the sweep needs to tell dead processes (POSIX)")
 def test_commit_sweeps_temporary_files_a_killed_process_left(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    dead = int(done.stdout)
     out = tmp_path / "labels"
     out.mkdir()
-    stale = out / ".img0001.txt.0123456789ab.tmp"  # the shape Staging gives its temp files
+    stale = out / f".img0001.txt.{dead}-0123456789ab.tmp"  # a killed process's staged file
     stale.write_text("half")
-    old = os.stat(stale).st_mtime - 3600
-    os.utime(stale, (old, old))
+    live = [
+        out / f".img0002.txt.{os.getpid()}-0123456789ab.tmp",  # this process: another Staging
+        out / f".img0003.txt.{os.getppid()}-0123456789ab.tmp",  # a running process
+    ]
+    for path in live:
+        os.link(stale, path)  # hard links keep old times: age must not matter
     mine = out / ".notes.tmp"  # not a name Staging makes: never touched
     mine.write_text("keep")
-    os.utime(mine, (old, old))
     staging = Staging()
-    staging.write_text(out / "img0002.txt", "0 0.5 0.5 0.1 0.1\n")
+    staging.write_text(out / "img0004.txt", "0 0.5 0.5 0.1 0.1\n")
     staging.commit()
-    assert sorted(os.listdir(out)) == [".notes.tmp", "img0002.txt"]
+    assert sorted(os.listdir(out)) == sorted([".notes.tmp", "img0004.txt", *(p.name for p in live)])
+
+
+def test_safe_join_checks_the_root_as_it_is_now(tmp_path):
+    """The root's resolution is cached; a root symlink pointed elsewhere later must not let a
+    link under the new target lead out."""
+    first, second, outside = tmp_path / "first", tmp_path / "second", tmp_path / "outside"
+    for folder in (first, second, outside):
+        folder.mkdir()
+    root = tmp_path / "root"
+    root.symlink_to(first, target_is_directory=True)
+    assert safe_join(root, "a.txt") == root / "a.txt"  # caches root -> first
+    root.unlink()
+    root.symlink_to(second, target_is_directory=True)
+    (second / "escape").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(SinkError, match="symlink"):
+        safe_join(root, "escape/x.txt")

@@ -216,3 +216,37 @@ def test_a_kept_state_says_what_the_file_says(tmp_path):
     assert list(state.records) == list(again.records)
     assert list(state.records.values()) == list(again.records.values())
     assert list(state.records)[:2] == ["early", "kept"] and len(state.done) == 122
+
+
+def test_close_waits_for_an_fsync_in_flight(tmp_path, monkeypatch):
+    """fsync runs outside the lock; closing meanwhile must not pull the descriptor from under
+    it (a reused descriptor number would make an append look durable when it is not)."""
+    import os
+
+    import vlmkit.ledger as ledger_module
+
+    entered, release = threading.Event(), threading.Event()
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        entered.set()
+        release.wait(5)
+        os.fstat(fd)  # raises EBADF if the descriptor was closed meanwhile
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(ledger_module.os, "fsync", slow_fsync)
+    ledger = Ledger(tmp_path / "results.jsonl")
+    appending = threading.Thread(target=ledger.append, args=(done("a"),))
+    appending.start()
+    assert entered.wait(5)
+    closing = threading.Thread(target=ledger.close)
+    closing.start()
+    closing.join(0.2)
+    assert closing.is_alive()  # waiting for the fsync
+    release.set()
+    appending.join(5)
+    closing.join(5)
+    assert not closing.is_alive() and len(synced) == 1
+    assert list(read_ledger(tmp_path / "results.jsonl").done) == ["a"]

@@ -142,7 +142,10 @@ def test_many_threads_ride_out_a_429_storm(fake_gemini):
     fake_gemini.add_rule(text=BOXES)
     with (
         vlmkit.Session(
-            backend="gemini-api", api_key=TEST_API_KEY, base_url=fake_gemini.base_url
+            backend="gemini-api",
+            api_key=TEST_API_KEY,
+            base_url=fake_gemini.base_url,
+            max_attempts=10,  # with 5, a call meets 5 429s in a row in about 1 run in 50
         ) as session,
         ThreadPoolExecutor(16) as pool,
     ):

@@ -33,7 +33,9 @@ def test_a_run_with_injected_failures_completes(tmp_path, fake_gemini, gemini_se
     fake_gemini.fail_ratio(503, 0.25, seed=7)  # a quarter of all answers are 503s
     fake_gemini.fail_next(429, times=3, retry_delay=0.5)
     fake_gemini.add_rule(drop_connection=True, times=2, first=True)
-    session = gemini_session(model="gemini-2.5-flash")
+    # Which item meets which failure depends on thread timing: with the default 5 attempts,
+    # some item meets 5 failures in a row in about 1 run in 25; with 10, 1 in 25,000.
+    session = gemini_session(model="gemini-2.5-flash", retry_overrides={"max_attempts": 10})
     run = session.run(
         "detect", [folder], ["cat"], out_dir=tmp_path / "out", sinks=["coco"], concurrency=8
     )

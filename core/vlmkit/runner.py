@@ -28,6 +28,7 @@ import attrs
 from vlmkit.errors import AuthError, ConfigError, MediaError, UnsupportedTask, VlmkitError
 from vlmkit.ledger import Ledger, LedgerRecord, LedgerState, read_ledger
 from vlmkit.media import is_image_path
+from vlmkit.runtime import REQUEST_GATE, RequestGate, RequestWithdrawn
 from vlmkit.types import FinishReason, Result, Usage
 
 if TYPE_CHECKING:
@@ -499,7 +500,13 @@ class Run:
                     busy[0] += 1
                 return item
 
+        backend = self.session.backend
+        gate = None
+        if backend.thread_safe and backend.batch_size == 1 and self.concurrency > 1:
+            gate = RequestGate(self.concurrency, self._stop)
+
         def work() -> None:
+            REQUEST_GATE.set(gate)  # this thread's context only
             try:
                 while (item := take()) is not None:
                     try:
@@ -512,9 +519,11 @@ class Run:
             finally:
                 outcomes.put(None)  # this worker is done
 
+        # With a gate, twice as many workers as requests in flight: see RequestGate.
+        count = 2 * self.concurrency if gate is not None else self.concurrency
         workers = [
             threading.Thread(target=work, name=f"vlmkit-run-{i}", daemon=True)
-            for i in range(min(self.concurrency, max(len(pending), 1)))
+            for i in range(min(count, max(len(pending), 1)))
         ]
         for worker in workers:
             worker.start()
@@ -577,6 +586,8 @@ class Run:
         try:
             result = self._call(item)
             return self._record(ledger, item, attempt, result, None)
+        except RequestWithdrawn:
+            return None  # never sent: the item stays to do
         except _FATAL as err:
             # Not this item's fault (bad credentials, a model that cannot load, a bad option):
             # every item would fail the same way, so the run stops instead of recording them.

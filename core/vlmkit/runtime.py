@@ -2,15 +2,62 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from vlmkit.errors import VlmkitError
+
 if TYPE_CHECKING:
     from vlmkit.backend import Generation, Request
 
-__all__ = ["Runtime"]
+__all__ = ["REQUEST_GATE", "RequestGate", "RequestWithdrawn", "Runtime"]
+
+
+class RequestWithdrawn(VlmkitError):
+    """A request waiting for its turn was not sent: the run is stopping."""
+
+
+class RequestGate:
+    """At most ``limit`` backend calls at once among the threads that set :data:`REQUEST_GATE`
+    to it; a call still waiting when ``stop`` is set is not made (:class:`RequestWithdrawn`).
+
+    A runner uses it to keep more workers than requests in flight: while ``limit`` requests are
+    out, the other workers parse and record answers and load the next images, so a slot that
+    frees up is refilled at once instead of after that work.
+    """
+
+    def __init__(self, limit: int, stop: threading.Event) -> None:
+        self._slots = threading.BoundedSemaphore(limit)
+        self._stop = stop
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        with self._slots:
+            if self._stop.is_set():
+                raise RequestWithdrawn("the run is stopping: this request was not sent")
+            yield
+
+
+#: The gate of the run whose worker this thread is (None outside runs).
+REQUEST_GATE: ContextVar[RequestGate | None] = ContextVar("vlmkit_request_gate", default=None)
+
+
+def gated(generate: Callable[[Request], Generation]) -> Callable[[Request], Generation]:
+    """``generate`` taking a slot of the calling thread's :data:`REQUEST_GATE`, if any."""
+
+    def call(request: Request) -> Generation:
+        gate = REQUEST_GATE.get()
+        if gate is None:
+            return generate(request)
+        with gate.slot():
+            return generate(request)
+
+    return call
 
 
 @attrs.frozen(kw_only=True, eq=False)

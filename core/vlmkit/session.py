@@ -24,7 +24,7 @@ from vlmkit.middleware import AnswerCache, UsageMeter, default_cache_dir
 from vlmkit.plugins import PluginFailure, PluginHost
 from vlmkit.prompts import OCR_BOXES, prompt_for
 from vlmkit.records import BackendInfo, Option, SinkInfo
-from vlmkit.runtime import Runtime
+from vlmkit.runtime import Runtime, gated
 from vlmkit.sink import Sink
 from vlmkit.tasks import GenericTasks
 from vlmkit.types import Description, Detections, OcrResult, Usage, VideoResult
@@ -148,7 +148,7 @@ class Session:
             return self._batcher.generate
         if not instance.thread_safe:
             return _serialized(instance.generate)
-        return instance.generate
+        return gated(instance.generate)
 
     def set_batch_size(self, batch_size: int) -> None:
         """Change how many requests the backend generates together (local models)."""

@@ -314,6 +314,37 @@ def test_stopping_iteration_early_records_what_was_paid_for(tmp_path):
         run_calls = len(s.backend.requests)
     recorded = read_ledger(tmp_path / "out" / "results.jsonl")
     assert len(recorded.done) == run_calls  # every call made was recorded
+    assert not recorded.failed  # workers still waiting for a slot sent nothing, recorded nothing
+    assert run_calls < 12
+
+
+def test_more_workers_than_requests_in_flight_never_exceed_the_concurrency(tmp_path):
+    """The runner keeps spare workers busy with answers and the next images, but at most
+    ``concurrency`` requests are ever out at once."""
+    import threading
+
+    images = tmp_path / "images"
+    make_images(images, 24, subfolders=False)
+    lock = threading.Lock()
+    now, peak, workers_seen = [0], [0], [0]
+
+    def script(request):
+        alive = sum(t.name.startswith("vlmkit-run-") for t in threading.enumerate())
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+            workers_seen[0] = max(workers_seen[0], alive)
+        time.sleep(0.02)
+        with lock:
+            now[0] -= 1
+        return CAT
+
+    with session(script) as s:
+        run = s.run("detect", [images], "cat", out_dir=tmp_path / "out", concurrency=3)
+        assert [o.status for o in run] == ["done"] * 24
+        workers = {t.name for t in threading.enumerate() if t.name.startswith("vlmkit-run-")}
+    assert peak[0] == 3 and workers_seen[0] == 6  # twice the workers, never more requests
+    assert not workers  # all joined
 
 
 def _driver(images, out, calls, *extra):

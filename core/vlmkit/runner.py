@@ -558,7 +558,8 @@ class Run:
             self._stop.set()
             if isinstance(stop, KeyboardInterrupt):
                 self.summary.stopped = "interrupted"
-            in_flight = busy[0]
+            # Workers beyond the gate's limit hold items they have not sent: those are withdrawn.
+            in_flight = min(busy[0], self.concurrency)
             if in_flight:
                 log.warning(
                     "finishing %d item(s) already sent to the model (Ctrl-C again to abandon them)",

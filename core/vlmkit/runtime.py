@@ -23,12 +23,13 @@ class RequestWithdrawn(VlmkitError):
 
 
 class RequestGate:
-    """At most ``limit`` backend calls at once among the threads that set :data:`REQUEST_GATE`
-    to it; a call still waiting when ``stop`` is set is not made (:class:`RequestWithdrawn`).
+    """At most ``limit`` task calls at once among the threads that set :data:`REQUEST_GATE` to
+    it (the Session takes a slot around each task hook, so any backend route is bounded); a
+    call still waiting when ``stop`` is set is not made (:class:`RequestWithdrawn`).
 
     A runner uses it to keep more workers than requests in flight: while ``limit`` requests are
-    out, the other workers parse and record answers and load the next images, so a slot that
-    frees up is refilled at once instead of after that work.
+    out, the other workers record answers and load the next images, so a slot that frees up is
+    refilled at once instead of after that work.
     """
 
     def __init__(self, limit: int, stop: threading.Event) -> None:
@@ -45,19 +46,6 @@ class RequestGate:
 
 #: The gate of the run whose worker this thread is (None outside runs).
 REQUEST_GATE: ContextVar[RequestGate | None] = ContextVar("vlmkit_request_gate", default=None)
-
-
-def gated(generate: Callable[[Request], Generation]) -> Callable[[Request], Generation]:
-    """``generate`` taking a slot of the calling thread's :data:`REQUEST_GATE`, if any."""
-
-    def call(request: Request) -> Generation:
-        gate = REQUEST_GATE.get()
-        if gate is None:
-            return generate(request)
-        with gate.slot():
-            return generate(request)
-
-    return call
 
 
 @attrs.frozen(kw_only=True, eq=False)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import threading
@@ -24,7 +25,7 @@ from vlmkit.middleware import AnswerCache, UsageMeter, default_cache_dir
 from vlmkit.plugins import PluginFailure, PluginHost
 from vlmkit.prompts import OCR_BOXES, prompt_for
 from vlmkit.records import BackendInfo, Option, SinkInfo
-from vlmkit.runtime import Runtime, gated
+from vlmkit.runtime import REQUEST_GATE, Runtime
 from vlmkit.sink import Sink
 from vlmkit.tasks import GenericTasks
 from vlmkit.types import Description, Detections, OcrResult, Usage, VideoResult
@@ -148,7 +149,7 @@ class Session:
             return self._batcher.generate
         if not instance.thread_safe:
             return _serialized(instance.generate)
-        return gated(instance.generate)
+        return instance.generate
 
     def set_batch_size(self, batch_size: int) -> None:
         """Change how many requests the backend generates together (local models)."""
@@ -440,7 +441,9 @@ class Session:
             settings=settings,
         )
         hook = getattr(self._host.pm.hook, f"vlmkit_{task}")
-        result = hook(backend=self._backend, request=request, runtime=self._runtime)
+        gate = REQUEST_GATE.get()  # set in the worker threads of a run
+        with gate.slot() if gate is not None else contextlib.nullcontext():
+            result = hook(backend=self._backend, request=request, runtime=self._runtime)
         if result is None:
             raise UnsupportedTask(f"no plugin answered {task}", task=task)
         return result

@@ -318,9 +318,22 @@ def test_stopping_iteration_early_records_what_was_paid_for(tmp_path):
     assert run_calls < 12
 
 
-def test_more_workers_than_requests_in_flight_never_exceed_the_concurrency(tmp_path):
+class _NativeDetect:
+    """A plugin answering detect itself, without the runtime's generate (a native route)."""
+
+    def __init__(self, work):
+        self.work = work
+
+    @vlmkit.hookimpl
+    def vlmkit_detect(self, backend, request, runtime):
+        self.work(request)
+        return vlmkit.parse(CAT, image_size=request.images[0].size)
+
+
+@pytest.mark.parametrize("route", ["generic", "native"])
+def test_more_workers_than_requests_in_flight_never_exceed_the_concurrency(tmp_path, route):
     """The runner keeps spare workers busy with answers and the next images, but at most
-    ``concurrency`` requests are ever out at once."""
+    ``concurrency`` requests are ever out at once, whichever route a task takes."""
     import threading
 
     images = tmp_path / "images"
@@ -328,7 +341,7 @@ def test_more_workers_than_requests_in_flight_never_exceed_the_concurrency(tmp_p
     lock = threading.Lock()
     now, peak, workers_seen = [0], [0], [0]
 
-    def script(request):
+    def work(request):
         alive = sum(t.name.startswith("vlmkit-run-") for t in threading.enumerate())
         with lock:
             now[0] += 1
@@ -339,7 +352,10 @@ def test_more_workers_than_requests_in_flight_never_exceed_the_concurrency(tmp_p
             now[0] -= 1
         return CAT
 
-    with session(script) as s:
+    plugins = [scripted_plugin(work if route == "generic" else CAT)]
+    if route == "native":
+        plugins.append(_NativeDetect(work))
+    with vlmkit.Session("scripted", plugins=plugins, entrypoints=["vlmkit"]) as s:
         run = s.run("detect", [images], "cat", out_dir=tmp_path / "out", concurrency=3)
         assert [o.status for o in run] == ["done"] * 24
         workers = {t.name for t in threading.enumerate() if t.name.startswith("vlmkit-run-")}

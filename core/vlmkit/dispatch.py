@@ -1,0 +1,256 @@
+"""The run's worker pool: workers take items, call the model and record each answer.
+
+Every answer is appended to the ledger (and fsynced) by the worker that received it, before
+the item counts as done; the run's thread only reports what the workers recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from vlmkit.backend import Backend
+from vlmkit.errors import AuthError, ConfigError, UnsupportedTask, VlmkitError
+from vlmkit.inputs import InputItem
+from vlmkit.ledger import Ledger, LedgerRecord
+from vlmkit.outcomes import ItemOutcome, RunSummary, outcome_problem
+from vlmkit.runtime import REQUEST_GATE, RequestGate, RequestWithdrawn
+from vlmkit.sinkfeed import SinkFeed
+from vlmkit.types import Result, Usage
+
+__all__ = ["Dispatcher"]
+
+log = logging.getLogger(__name__)
+
+# Errors that are not about one item: the run stops instead of failing every item alike.
+FATAL = (AuthError, ConfigError, UnsupportedTask)
+
+
+class Dispatcher:
+    """Sends a run's pending items to the model with bounded concurrency.
+
+    ``call`` asks the model about one item; ``usage`` reads the session's usage so far (for the
+    budget); ``report`` counts and shows an outcome. ``stop`` is set to start nothing new;
+    :meth:`request_interrupt` is what a Ctrl-C does.
+    """
+
+    def __init__(
+        self,
+        *,
+        call: Callable[[InputItem], Result],
+        usage: Callable[[], Usage],
+        backend: Backend,
+        concurrency: int,
+        budget_usd: float | None,
+        summary: RunSummary,
+        report: Callable[[ItemOutcome], None],
+    ) -> None:
+        self.call = call
+        self.usage = usage
+        self.backend = backend
+        self.concurrency = concurrency
+        self.budget_usd = budget_usd
+        self.summary = summary
+        self.report = report
+        self.stop = threading.Event()
+        self.fatal: VlmkitError | None = None
+        self._fatal_lock = threading.Lock()
+        self.interrupt_requested = False
+
+    def request_interrupt(self) -> None:
+        """A first Ctrl-C: start nothing new, stop at the next safe point. A second one
+        interrupts at once."""
+        if self.interrupt_requested:
+            raise KeyboardInterrupt
+        self.interrupt_requested = True
+        self.stop.set()
+
+    def count(self, outcome: ItemOutcome) -> None:
+        if outcome.status == "done":
+            self.summary.done += 1
+        elif outcome.status == "failed":
+            self.summary.failed += 1
+            kind = outcome.error_type or "error"
+            self.summary.failures[kind] = self.summary.failures.get(kind, 0) + 1
+
+    def _budget_reached(self, in_flight: int) -> bool:
+        if self.budget_usd is None:
+            return False
+        usage = self.usage()
+        spent = usage.cost_usd or 0.0
+        average = spent / usage.calls if usage.calls else 0.0
+        return spent + average * (in_flight + 1) > self.budget_usd
+
+    def process(
+        self,
+        pending: list[InputItem],
+        attempts: dict[str, int],
+        ledger: Ledger,
+        feed: SinkFeed | None,
+    ) -> Iterator[ItemOutcome]:
+        """Workers pull items, call the model and record each answer themselves, so the next
+        request leaves as soon as one finishes; this thread reports what they recorded and
+        meanwhile feeds the sinks."""
+        source = iter(pending)
+        lock = threading.Lock()
+        busy = [0]
+        outcomes: queue.Queue[ItemOutcome | None] = queue.Queue()
+
+        def take() -> InputItem | None:
+            with lock:
+                if self.stop.is_set():
+                    return None
+                if self._budget_reached(busy[0]):
+                    if self.summary.stopped is None:
+                        self.summary.stopped = "budget"
+                        log.warning(
+                            "budget of $%.4f reached: no new items are started", self.budget_usd
+                        )
+                    self.stop.set()
+                    return None
+                item = next(source, None)
+                if item is not None:
+                    busy[0] += 1
+                return item
+
+        backend = self.backend
+        gate = None
+        if backend.thread_safe and backend.batch_size == 1 and self.concurrency > 1:
+            gate = RequestGate(self.concurrency, self.stop)
+
+        def work() -> None:
+            REQUEST_GATE.set(gate)  # this thread's context only
+            try:
+                while (item := take()) is not None:
+                    try:
+                        outcome = self._finish(item, attempts, ledger)
+                    finally:
+                        with lock:
+                            busy[0] -= 1
+                    if outcome is not None:
+                        outcomes.put(outcome)
+            finally:
+                outcomes.put(None)  # this worker is done
+
+        # With a gate, twice as many workers as requests in flight: see RequestGate.
+        count = 2 * self.concurrency if gate is not None else self.concurrency
+        workers = [
+            threading.Thread(target=work, name=f"vlmkit-run-{i}", daemon=True)
+            for i in range(min(count, max(len(pending), 1)))
+        ]
+        for worker in workers:
+            worker.start()
+        alive = len(workers)
+        try:
+            while alive:
+                if feed is not None:
+                    feed.pump()
+                try:
+                    outcome = outcomes.get(timeout=0.1)
+                except queue.Empty:
+                    outcome = None
+                    if self.interrupt_requested:
+                        raise KeyboardInterrupt from None
+                    continue
+                if outcome is None:
+                    alive -= 1
+                    continue
+                self.report(outcome)
+                yield outcome
+                if self.interrupt_requested:
+                    raise KeyboardInterrupt
+            if self.interrupt_requested:
+                raise KeyboardInterrupt
+            if self.fatal is not None:
+                self.summary.stopped = "error"
+                raise self.fatal
+        except (KeyboardInterrupt, GeneratorExit) as stop:
+            # Ctrl-C, or the caller stopped iterating: start nothing new, but let the workers
+            # record what is already paid for. A second Ctrl-C abandons the items in flight.
+            self.stop.set()
+            if isinstance(stop, KeyboardInterrupt):
+                self.summary.stopped = "interrupted"
+            # Workers beyond the gate's limit hold items they have not sent: those are withdrawn.
+            in_flight = min(busy[0], self.concurrency)
+            if in_flight:
+                log.warning(
+                    "finishing %d item(s) already sent to the model (Ctrl-C again to abandon them)",
+                    in_flight,
+                )
+            try:
+                for worker in workers:
+                    worker.join()
+            except KeyboardInterrupt:
+                log.warning("abandoned %d in-flight item(s); re-run to resume", busy[0])
+            while True:  # count what the workers recorded meanwhile
+                try:
+                    late = outcomes.get_nowait()
+                except queue.Empty:
+                    break
+                if late is not None:
+                    self.count(late)
+            raise
+
+    def _finish(
+        self, item: InputItem, attempts: dict[str, int], ledger: Ledger
+    ) -> ItemOutcome | None:
+        """Call the model for one item and record the answer (or its failure) in the ledger."""
+        attempt = attempts.get(item.key, 0) + 1
+        try:
+            result = self.call(item)
+            return record(ledger, item, attempt, result, None)
+        except RequestWithdrawn:
+            return None  # never sent: the item stays to do
+        except FATAL as err:
+            # Not this item's fault (bad credentials, a model that cannot load, a bad option):
+            # every item would fail the same way, so the run stops instead of recording them.
+            with self._fatal_lock:
+                if self.fatal is None:
+                    self.fatal = err
+            self.stop.set()
+            return None
+        except VlmkitError as err:
+            return record(ledger, item, attempt, None, err)
+        except Exception as err:  # a bug must not lose the rest of the run
+            log.exception("unexpected error on %s", item.key)
+            return record(ledger, item, attempt, None, err)
+
+
+def record(
+    ledger: Ledger,
+    item: InputItem,
+    attempt: int,
+    result: Result | None,
+    error: BaseException | str | None,
+) -> ItemOutcome:
+    """Append one item's answer (or failure, with its reason) to the ledger, durably."""
+    size = getattr(result, "image_size", None) if result is not None else None
+    kind = type(error).__name__ if isinstance(error, BaseException) else None
+    if error is None and result is not None:
+        problem = outcome_problem(result)
+        if problem is not None:
+            kind, error = problem
+    extra: dict[str, Any] = {}
+    if error is not None:
+        extra = {"error": str(error), "error_type": kind or "Error"}
+    entry = LedgerRecord(
+        key=item.key,
+        status="done" if error is None else "failed",
+        result=result,
+        image_path=str(item.path),
+        image_size=size,
+        attempt=attempt,
+        **extra,
+    )
+    ledger.append(entry)  # durable before the item counts as done
+    return ItemOutcome(
+        key=item.key,
+        path=item.path,
+        status=entry.status,
+        result=result,
+        error=entry.error,
+        error_type=entry.error_type,
+    )

@@ -1,0 +1,45 @@
+"""A run's identity (``OUT/run.json``): what makes its answers comparable.
+
+A resumed run must ask the same question as the run that started the folder; anything else
+would mix answers to different questions in one dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from vlmkit.errors import ConfigError
+
+__all__ = ["MANIFEST_NAME", "check_manifest"]
+
+MANIFEST_NAME = "run.json"
+_COMPARED = ("task", "prompt", "backend", "model", "options")
+
+
+def check_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
+    """Write ``manifest`` into a new run folder, or refuse one that holds another run's."""
+    from vlmkit.atomic import atomic_write_text
+    from vlmkit.serialize import to_json
+
+    path = out_dir / MANIFEST_NAME
+    current = json.loads(json.dumps(manifest, default=str))
+    if path.exists():
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"{path} is unreadable ({err}); use a new --out folder") from err
+        changed = [
+            f"{key}: {previous.get(key)!r} → {current[key]!r}"
+            for key in _COMPARED
+            if previous.get(key) != current[key]
+        ]
+        if changed:
+            raise ConfigError(
+                f"{out_dir} holds results of a different run ({'; '.join(changed)}); "
+                "resuming would mix answers to different questions. Use a new --out "
+                "folder, or repeat the original settings to resume."
+            )
+        return
+    atomic_write_text(path, to_json(current, indent=2) + "\n")

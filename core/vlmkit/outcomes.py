@@ -1,0 +1,111 @@
+"""What a run reports: one outcome per input, and the run's totals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import attrs
+
+from vlmkit.types import FinishReason, Result, Usage
+
+__all__ = ["ItemOutcome", "RunSummary", "Status", "outcome_problem", "usage_since"]
+
+Status = Literal["done", "failed", "skipped", "resumed"]
+
+
+@attrs.frozen(kw_only=True)
+class ItemOutcome:
+    """What happened to one input in this run."""
+
+    key: str
+    path: Path | None
+    status: Status
+    result: Result | None = None
+    error: str | None = None
+    error_type: str | None = None
+
+
+@attrs.define
+class RunSummary:
+    """Totals of a run, printed at the end by ``vlmkit label``."""
+
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    resumed: int = 0  # finished in an earlier run, skipped now
+    usage: Usage = attrs.field(factory=Usage.zero)
+    wall_s: float = 0.0
+    stopped: str | None = None  # "budget", "interrupted", "error" or None
+    failures: dict[str, int] = attrs.field(factory=dict)  # error type -> count
+    sink_files: dict[str, list[Path]] = attrs.field(factory=dict)
+
+    @property
+    def tokens(self) -> int:
+        return self.usage.total_tokens
+
+    @property
+    def cost_usd(self) -> float | None:
+        return self.usage.cost_usd
+
+    @property
+    def items_per_s(self) -> float:
+        processed = self.done + self.failed
+        return processed / self.wall_s if self.wall_s > 0 else 0.0
+
+    def __str__(self) -> str:
+        cost = "n/a" if self.cost_usd is None else f"${self.cost_usd:.4f}"
+        lines = [
+            f"done {self.done}, failed {self.failed}, skipped {self.skipped}, "
+            f"resumed {self.resumed}",
+            f"tokens {self.tokens:,} (prompt {self.usage.prompt_tokens:,}, output "
+            f"{self.usage.output_tokens:,}, thinking {self.usage.thinking_tokens:,}), "
+            f"estimated cost {cost}",
+            f"wall time {self.wall_s:.2f} s, {self.items_per_s:.2f} items/s",
+        ]
+        if self.failures:
+            lines.append("failures: " + ", ".join(f"{k} {v}" for k, v in self.failures.items()))
+        if self.stopped == "error":
+            lines.append("stopped early: error (fix it, then re-run the same command to resume)")
+        elif self.stopped:
+            lines.append(f"stopped early: {self.stopped} (re-run the same command to resume)")
+        return "\n".join(lines)
+
+
+def outcome_problem(result: Result) -> tuple[str, str] | None:
+    """Why a returned result is not a usable label (blocked, empty, cut off), if it is not:
+    ``(kind, reason)``."""
+    finish = result.finish
+    detail = result.provenance.detail if result.provenance else None
+    if finish in (FinishReason.SAFETY, FinishReason.BLOCKED):
+        why = (
+            f"{finish.value}: {detail}"
+            if detail and detail.lower() != finish.value
+            else finish.value
+        )
+        return "Blocked", f"blocked by the provider ({why})"
+    if finish is FinishReason.EMPTY:
+        return "Empty", "the model returned an empty answer"
+    if result.report.truncated or finish is FinishReason.MAX_TOKENS:
+        kept = len(getattr(result, "items", ()))
+        return (
+            "Truncated",
+            f"the answer was cut off by the token limit (kept {kept} complete items)",
+        )
+    if finish is FinishReason.OTHER:
+        return "Stopped", "the model stopped for an unknown reason"
+    return None
+
+
+def usage_since(before: Usage, after: Usage) -> Usage:
+    cost = None
+    if after.cost_usd is not None:
+        cost = after.cost_usd - (before.cost_usd or 0.0)
+    return Usage(
+        prompt_tokens=after.prompt_tokens - before.prompt_tokens,
+        output_tokens=after.output_tokens - before.output_tokens,
+        thinking_tokens=after.thinking_tokens - before.thinking_tokens,
+        latency_s=after.latency_s - before.latency_s,
+        calls=after.calls - before.calls,
+        cost_usd=cost,
+    )

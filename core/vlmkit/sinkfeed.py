@@ -1,0 +1,92 @@
+"""Feeding a run's sinks while it runs, so the end of the run only commits them."""
+
+from __future__ import annotations
+
+import logging
+import queue
+from typing import TYPE_CHECKING
+
+from vlmkit.errors import ConfigError
+from vlmkit.ledger import LedgerRecord, LedgerState
+
+if TYPE_CHECKING:
+    from vlmkit.export import Exporter, ExportResult
+
+__all__ = ["SinkFeed"]
+
+log = logging.getLogger(__name__)
+
+
+class SinkFeed:
+    """Writes a run's records into its sinks while the run goes on, in the ledger's first-seen
+    order, so that the end of the run only commits (the output is the same as exporting the
+    finished ledger: the files are staged and invisible until then).
+
+    A record is written once it is final: records of earlier runs at once, unless this run
+    re-runs their item (``--retry-failed``), in which case the feed waits for the new record,
+    which keeps the old one's place; records of new items as they are appended. Any problem
+    (a full disk, a key recorded twice) stops the feed and discards what it staged; the run
+    then exports the whole ledger at the end as before.
+    """
+
+    def __init__(self, exporter: Exporter, state: LedgerState, rerun: set[str]) -> None:
+        self.exporter = exporter
+        self.state = state
+        self.order = list(state.records)  # first-seen key order, new keys appended
+        self.known = set(self.order)
+        self.waiting = rerun & self.known
+        self.cursor = 0
+        self.failed = False
+        self._appended: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    def appended(self, record: LedgerRecord) -> None:
+        """The ledger's ``on_append`` hook: called in file order, under the ledger's lock."""
+        self._appended.put(record.key)
+
+    def pump(self) -> None:
+        """Write every record that became final (the run loop calls this between outcomes)."""
+        self._step(final=False)
+
+    def finish(self) -> ExportResult | None:
+        """Write what is left and commit; None if the feed failed (then export instead)."""
+        self._step(final=True)
+        if self.failed:
+            return None
+        return self.exporter.finish(bad_lines=self.state.bad_lines)
+
+    def _step(self, *, final: bool) -> None:
+        if self.failed:
+            return
+        try:
+            self._drain()
+            if final:  # items this run did not get to keep their earlier record
+                self.waiting.clear()
+            while self.cursor < len(self.order) and self.order[self.cursor] not in self.waiting:
+                self.exporter.add(self.state.records[self.order[self.cursor]])
+                self.cursor += 1
+        except Exception as err:  # never stop the run for its sinks: export at the end
+            log.warning(
+                "writing the sinks during the run stopped (%s); they are written at the end "
+                "instead",
+                err,
+            )
+            self.discard()
+
+    def _drain(self) -> None:
+        """Take in the keys appended since, in file order."""
+        while True:
+            try:
+                key = self._appended.get_nowait()
+            except queue.Empty:
+                return
+            if key not in self.known:
+                self.known.add(key)
+                self.order.append(key)
+            elif key in self.waiting:
+                self.waiting.discard(key)
+            else:
+                raise ConfigError(f"{key!r} was recorded twice in one run")
+
+    def discard(self) -> None:
+        self.failed = True
+        self.exporter.discard()

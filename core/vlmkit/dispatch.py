@@ -71,6 +71,9 @@ class Dispatcher:
     def count(self, outcome: ItemOutcome) -> None:
         if outcome.status == "done":
             self.summary.done += 1
+            provenance = outcome.result.provenance if outcome.result is not None else None
+            if provenance is not None and provenance.cached:
+                self.summary.cached += 1
         elif outcome.status == "failed":
             self.summary.failed += 1
             kind = outcome.error_type or "error"

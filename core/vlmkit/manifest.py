@@ -35,11 +35,22 @@ def check_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
             for key in _COMPARED
             if previous.get(key) != current[key]
         ]
+        if "settings" in previous:  # folders of older versions did not record them
+            changed += _changed_settings(previous["settings"] or {}, current.get("settings", {}))
         if changed:
             raise ConfigError(
                 f"{out_dir} holds results of a different run ({'; '.join(changed)}); "
                 "resuming would mix answers to different questions. Use a new --out "
-                "folder, or repeat the original settings to resume."
+                "folder, or repeat the original settings (and --config) to resume."
             )
         return
     atomic_write_text(path, to_json(current, indent=2) + "\n")
+
+
+def _changed_settings(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The backend settings (``--config``) that differ, each named."""
+    return [
+        f"--config {name}: {previous.get(name)!r} → {current.get(name)!r}"
+        for name in sorted(set(previous) | set(current))
+        if previous.get(name) != current.get(name)
+    ]

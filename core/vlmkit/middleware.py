@@ -27,7 +27,7 @@ from vlmkit.types import FinishReason, Result, Usage
 __all__ = ["AnswerCache", "UsageMeter", "default_cache_dir"]
 
 log = logging.getLogger(__name__)
-_KEY_VERSION = "vlmkit-cache-1"
+_KEY_VERSION = "vlmkit-cache-2"
 
 
 def default_cache_dir() -> Path:
@@ -47,7 +47,9 @@ def _video_identity(source: str) -> dict[str, Any]:
 
 
 class AnswerCache:
-    """Answers keyed by backend, model, task, prompt, options and the images' content hashes.
+    """Answers keyed by the backend's identity (name, distribution version, answer-relevant
+    settings such as the endpoint; never a credential), model, task, prompt, options and the
+    images' content hashes.
 
     Only complete answers (finished normally, not cut off) are stored. Entries are JSON files
     written atomically; a damaged entry is ignored and rewritten.
@@ -66,6 +68,7 @@ class AnswerCache:
         payload = {
             "v": _KEY_VERSION,
             "backend": runtime.backend_name,
+            "identity": runtime.identity,
             "model": runtime.model,
             "convention": getattr(backend, "convention", None),
             "task": request.task,

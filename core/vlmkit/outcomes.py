@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -34,6 +34,7 @@ class RunSummary:
     failed: int = 0
     skipped: int = 0
     resumed: int = 0  # finished in an earlier run, skipped now
+    cached: int = 0  # done with an answer from the answer cache: no model call, no cost
     usage: Usage = attrs.field(factory=Usage.zero)
     wall_s: float = 0.0
     stopped: str | None = None  # "budget", "interrupted", "error" or None
@@ -53,6 +54,26 @@ class RunSummary:
         processed = self.done + self.failed
         return processed / self.wall_s if self.wall_s > 0 else 0.0
 
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as plain JSON data (``vlmkit label --json``)."""
+        return {
+            "done": self.done,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "resumed": self.resumed,
+            "cached": self.cached,
+            "tokens": self.tokens,
+            "prompt_tokens": self.usage.prompt_tokens,
+            "output_tokens": self.usage.output_tokens,
+            "thinking_tokens": self.usage.thinking_tokens,
+            "calls": self.usage.calls,
+            "cost_usd": self.cost_usd,
+            "wall_s": self.wall_s,
+            "stopped": self.stopped,
+            "failures": dict(self.failures),
+            "sink_files": {k: [str(p) for p in v] for k, v in self.sink_files.items()},
+        }
+
     def __str__(self) -> str:
         cost = "n/a" if self.cost_usd is None else f"${self.cost_usd:.4f}"
         lines = [
@@ -63,6 +84,12 @@ class RunSummary:
             f"estimated cost {cost}",
             f"wall time {self.wall_s:.2f} s, {self.items_per_s:.2f} items/s",
         ]
+        if self.cached:
+            lines.insert(
+                1,
+                f"cached {self.cached} (answers reused from the answer cache: no model call, "
+                "no tokens, no cost; --no-cache to ask again)",
+            )
         if self.failures:
             lines.append("failures: " + ", ".join(f"{k} {v}" for k, v in self.failures.items()))
         if self.stopped == "error":

@@ -61,6 +61,14 @@ def _options(values: Iterable[Option]) -> tuple[Option, ...]:
     return tuple(values)
 
 
+def _names(values: Iterable[str] | None) -> frozenset[str] | None:
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = (values,)
+    return frozenset(str(v) for v in values)
+
+
 def _callable(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not callable(value):
         raise ConfigError(f"{attribute.name} must be callable, got {value!r}")
@@ -123,6 +131,10 @@ class BackendInfo:
     settings: tuple[Option, ...] = attrs.field(default=(), converter=_options)
     plugin: str | None = None  # entry point / plugin name, filled in by the host
     distribution: str | None = None  # "vlmkit-gemini 0.1.0", filled in by the host
+    #: the construction settings whose values change answers (the endpoint, a project, an
+    #: offset): part of the answer cache's key and of a run's identity. ``None`` (the default):
+    #: every setting except credentials (:func:`vlmkit.identity.is_credential`).
+    answer_settings: frozenset[str] | None = attrs.field(default=None, converter=_names)
 
     @tasks.validator
     def _check_tasks(self, _attribute: object, value: frozenset[str]) -> None:

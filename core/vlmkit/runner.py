@@ -64,6 +64,8 @@ class RunSession(Protocol):
     @property
     def backend_info(self) -> BackendInfo: ...
     @property
+    def backend_identity(self) -> dict[str, Any]: ...
+    @property
     def usage(self) -> Usage: ...
     def sinks(self) -> Mapping[str, SinkInfo]: ...
     def sink(self, name: str, out_dir: str | Path, **options: Any) -> Sink: ...
@@ -152,6 +154,7 @@ class Run:
             "backend": backend,
             "model": model,
             "options": {k: self.options[k] for k in sorted(self.options)},
+            "settings": self.session.backend_identity.get("settings", {}),
         }
 
     # -- helpers --------------------------------------------------------------------------

@@ -61,3 +61,6 @@ class Runtime:
     model: str | None
     generate: Callable[[Request], Generation]
     settings: dict[str, Any] = attrs.field(factory=dict)
+    #: the backend's identity (:func:`vlmkit.identity.backend_identity`): name, distribution
+    #: and answer-relevant settings, never a credential
+    identity: dict[str, Any] = attrs.field(factory=dict)

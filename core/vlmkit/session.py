@@ -137,10 +137,13 @@ class Session:
             instance.close()
             raise
         self._backend, self._backend_info = instance, info
+        from vlmkit.identity import backend_identity
+
         self._runtime = Runtime(
             backend_name=info.name,
             model=getattr(instance, "model", None) or model,
             generate=self._generate_function(instance),
+            identity=backend_identity(info, instance, config),
         )
 
     def _generate_function(self, instance: Backend) -> Any:
@@ -178,6 +181,15 @@ class Session:
         self.backend  # noqa: B018 - raises the clear error
         assert self._backend_info is not None
         return self._backend_info
+
+    @property
+    def backend_identity(self) -> dict[str, Any]:
+        """Which backend answers, from which distribution, with which answer-relevant settings
+        (the endpoint, a project, ...; never a credential): what the answer cache keys on and
+        what a run folder records in ``run.json``."""
+        self.backend  # noqa: B018 - raises the clear error
+        assert self._runtime is not None
+        return dict(self._runtime.identity)
 
     @property
     def plugin_manager(self) -> Any:

@@ -529,3 +529,17 @@ def test_console_script_in_a_subprocess(env, image):
     assert failed.returncode == 2
     assert failed.stderr.startswith("error: no backend named 'nothing-here'")
     assert "Traceback" not in failed.stderr
+
+
+def test_cached_answers_are_said_by_detect_and_counted_by_label_json(vlm, tmp_path, image):
+    first = vlm("detect", image, "-l", "cat", "-b", "scripted")
+    assert first.exit_code == 0 and "cache" not in first.stderr
+    again = vlm("detect", image, "-l", "cat", "-b", "scripted")
+    assert again.exit_code == 0 and "answer from the answer cache" in again.stderr
+    as_json = vlm("detect", image, "-l", "cat", "-b", "scripted", "--json")
+    assert json.loads(as_json.stdout)["provenance"]["cached"] is True
+    args = ("label", image, "-l", "cat", "-b", "scripted", "--no-progress", "--json")
+    run = vlm(*args, "--out", str(tmp_path / "run"))
+    assert run.exit_code == 0, run.output
+    summary = json.loads(run.stdout)
+    assert summary["done"] == 1 and summary["cached"] == 1 and summary["cost_usd"] in (None, 0)

@@ -562,6 +562,9 @@ def label(
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
     cache: Cache = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run's summary as one JSON document.")
+    ] = False,
     plugin: PluginFlag = None,
     strict: StrictFlag = False,
     verbose: VerboseFlag = 0,
@@ -607,7 +610,11 @@ def label(
             finally:  # an interrupted or failed run still says how far it got
                 gc.unfreeze()  # back to normal for whatever runs in this process next
                 summary = getattr(results, "summary", None)
-                if summary is not None:
+                if summary is not None and as_json:
+                    from vlmkit.serialize import to_json
+
+                    typer.echo(to_json(summary.to_dict(), indent=2))
+                elif summary is not None:
                     typer.echo(str(summary))
         failed = getattr(summary, "failed", 0) or 0
         if failed:

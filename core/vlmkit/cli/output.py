@@ -117,6 +117,8 @@ def notes(result: Result) -> list[str]:
     from vlmkit.types import Detections
 
     found = []
+    if result.provenance is not None and result.provenance.cached:
+        found.append("answer from the answer cache (no model call; --no-cache to ask again)")
     if not result.report.clean:
         found.append(f"parse report: {result.report.summary()}")
     finish = result.finish.value

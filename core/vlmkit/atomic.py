@@ -43,6 +43,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "safe_join",
+    "sweep_stale_files",
     "utf8_safe",
 ]
 
@@ -116,6 +117,20 @@ def _sweep_stale(folder: Path) -> None:
             with contextlib.suppress(OSError):
                 if entry.is_file(follow_symlinks=False):
                     os.unlink(entry.path)
+
+
+def sweep_stale_files(root: str | os.PathLike[str]) -> int:
+    """Remove the hidden temporary files (``.NAME.PID-XXXXXXXXXXXX.tmp``) that processes which
+    no longer run left anywhere under ``root``; return how many were removed. A run calls this
+    on its folder once it holds the folder's lock (:mod:`vlmkit.runlock`)."""
+    removed = 0
+    for folder, _dirs, names in os.walk(root):
+        if any(_TEMP_NAME.fullmatch(name) for name in names):
+            before = sum(1 for name in names if _TEMP_NAME.fullmatch(name))
+            _sweep_stale(Path(folder))
+            after = sum(1 for name in os.listdir(folder) if _TEMP_NAME.fullmatch(name))
+            removed += before - after
+    return removed
 
 
 def _fsync_file(path: Path) -> None:

@@ -25,12 +25,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from vlmkit.atomic import sweep_stale_files
 from vlmkit.dispatch import Dispatcher
 from vlmkit.errors import ConfigError
 from vlmkit.inputs import InputItem, SkippedInput, collect_inputs
 from vlmkit.ledger import Ledger, LedgerState, read_ledger
 from vlmkit.manifest import check_manifest
 from vlmkit.outcomes import ItemOutcome, RunSummary, usage_since
+from vlmkit.runlock import RunLock
 from vlmkit.sinkfeed import SinkFeed
 
 if TYPE_CHECKING:
@@ -193,6 +195,17 @@ class Run:
         started = time.perf_counter()
         usage_before = self.session.usage
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(self.out_dir)
+        lock.acquire()  # one writer per run folder, for the whole run
+        try:
+            yield from self._locked(started, usage_before)
+        finally:
+            lock.release()
+
+    def _locked(self, started: float, usage_before: Usage) -> Iterator[ItemOutcome]:
+        swept = sweep_stale_files(self.out_dir)
+        if swept:
+            log.info("removed %d temporary file(s) left by killed runs in %s", swept, self.out_dir)
         check_manifest(self.out_dir, self.manifest())
         state = read_ledger(self.ledger_path)
         attempts = {record.key: record.attempt for record in state}

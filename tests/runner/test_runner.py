@@ -444,7 +444,7 @@ def test_ctrl_c_leaves_a_resumable_ledger(tmp_path):
     assert len(calls.read_text().splitlines()) == len(state.done)
     # the sinks fed during the run were discarded: nothing written, nothing left staged
     left = sorted(p.name for p in out.rglob("*") if p.is_file())
-    assert left == ["results.jsonl", "run.json"], left
+    assert left == [".vlmkit.lock", "results.jsonl", "run.json"], left  # the lock file stays
     resumed = _driver(images, out, calls, "0.001", "coco,yolo")
     resumed.communicate(timeout=60)
     assert len(read_ledger(out / "results.jsonl").done) == 40

@@ -1,15 +1,31 @@
-"""A run's inputs: files, folders and globs expanded into items with stable keys."""
+"""A run's inputs: files, folders and globs expanded into items with stable keys.
+
+A key names an input inside its run folder (the ledger, COCO ``file_name``, YOLO label paths).
+It depends only on the argument that yielded the file, never on the other arguments, so adding
+a folder or a file to a command line never re-keys what is already done:
+
+* a folder argument: the file's path relative to that folder (``photos/`` → ``sub/a.jpg``);
+* a glob: the path relative to the glob's folder part (``photos/**/*.jpg`` → ``sub/a.jpg``);
+* a file argument: its name (``shots/a.jpg`` → ``a.jpg``).
+
+Two different files with one key are refused before any request. The same file reached twice
+(through two arguments, or a symbolic link) is one item, keyed by the first argument. Entries
+that are not regular files — FIFOs, sockets, device files, broken links, symbolic-link loops —
+are skipped with their reason, never read.
+"""
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
-from collections.abc import Iterable
+import stat
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import attrs
 
-from vlmkit.errors import MediaError
+from vlmkit.errors import ConfigError, MediaError
 from vlmkit.media import is_image_path
 
 __all__ = ["InputItem", "SkippedInput", "collect_inputs"]
@@ -17,8 +33,8 @@ __all__ = ["InputItem", "SkippedInput", "collect_inputs"]
 
 @attrs.frozen(kw_only=True)
 class InputItem:
-    """One input of a run: its stable key (path relative to the inputs' common root, with
-    ``/`` separators) and where it is."""
+    """One input of a run: its stable key (see the module's docs; ``/`` separators) and the
+    file it is (an absolute path, symbolic links resolved)."""
 
     key: str
     path: Path
@@ -26,66 +42,155 @@ class InputItem:
 
 @attrs.frozen(kw_only=True)
 class SkippedInput:
+    """An input left out, and why (not an image, not a regular file, a symbolic-link loop)."""
+
     path: Path
     reason: str
 
 
+def _kind(mode: int) -> str | None:
+    """Why a file of this mode is no input, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe), not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "a socket, not a regular file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device file, not a regular file"
+    return "not a regular file"
+
+
+def _check_entry(path: Path) -> str | None:
+    """Why ``path`` (found in a folder or by a glob) cannot be an input, or None."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        if path.is_symlink():
+            if err.errno == errno.ELOOP:
+                return "a symbolic-link loop"
+            return "a broken symbolic link"
+        return f"unreadable ({err.strerror or err})"
+    return _kind(mode)
+
+
+def _walk(folder: Path) -> Iterator[tuple[Path, str | None]]:
+    """Every entry under ``folder`` (following symbolic links to folders, each real folder
+    once) in sorted order, with the reason it is skipped when it is; hidden ones left out."""
+    seen: set[tuple[int, int]] = set()
+
+    def visit(current: Path) -> Iterator[tuple[Path, str | None]]:
+        try:
+            info = current.stat()
+        except OSError:
+            return
+        identity = (info.st_dev, info.st_ino)
+        if identity in seen:
+            yield current, "a symbolic-link loop (this folder is already being read)"
+            return
+        seen.add(identity)
+        try:
+            entries = sorted(os.scandir(current), key=lambda entry: entry.name)
+        except OSError as err:
+            yield current, f"unreadable folder ({err.strerror or err})"
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                yield from visit(path)
+            else:
+                yield path, _check_entry(path)
+
+    yield from visit(folder)
+
+
+def _glob_base(pattern: str) -> Path:
+    """The folder part of a glob before its first wildcard (``photos/**/*.jpg`` → ``photos``)."""
+    parts = Path(pattern).parts
+    for index, part in enumerate(parts):
+        if glob.has_magic(part):
+            return Path(*parts[:index]) if index else Path(".")
+    return Path(pattern).parent
+
+
 def _expand(
     inputs: Iterable[str | os.PathLike[str]], exclude: Path | None = None
-) -> tuple[list[Path], list[SkippedInput]]:
-    files: list[Path] = []
+) -> tuple[list[tuple[str, Path]], list[SkippedInput]]:
+    """``(key, path)`` of every input file in argument order, and what was skipped."""
+    found: list[tuple[str, Path]] = []
     skipped: list[SkippedInput] = []
-    excluded = exclude.resolve() if exclude is not None else None
+    excluded = Path(os.path.realpath(exclude)) if exclude is not None else None
 
     def outside(path: Path) -> bool:  # a run's own outputs are never its inputs
-        return excluded is None or not path.resolve().is_relative_to(excluded)
+        return excluded is None or not Path(os.path.realpath(path)).is_relative_to(excluded)
+
+    def consider(path: Path, key: str, reason: str | None) -> None:
+        if reason is None and not is_image_path(path):
+            reason = "not an image file"
+        if reason is not None:
+            skipped.append(SkippedInput(path=path, reason=reason))
+        else:
+            found.append((key, path))
 
     for raw in inputs:
         text = os.fspath(raw)
         path = Path(text).expanduser()
         if path.is_dir():
-            for found in sorted(p for p in path.rglob("*") if p.is_file() and outside(p)):
-                if found.name.startswith("."):
-                    continue
-                if is_image_path(found):
-                    files.append(found)
-                else:
-                    skipped.append(SkippedInput(path=found, reason="not an image file"))
-        elif path.is_file():
-            files.append(path)  # named explicitly: try it, a bad one fails with its reason
+            for entry, reason in _walk(path):
+                if outside(entry):
+                    consider(entry, entry.relative_to(path).as_posix(), reason)
+        elif os.path.lexists(path) and not glob.has_magic(text):
+            reason = _check_entry(path)
+            if reason is not None:
+                skipped.append(SkippedInput(path=path, reason=reason))
+            else:  # named explicitly: try it, a bad one fails with its reason
+                found.append((path.name, path))
         elif glob.has_magic(text):
-            matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if outside(Path(m)))
+            base = _glob_base(os.path.expanduser(text))
+            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text), recursive=True))
+            matches = [m for m in matches if outside(m) and not m.is_dir()]
             if not matches:
                 skipped.append(SkippedInput(path=path, reason="the pattern matched nothing"))
-            for found in matches:
-                if found.is_file() and is_image_path(found):
-                    files.append(found)
-                elif found.is_file():
-                    skipped.append(SkippedInput(path=found, reason="not an image file"))
+            for match in matches:
+                consider(match, match.relative_to(base).as_posix(), _check_entry(match))
         else:
             # a typo must fail before any model call, not show up as one skipped item
             raise MediaError(f"no such file or folder: {text}", source=text)
-    return files, skipped
+    return found, skipped
 
 
 def collect_inputs(
     inputs: Iterable[str | os.PathLike[str]],
     *,
     exclude: str | os.PathLike[str] | None = None,
-) -> tuple[list[InputItem], list[SkippedInput], Path | None]:
+) -> tuple[list[InputItem], list[SkippedInput]]:
     """Expand files, folders (recursively) and globs into items with stable keys.
 
-    Returns the items (deduplicated, in sorted order), the inputs skipped with a reason, and
-    the root the keys are relative to. Files under ``exclude`` (the run's output folder) are
-    left out of folder scans and globs.
+    Returns the items (one per file, in argument order, each folder's files sorted) and the
+    inputs skipped with a reason. Files under ``exclude`` (the run's output folder) are left
+    out. Raises :class:`~vlmkit.ConfigError` when two different files would get one key.
     """
-    files, skipped = _expand(inputs, Path(exclude) if exclude is not None else None)
-    resolved = list(dict.fromkeys(p.resolve() for p in files))
-    if not resolved:
-        return [], skipped, None
-    if len(resolved) == 1:
-        root = resolved[0].parent
-    else:
-        root = Path(os.path.commonpath([str(p.parent) for p in resolved]))
-    items = [InputItem(key=p.relative_to(root).as_posix(), path=p) for p in resolved]
-    return items, skipped, root
+    found, skipped = _expand(inputs, Path(exclude) if exclude is not None else None)
+    items: list[InputItem] = []
+    by_file: set[Path] = set()
+    by_key: dict[str, Path] = {}
+    for key, path in found:
+        resolved = Path(os.path.realpath(path))
+        if resolved in by_file:
+            continue  # the same file again (two arguments, a link): the first key holds
+        if key in by_key:
+            raise ConfigError(
+                f"{by_key[key]} and {path} would both be keyed {key!r} in the run folder; "
+                "pass their common parent folder (or a glob from it) instead, or label them "
+                "into separate --out folders"
+            )
+        by_file.add(resolved)
+        by_key[key] = path
+        items.append(InputItem(key=key, path=resolved))
+    return items, skipped

@@ -40,6 +40,7 @@ class RunSummary:
     stopped: str | None = None  # "budget", "interrupted", "error" or None
     failures: dict[str, int] = attrs.field(factory=dict)  # error type -> count
     sink_files: dict[str, list[Path]] = attrs.field(factory=dict)
+    skipped_inputs: dict[str, str] = attrs.field(factory=dict)  # input path -> why skipped
 
     @property
     def tokens(self) -> int:
@@ -71,6 +72,7 @@ class RunSummary:
             "wall_s": self.wall_s,
             "stopped": self.stopped,
             "failures": dict(self.failures),
+            "skipped_inputs": dict(self.skipped_inputs),
             "sink_files": {k: [str(p) for p in v] for k, v in self.sink_files.items()},
         }
 
@@ -90,6 +92,10 @@ class RunSummary:
                 f"cached {self.cached} (answers reused from the answer cache: no model call, "
                 "no tokens, no cost; --no-cache to ask again)",
             )
+        if self.skipped_inputs:
+            shown = [f"{path} ({why})" for path, why in list(self.skipped_inputs.items())[:5]]
+            more = len(self.skipped_inputs) - len(shown)
+            lines.append("skipped: " + ", ".join(shown) + (f" and {more} more" if more else ""))
         if self.failures:
             lines.append("failures: " + ", ".join(f"{k} {v}" for k, v in self.failures.items()))
         if self.stopped == "error":

@@ -16,6 +16,7 @@ The pieces live in modules named for their jobs: :mod:`vlmkit.inputs` (items and
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -24,6 +25,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
 
 from vlmkit.atomic import sweep_stale_files
 from vlmkit.dispatch import Dispatcher
@@ -121,7 +124,7 @@ class Run:
         session._check(task, "image")  # an unsupported task fails now, not once per item
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise ConfigError(f"--out must be a folder, but {self.out_dir} is a file")
-        self.items, self.skipped_inputs, self.root = collect_inputs(inputs, exclude=self.out_dir)
+        self.items, self.skipped_inputs = collect_inputs(inputs, exclude=self.out_dir)
         self.summary = RunSummary()
         self._bar: Any = None
         self._dispatcher = Dispatcher(
@@ -212,10 +215,11 @@ class Run:
         pending: list[InputItem] = []
         for skipped in self.skipped_inputs:
             self.summary.skipped += 1
+            self.summary.skipped_inputs[str(skipped.path)] = skipped.reason
             yield ItemOutcome(
                 key=str(skipped.path), path=skipped.path, status="skipped", error=skipped.reason
             )
-        for item in self.items:
+        for item in _known_keys(self.items, state):
             if item.key in state.done or (item.key in state.failed and not self.retry_failed):
                 self.summary.resumed += 1
                 continue
@@ -290,3 +294,26 @@ class Run:
             records=dict(state.records), bad_lines=state.bad_lines, torn_lines=state.torn_lines
         )
         self.summary.sink_files = exporter.replay(whole)
+
+
+def _known_keys(items: list[InputItem], state: LedgerState) -> list[InputItem]:
+    """Items whose file the ledger already holds under another key (a folder written by an
+    older vlmkit, which keyed on the inputs' common folder) keep that key: a finished image is
+    never sent again because the inputs were given differently."""
+    missing = [item for item in items if item.key not in state.records]
+    if not missing:
+        return items
+    known: dict[str, str] = {}
+    for key, record in state.records.items():
+        if record.image_path:
+            with contextlib.suppress(OSError, ValueError):
+                known.setdefault(os.path.realpath(record.image_path), key)
+    taken = {item.key for item in items}
+    renamed: list[InputItem] = []
+    for item in items:
+        old = known.get(str(item.path)) if item.key not in state.records else None
+        if old is not None and old not in taken:
+            item = attrs.evolve(item, key=old)
+            taken.add(old)
+        renamed.append(item)
+    return renamed

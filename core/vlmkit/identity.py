@@ -17,14 +17,18 @@ from vlmkit.records import BackendInfo
 
 __all__ = ["backend_identity", "is_credential"]
 
-_CREDENTIAL = re.compile(r"(api_?key|secret|token|password|passwd|credential)", re.I)
+_SECRET_WORDS = ("key", "token", "secret", "password", "passwd", "credential", "credentials")
+_WORDS = re.compile(r"[a-z0-9]+")
 _SCALARS = (str, int, float, bool)
 
 
 def is_credential(name: str) -> bool:
-    """Whether a setting named ``name`` holds a credential (``api_key``, ``credentials``,
-    ``token``, ``password``, ...): such values never enter keys, manifests or logs."""
-    return bool(_CREDENTIAL.search(name))
+    """Whether a setting named ``name`` holds a credential: one of its words is (or ends in)
+    key, token, secret, password or credential(s) — ``api_key``, ``GEMINI_API_KEY``,
+    ``authToken``, ``credentials``; but not ``max_soft_tokens``. Such values never enter cache
+    keys, manifests, logs or error messages."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+    return any(part.endswith(_SECRET_WORDS) for part in _WORDS.findall(spaced))
 
 
 def backend_identity(

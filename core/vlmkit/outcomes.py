@@ -37,7 +37,7 @@ class RunSummary:
     cached: int = 0  # done with an answer from the answer cache: no model call, no cost
     usage: Usage = attrs.field(factory=Usage.zero)
     wall_s: float = 0.0
-    stopped: str | None = None  # "budget", "interrupted", "error" or None
+    stopped: str | None = None  # "budget", "interrupted", "error", "no images" or None
     failures: dict[str, int] = attrs.field(factory=dict)  # error type -> count
     sink_files: dict[str, list[Path]] = attrs.field(factory=dict)
     skipped_inputs: dict[str, str] = attrs.field(factory=dict)  # input path -> why skipped
@@ -98,7 +98,9 @@ class RunSummary:
             lines.append("skipped: " + ", ".join(shown) + (f" and {more} more" if more else ""))
         if self.failures:
             lines.append("failures: " + ", ".join(f"{k} {v}" for k, v in self.failures.items()))
-        if self.stopped == "error":
+        if self.stopped == "no images":
+            lines.append("no images found among the inputs: nothing to do")
+        elif self.stopped == "error":
             lines.append("stopped early: error (fix it, then re-run the same command to resume)")
         elif self.stopped:
             lines.append(f"stopped early: {self.stopped} (re-run the same command to resume)")

@@ -58,6 +58,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RUN_TASKS = ("detect", "segment", "describe", "ocr")
+_CATEGORY_SINKS = ("coco", "yolo")  # built-in sinks whose class ids a label list fixes
 LEDGER_NAME = "results.jsonl"
 
 
@@ -111,6 +112,10 @@ class Run:
         self.ledger_path = self.out_dir / LEDGER_NAME
         self.sinks = [s for s in dict.fromkeys(sinks) if s != "jsonl"]  # the ledger is the jsonl
         self.sink_options = {k: dict(v) for k, v in (sink_options or {}).items()}
+        if isinstance(prompt, (list, tuple)):  # -l labels: every one a class, in that order
+            for name in _CATEGORY_SINKS:
+                if name in self.sinks:
+                    self.sink_options.setdefault(name, {}).setdefault("categories", list(prompt))
         backend = session.backend
         default = max(backend.concurrency, 2 * backend.batch_size)
         self.concurrency = int(concurrency or default)
@@ -224,6 +229,12 @@ class Run:
                 self.summary.resumed += 1
                 continue
             pending.append(item)
+        if not self.items:
+            self.summary.stopped = "no images"
+            log.warning(
+                "no images found among the inputs (%d skipped); nothing to do",
+                len(self.skipped_inputs),
+            )
         if self.progress is True:
             from tqdm.auto import tqdm
 
@@ -282,6 +293,17 @@ class Run:
         or if feeding failed, export the whole ledger — ``state``, as read at the start and
         updated by every append since — as ``vlmkit export`` would."""
         if exporter is None:
+            return
+        if not state.done:  # nothing true to write: no dataset that only looks like one
+            log.warning(
+                "no image of %s has an answer yet, so no sink file was written (%s)",
+                self.out_dir,
+                ", ".join(self.sinks),
+            )
+            if feed is not None:
+                feed.discard()
+            else:
+                exporter.discard()
             return
         if feed is not None:
             files = feed.finish()

@@ -172,16 +172,16 @@ def test_a_sink_failing_during_the_run_is_written_at_the_end(tmp_path, monkeypat
 
     images = tmp_path / "images"
     make_images(images, 10, subfolders=False)
-    real = vlmkit.atomic.Staging.write_bytes
+    real = vlmkit.atomic.Staging.place  # YOLO places each image while the run goes on
     calls = [0]
 
-    def flaky(self, path, data):
+    def flaky(self, path, source, *, link):
         calls[0] += 1
         if calls[0] == 3:
             raise OSError(28, "No space left on device")
-        return real(self, path, data)
+        return real(self, path, source, link=link)
 
-    monkeypatch.setattr(vlmkit.atomic.Staging, "write_bytes", flaky)
+    monkeypatch.setattr(vlmkit.atomic.Staging, "place", flaky)
     out = tmp_path / "out"
     with session(latency_s=0.01) as s, caplog.at_level("WARNING"):
         run = s.run("detect", [images], "cat", out_dir=out, sinks=["coco", "yolo"])
@@ -190,6 +190,9 @@ def test_a_sink_failing_during_the_run_is_written_at_the_end(tmp_path, monkeypat
     assert len(json.loads((out / "annotations.json").read_text())["images"]) == 10
     labels = sorted(p.name for p in (out / "labels").iterdir())
     assert labels == [f"img{i:03d}.txt" for i in range(10)]  # no temporary file left over
+    assert sorted(p.name for p in (out / "images").iterdir()) == [
+        f"img{i:03d}.png" for i in range(10)
+    ]
 
 
 class _CountingSink(vlmkit.Sink):

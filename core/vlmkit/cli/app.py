@@ -616,6 +616,12 @@ def label(
                     typer.echo(to_json(summary.to_dict(), indent=2))
                 elif summary is not None:
                     typer.echo(str(summary))
+        if getattr(summary, "stopped", None) == "no images":
+            state.fail(
+                f"no images found in {' '.join(inputs)}; check the paths (folders are read "
+                "recursively; hidden files, non-images and non-regular files are skipped)",
+                code=1,
+            )
         failed = getattr(summary, "failed", 0) or 0
         if failed:
             state.fail(

@@ -14,7 +14,6 @@ import importlib
 import importlib.util
 import logging
 import os
-import re
 import sys
 import traceback
 import warnings
@@ -48,8 +47,6 @@ ENV_CACHE = "VLMKIT_CACHE"
 DEFAULT_BACKEND = "gemini-api"  # the main job of DESIGN.md: `pip install vlmkit vlmkit-gemini`
 MASK = "***"
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
-_SECRET_WORDS = ("key", "token", "secret", "password", "passwd", "credential", "credentials")
-_WORDS = re.compile(r"[a-z0-9]+")
 _MIN_ENV_SECRET = 8  # shorter environment values ("1", "true") would mask ordinary words
 _MIN_SECRET = 4  # a shorter value given as a secret is masked where it is echoed, not scrubbed
 
@@ -57,9 +54,11 @@ _MIN_SECRET = 4  # a shorter value given as a secret is masked where it is echoe
 def is_secret(name: str) -> bool:
     """Whether an option or variable name looks like it holds a credential: one of its words
     is (or ends in) key, token, secret or password — ``api_key``, ``GEMINI_API_KEY``,
-    ``authToken``, ``apikey``; but not ``max_soft_tokens``."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
-    return any(part.endswith(_SECRET_WORDS) for part in _WORDS.findall(spaced))
+    ``authToken``, ``apikey``; but not ``max_soft_tokens`` (:func:`vlmkit.identity.is_credential`,
+    the rule that keeps credentials out of cache keys too)."""
+    from vlmkit.identity import is_credential
+
+    return is_credential(name)
 
 
 def mask_secrets(value: Any) -> Any:

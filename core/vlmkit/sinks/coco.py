@@ -1,11 +1,13 @@
 """The ``coco`` sink: one COCO detection / instance-segmentation JSON for a whole run.
 
-Layout: ``images`` (ids from 1, ``file_name`` = the item key, i.e. the path relative to the
-run's input root, original ``width``/``height``), ``categories`` (ids from 1, stable for the
-whole run in first-seen order; ``categories=[...]`` fixes them up front, new labels are appended
-after them), and ``annotations`` (ids from 1, ``bbox`` as ``[x, y, w, h]``, ``area``,
-``iscrowd`` 0, ``score`` when the model gave one — so ``annotations`` also loads with
-``COCO.loadRes`` as a results list).
+Layout: ``images`` (ids from 1 in key order, ``file_name`` = the item key, original
+``width``/``height``), ``categories`` (ids from 1: ``categories=[...]`` fixes names and ids up
+front — ``vlmkit label -l`` passes its labels, all of them, also those with no instance — and
+other labels follow in order of first appearance, images in key order), and ``annotations``
+(ids from 1, ``bbox`` as ``[x, y, w, h]``, ``area``, ``iscrowd`` 0, ``score``: the model's
+confidence when it gave one, else 1.0 — so ``annotations`` also loads with ``COCO.loadRes`` as
+a results list and evaluates with ``COCOeval``). Every id depends only on the answers, never on
+the order in which they arrived.
 
 Masks (``mask_format``):
 
@@ -148,7 +150,7 @@ class CocoSink(StagedSink):
     def _annotation(self, det: Any, size: tuple[int, int]) -> dict[str, Any]:
         x, y, w, h = det.box.xywh
         ann: dict[str, Any] = {
-            "category_id": self.label_map.id(utf8_safe(det.label)) + 1,
+            "category_id": utf8_safe(det.label),  # the label, until to_dict numbers them
             "bbox": [x, y, w, h],
             "iscrowd": 0,
         }
@@ -157,8 +159,8 @@ class CocoSink(StagedSink):
             ann["segmentation"] = self._segmentation(det.mask, size)
         else:
             ann["area"] = float(w * h)
-        if det.score is not None:
-            ann["score"] = det.score
+        # COCO results (COCO.loadRes, COCOeval) need a score: the model's confidence, else 1.0
+        ann["score"] = det.score if det.score is not None else 1.0
         return ann
 
     def _segmentation(self, mask: Mask, size: tuple[int, int]) -> Any:
@@ -183,7 +185,11 @@ class CocoSink(StagedSink):
         """The COCO document as it would be written now."""
         images: list[dict[str, Any]] = []
         annotations: list[dict[str, Any]] = []
-        for image_id, entry in enumerate(self._images.values(), start=1):
+        # Deterministic ids, whatever order the answers came in: images in key order;
+        # categories as fixed by ``categories``, then in first appearance in key order.
+        label_map = LabelMap(self.label_map.names)
+        ordered = [self._images[key] for key in sorted(self._images)]
+        for image_id, entry in enumerate(ordered, start=1):
             images.append(
                 {
                     "id": image_id,
@@ -193,10 +199,14 @@ class CocoSink(StagedSink):
                 }
             )
             for ann in entry["annotations"]:
-                annotations.append({"id": len(annotations) + 1, "image_id": image_id, **ann})
+                category_id = label_map.id(ann["category_id"]) + 1
+                annotations.append(
+                    {"id": len(annotations) + 1, "image_id": image_id, **ann}
+                    | {"category_id": category_id}
+                )
         categories = [
             {"id": i, "name": name, "supercategory": "object"}
-            for i, name in enumerate(self.label_map.names, start=1)
+            for i, name in enumerate(label_map.names, start=1)
         ]
         return {
             "info": {"description": "written by vlmkit"},

@@ -30,10 +30,14 @@ An image whose file cannot be found (moved since the run: pass ``vlmkit export -
 still gets its label file; the sink logs one warning with the count of missing images.
 
 Lines are ``class cx cy w h`` (normalized, 6 decimals) for boxes, and ``class x1 y1 x2 y2 ...``
-(normalized) for masks. Class ids are 0-based and stable for the whole run (first-seen order;
-``categories=[...]`` fixes them up front). An image with no objects gets an empty label file
-(a background image). Class names are written as UTF-8; a character UTF-8 cannot encode (a
-lone surrogate in a model's label) becomes U+FFFD, and such labels share one class.
+(normalized) for masks. Class ids are 0-based and deterministic: ``categories=[...]`` fixes
+names and ids up front (``vlmkit label -l`` passes its labels, all of them, so ``-l unicorn``
+stays in ``names`` with no instance), other labels follow in order of first appearance, images
+in key order — never in the order answers arrived. Label files are staged when the sink is
+prepared (at the end of a run), once every id is known. An image with no objects gets an
+empty label file (a background image). Class names are written as UTF-8; a character UTF-8
+cannot encode (a lone surrogate in a model's label) becomes U+FFFD, and such labels share one
+class.
 
 **One mask stays one instance.** A YOLO polygon line has one ring, so:
 
@@ -188,6 +192,8 @@ class YoloSink(StagedSink):
         self._roots: set[str] = set()
         self._missing_root = False
         self._warned_images_folder = False
+        # key -> (label file, [(label, line without class id)]), staged at prepare
+        self._labels: dict[str, tuple[Path, list[tuple[str, str]]]] = {}
         self._lock = threading.Lock()  # runners may write from several threads
 
     # ------------------------------------------------------------------------------------
@@ -216,11 +222,10 @@ class YoloSink(StagedSink):
                     f"labels/{owner_key}; YOLO matches labels to images by file stem, so rename "
                     "one of them"
                 )
-            class_ids = [self.label_map.id(utf8_safe(det.label)) for det in result.items]
-        text = "".join(
-            f"{class_id} {line}\n" for class_id, line in zip(class_ids, lines, strict=True)
-        )
-        self.staging.write_text(label_path, text)
+            # Class ids are given at prepare, in key order, so they never depend on the order
+            # in which answers arrived; the label files are staged then.
+            labels = [utf8_safe(det.label) for det in result.items]
+            self._labels[item.key] = (label_path, list(zip(labels, lines, strict=True)))
         self._place_image(item, image_target)
 
     def _line(self, det: Detection, size: tuple[int, int]) -> str:
@@ -279,9 +284,18 @@ class YoloSink(StagedSink):
                 self.images_copied += 1
 
     # ------------------------------------------------------------------------------------
+    def _class_map(self) -> LabelMap:
+        """Class ids: ``categories`` first (all of them), then other labels in order of first
+        appearance, images in key order."""
+        label_map = LabelMap(self.label_map.names)
+        for key in sorted(self._labels):
+            for label, _line in self._labels[key][1]:
+                label_map.id(label)
+        return label_map
+
     def data(self) -> dict[str, Any]:
         """The ``data.yaml`` content as it would be written now."""
-        names = self.label_map.names
+        names = self._class_map().names
         data: dict[str, Any] = {}
         if self.copy_mode is not None:
             data.update(train="images", val="images")
@@ -323,5 +337,10 @@ class YoloSink(StagedSink):
                 self.images_dir,
             )
         with self._lock:
+            label_map = self._class_map()
+            files = [self._labels[key] for key in sorted(self._labels)]
             text = yaml.safe_dump(self.data(), allow_unicode=True, sort_keys=False)
+        for label_path, lines in files:
+            body = "".join(f"{label_map.id(label)} {line}\n" for label, line in lines)
+            self.staging.write_text(label_path, body)
         self.staging.write_text(self.data_yaml, text)

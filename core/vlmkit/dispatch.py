@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from vlmkit.backend import Backend
+from vlmkit.budget import RUN_BUDGET, Budget, BudgetReached
 from vlmkit.errors import AuthError, ConfigError, UnsupportedTask, VlmkitError
 from vlmkit.inputs import InputItem
 from vlmkit.ledger import Ledger, LedgerRecord
 from vlmkit.outcomes import ItemOutcome, RunSummary, outcome_problem
 from vlmkit.runtime import REQUEST_GATE, RequestGate, RequestWithdrawn
 from vlmkit.sinkfeed import SinkFeed
-from vlmkit.types import Result, Usage
+from vlmkit.types import Result
 
 __all__ = ["Dispatcher"]
 
@@ -32,8 +33,9 @@ FATAL = (AuthError, ConfigError, UnsupportedTask)
 class Dispatcher:
     """Sends a run's pending items to the model with bounded concurrency.
 
-    ``call`` asks the model about one item; ``usage`` reads the session's usage so far (for the
-    budget); ``report`` counts and shows an outcome. ``stop`` is set to start nothing new;
+    ``call`` asks the model about one item; ``budget`` caps what its requests may cost (each
+    worker thread runs under it, :data:`vlmkit.budget.RUN_BUDGET`); ``report`` counts and shows
+    an outcome. ``stop`` is set to start nothing new;
     :meth:`request_interrupt` is what a Ctrl-C does.
     """
 
@@ -41,18 +43,16 @@ class Dispatcher:
         self,
         *,
         call: Callable[[InputItem], Result],
-        usage: Callable[[], Usage],
         backend: Backend,
         concurrency: int,
-        budget_usd: float | None,
+        budget: Budget | None,
         summary: RunSummary,
         report: Callable[[ItemOutcome], None],
     ) -> None:
         self.call = call
-        self.usage = usage
         self.backend = backend
         self.concurrency = concurrency
-        self.budget_usd = budget_usd
+        self.budget = budget
         self.summary = summary
         self.report = report
         self.stop = threading.Event()
@@ -79,13 +79,15 @@ class Dispatcher:
             kind = outcome.error_type or "error"
             self.summary.failures[kind] = self.summary.failures.get(kind, 0) + 1
 
-    def _budget_reached(self, in_flight: int) -> bool:
-        if self.budget_usd is None:
-            return False
-        usage = self.usage()
-        spent = usage.cost_usd or 0.0
-        average = spent / usage.calls if usage.calls else 0.0
-        return spent + average * (in_flight + 1) > self.budget_usd
+    def _budget_reached(self, err: BudgetReached) -> None:
+        """The next request's worst case does not fit: start nothing new (once)."""
+        with self._fatal_lock:
+            first = self.summary.stopped is None
+            if first:
+                self.summary.stopped = "budget"
+        self.stop.set()
+        if first:
+            log.warning("budget reached: no new request is sent (%s)", err)
 
     def process(
         self,
@@ -106,14 +108,6 @@ class Dispatcher:
             with lock:
                 if self.stop.is_set():
                     return None
-                if self._budget_reached(busy[0]):
-                    if self.summary.stopped is None:
-                        self.summary.stopped = "budget"
-                        log.warning(
-                            "budget of $%.4f reached: no new items are started", self.budget_usd
-                        )
-                    self.stop.set()
-                    return None
                 item = next(source, None)
                 if item is not None:
                     busy[0] += 1
@@ -126,6 +120,7 @@ class Dispatcher:
 
         def work() -> None:
             REQUEST_GATE.set(gate)  # this thread's context only
+            RUN_BUDGET.set(self.budget)
             try:
                 while (item := take()) is not None:
                     try:
@@ -205,6 +200,9 @@ class Dispatcher:
         try:
             result = self.call(item)
             return record(ledger, item, attempt, result, None)
+        except BudgetReached as err:
+            self._budget_reached(err)
+            return None  # never sent: the item stays to do
         except RequestWithdrawn:
             return None  # never sent: the item stays to do
         except FATAL as err:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from vlmkit.atomic import sweep_stale_files
+from vlmkit.budget import Budget, max_cost_usd
 from vlmkit.dispatch import Dispatcher
 from vlmkit.errors import ConfigError
 from vlmkit.inputs import InputItem, SkippedInput, collect_inputs
@@ -132,12 +133,12 @@ class Run:
         self.items, self.skipped_inputs = collect_inputs(inputs, exclude=self.out_dir)
         self.summary = RunSummary()
         self._bar: Any = None
+        self.budget = _budget(session, task, budget_usd)
         self._dispatcher = Dispatcher(
             call=self._call,
-            usage=lambda: self.session.usage,
             backend=backend,
             concurrency=self.concurrency,
-            budget_usd=budget_usd,
+            budget=self.budget,
             summary=self.summary,
             report=self._report,
         )
@@ -339,3 +340,20 @@ def _known_keys(items: list[InputItem], state: LedgerState) -> list[InputItem]:
             taken.add(old)
         renamed.append(item)
     return renamed
+
+
+def _budget(session: RunSession, task: str, budget_usd: float | None) -> Budget | None:
+    """The run's hard cap, refused where no price is known (it could not be enforced)."""
+    if budget_usd is None:
+        return None
+    from vlmkit.backend import Request
+
+    if max_cost_usd(session.backend, Request(task=task, prompt="")) is None:
+        model = getattr(session.backend, "model", None)
+        raise ConfigError(
+            f"--budget needs a price, and backend {session.backend_info.name!r}"
+            + (f" (model {model!r})" if model else "")
+            + " knows none, so the cap could not be enforced; run without --budget, or use a "
+            "model with a known price"
+        )
+    return Budget(budget_usd)

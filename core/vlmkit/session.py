@@ -147,12 +147,15 @@ class Session:
         )
 
     def _generate_function(self, instance: Backend) -> Any:
+        """The session's way to call the backend, under the calling run's budget (if any)."""
+        from vlmkit.budget import budgeted
+
         if instance.batch_size > 1:
             self._batcher = MicroBatcher(instance.generate_batch, batch_size=instance.batch_size)
-            return self._batcher.generate
+            return budgeted(instance, self._batcher.generate)
         if not instance.thread_safe:
-            return _serialized(instance.generate)
-        return instance.generate
+            return budgeted(instance, _serialized(instance.generate))
+        return budgeted(instance, instance.generate)
 
     def set_batch_size(self, batch_size: int) -> None:
         """Change how many requests the backend generates together (local models)."""

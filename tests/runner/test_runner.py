@@ -270,20 +270,6 @@ def test_stopping_early_while_retrying_still_commits_the_fed_sinks(tmp_path, cap
     ).read_bytes()
 
 
-def test_budget_cap_stops_cleanly(tmp_path):
-    images = tmp_path / "images"
-    make_images(images, 20, subfolders=False)
-    priced = Generation(text=CAT, usage=vlmkit.Usage(prompt_tokens=10, cost_usd=0.01))
-    with session(priced) as s:
-        run = s.run(
-            "detect", [images], "cat", out_dir=tmp_path / "out", concurrency=2, budget_usd=0.05
-        )
-        list(run)
-    assert run.summary.stopped == "budget"
-    assert run.summary.done <= 5 and run.summary.cost_usd <= 0.05 + 1e-9
-    assert "stopped early: budget" in str(run.summary)
-
-
 def test_batch_size_override_batches_a_local_backend(tmp_path):
     images = tmp_path / "images"
     make_images(images, 16, subfolders=False)

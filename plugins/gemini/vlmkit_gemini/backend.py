@@ -74,6 +74,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_MAX_OUTPUT_TOKENS = 65_536  # the most output tokens current Gemini models give
 
 DEFAULT_MODEL = "gemini-2.5-flash"
 #: Request budget for inline media: Google's documented 20 MB request limit (base64 included).
@@ -396,6 +397,25 @@ class GeminiBackend(Backend):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} model={self.model!r}>"
+
+    # -- what a request can cost at most (vlmkit.budget: a run's hard --budget cap) ----------
+    def max_cost_usd(self, request: Request) -> float | None:
+        """A generous upper bound on the cost of ``request``: its prompt (2 characters a token),
+        each image at the most tokens Gemini bills for it (258 per 768-pixel tile, at least
+        1120), and the most output the call allows (``max_output_tokens``, else 65,536, thinking
+        included) at the dearer of the output and thinking rates. None without a price."""
+        price = self.prices.lookup(self.model)
+        if price is None:
+            return None
+        prompt = len(request.prompt) // 2 + len(request.system or "") // 2 + 64
+        for sent in request.images:
+            width, height = sent.image.size
+            prompt += max(1120, 258 * -(-width // 768) * -(-height // 768))
+        output = int(request.options.get("max_output_tokens") or _MAX_OUTPUT_TOKENS)
+        long = price.input_long is not None and prompt > price.long_context_tokens
+        input_rate = price.input_long if long and price.input_long is not None else price.input
+        rates = [price.output, price.thinking or 0.0, price.output_long or 0.0]
+        return (prompt * max(input_rate, price.input) + output * max(rates)) / 1_000_000
 
     # -- the primitive --------------------------------------------------------------------
     def generate(self, request: Request) -> Generation:

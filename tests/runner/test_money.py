@@ -1,0 +1,121 @@
+"""Money: ``--budget`` is a hard cap — each request's worst case is reserved before it is sent
+and settled with its real cost, every paid call counts (also answers that fail to parse), and a
+budget is refused where no price is known."""
+
+from __future__ import annotations
+
+import pytest
+
+import vlmkit
+from tests.runner.test_runner import CAT, make_images
+from vlmkit import Generation
+from vlmkit.testing import ScriptedBackend, scripted_plugin
+
+
+class PricedBackend(ScriptedBackend):
+    """A scripted model with a price: no request can cost more than ``worst``."""
+
+    def __init__(self, script, *, worst: float, **config):
+        super().__init__(script, **config)
+        self.worst = worst
+
+    def max_cost_usd(self, request):
+        return self.worst
+
+
+class PricedPlugin:
+    def __init__(self, script, worst):
+        self.script, self.worst = script, worst
+
+    @vlmkit.hookimpl
+    def vlmkit_backends(self):
+        yield vlmkit.BackendInfo(
+            name="priced",
+            factory=lambda **config: PricedBackend(self.script, worst=self.worst, **config),
+            tasks={"detect"},
+        )
+
+
+def _priced(script, worst):
+    return vlmkit.Session("priced", plugins=[PricedPlugin(script, worst)], entrypoints=["vlmkit"])
+
+
+def _answer(text, cost):
+    return Generation(
+        text=text, usage=vlmkit.Usage(prompt_tokens=300, output_tokens=20, cost_usd=cost)
+    )
+
+
+def test_the_first_wave_is_capped_before_any_answer_is_known(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 20, subfolders=False)
+    with _priced(_answer(CAT, 0.0004), worst=0.0004) as s:
+        run = s.run(
+            "detect", [images], "cat", out_dir=tmp_path / "out", concurrency=8, budget_usd=0.001
+        )
+        list(run)
+        sent = len(s.backend.requests)
+    assert sent == 2  # 2 × $0.0004 fit under $0.001, a third worst case does not
+    assert run.summary.stopped == "budget" and run.summary.done == 2
+    assert run.summary.cost_usd == pytest.approx(0.0008) and run.summary.cost_usd <= 0.001
+    assert "stopped early: budget" in str(run.summary)
+    with _priced(_answer(CAT, 0.0004), worst=0.0004) as s:  # the rest resumes later
+        again = s.run("detect", [images], "cat", out_dir=tmp_path / "out", budget_usd=1.0)
+        list(again)
+    assert again.summary.resumed == 2 and again.summary.done == 18
+
+
+def test_answers_that_fail_to_parse_are_paid_and_counted(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 20, subfolders=False)
+    with _priced(_answer("I am not sure what to say.", 0.0004), worst=0.0005) as s:
+        run = s.run(
+            "detect", [images], "cat", out_dir=tmp_path / "out", concurrency=4, budget_usd=0.001
+        )
+        list(run)
+        sent = len(s.backend.requests)
+    assert sent <= 2 and run.summary.failed == sent  # never the whole folder
+    assert run.summary.failures == {"ParseError": sent}
+    assert run.budget.spent_usd == pytest.approx(0.0004 * sent) and run.budget.spent_usd <= 0.001
+
+
+def test_a_call_whose_real_cost_is_unknown_counts_at_its_worst_case(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 6, subfolders=False)
+    with _priced(CAT, worst=0.3) as s:  # plain text answers: no cost reported
+        run = s.run(
+            "detect", [images], "cat", out_dir=tmp_path / "out", concurrency=1, budget_usd=1.0
+        )
+        list(run)
+    assert run.summary.done == 3 and run.budget.spent_usd == pytest.approx(0.9)
+
+
+def test_a_budget_is_refused_where_no_price_is_known(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 2, subfolders=False)
+    plugin = scripted_plugin(CAT)
+    with vlmkit.Session("scripted", plugins=[plugin], entrypoints=["vlmkit"]) as s:
+        with pytest.raises(vlmkit.ConfigError, match="--budget needs a price"):
+            s.run("detect", [images], "cat", out_dir=tmp_path / "out", budget_usd=5.0)
+        assert s.backend.requests == []
+
+
+def test_gemini_knows_its_worst_case_and_never_sends_what_the_budget_cannot_cover(tmp_path):
+    pytest.importorskip("google.genai")
+    from tests.gemini.fake_gemini import FakeGemini
+
+    images = tmp_path / "images"
+    make_images(images, 3, subfolders=False)
+    with FakeGemini() as fake:
+        fake.add_rule(text=CAT)
+        options = {"api_key": "test-key", "base_url": fake.base_url}
+        with vlmkit.Session("gemini-api", model="gemini-2.5-flash", **options) as s:
+            run = s.run("detect", [images], "cat", out_dir=tmp_path / "a", budget_usd=0.01)
+            assert list(run) == [] and run.summary.stopped == "budget"
+            roomy = s.run("detect", [images], "cat", out_dir=tmp_path / "b", budget_usd=1.0)
+            list(roomy)
+        assert len(fake.requests_of()) == 3  # all from the roomy run
+        unknown = vlmkit.Session("gemini-api", model="my-tuned-model", **options)
+        with unknown as s, pytest.raises(vlmkit.ConfigError, match="needs a price"):
+            s.run("detect", [images], "cat", out_dir=tmp_path / "c", budget_usd=1.0)
+    assert roomy.summary.done == 3 and 0 < roomy.summary.cost_usd < 0.01

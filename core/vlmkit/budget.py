@@ -22,7 +22,7 @@ from typing import Any
 
 from vlmkit.runtime import RequestWithdrawn
 
-__all__ = ["RUN_BUDGET", "Budget", "BudgetReached", "max_cost_usd"]
+__all__ = ["PAID_ANSWERS", "RUN_BUDGET", "Budget", "BudgetReached", "max_cost_usd"]
 
 
 class BudgetReached(RequestWithdrawn):
@@ -73,13 +73,22 @@ class Budget:
 RUN_BUDGET: ContextVar[Budget | None] = ContextVar("vlmkit_run_budget", default=None)
 
 
+#: The ``(request, answer)`` pairs received for the task call this thread is making, when a
+#: run collects them: a runner keeps the raw text and usage of an answer that then fails to
+#: parse.
+PAID_ANSWERS: ContextVar[list[Any] | None] = ContextVar("vlmkit_paid_answers", default=None)
+
+
 def budgeted(backend: Any, generate: Any) -> Any:
-    """``generate`` under the calling thread's run budget (if any): reserve, call, settle."""
+    """``generate`` under the calling thread's run budget (if any): reserve, call, settle;
+    every answer is also handed to :data:`PAID_ANSWERS` when a run collects them."""
 
     def call(request: Any) -> Any:
         budget = RUN_BUDGET.get()
         if budget is None:
-            return generate(request)
+            generation = generate(request)
+            _keep(request, generation)
+            return generation
         bound = max_cost_usd(backend, request)
         if bound is None:  # checked when the run started; a price that vanished is no cap
             raise BudgetReached("no price is known for this request: it was not sent")
@@ -90,8 +99,15 @@ def budgeted(backend: Any, generate: Any) -> Any:
             usage = getattr(generation, "usage", None)
             paid = getattr(usage, "cost_usd", None)
             cost = bound if paid is None else float(paid)  # unknown real cost: the worst case
+            _keep(request, generation)
             return generation
         finally:
             budget.settle(bound, cost)
 
     return call
+
+
+def _keep(request: Any, generation: Any) -> None:
+    answers = PAID_ANSWERS.get()
+    if answers is not None:
+        answers.append((request, generation))

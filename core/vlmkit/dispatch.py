@@ -12,15 +12,15 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from vlmkit.backend import Backend
-from vlmkit.budget import RUN_BUDGET, Budget, BudgetReached
+from vlmkit.backend import Backend, Generation, Request
+from vlmkit.budget import PAID_ANSWERS, RUN_BUDGET, Budget, BudgetReached
 from vlmkit.errors import AuthError, ConfigError, UnsupportedTask, VlmkitError
 from vlmkit.inputs import InputItem
 from vlmkit.ledger import Ledger, LedgerRecord
 from vlmkit.outcomes import ItemOutcome, RunSummary, outcome_problem
 from vlmkit.runtime import REQUEST_GATE, RequestGate, RequestWithdrawn
 from vlmkit.sinkfeed import SinkFeed
-from vlmkit.types import Result
+from vlmkit.types import Result, Usage
 
 __all__ = ["Dispatcher"]
 
@@ -59,6 +59,7 @@ class Dispatcher:
         self.fatal: VlmkitError | None = None
         self._fatal_lock = threading.Lock()
         self.interrupt_requested = False
+        self.unparsed_usage = Usage.zero()  # paid answers that yielded no result
 
     def request_interrupt(self) -> None:
         """A first Ctrl-C: start nothing new, stop at the next safe point. A second one
@@ -197,6 +198,8 @@ class Dispatcher:
     ) -> ItemOutcome | None:
         """Call the model for one item and record the answer (or its failure) in the ledger."""
         attempt = attempts.get(item.key, 0) + 1
+        answers: list[tuple[Request, Generation]] = []
+        PAID_ANSWERS.set(answers)  # this worker thread's context: the answers of this call
         try:
             result = self.call(item)
             return record(ledger, item, attempt, result, None)
@@ -214,10 +217,27 @@ class Dispatcher:
             self.stop.set()
             return None
         except VlmkitError as err:
-            return record(ledger, item, attempt, None, err)
+            return record(ledger, item, attempt, None, err, self._paid(answers, err))
         except Exception as err:  # a bug must not lose the rest of the run
             log.exception("unexpected error on %s", item.key)
-            return record(ledger, item, attempt, None, err)
+            return record(ledger, item, attempt, None, err, self._paid(answers, err))
+
+    def _paid(
+        self, answers: list[tuple[Request, Generation]], err: BaseException
+    ) -> dict[str, Any]:
+        """The paid answer of a call that produced no result (a parse failure, a bug after the
+        answer): its complete text, usage and image size, kept in the ledger and counted."""
+        if not answers:
+            return {}
+        usage = sum((answer.usage for _request, answer in answers), Usage.zero())
+        with self._fatal_lock:
+            self.unparsed_usage = self.unparsed_usage + usage
+        request, last = answers[-1]
+        paid: dict[str, Any] = {"raw_text": getattr(err, "raw_text", None) or last.text}
+        paid["usage"] = usage
+        if request.images:
+            paid["image_size"] = request.images[0].original.size
+        return paid
 
 
 def record(
@@ -226,17 +246,20 @@ def record(
     attempt: int,
     result: Result | None,
     error: BaseException | str | None,
+    paid: dict[str, Any] | None = None,
 ) -> ItemOutcome:
     """Append one item's answer (or failure, with its reason) to the ledger, durably."""
+    paid = dict(paid or {})
     size = getattr(result, "image_size", None) if result is not None else None
+    size = size or paid.pop("image_size", None)
     kind = type(error).__name__ if isinstance(error, BaseException) else None
     if error is None and result is not None:
         problem = outcome_problem(result)
         if problem is not None:
             kind, error = problem
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = paid
     if error is not None:
-        extra = {"error": str(error), "error_type": kind or "Error"}
+        extra |= {"error": str(error), "error_type": kind or "Error"}
     entry = LedgerRecord(
         key=item.key,
         status="done" if error is None else "failed",

@@ -44,8 +44,15 @@ from typing import Any, Literal
 import attrs
 
 from vlmkit.errors import ConfigError
-from vlmkit.serialize import FORMAT_VERSION, result_from_dict, result_to_dict, to_json
-from vlmkit.types import Result
+from vlmkit.serialize import (
+    FORMAT_VERSION,
+    _usage_from,
+    _usage_to,
+    result_from_dict,
+    result_to_dict,
+    to_json,
+)
+from vlmkit.types import Result, Usage
 
 __all__ = ["Ledger", "LedgerRecord", "LedgerState", "read_ledger"]
 
@@ -73,6 +80,8 @@ class LedgerRecord:
     ``image_path`` is the path as it was given to the run (it may be relative to the folder the
     run started in). ``result`` is set for ``"done"``; ``error``/``error_type`` for ``"failed"``.
     ``attempt`` counts tries of this key (1 for the first); ``finished_at`` is an ISO-8601 time.
+    A failed item whose paid answer could not be parsed keeps that answer: ``raw_text`` (complete)
+    and ``usage`` (what it cost).
     """
 
     key: str
@@ -86,6 +95,10 @@ class LedgerRecord:
     image_size: tuple[int, int] | None = attrs.field(default=None, converter=_size)
     attempt: int = attrs.field(default=1, converter=int)
     finished_at: str = attrs.field(factory=_now)
+    #: a failed item's paid answer that yielded no result (a parse failure): the complete text
+    #: and what it cost, so it can be re-parsed later without paying again
+    raw_text: str | None = None
+    usage: Usage | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.status == "done" and self.result is None:
@@ -103,7 +116,15 @@ class LedgerRecord:
             "error": self.error,
             "error_type": self.error_type,
             "result": result_to_dict(self.result) if self.result is not None else None,
-        }
+        } | self._paid()
+
+    def _paid(self) -> dict[str, Any]:
+        paid: dict[str, Any] = {}
+        if self.raw_text is not None:
+            paid["raw_text"] = self.raw_text
+        if self.usage is not None:
+            paid["usage"] = _usage_to(self.usage)
+        return paid
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LedgerRecord:
@@ -129,6 +150,8 @@ class LedgerRecord:
             image_size=data.get("image_size"),
             attempt=data.get("attempt", 1),
             finished_at=data.get("finished_at") or "",
+            raw_text=data.get("raw_text"),
+            usage=_usage_from(data["usage"]) if isinstance(data.get("usage"), Mapping) else None,
         )
 
     def to_line(self) -> bytes:

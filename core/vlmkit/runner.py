@@ -38,13 +38,14 @@ from vlmkit.manifest import check_manifest
 from vlmkit.outcomes import ItemOutcome, RunSummary, usage_since
 from vlmkit.runlock import RunLock
 from vlmkit.sinkfeed import SinkFeed
+from vlmkit.types import Usage
 
 if TYPE_CHECKING:
     from vlmkit.backend import Backend
     from vlmkit.export import Exporter
     from vlmkit.records import BackendInfo, SinkInfo
     from vlmkit.sink import Sink
-    from vlmkit.types import Result, Usage
+    from vlmkit.types import Result
 
 __all__ = [
     "InputItem",
@@ -267,7 +268,11 @@ class Run:
             if self._bar is not None:
                 self._bar.close()
                 self._bar = None
-            self.summary.usage = usage_since(usage_before, self.session.usage)
+            # answers that failed to parse were paid too, though no result carries them
+            self.summary.usage = (
+                usage_since(usage_before, self.session.usage) + self._dispatcher.unparsed_usage
+            )
+            self._dispatcher.unparsed_usage = Usage.zero()
             if self.summary.stopped != "interrupted":
                 self._write_sinks(state, exporter, feed)
             elif feed is not None:

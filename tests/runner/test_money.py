@@ -9,6 +9,7 @@ import pytest
 import vlmkit
 from tests.runner.test_runner import CAT, make_images
 from vlmkit import Generation
+from vlmkit.ledger import read_ledger
 from vlmkit.testing import ScriptedBackend, scripted_plugin
 
 
@@ -119,3 +120,22 @@ def test_gemini_knows_its_worst_case_and_never_sends_what_the_budget_cannot_cove
         with unknown as s, pytest.raises(vlmkit.ConfigError, match="needs a price"):
             s.run("detect", [images], "cat", out_dir=tmp_path / "c", budget_usd=1.0)
     assert roomy.summary.done == 3 and 0 < roomy.summary.cost_usd < 0.01
+
+
+def test_a_paid_answer_that_fails_to_parse_is_kept_whole_and_reparses_for_free(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 2, subfolders=False)
+    # a parser that knows no "boxes:" wrapper fails; after a fix, the kept text is enough
+    answer = "Boxes: box_2d 100 200 500 600 cat " + "x" * 300
+    with _priced(_answer(answer, 0.002), worst=0.01) as s:
+        run = s.run("detect", [images], "cat", out_dir=tmp_path / "out", budget_usd=1.0)
+        list(run)
+    assert run.summary.failures == {"ParseError": 2}
+    assert run.summary.tokens == 2 * 320 and run.summary.cost_usd == pytest.approx(0.004)
+    state = read_ledger(tmp_path / "out" / "results.jsonl")
+    record = state.failed["img000.png"]
+    assert record.raw_text == answer  # complete, not an excerpt
+    assert record.usage.cost_usd == pytest.approx(0.002) and record.image_size == (60, 40)
+    fixed = record.raw_text.replace("Boxes: box_2d 100 200 500 600 cat", CAT)
+    again = vlmkit.parse(fixed, task="detect", image_size=record.image_size)
+    assert list(again.labels) == ["cat"]

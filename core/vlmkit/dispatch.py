@@ -14,7 +14,7 @@ from typing import Any
 
 from vlmkit.backend import Backend, Generation, Request
 from vlmkit.budget import PAID_ANSWERS, RUN_BUDGET, Budget, BudgetReached
-from vlmkit.errors import AuthError, ConfigError, UnsupportedTask, VlmkitError
+from vlmkit.errors import AuthError, ConfigError, RateLimited, UnsupportedTask, VlmkitError
 from vlmkit.inputs import InputItem
 from vlmkit.ledger import Ledger, LedgerRecord
 from vlmkit.outcomes import ItemOutcome, RunSummary, outcome_problem
@@ -28,6 +28,21 @@ log = logging.getLogger(__name__)
 
 # Errors that are not about one item: the run stops instead of failing every item alike.
 FATAL = (AuthError, ConfigError, UnsupportedTask)
+#: A 429 asking to wait longer than this (seconds) means the quota is exhausted: every item
+#: would fail alike, so the run stops once and leaves the items to do.
+QUOTA_PATIENCE_S = 120.0
+
+
+def _quota_exhausted(err: RateLimited) -> VlmkitError:
+    wait = float(err.retry_after or 0.0)
+    when = f"{wait / 3600:.1f} h" if wait >= 3600 else f"{wait / 60:.0f} min"
+    stopped = RateLimited(
+        f"quota exhausted: retry after {when} ({wait:.0f} s; the provider said: {err}). The "
+        "items not done were left untouched: re-run the same command then to resume",
+        retry_after=wait,
+    )
+    stopped.__cause__ = err
+    return stopped
 
 
 class Dispatcher:
@@ -57,6 +72,7 @@ class Dispatcher:
         self.report = report
         self.stop = threading.Event()
         self.fatal: VlmkitError | None = None
+        self._fatal_why = "error"
         self._fatal_lock = threading.Lock()
         self.interrupt_requested = False
         self.unparsed_usage = Usage.zero()  # paid answers that yielded no result
@@ -164,7 +180,7 @@ class Dispatcher:
             if self.interrupt_requested:
                 raise KeyboardInterrupt
             if self.fatal is not None:
-                self.summary.stopped = "error"
+                self.summary.stopped = self._fatal_why
                 raise self.fatal
         except (KeyboardInterrupt, GeneratorExit) as stop:
             # Ctrl-C, or the caller stopped iterating: start nothing new, but let the workers
@@ -208,19 +224,28 @@ class Dispatcher:
             return None  # never sent: the item stays to do
         except RequestWithdrawn:
             return None  # never sent: the item stays to do
+        except RateLimited as err:
+            if (err.retry_after or 0.0) <= QUOTA_PATIENCE_S:
+                return record(ledger, item, attempt, None, err, self._paid(answers, err))
+            self._stop_run(_quota_exhausted(err), "quota exhausted")
+            return None  # not this item's fault: it stays to do
         except FATAL as err:
             # Not this item's fault (bad credentials, a model that cannot load, a bad option):
             # every item would fail the same way, so the run stops instead of recording them.
-            with self._fatal_lock:
-                if self.fatal is None:
-                    self.fatal = err
-            self.stop.set()
+            self._stop_run(err, "error")
             return None
         except VlmkitError as err:
             return record(ledger, item, attempt, None, err, self._paid(answers, err))
         except Exception as err:  # a bug must not lose the rest of the run
             log.exception("unexpected error on %s", item.key)
             return record(ledger, item, attempt, None, err, self._paid(answers, err))
+
+    def _stop_run(self, err: VlmkitError, why: str) -> None:
+        """Stop the run once for a reason that is no item's fault (the first one wins)."""
+        with self._fatal_lock:
+            if self.fatal is None:
+                self.fatal, self._fatal_why = err, why
+        self.stop.set()
 
     def _paid(
         self, answers: list[tuple[Request, Generation]], err: BaseException

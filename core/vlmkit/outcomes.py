@@ -37,7 +37,9 @@ class RunSummary:
     cached: int = 0  # done with an answer from the answer cache: no model call, no cost
     usage: Usage = attrs.field(factory=Usage.zero)
     wall_s: float = 0.0
-    stopped: str | None = None  # "budget", "interrupted", "error", "no images" or None
+    #: why the run stopped early: "budget", "interrupted", "error", "quota exhausted",
+    #: "no images", or None
+    stopped: str | None = None
     failures: dict[str, int] = attrs.field(factory=dict)  # error type -> count
     sink_files: dict[str, list[Path]] = attrs.field(factory=dict)
     skipped_inputs: dict[str, str] = attrs.field(factory=dict)  # input path -> why skipped

@@ -139,3 +139,40 @@ def test_a_paid_answer_that_fails_to_parse_is_kept_whole_and_reparses_for_free(t
     fixed = record.raw_text.replace("Boxes: box_2d 100 200 500 600 cat", CAT)
     again = vlmkit.parse(fixed, task="detect", image_size=record.image_size)
     assert list(again.labels) == ["cat"]
+
+
+def test_a_quota_exhausted_429_stops_the_run_once_and_leaves_the_items_untouched(tmp_path):
+    pytest.importorskip("google.genai")
+    from tests.gemini.fake_gemini import FakeGemini
+    from vlmkit_gemini.retry import RetryPolicy
+
+    images = tmp_path / "images"
+    make_images(images, 30, subfolders=False)
+    out = tmp_path / "out"
+    with FakeGemini() as fake:
+        fake.add_rule(text=CAT)
+        fake.fail_next(429, times=1000, retry_delay=3600)  # the daily quota is gone for an hour
+        options = {
+            "api_key": "k",
+            "base_url": fake.base_url,
+            "retry": RetryPolicy(sleep=lambda s: None),
+        }
+        with vlmkit.Session("gemini-api", **options) as s:
+            run = s.run("detect", [images], "cat", out_dir=out, concurrency=4)
+            with pytest.raises(vlmkit.RateLimited, match=r"quota exhausted: retry after 1\.0 h"):
+                list(run)
+        sent = len(fake.requests_of())
+    assert sent <= 8  # the requests already out, not the folder
+    assert run.summary.stopped == "quota exhausted" and run.summary.failed == 0
+    assert "stopped early: quota exhausted" in str(run.summary)
+    assert not read_ledger(out / "results.jsonl").failed  # nothing marked failed
+
+
+def test_a_short_429_after_retries_is_still_one_items_failure(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 2, subfolders=False)
+    script = [vlmkit.RateLimited("slow down", retry_after=1.0), CAT]
+    with vlmkit.Session("scripted", plugins=[scripted_plugin(script)], entrypoints=["vlmkit"]) as s:
+        run = s.run("detect", [images], "cat", out_dir=tmp_path / "out", concurrency=1)
+        list(run)
+    assert run.summary.failures == {"RateLimited": 1} and run.summary.done == 1

@@ -33,6 +33,25 @@ FATAL = (AuthError, ConfigError, UnsupportedTask)
 QUOTA_PATIENCE_S = 120.0
 
 
+def _ledger_failed(
+    ledger: Ledger, err: OSError, answers: list[tuple[Request, Generation]]
+) -> VlmkitError:
+    why = err.strerror or str(err)
+    kept = (
+        "its answer is in the answer cache when the cache is on (the default of vlmkit label), "
+        "so resuming does not pay for it again"
+        if answers
+        else "it was not answered"
+    )
+    stopped = VlmkitError(
+        f"could not write the run's ledger {ledger.path} ({why}): the run stopped so that no "
+        f"more answers are paid for and lost; the item being recorded stays to do ({kept}). "
+        "Free some space, then re-run the same command to resume"
+    )
+    stopped.__cause__ = err
+    return stopped
+
+
 def _quota_exhausted(err: RateLimited) -> VlmkitError:
     wait = float(err.retry_after or 0.0)
     when = f"{wait / 3600:.1f} h" if wait >= 3600 else f"{wait / 60:.0f} min"
@@ -76,6 +95,7 @@ class Dispatcher:
         self._fatal_lock = threading.Lock()
         self.interrupt_requested = False
         self.unparsed_usage = Usage.zero()  # paid answers that yielded no result
+        self.unrecorded: list[str] = []  # keys whose answer could not be written to the ledger
 
     def request_interrupt(self) -> None:
         """A first Ctrl-C: start nothing new, stop at the next safe point. A second one
@@ -181,6 +201,12 @@ class Dispatcher:
                 raise KeyboardInterrupt
             if self.fatal is not None:
                 self.summary.stopped = self._fatal_why
+                if self.unrecorded:
+                    log.warning(
+                        "%d answer(s) could not be recorded (%s); they stay to do",
+                        len(self.unrecorded),
+                        ", ".join(self.unrecorded[:10]),
+                    )
                 raise self.fatal
         except (KeyboardInterrupt, GeneratorExit) as stop:
             # Ctrl-C, or the caller stopped iterating: start nothing new, but let the workers
@@ -216,29 +242,39 @@ class Dispatcher:
         attempt = attempts.get(item.key, 0) + 1
         answers: list[tuple[Request, Generation]] = []
         PAID_ANSWERS.set(answers)  # this worker thread's context: the answers of this call
+        result: Result | None = None
+        error: BaseException | None = None
         try:
             result = self.call(item)
-            return record(ledger, item, attempt, result, None)
         except BudgetReached as err:
             self._budget_reached(err)
             return None  # never sent: the item stays to do
         except RequestWithdrawn:
             return None  # never sent: the item stays to do
         except RateLimited as err:
-            if (err.retry_after or 0.0) <= QUOTA_PATIENCE_S:
-                return record(ledger, item, attempt, None, err, self._paid(answers, err))
-            self._stop_run(_quota_exhausted(err), "quota exhausted")
-            return None  # not this item's fault: it stays to do
+            if (err.retry_after or 0.0) > QUOTA_PATIENCE_S:
+                self._stop_run(_quota_exhausted(err), "quota exhausted")
+                return None  # not this item's fault: it stays to do
+            error = err
         except FATAL as err:
             # Not this item's fault (bad credentials, a model that cannot load, a bad option):
             # every item would fail the same way, so the run stops instead of recording them.
             self._stop_run(err, "error")
             return None
         except VlmkitError as err:
-            return record(ledger, item, attempt, None, err, self._paid(answers, err))
+            error = err
         except Exception as err:  # a bug must not lose the rest of the run
             log.exception("unexpected error on %s", item.key)
-            return record(ledger, item, attempt, None, err, self._paid(answers, err))
+            error = err
+        paid = self._paid(answers, error) if error is not None else None
+        try:
+            return record(ledger, item, attempt, result, error, paid)
+        except OSError as err:
+            # The ledger cannot be written (a full disk): stop at once, so that no more answers
+            # are paid for that could not be recorded.
+            self.unrecorded.append(item.key)
+            self._stop_run(_ledger_failed(ledger, err, answers), "error")
+            return None
 
     def _stop_run(self, err: VlmkitError, why: str) -> None:
         """Stop the run once for a reason that is no item's fault (the first one wins)."""

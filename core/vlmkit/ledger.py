@@ -162,6 +162,14 @@ class LedgerRecord:
         return (to_json(self.to_dict(), compact=True) + "\n").encode("utf-8")
 
 
+def _seal(fd: int) -> None:
+    """End a torn last line (a crash, a full disk) with a newline, so the next record stays
+    whole (the torn tail then reads as one bad line and is skipped)."""
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        os.write(fd, b"\n")  # O_APPEND: lands at the end whatever the offset
+
+
 class Ledger:
     """An append-only ledger file. Thread-safe: appends from many threads never interleave.
 
@@ -189,6 +197,7 @@ class Ledger:
         self._synced = threading.Condition(self._lock)  # close() waits for fsyncs in flight
         self._syncing = 0
         self._fd: int | None = None
+        self._torn = False
 
     def _open(self) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,11 +206,7 @@ class Ledger:
         )
         # A crash may have left a torn last line: start a new line so the next record stays
         # whole (the torn tail then reads as one bad line and is skipped).
-        size = os.fstat(fd).st_size
-        if size:
-            os.lseek(fd, size - 1, os.SEEK_SET)
-            if os.read(fd, 1) != b"\n":
-                os.write(fd, b"\n")  # O_APPEND: lands at the end whatever the offset
+        _seal(fd)
         return fd
 
     def append(self, record: LedgerRecord) -> None:
@@ -211,10 +216,17 @@ class Ledger:
             if self._fd is None:
                 self._fd = self._open()
             fd = self._fd
+            if self._torn:  # an earlier write failed half-way: start a new line first
+                _seal(fd)
+                self._torn = False
             view = memoryview(line)
-            written = os.write(fd, view)
-            while written < len(view):  # regular files write whole; this is belt and braces
-                written += os.write(fd, view[written:])
+            try:
+                written = os.write(fd, view)
+                while written < len(view):  # regular files write whole; belt and braces
+                    written += os.write(fd, view[written:])
+            except OSError:
+                self._torn = True  # a full disk may have taken part of the line
+                raise
             if self.state is not None:
                 self.state.records[record.key] = record
             if self.on_append is not None:

@@ -263,21 +263,24 @@ class Run:
             ) as ledger:
                 yield from self._dispatcher.process(pending, attempts, ledger, feed)
         finally:
-            if previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
-            if self._bar is not None:
-                self._bar.close()
-                self._bar = None
-            # answers that failed to parse were paid too, though no result carries them
-            self.summary.usage = (
-                usage_since(usage_before, self.session.usage) + self._dispatcher.unparsed_usage
-            )
-            self._dispatcher.unparsed_usage = Usage.zero()
-            if self.summary.stopped != "interrupted":
-                self._write_sinks(state, exporter, feed)
-            elif feed is not None:
-                feed.discard()
-            self.summary.wall_s = time.perf_counter() - started
+            try:
+                if self._bar is not None:
+                    self._bar.close()
+                    self._bar = None
+                # answers that failed to parse were paid too, though no result carries them
+                self.summary.usage = (
+                    usage_since(usage_before, self.session.usage) + self._dispatcher.unparsed_usage
+                )
+                self._dispatcher.unparsed_usage = Usage.zero()
+                if self.summary.stopped != "interrupted":
+                    with _holding_interrupts(previous_handler is not None):
+                        self._write_sinks(state, exporter, feed)
+                elif feed is not None:
+                    feed.discard()
+            finally:
+                if previous_handler is not None:
+                    signal.signal(signal.SIGINT, previous_handler)
+                self.summary.wall_s = time.perf_counter() - started
 
     def _new_exporter(self) -> Exporter | None:
         if not self.sinks:
@@ -362,3 +365,20 @@ def _budget(session: RunSession, task: str, budget_usd: float | None) -> Budget 
             "model with a known price"
         )
     return Budget(budget_usd)
+
+
+@contextlib.contextmanager
+def _holding_interrupts(active: bool) -> Iterator[None]:
+    """Hold Ctrl-C while the sinks are committed, so the commit is all or nothing: an interrupt
+    meanwhile is noted and said, and the commit finishes (it is a short burst of renames)."""
+    if not active:
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held:
+            log.warning("Ctrl-C while the sinks were being written: they were finished first")

@@ -10,6 +10,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from vlmkit.backend import Backend, Generation, Request
@@ -18,6 +19,7 @@ from vlmkit.errors import AuthError, ConfigError, RateLimited, UnsupportedTask, 
 from vlmkit.inputs import InputItem
 from vlmkit.ledger import Ledger, LedgerRecord
 from vlmkit.outcomes import ItemOutcome, RunSummary, outcome_problem
+from vlmkit.pixels import DEFAULT_PIXEL_BUDGET, PixelBudget
 from vlmkit.runtime import REQUEST_GATE, RequestGate, RequestWithdrawn
 from vlmkit.sinkfeed import SinkFeed
 from vlmkit.types import Result, Usage
@@ -68,7 +70,8 @@ class Dispatcher:
     """Sends a run's pending items to the model with bounded concurrency.
 
     ``call`` asks the model about one item; ``budget`` caps what its requests may cost (each
-    worker thread runs under it, :data:`vlmkit.budget.RUN_BUDGET`); ``report`` counts and shows
+    worker thread runs under it, :data:`vlmkit.budget.RUN_BUDGET`); ``pixel_budget`` bounds the
+    decoded pixels of the items in flight (:mod:`vlmkit.pixels`); ``report`` counts and shows
     an outcome. ``stop`` is set to start nothing new;
     :meth:`request_interrupt` is what a Ctrl-C does.
     """
@@ -80,6 +83,7 @@ class Dispatcher:
         backend: Backend,
         concurrency: int,
         budget: Budget | None,
+        pixel_budget: int = DEFAULT_PIXEL_BUDGET,
         summary: RunSummary,
         report: Callable[[ItemOutcome], None],
     ) -> None:
@@ -96,6 +100,8 @@ class Dispatcher:
         self.interrupt_requested = False
         self.unparsed_usage = Usage.zero()  # paid answers that yielded no result
         self.unrecorded: list[str] = []  # keys whose answer could not be written to the ledger
+        self.pixel_budget = PixelBudget(pixel_budget)
+        self.pixels: dict[Path, int] = {}  # decoded size of each pending item (header)
 
     def request_interrupt(self) -> None:
         """A first Ctrl-C: start nothing new, stop at the next safe point. A second one
@@ -245,7 +251,8 @@ class Dispatcher:
         result: Result | None = None
         error: BaseException | None = None
         try:
-            result = self.call(item)
+            with self.pixel_budget.hold(self.pixels.get(item.path, 0), self.stop):
+                result = self.call(item)
         except BudgetReached as err:
             self._budget_reached(err)
             return None  # never sent: the item stays to do

@@ -36,6 +36,7 @@ from vlmkit.inputs import InputItem, SkippedInput, collect_inputs
 from vlmkit.ledger import Ledger, LedgerState, read_ledger
 from vlmkit.manifest import check_manifest
 from vlmkit.outcomes import ItemOutcome, RunSummary, usage_since
+from vlmkit.pixels import DEFAULT_PIXEL_BUDGET, image_pixels
 from vlmkit.runlock import RunLock
 from vlmkit.sinkfeed import SinkFeed
 from vlmkit.types import Usage
@@ -102,6 +103,7 @@ class Run:
         progress: bool | Callable[[ItemOutcome], None] = False,
         options: Mapping[str, Any] | None = None,
         fsync: bool = True,
+        pixel_budget: int = DEFAULT_PIXEL_BUDGET,
     ) -> None:
         if task not in RUN_TASKS:
             raise ConfigError(f"run supports the tasks {list(RUN_TASKS)}, not {task!r}")
@@ -140,6 +142,7 @@ class Run:
             backend=backend,
             concurrency=self.concurrency,
             budget=self.budget,
+            pixel_budget=pixel_budget,
             summary=self.summary,
             report=self._report,
         )
@@ -231,6 +234,7 @@ class Run:
                 self.summary.resumed += 1
                 continue
             pending.append(item)
+        self._dispatcher.pixels = image_pixels(item.path for item in pending)
         if not self.items:
             self.summary.stopped = "no images"
             log.warning(

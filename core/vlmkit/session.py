@@ -348,6 +348,7 @@ class Session:
         budget_usd: float | None = None,
         progress: bool | Any = False,
         options: Mapping[str, Any] | None = None,
+        pixel_budget: int | None = None,
     ) -> Run:
         """Label many images, resumably; iterate over the returned :class:`~vlmkit.runner.Run`
         to process them, getting an :class:`~vlmkit.runner.ItemOutcome` per finished item.
@@ -355,11 +356,14 @@ class Session:
         ``inputs`` are files, folders (recursive) and globs. Results go to
         ``out_dir/results.jsonl`` as they finish; re-running resumes. ``sinks`` (``"coco"``,
         ``"yolo"``, ``"annotate"``) are written at the end from the whole ledger.
+        ``pixel_budget`` bounds the decoded pixels of the images in flight (default 200
+        megapixels, :mod:`vlmkit.pixels`): huge images are taken a few at a time.
 
         For long runs in a process of your own, call :func:`gc.freeze` once the session is set
         up (``vlmkit label`` does): what was imported and loaded then stays out of the garbage
         collector's full passes, which otherwise pause every request thread.
         """
+        from vlmkit.pixels import DEFAULT_PIXEL_BUDGET
         from vlmkit.runner import Run
 
         if isinstance(inputs, (str, Path)):
@@ -379,6 +383,7 @@ class Session:
             budget_usd=budget_usd,
             progress=progress,
             options=options,
+            pixel_budget=DEFAULT_PIXEL_BUDGET if pixel_budget is None else pixel_budget,
         )
 
     # -- sinks ----------------------------------------------------------------------------

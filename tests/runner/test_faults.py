@@ -8,9 +8,11 @@ import json
 import os
 import signal
 import threading
+import time
 import types
 
 import pytest
+from PIL import Image
 
 import vlmkit
 import vlmkit.atomic
@@ -91,3 +93,60 @@ def test_ctrl_c_during_the_sink_commit_is_all_or_nothing(tmp_path, monkeypatch):
     assert len(list((out / "annotated").iterdir())) == 6
     assert not [p for p in out.rglob("*.tmp")]
     assert run.summary.wall_s > 0
+
+
+def test_huge_images_are_taken_within_a_pixel_budget_across_workers(tmp_path, monkeypatch):
+    import vlmkit.session
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(6):
+        Image.new("RGB", (3000, 3000), (i, i, i)).save(images / f"big{i}.png")  # 9 MP each
+    for i in range(6):
+        Image.new("RGB", (100, 100), (i, i, i)).save(images / f"small{i}.png")
+    lock, held, peak = threading.Lock(), [0], [0]
+    real_load = vlmkit.session.load_image
+
+    def load(image):  # a big image is held from its decoding until its answer
+        loaded = real_load(image)
+        if loaded.size[0] * loaded.size[1] > 1_000_000:
+            with lock:
+                held[0] += 1
+                peak[0] = max(peak[0], held[0])
+        return loaded
+
+    def answer(request):
+        size = request.images[0].original.size
+        time.sleep(0.05)  # lets the other workers try to start meanwhile
+        if size[0] * size[1] > 1_000_000:
+            with lock:
+                held[0] -= 1
+        return CAT
+
+    monkeypatch.setattr(vlmkit.session, "load_image", load)
+    with vlmkit.Session("scripted", plugins=[scripted_plugin(answer)], entrypoints=["vlmkit"]) as s:
+        run = s.run("detect", [images], "cat", out_dir=tmp_path / "out", concurrency=8,
+                    pixel_budget=20_000_000)  # fmt: skip
+        assert [o.status for o in run] == ["done"] * 12
+    assert peak[0] <= 2  # two 9 MP images fit under 20 MP, a third waits (8 without a budget)
+
+
+def test_pillows_decompression_bomb_warning_becomes_vlmkits_own(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+    from typer.testing import CliRunner
+
+    from vlmkit.cli import app
+
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 500_000)  # Pillow warns above this
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (800, 700), (9, 9, 9)).save(images / "huge.png")  # 560,000 pixels
+    result = CliRunner().invoke(
+        app,
+        ["--plugin", "tests.cli.scripted_backends", "label", str(images), "-b", "scripted",
+         "--out", str(tmp_path / "out"), "--no-progress"],
+        env={"VLMKIT_LOAD_PLUGINS": "vlmkit", "VLMKIT_CACHE_DIR": str(tmp_path / "cache")},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "huge.png: 800 × 700 pixels is beyond Pillow's decompression-bomb" in result.stderr
+    assert "DecompressionBombWarning" not in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import gc
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -605,8 +606,13 @@ def label(
             # 3 % of a 500-image run; docs/benchmarks.md).
             gc.freeze()
             try:
-                for _ in results:
-                    pass
+                with warnings.catch_warnings():
+                    # the run names huge images in its own words (vlmkit.pixels)
+                    from PIL.Image import DecompressionBombWarning
+
+                    warnings.simplefilter("ignore", DecompressionBombWarning)
+                    for _ in results:
+                        pass
             finally:  # an interrupted or failed run still says how far it got
                 gc.unfreeze()  # back to normal for whatever runs in this process next
                 summary = getattr(results, "summary", None)

@@ -1,4 +1,4 @@
-"""The batch runner: label a folder of images, resumably, never paying twice for an answer.
+"""The batch runner: label a folder of images, resumably, never paying twice for a recorded answer.
 
 Every finished item is appended to the run's ledger (``OUT/results.jsonl``) and fsynced before
 it counts as done, so a crash, a kill or Ctrl-C at any moment leaves a ledger the same command

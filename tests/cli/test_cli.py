@@ -543,3 +543,26 @@ def test_cached_answers_are_said_by_detect_and_counted_by_label_json(vlm, tmp_pa
     assert run.exit_code == 0, run.output
     summary = json.loads(run.stdout)
     assert summary["done"] == 1 and summary["cached"] == 1 and summary["cost_usd"] in (None, 0)
+
+
+_INTERRUPT_IMPORTS = """
+import importlib.metadata, sys
+
+class CtrlCWhileImporting:  # the user presses Ctrl-C while vlmkit's imports load
+    def find_spec(self, name, path=None, target=None):
+        if name == "vlmkit.cli.app":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, CtrlCWhileImporting())
+[script] = importlib.metadata.entry_points(group="console_scripts", name="vlmkit")
+script.load()()
+"""
+
+
+def test_ctrl_c_while_the_command_line_loads_exits_130_without_a_traceback():
+    done = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT_IMPORTS], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == "interrupted\n"

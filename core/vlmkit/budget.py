@@ -22,7 +22,7 @@ from typing import Any
 
 from vlmkit.runtime import RequestWithdrawn
 
-__all__ = ["PAID_ANSWERS", "RUN_BUDGET", "Budget", "BudgetReached", "max_cost_usd"]
+__all__ = ["PAID_ANSWERS", "REPLAY", "RUN_BUDGET", "Budget", "BudgetReached", "max_cost_usd"]
 
 
 class BudgetReached(RequestWithdrawn):
@@ -79,11 +79,20 @@ RUN_BUDGET: ContextVar[Budget | None] = ContextVar("vlmkit_run_budget", default=
 PAID_ANSWERS: ContextVar[list[Any] | None] = ContextVar("vlmkit_paid_answers", default=None)
 
 
+#: An answer already paid for (a ``Generation``) that the next model call of this thread returns
+#: instead of asking the model: a run re-parses a kept answer through the whole task pipeline.
+REPLAY: ContextVar[Any | None] = ContextVar("vlmkit_replay", default=None)
+
+
 def budgeted(backend: Any, generate: Any) -> Any:
     """``generate`` under the calling thread's run budget (if any): reserve, call, settle;
     every answer is also handed to :data:`PAID_ANSWERS` when a run collects them."""
 
     def call(request: Any) -> Any:
+        replay = REPLAY.get()
+        if replay is not None:  # paid for already: costs nothing now
+            REPLAY.set(None)
+            return replay
         budget = RUN_BUDGET.get()
         if budget is None:
             generation = generate(request)

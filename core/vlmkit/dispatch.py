@@ -14,15 +14,22 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.backend import Backend, Generation, Request
-from vlmkit.budget import PAID_ANSWERS, RUN_BUDGET, Budget, BudgetReached
-from vlmkit.errors import AuthError, ConfigError, RateLimited, UnsupportedTask, VlmkitError
+from vlmkit.budget import PAID_ANSWERS, REPLAY, RUN_BUDGET, Budget, BudgetReached
+from vlmkit.errors import (
+    AuthError,
+    ConfigError,
+    ParseError,
+    RateLimited,
+    UnsupportedTask,
+    VlmkitError,
+)
 from vlmkit.inputs import InputItem
 from vlmkit.ledger import Ledger, LedgerRecord
 from vlmkit.outcomes import ItemOutcome, RunSummary, outcome_problem
 from vlmkit.pixels import DEFAULT_PIXEL_BUDGET, PixelBudget
 from vlmkit.runtime import REQUEST_GATE, RequestGate, RequestWithdrawn
 from vlmkit.sinkfeed import SinkFeed
-from vlmkit.types import Result, Usage
+from vlmkit.types import FinishReason, Result, Usage
 
 __all__ = ["Dispatcher"]
 
@@ -102,6 +109,7 @@ class Dispatcher:
         self.unrecorded: list[str] = []  # keys whose answer could not be written to the ledger
         self.pixel_budget = PixelBudget(pixel_budget)
         self.pixels: dict[Path, int] = {}  # decoded size of each pending item (header)
+        self.replays: dict[str, str] = {}  # key -> kept answer that failed to parse earlier
 
     def request_interrupt(self) -> None:
         """A first Ctrl-C: start nothing new, stop at the next safe point. A second one
@@ -252,7 +260,9 @@ class Dispatcher:
         error: BaseException | None = None
         try:
             with self.pixel_budget.hold(self.pixels.get(item.path, 0), self.stop):
-                result = self.call(item)
+                result = self._reparsed(item)
+                if result is None:
+                    result = self.call(item)
         except BudgetReached as err:
             self._budget_reached(err)
             return None  # never sent: the item stays to do
@@ -282,6 +292,24 @@ class Dispatcher:
             self.unrecorded.append(item.key)
             self._stop_run(_ledger_failed(ledger, err, answers), "error")
             return None
+
+    def _reparsed(self, item: InputItem) -> Result | None:
+        """An item that failed because its paid answer did not parse is first parsed again from
+        the kept answer, through the whole task pipeline, for free; None if that fails too (the
+        model is then asked again)."""
+        raw = self.replays.pop(item.key, None)
+        if raw is None:
+            return None
+        REPLAY.set(Generation(text=raw, finish=FinishReason.STOP))
+        try:
+            result = self.call(item)
+        except ParseError:
+            return None
+        finally:
+            REPLAY.set(None)
+        with self._fatal_lock:
+            self.summary.reparsed += 1
+        return result
 
     def _stop_run(self, err: VlmkitError, why: str) -> None:
         """Stop the run once for a reason that is no item's fault (the first one wins)."""

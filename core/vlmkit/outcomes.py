@@ -35,6 +35,7 @@ class RunSummary:
     skipped: int = 0
     resumed: int = 0  # finished in an earlier run, skipped now
     cached: int = 0  # done with an answer from the answer cache: no model call, no cost
+    reparsed: int = 0  # done by parsing again an answer kept from an earlier run: no cost
     usage: Usage = attrs.field(factory=Usage.zero)
     wall_s: float = 0.0
     #: why the run stopped early: "budget", "interrupted", "error", "quota exhausted",
@@ -65,6 +66,7 @@ class RunSummary:
             "skipped": self.skipped,
             "resumed": self.resumed,
             "cached": self.cached,
+            "reparsed": self.reparsed,
             "tokens": self.tokens,
             "prompt_tokens": self.usage.prompt_tokens,
             "output_tokens": self.usage.output_tokens,
@@ -93,6 +95,12 @@ class RunSummary:
                 1,
                 f"cached {self.cached} (answers reused from the answer cache: no model call, "
                 "no tokens, no cost; --no-cache to ask again)",
+            )
+        if self.reparsed:
+            lines.insert(
+                1,
+                f"reparsed {self.reparsed} (answers kept from an earlier run parsed again: no "
+                "model call, no cost)",
             )
         if self.skipped_inputs:
             shown = [f"{path} ({why})" for path, why in list(self.skipped_inputs.items())[:5]]

@@ -235,6 +235,14 @@ class Run:
                 continue
             pending.append(item)
         self._dispatcher.pixels = image_pixels(item.path for item in pending)
+        if self.retry_failed:  # answers paid earlier that failed to parse: parse them again
+            self._dispatcher.replays = {
+                item.key: record.raw_text
+                for item in pending
+                if (record := state.failed.get(item.key)) is not None
+                and record.raw_text is not None
+                and record.error_type == "ParseError"
+            }
         if not self.items:
             self.summary.stopped = "no images"
             log.warning(

@@ -176,3 +176,31 @@ def test_a_short_429_after_retries_is_still_one_items_failure(tmp_path):
         run = s.run("detect", [images], "cat", out_dir=tmp_path / "out", concurrency=1)
         list(run)
     assert run.summary.failures == {"RateLimited": 1} and run.summary.done == 1
+
+
+def test_retry_failed_parses_a_kept_answer_again_before_paying(tmp_path, monkeypatch):
+    import vlmkit.tasks
+
+    images = tmp_path / "images"
+    make_images(images, 3, subfolders=False)
+    out = tmp_path / "out"
+    real = vlmkit.tasks.parse_detections
+
+    def old_parser(text, **kwargs):  # a parser with a bug, fixed in a later vlmkit
+        raise vlmkit.ParseError("cannot read this answer", raw_text=text)
+
+    monkeypatch.setattr(vlmkit.tasks, "parse_detections", old_parser)
+    with _priced(_answer(CAT, 0.001), worst=0.01) as s:
+        first = s.run("detect", [images], "cat", out_dir=out, budget_usd=1.0)
+        list(first)
+    assert first.summary.failures == {"ParseError": 3}
+    monkeypatch.setattr(vlmkit.tasks, "parse_detections", real)  # the fix
+    with _priced(_answer(CAT, 0.001), worst=0.01) as s:
+        retry = s.run("detect", [images], "cat", out_dir=out, retry_failed=True, budget_usd=1.0)
+        list(retry)
+        assert s.backend.requests == []  # nothing paid again
+    assert retry.summary.done == 3 and retry.summary.reparsed == 3
+    assert "reparsed 3" in str(retry.summary) and retry.budget.spent_usd == 0
+    state = read_ledger(out / "results.jsonl")
+    assert len(state.done) == 3
+    assert [list(r.result.labels) for r in state.done.values()] == [["cat"]] * 3

@@ -119,17 +119,6 @@ class Dispatcher:
         self.interrupt_requested = True
         self.stop.set()
 
-    def count(self, outcome: ItemOutcome) -> None:
-        if outcome.status == "done":
-            self.summary.done += 1
-            provenance = outcome.result.provenance if outcome.result is not None else None
-            if provenance is not None and provenance.cached:
-                self.summary.cached += 1
-        elif outcome.status == "failed":
-            self.summary.failed += 1
-            kind = outcome.error_type or "error"
-            self.summary.failures[kind] = self.summary.failures.get(kind, 0) + 1
-
     def _budget_reached(self, err: BudgetReached) -> None:
         """The next request's worst case does not fit: start nothing new (once)."""
         with self._fatal_lock:
@@ -246,7 +235,7 @@ class Dispatcher:
                 except queue.Empty:
                     break
                 if late is not None:
-                    self.count(late)
+                    self.summary.count(late)
             raise
 
     def _finish(
@@ -321,19 +310,27 @@ class Dispatcher:
     def _paid(
         self, answers: list[tuple[Request, Generation]], err: BaseException
     ) -> dict[str, Any]:
-        """The paid answer of a call that produced no result (a parse failure, a bug after the
-        answer): its complete text, usage and image size, kept in the ledger and counted."""
-        if not answers:
-            return {}
-        usage = sum((answer.usage for _request, answer in answers), Usage.zero())
+        """What a call that produced no result was paid for (kept in the ledger, counted)."""
+        paid, usage = paid_answer(answers, err)
         with self._fatal_lock:
             self.unparsed_usage = self.unparsed_usage + usage
-        request, last = answers[-1]
-        paid: dict[str, Any] = {"raw_text": getattr(err, "raw_text", None) or last.text}
-        paid["usage"] = usage
-        if request.images:
-            paid["image_size"] = request.images[0].original.size
         return paid
+
+
+def paid_answer(
+    answers: list[tuple[Request, Generation]], err: BaseException
+) -> tuple[dict[str, Any], Usage]:
+    """The paid answer of a call that produced no result (a parse failure, a bug after the
+    answer): its complete text, usage and image size for the ledger record, and its usage."""
+    if not answers:
+        return {}, Usage.zero()
+    usage = sum((answer.usage for _request, answer in answers), Usage.zero())
+    request, last = answers[-1]
+    paid: dict[str, Any] = {"raw_text": getattr(err, "raw_text", None) or last.text}
+    paid["usage"] = usage
+    if request.images:
+        paid["image_size"] = request.images[0].original.size
+    return paid, usage
 
 
 def record(

@@ -58,6 +58,18 @@ class RunSummary:
         processed = self.done + self.failed
         return processed / self.wall_s if self.wall_s > 0 else 0.0
 
+    def count(self, outcome: ItemOutcome) -> None:
+        """Add one item's outcome to the totals."""
+        if outcome.status == "done":
+            self.done += 1
+            provenance = outcome.result.provenance if outcome.result is not None else None
+            if provenance is not None and provenance.cached:
+                self.cached += 1
+        elif outcome.status == "failed":
+            self.failed += 1
+            kind = outcome.error_type or "error"
+            self.failures[kind] = self.failures.get(kind, 0) + 1
+
     def to_dict(self) -> dict[str, Any]:
         """The summary as plain JSON data (``vlmkit label --json``)."""
         return {

@@ -38,7 +38,7 @@ from vlmkit.manifest import check_manifest
 from vlmkit.outcomes import ItemOutcome, RunSummary, usage_since
 from vlmkit.pixels import DEFAULT_PIXEL_BUDGET, image_pixels
 from vlmkit.runlock import RunLock
-from vlmkit.sinkfeed import SinkFeed
+from vlmkit.sinkfeed import SinkFeed, commit_sinks
 from vlmkit.types import Usage
 
 if TYPE_CHECKING:
@@ -195,7 +195,7 @@ class Run:
         return previous
 
     def _report(self, outcome: ItemOutcome) -> None:
-        self._dispatcher.count(outcome)
+        self.summary.count(outcome)
         bar = self._bar
         if bar is not None:
             bar.update(1)
@@ -310,33 +310,9 @@ class Run:
     def _write_sinks(
         self, state: LedgerState, exporter: Exporter | None, feed: SinkFeed | None
     ) -> None:
-        """Commit the sinks fed during the run; without a feed (a sink that is not two-phase),
-        or if feeding failed, export the whole ledger — ``state``, as read at the start and
-        updated by every append since — as ``vlmkit export`` would."""
-        if exporter is None:
-            return
-        if not state.done:  # nothing true to write: no dataset that only looks like one
-            log.warning(
-                "no image of %s has an answer yet, so no sink file was written (%s)",
-                self.out_dir,
-                ", ".join(self.sinks),
-            )
-            if feed is not None:
-                feed.discard()
-            else:
-                exporter.discard()
-            return
-        if feed is not None:
-            files = feed.finish()
-            if files is not None:
-                self.summary.sink_files = files
-                return
-            exporter = self._new_exporter()  # the feed's sinks were discarded: start afresh
-            assert exporter is not None
-        whole = LedgerState(
-            records=dict(state.records), bad_lines=state.bad_lines, torn_lines=state.torn_lines
-        )
-        self.summary.sink_files = exporter.replay(whole)
+        files = commit_sinks(state, exporter, feed, self._new_exporter, self.out_dir)
+        if files is not None:
+            self.summary.sink_files = files
 
 
 def _known_keys(items: list[InputItem], state: LedgerState) -> list[InputItem]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import queue
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vlmkit.errors import ConfigError
@@ -12,7 +14,7 @@ from vlmkit.ledger import LedgerRecord, LedgerState
 if TYPE_CHECKING:
     from vlmkit.export import Exporter, ExportResult
 
-__all__ = ["SinkFeed"]
+__all__ = ["SinkFeed", "commit_sinks"]
 
 log = logging.getLogger(__name__)
 
@@ -90,3 +92,36 @@ class SinkFeed:
     def discard(self) -> None:
         self.failed = True
         self.exporter.discard()
+
+
+def commit_sinks(
+    state: LedgerState,
+    exporter: Exporter | None,
+    feed: SinkFeed | None,
+    new_exporter: Callable[[], Exporter | None],
+    out_dir: Path,
+) -> ExportResult | None:
+    """Commit the sinks fed during a run; without a feed (a sink that is not two-phase), or if
+    feeding failed, export the whole ledger — ``state``, as read at the start and updated by
+    every append since — as ``vlmkit export`` would. Nothing is written (and None returned)
+    while no image has an answer: no dataset that only looks like one."""
+    if exporter is None:
+        return None
+    if not state.done:
+        log.warning(
+            "no image of %s has an answer yet, so no sink file was written (%s)",
+            out_dir,
+            ", ".join(name for name, _sink in exporter.built),
+        )
+        (feed or exporter).discard()
+        return None
+    if feed is not None:
+        files = feed.finish()
+        if files is not None:
+            return files
+        exporter = new_exporter()  # the feed's sinks were discarded: start afresh
+        assert exporter is not None
+    whole = LedgerState(
+        records=dict(state.records), bad_lines=state.bad_lines, torn_lines=state.torn_lines
+    )
+    return exporter.replay(whole)

@@ -110,3 +110,39 @@ def test_cached_answers_are_counted_and_said(tmp_path, photo):
     assert run.summary.done == 1 and run.summary.cached == 1
     assert run.summary.to_dict()["cached"] == 1
     assert "cached 1" in str(run.summary)
+
+
+def test_gemini_declares_what_changes_answers(tmp_path, photo):
+    with FakeGemini() as one, FakeGemini() as other:
+        one.add_rule(text=_box(0))
+        other.add_rule(text=_box(0))
+        out = tmp_path / "out"
+        with vlmkit.Session("gemini-api", api_key="k", base_url=one.base_url) as s:
+            list(s.run("detect", [photo], ["cat"], out_dir=out))
+        slower = vlmkit.Session("gemini-api", api_key="k", base_url=one.base_url, timeout_s=300)
+        with slower as s:  # a timeout changes no answer: the folder resumes
+            run = s.run("detect", [photo], ["cat"], out_dir=out)
+            assert list(run) == [] and run.summary.resumed == 1
+        elsewhere = vlmkit.Session("gemini-api", api_key="k", base_url=other.base_url)
+        with elsewhere as s, pytest.raises(vlmkit.ConfigError, match="--config base_url"):
+            list(s.run("detect", [photo], ["cat"], out_dir=out))
+        vertex = vlmkit.Session(
+            "gemini-vertex", base_url=one.base_url, project="p1", location="europe-west4",
+            credentials=_StaticCredentials(),
+        )  # fmt: skip
+        with vertex as s:
+            settings = s.backend_identity["settings"]
+    assert settings["project"] == "p1" and settings["location"] == "europe-west4"
+    assert "timeout_s" not in settings and "credentials" not in settings
+
+
+class _StaticCredentials:
+    token = "t"
+    valid = True
+    expired = False
+
+    def refresh(self, request):
+        pass
+
+    def before_request(self, request, method, url, headers):
+        headers["authorization"] = "Bearer t"

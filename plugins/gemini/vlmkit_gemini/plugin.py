@@ -13,6 +13,10 @@ import vlmkit
 from vlmkit_gemini.options import API_SETTINGS, VERTEX_SETTINGS
 
 _TASKS = ("describe", "detect", "segment", "ocr", "video")
+# The construction settings that change answers (what is asked, where, of which pixels): the
+# answer cache and run folders key on these; timeouts, retries and concurrency do not count.
+_API_ANSWERS = ("base_url", "api_version", "max_image_side", "image_format", "jpeg_quality")
+_VERTEX_ANSWERS = (*_API_ANSWERS, "project", "location", "express")
 
 
 def _gemini_api(**config: Any) -> vlmkit.Backend:
@@ -36,6 +40,7 @@ def vlmkit_backends() -> Iterator[vlmkit.BackendInfo]:
         media=("image", "video"),
         description="Google Gemini through the Gemini Developer API (API key; Files API).",
         settings=API_SETTINGS,
+        answer_settings=_API_ANSWERS,
     )
     yield vlmkit.BackendInfo(
         name="gemini-vertex",
@@ -44,4 +49,5 @@ def vlmkit_backends() -> Iterator[vlmkit.BackendInfo]:
         media=("image", "video"),
         description="Google Gemini on Vertex AI (project + credentials, or express-mode key).",
         settings=VERTEX_SETTINGS,
+        answer_settings=_VERTEX_ANSWERS,
     )

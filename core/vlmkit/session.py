@@ -353,9 +353,13 @@ class Session:
         """Label many images, resumably; iterate over the returned :class:`~vlmkit.runner.Run`
         to process them, getting an :class:`~vlmkit.runner.ItemOutcome` per finished item.
 
-        ``inputs`` are files, folders (recursive) and globs. Results go to
-        ``out_dir/results.jsonl`` as they finish; re-running resumes. ``sinks`` (``"coco"``,
-        ``"yolo"``, ``"annotate"``) are written at the end from the whole ledger.
+        ``inputs`` are files, folders (recursive) and globs; each file's key depends only on the
+        argument that yielded it (:mod:`vlmkit.inputs`). Results go to
+        ``out_dir/results.jsonl`` as they finish; re-running resumes; one run at a time holds
+        ``out_dir`` (:mod:`vlmkit.runlock`). ``sinks`` (``"coco"``, ``"yolo"``,
+        ``"annotate"``) are written at the end from the whole ledger, once some image has an
+        answer. ``budget_usd`` is a hard cap: each request's worst case is reserved before it
+        is sent (:mod:`vlmkit.budget`), refused where the backend knows no price.
         ``pixel_budget`` bounds the decoded pixels of the images in flight (default 200
         megapixels, :mod:`vlmkit.pixels`): huge images are taken a few at a time.
 

@@ -267,6 +267,48 @@ class Headers(Mapping[str, str]):
 
 
 # --------------------------------------------------------------------------------------------
+# what each model family refuses (as the real API answers; see docs/backends/gemini.md)
+
+#: Model-name patterns that answer 404 (shut down), as the Gemini API does for retired models.
+SHUT_DOWN_MODELS = ("gemini-1.5-*", "gemini-2.0-*", "gemini-3-pro-preview")
+_NO_MINIMAL_LEVEL = ("gemini-3.8-flash*", "gemini-3*-pro*")
+
+
+def model_refusal(req: RecordedRequest) -> tuple[int, str] | None:
+    """``(status, message)`` when ``req``'s model refuses what the request sets, else ``None``.
+
+    Gemini 3.x takes ``thinking_level`` (3.8 Flash and Pro have no ``minimal``), Gemini 2.5
+    takes ``thinking_budget``; no model takes both. ``media_resolution`` per part and
+    ``ULTRA_HIGH`` are Gemini 3.x only. Shut-down models answer 404.
+    """
+    model = (req.model or "").lower()
+    version = req.api_version or "v1beta"
+    if any(fnmatch.fnmatchcase(model, p) for p in SHUT_DOWN_MODELS):
+        return 404, (
+            f"models/{model} is not found for API version {version}, or is not supported for "
+            "generateContent. Call ListModels to see the list of available models and their "
+            "supported methods."
+        )
+    cfg = req.generation_config
+    thinking = cfg.get("thinking_config") or {}
+    budget, level = thinking.get("thinking_budget"), thinking.get("thinking_level")
+    if budget is not None and level is not None:
+        return 400, "You can only set only one of thinking budget and thinking level."
+    gemini3 = model.startswith(("gemini-3", "gemini-robotics-er-2"))
+    if level is not None and model.startswith("gemini-2"):
+        return 400, "Thinking level is not supported for this model."
+    if str(level).upper() == "MINIMAL" and any(
+        fnmatch.fnmatchcase(model, p) for p in _NO_MINIMAL_LEVEL
+    ):
+        return 400, "Thinking level MINIMAL is not supported for this model."
+    if req.part_media_resolution and not gemini3:
+        return 400, "Media resolution per part is not supported for this model."
+    if "ULTRA_HIGH" in str(cfg.get("media_resolution") or "") and not gemini3:
+        return 400, "Media resolution MEDIA_RESOLUTION_ULTRA_HIGH is not supported for this model."
+    return None
+
+
+# --------------------------------------------------------------------------------------------
 # records and rules
 
 
@@ -290,6 +332,7 @@ class RecordedRequest:
     inline_data: list[tuple[str, bytes]] = field(default_factory=list)
     file_data: list[tuple[str, str]] = field(default_factory=list)
     video_metadata: list[dict[str, Any]] = field(default_factory=list)
+    part_media_resolution: list[str] = field(default_factory=list)  # per-part levels sent
     generation_config: dict[str, Any] = field(default_factory=dict)
     system_instruction: str | None = None
     response_schema: Any = None
@@ -325,6 +368,15 @@ class RecordedRequest:
     @property
     def media_resolution(self) -> str | None:
         return self.generation_config.get("media_resolution")
+
+    @property
+    def thinking_level(self) -> str | None:
+        return (self.generation_config.get("thinking_config") or {}).get("thinking_level")
+
+    @property
+    def service_tier(self) -> str | None:
+        body = self.body if isinstance(self.body, dict) else {}
+        return _get(body, "service_tier")
 
 
 TextSpec = str | dict | list | Callable[[RecordedRequest], Any] | None
@@ -1126,6 +1178,10 @@ class FakeGemini:
                 video = _get(part, "video_metadata")
                 if video is not None:
                     req.video_metadata.append(normalize_keys(video))
+                resolution = _get(part, "media_resolution")
+                if resolution is not None:
+                    level = _get(resolution, "level") if isinstance(resolution, dict) else None
+                    req.part_media_resolution.append(str(level or resolution))
         req.prompt_text = "\n".join(texts)
         system = _get(body, "system_instruction")
         if isinstance(system, dict):
@@ -1145,6 +1201,10 @@ class FakeGemini:
                 400,
                 error_body(400, "* GenerateContentRequest.contents: contents is not specified\n"),
             )
+        refusal = model_refusal(req)
+        if refusal is not None:
+            status, message = refusal
+            return _Answer(status, error_body(status, message))
         for _mime, uri in req.file_data:
             if uri.startswith("gs://") or ("/files/" not in uri and not uri.startswith("files/")):
                 continue

@@ -57,6 +57,7 @@ from vlmkit_gemini.models import MODEL_TABLE, ModelCaps, ModelTable, normalize_m
 from vlmkit_gemini.options import DEFAULT_MAX_OUTPUT_TOKENS, OPTION_NAMES, OPTIONS
 from vlmkit_gemini.pricing import Price, PriceTable, estimate_cost
 from vlmkit_gemini.retry import RetryPolicy
+from vlmkit_gemini.segtokens import refuse_seg_tokens
 
 if TYPE_CHECKING:
     from google import genai
@@ -483,12 +484,17 @@ class GeminiBackend(Backend):
         self, backend: Backend, request: TaskRequest, runtime: Runtime
     ) -> Detections | None:
         """Gemini 3.x answers segmentation with polygon masks: ask for that format, then let the
-        core's generic route parse it. Other models take the generic route unchanged."""
-        if backend is not self or self.caps.mask_format != "polygon":
+        core's generic route parse it. Other models keep the core's prompt. Either way an answer
+        in the ``<start_of_mask><seg_N>…`` token format is a ParseError (see
+        :mod:`vlmkit_gemini.segtokens`), never detections with missing masks."""
+        if backend is not self:
             return None
-        prompt = polygon_segment_prompt(request.prompt)
-        rewritten = attrs.evolve(request, prompt=prompt)
-        result: Detections = vlmkit.run_generic(self, rewritten, runtime)
+        if self.caps.mask_format == "polygon":
+            request = attrs.evolve(request, prompt=polygon_segment_prompt(request.prompt))
+        result: Detections = vlmkit.run_generic(self, request, runtime)
+        provenance = result.provenance
+        if provenance is not None and result.report.masks_invalid:
+            refuse_seg_tokens(provenance.raw_text, self.model, alternatives=SEGMENTATION_MODELS)
         return result
 
     # -- calls, retries, errors -----------------------------------------------------------

@@ -77,6 +77,12 @@ OPS = (
     "files_get",
     "files_list",
     "files_delete",
+    "batch_create",
+    "batch_get",
+    "batch_list",
+    "batch_cancel",
+    "batch_delete",
+    "batch_generate",
     "unknown",
 )
 GENERATION_OPS = frozenset({"generate", "stream"})
@@ -84,6 +90,7 @@ _MODEL_METHODS = {
     "generateContent": "generate",
     "streamGenerateContent": "stream",
     "countTokens": "count_tokens",
+    "batchGenerateContent": "batch_create",
 }
 
 _STATUS_NAMES = {
@@ -153,6 +160,13 @@ _EXPRESS_RE = re.compile(
 _GEMINI_RE = re.compile(r"^/(?P<version>[^/]+)/models/(?P<model>[^/:]+):(?P<method>\w+)$")
 _UPLOAD_RE = re.compile(r"^/upload/(?P<version>[^/]+)/files$")
 _FILES_RE = re.compile(r"^/(?P<version>[^/]+)/files(?:/(?P<file_id>[^/:]+))?$")
+_BATCHES_RE = re.compile(
+    r"^/(?P<version>[^/]+)/batches(?:/(?P<batch_id>[^/:]+))?(?::(?P<action>cancel))?$"
+)
+_BATCH_DONE = frozenset(
+    {"BATCH_STATE_SUCCEEDED", "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED"}
+)
+_BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
 _FILE_URI_RE = re.compile(r"(?:^|/)files/(?P<file_id>[A-Za-z0-9_-]+)$")
 
 
@@ -476,6 +490,28 @@ class _File:
     gets: int = 0
 
 
+@dataclass
+class _Batch:
+    """One batch job of the Batch API (inline requests)."""
+
+    name: str
+    display_name: str
+    model: str
+    items: list[dict[str, Any]]
+    api_version: str
+    headers: Headers
+    state: str = "BATCH_STATE_PENDING"
+    gets: int = 0
+    create_time: str = ""
+    end_time: str | None = None
+    outputs: list[dict[str, Any]] | None = None
+    error: dict[str, Any] | None = None
+
+    def keys(self) -> list[Any]:
+        """The ``metadata.key`` of each request, in order (``None`` where absent)."""
+        return [(item.get("metadata") or {}).get("key") for item in self.items]
+
+
 class _Answer:
     """What the handler writes back. ``drop`` closes the socket without any response."""
 
@@ -701,6 +737,10 @@ class FakeGemini:
         self.valid_keys: set[str] | None = None
         #: Bearer tokens answered with 401 UNAUTHENTICATED.
         self.invalid_tokens: set[str] = set()
+        #: Batch API: ``batches.get`` answers PENDING/RUNNING this many times before the job ends.
+        self.batch_pending_polls = 1
+        #: Batch API: the state a job ends in (``BATCH_STATE_SUCCEEDED``, ``..._EXPIRED``, ...).
+        self.batch_final_state = "BATCH_STATE_SUCCEEDED"
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -713,6 +753,7 @@ class FakeGemini:
         self._errors: list[str] = []
         self._files: dict[str, _File] = {}
         self._uploads: dict[str, _Upload] = {}
+        self._batches: dict[str, _Batch] = {}
         self.calls: Counter[str] = Counter()
         self.in_flight = 0
         self.max_in_flight = 0
@@ -942,6 +983,31 @@ class FakeGemini:
     # ---- inspection
 
     @property
+    def batches(self) -> dict[str, dict[str, Any]]:
+        """Snapshot of the batch jobs: name → display_name, model, state, keys, requests."""
+        with self._lock:
+            return {
+                name: {
+                    "display_name": b.display_name,
+                    "model": b.model,
+                    "state": b.state,
+                    "keys": b.keys(),
+                    "requests": len(b.items),
+                }
+                for name, b in self._batches.items()
+            }
+
+    def set_batch_state(self, name: str, state: str, error: str | None = None) -> None:
+        """Force a batch job into ``state`` (``BATCH_STATE_EXPIRED``, ...) with an error message."""
+        with self._lock:
+            batch = self._batches[name]
+            batch.state = state
+            if error is not None:
+                batch.error = {"code": 3, "message": error}
+            if state in _BATCH_DONE:
+                batch.end_time = _now_rfc3339()
+
+    @property
     def requests(self) -> list[RecordedRequest]:
         """A snapshot (copy) of every request received so far, in arrival order."""
         with self._lock:
@@ -1041,6 +1107,11 @@ class FakeGemini:
             "files_get": lambda: self._answer_files_get(req),
             "files_list": lambda: self._answer_files_list(req),
             "files_delete": lambda: self._answer_files_delete(req),
+            "batch_create": lambda: self._answer_batch_create(req),
+            "batch_get": lambda: self._answer_batch_get(req),
+            "batch_list": lambda: self._answer_batch_list(req),
+            "batch_cancel": lambda: self._answer_batch_cancel(req),
+            "batch_delete": lambda: self._answer_batch_delete(req),
         }
         if req.op not in handlers:
             message = f"Method not found: {req.method} {req.path}"
@@ -1072,6 +1143,16 @@ class FakeGemini:
                 if kind == "vertex":
                     req.project, req.location = m["project"], m["location"]
                 return
+        m = _BATCHES_RE.match(path)
+        if m:
+            req.path_kind, req.api_version = "gemini", m["version"]
+            if m["action"] == "cancel":
+                req.op = "batch_cancel" if method == "POST" else "unknown"
+            elif m["batch_id"] is None:
+                req.op = "batch_list" if method == "GET" else "unknown"
+            else:
+                req.op = {"GET": "batch_get", "DELETE": "batch_delete"}.get(method, "unknown")
+            return
         m = _UPLOAD_RE.match(path)
         if m and method == "POST":
             req.path_kind, req.api_version = "gemini", m["version"]
@@ -1648,3 +1729,143 @@ class FakeGemini:
         with self._lock:
             self._files.pop(f"files/{file_id}", None)
         return _Answer(200, {})
+
+    # ---- Batch API (inline requests; shapes of google-genai's batches module)
+
+    def _answer_batch_create(self, req: RecordedRequest) -> _Answer:
+        batch = _get(req.body, "batch") if isinstance(req.body, dict) else None
+        source = _get(batch, "input_config") or {}
+        if _get(source, "file_name") is not None:
+            return _Answer(400, error_body(400, "The fake serves inline batch requests only."))
+        items = _get(_get(source, "requests") or {}, "requests")
+        if not isinstance(items, list) or not items:
+            return _Answer(400, error_body(400, "* batch.input_config: requests are empty\n"))
+        name = f"batches/{uuid.uuid4().hex[:16]}"
+        created = _Batch(
+            name=name,
+            display_name=str(_get(batch, "display_name") or ""),
+            model=f"models/{req.model}",
+            items=items,
+            api_version=req.api_version or "v1beta",
+            headers=req.headers,
+            create_time=_now_rfc3339(),
+        )
+        with self._lock:
+            self._batches[name] = created
+        return _Answer(200, self._batch_operation(created))
+
+    def _lookup_batch(self, req: RecordedRequest) -> _Batch | None:
+        m = _BATCHES_RE.match(req.path)
+        with self._lock:
+            return self._batches.get(f"batches/{m['batch_id']}") if m else None
+
+    def _answer_batch_get(self, req: RecordedRequest) -> _Answer:
+        batch = self._lookup_batch(req)
+        if batch is None:
+            return _Answer(404, error_body(404, "Requested entity was not found.", "NOT_FOUND"))
+        with self._lock:
+            batch.gets += 1
+            finish = batch.state not in _BATCH_DONE and batch.gets > self.batch_pending_polls
+            if not finish and batch.state == "BATCH_STATE_PENDING":
+                batch.state = "BATCH_STATE_RUNNING"
+        if finish:
+            final = self.batch_final_state
+            outputs = self._run_batch(batch) if final == "BATCH_STATE_SUCCEEDED" else None
+            with self._lock:
+                if batch.state not in _BATCH_DONE:
+                    batch.outputs, batch.state, batch.end_time = outputs, final, _now_rfc3339()
+        return _Answer(200, self._batch_operation(batch))
+
+    def _answer_batch_list(self, req: RecordedRequest) -> _Answer:
+        with self._lock:
+            batches = list(self._batches.values())
+        return _Answer(200, {"operations": [self._batch_operation(b) for b in batches]})
+
+    def _answer_batch_cancel(self, req: RecordedRequest) -> _Answer:
+        batch = self._lookup_batch(req)
+        if batch is None:
+            return _Answer(404, error_body(404, "Requested entity was not found.", "NOT_FOUND"))
+        with self._lock:
+            if batch.state not in _BATCH_DONE:
+                batch.state, batch.end_time = "BATCH_STATE_CANCELLED", _now_rfc3339()
+        return _Answer(200, {})
+
+    def _answer_batch_delete(self, req: RecordedRequest) -> _Answer:
+        batch = self._lookup_batch(req)
+        if batch is None:
+            return _Answer(404, error_body(404, "Requested entity was not found.", "NOT_FOUND"))
+        with self._lock:
+            self._batches.pop(batch.name, None)
+        return _Answer(200, {})
+
+    def _run_batch(self, batch: _Batch) -> list[dict[str, Any]]:
+        """Answer every request of a batch as ``generateContent`` would (rules apply); each is
+        recorded with op ``batch_generate``."""
+        outputs = []
+        for item in batch.items:
+            model = str(_get(_get(item, "request") or {}, "model") or batch.model)
+            model = model.removeprefix("models/")
+            inner = RecordedRequest(
+                op="generate",
+                method="POST",
+                path=f"/{batch.api_version}/models/{model}:generateContent",
+                query={},
+                headers=batch.headers,
+                path_kind="gemini",
+                api_version=batch.api_version,
+                model=model,
+                received_at=time.monotonic(),
+            )
+            inner.body = _get(item, "request") or {}
+            metadata = _get(item, "metadata")
+            try:
+                self._parse_generation(inner)
+                answer = self._validate_generation(inner)
+            except (ValueError, TypeError) as exc:
+                answer = _Answer(400, error_body(400, f"Invalid request: {exc}"))
+            rule = None
+            if answer is None:
+                rule = self._pick_rule(inner)
+                if rule is not None and rule.is_error:
+                    answer = self._error_answer(inner, rule)
+            if answer is not None:
+                error = dict((answer.body or {}).get("error") or {"code": answer.status})
+                entry: dict[str, Any] = {"error": error}
+                inner.status = answer.status
+            else:
+                text = self._text_for(inner, rule)
+                entry = {"response": self._success_chunks(inner, rule, text)[0]}
+                inner.status = 200
+            if metadata is not None:
+                entry["metadata"] = metadata
+            outputs.append(entry)
+            inner.op = "batch_generate"
+            with self._lock:
+                self.calls["batch_generate"] += 1
+                self._requests.append(inner)
+        return outputs
+
+    def _batch_operation(self, batch: _Batch) -> dict[str, Any]:
+        """The ``Operation`` the Gemini API answers for a batch (state and output in metadata)."""
+        with self._lock:
+            done = batch.state in _BATCH_DONE
+            metadata: dict[str, Any] = {
+                "@type": _BATCH_TYPE,
+                "name": batch.name,
+                "displayName": batch.display_name,
+                "model": batch.model,
+                "state": batch.state,
+                "createTime": batch.create_time,
+                "updateTime": _now_rfc3339(),
+                "batchStats": {"requestCount": str(len(batch.items))},
+            }
+            if batch.end_time:
+                metadata["endTime"] = batch.end_time
+            if batch.outputs is not None:
+                metadata["output"] = {"inlinedResponses": {"inlinedResponses": batch.outputs}}
+            operation: dict[str, Any] = {"name": batch.name, "metadata": metadata}
+            if done:
+                operation["done"] = True
+            if batch.error is not None:
+                operation["error"] = batch.error
+            return operation

@@ -50,6 +50,7 @@ from vlmkit import (
     VlmkitError,
     encode_image,
 )
+from vlmkit_gemini.batch import Captured, _Capture, _Replay, batch_mode
 from vlmkit_gemini.errors import FileGone, SettingRefused, map_error, refused_option
 from vlmkit_gemini.files import FileStore
 from vlmkit_gemini.lifecycle import RETIRED, RetiredModelWarning, RetiredTable, retirement_message
@@ -443,9 +444,15 @@ class GeminiBackend(Backend):
         self._check_media_resolution(request, options, caps)
         started = time.perf_counter()
         thinking_was_default = False
+        mode = batch_mode()
         for attempt in range(3):
             config, thinking_was_default = self._config(request, options, caps)
             parts = self._parts(request, options)
+            if isinstance(mode, _Capture):
+                raise Captured(self._inlined_request(parts, config))
+            if isinstance(mode, _Replay):
+                response = mode.response
+                break
             call = functools.partial(
                 self._client.models.generate_content,
                 model=self.model,
@@ -476,7 +483,35 @@ class GeminiBackend(Backend):
                     continue
                 raise
         sent = {**options, "max_output_tokens": self._max_output_tokens(request, options)}
+        if isinstance(mode, _Replay):
+            sent["service_tier"] = "batch"  # priced at the Batch API's rate
         return self._generation(response, sent, time.perf_counter() - started)
+
+    def _inlined_request(
+        self, parts: list[types.Part], config: types.GenerateContentConfig
+    ) -> types.InlinedRequest:
+        """The Batch API request for a call built by :meth:`generate` (client-side settings and
+        the service tier, which batch jobs do not take, left out)."""
+        from google.genai import types
+
+        batch_config = config.model_copy(
+            update={"automatic_function_calling": None, "http_options": None, "service_tier": None}
+        )
+        return types.InlinedRequest(
+            model=self.model, contents=[self._content(parts)], config=batch_config
+        )
+
+    def batch_run(self, session: Any, task: str, inputs: Any, **kwargs: Any) -> Any:
+        """The run behind ``Session.run(..., mode="batch")``: see :mod:`vlmkit_gemini.batch`."""
+        if self.files is None:
+            raise UnsupportedTask(
+                f"{self.backend_name} has no batch mode: Vertex AI batch prediction reads its "
+                "input from Cloud Storage or BigQuery. Use backend='gemini-api' for --mode batch.",
+                task=task,
+            )
+        from vlmkit_gemini.batch import GeminiBatchRun
+
+        return GeminiBatchRun(session, task, inputs, **kwargs)
 
     # -- native route: polygon masks ------------------------------------------------------
     @vlmkit.hookimpl
@@ -700,7 +735,11 @@ class GeminiBackend(Backend):
         budget = self.inline_limit_bytes - _REQUEST_OVERHEAD - len(request.prompt.encode())
         budget -= len((request.system or "").encode())
         uploads: dict[int, Any] = {}
-        if self.files is not None:
+        if self.files is not None and isinstance(batch_mode(), _Capture):
+            # A batch job reads its images later, from the Files API (kept 48 hours).
+            for index, image in enumerate(encoded):
+                uploads[index] = self._upload_image(image)
+        elif self.files is not None:
             for index, image in enumerate(encoded):
                 key = FileStore.key_for_bytes(image.sha256, image.mime_type)
                 found = self.files.cached(key)
@@ -803,6 +842,8 @@ class GeminiBackend(Backend):
     def _generation(
         self, response: types.GenerateContentResponse, options: Mapping[str, Any], latency: float
     ) -> Generation:
+        """The vlmkit outcome of one answer; ``options["service_tier"]`` (``flex``,
+        ``priority``, or ``batch`` for Batch API answers) sets the price."""
         meta = response.usage_metadata
         model = response.model_version or self.answering_model
         usage = Usage(
@@ -906,8 +947,16 @@ class GeminiApiBackend(GeminiBackend):
         file_timeout_s: float = 600.0,
         file_poll_interval_s: float = 1.0,
         reuse_upload_min_bytes: int | None = 1024 * 1024,
+        batch_max_requests: int = 1000,
+        batch_poll_interval_s: float = 30.0,
         **kwargs: Any,
     ) -> None:
+        if int(batch_max_requests) < 1:
+            raise ConfigError("batch_max_requests must be at least 1")
+        if float(batch_poll_interval_s) < 0:
+            raise ConfigError("batch_poll_interval_s must be >= 0")
+        self.batch_max_requests = int(batch_max_requests)
+        self.batch_poll_interval_s = float(batch_poll_interval_s)
         if reuse_upload_min_bytes is not None and int(reuse_upload_min_bytes) < 0:
             raise ConfigError("reuse_upload_min_bytes must be >= 0 or None (never)")
         self.reuse_upload_min_bytes = (

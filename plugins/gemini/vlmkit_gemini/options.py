@@ -160,6 +160,20 @@ API_SETTINGS: tuple[Option, ...] = (
         default=1024 * 1024,
         help="images this large sent a second time go through the Files API (None: never)",
     ),
+    Option(
+        name="batch_max_requests",
+        type=int,
+        min=1,
+        default=1000,
+        help="--mode batch: requests per batch job (jobs also stay under 19 MB)",
+    ),
+    Option(
+        name="batch_poll_interval_s",
+        type=float,
+        min=0.0,
+        default=30.0,
+        help="--mode batch: wait between job status polls (s)",
+    ),
 )
 
 #: Construction settings of gemini-vertex.

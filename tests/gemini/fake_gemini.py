@@ -83,6 +83,7 @@ OPS = (
     "batch_cancel",
     "batch_delete",
     "batch_generate",
+    "files_download",
     "unknown",
 )
 GENERATION_OPS = frozenset({"generate", "stream"})
@@ -166,6 +167,7 @@ _BATCHES_RE = re.compile(
 _BATCH_DONE = frozenset(
     {"BATCH_STATE_SUCCEEDED", "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED"}
 )
+_DOWNLOAD_RE = re.compile(r"^/(?P<version>[^/]+)/files/(?P<file_id>[^/:]+):download$")
 _BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
 _FILE_URI_RE = re.compile(r"(?:^|/)files/(?P<file_id>[A-Za-z0-9_-]+)$")
 
@@ -506,6 +508,8 @@ class _Batch:
     end_time: str | None = None
     outputs: list[dict[str, Any]] | None = None
     error: dict[str, Any] | None = None
+    responses_file: str | None = None  # JSONL input: the answers go to a file, not inline
+    jsonl: bool = False
 
     def keys(self) -> list[Any]:
         """The ``metadata.key`` of each request, in order (``None`` where absent)."""
@@ -1108,6 +1112,7 @@ class FakeGemini:
             "files_list": lambda: self._answer_files_list(req),
             "files_delete": lambda: self._answer_files_delete(req),
             "batch_create": lambda: self._answer_batch_create(req),
+            "files_download": lambda: self._answer_files_download(req),
             "batch_get": lambda: self._answer_batch_get(req),
             "batch_list": lambda: self._answer_batch_list(req),
             "batch_cancel": lambda: self._answer_batch_cancel(req),
@@ -1143,6 +1148,11 @@ class FakeGemini:
                 if kind == "vertex":
                     req.project, req.location = m["project"], m["location"]
                 return
+        m = _DOWNLOAD_RE.match(path)
+        if m:
+            req.path_kind, req.api_version = "gemini", m["version"]
+            req.op = "files_download" if method == "GET" else "unknown"
+            return
         m = _BATCHES_RE.match(path)
         if m:
             req.path_kind, req.api_version = "gemini", m["version"]
@@ -1735,9 +1745,19 @@ class FakeGemini:
     def _answer_batch_create(self, req: RecordedRequest) -> _Answer:
         batch = _get(req.body, "batch") if isinstance(req.body, dict) else None
         source = _get(batch, "input_config") or {}
-        if _get(source, "file_name") is not None:
-            return _Answer(400, error_body(400, "The fake serves inline batch requests only."))
-        items = _get(_get(source, "requests") or {}, "requests")
+        jsonl = _get(source, "file_name") is not None
+        if jsonl:
+            with self._lock:
+                found = self._files.get(str(_get(source, "file_name")))
+            if found is None:
+                return _Answer(404, error_body(404, "Requested entity was not found.", "NOT_FOUND"))
+            try:  # each line: {"key": ..., "request": {GenerateContentRequest}}
+                lines = [json.loads(x) for x in found.data.decode().splitlines() if x.strip()]
+                items = [{"request": x["request"], "metadata": {"key": x["key"]}} for x in lines]
+            except (ValueError, KeyError, TypeError) as exc:
+                return _Answer(400, error_body(400, f"Invalid JSONL batch input: {exc}"))
+        else:
+            items = _get(_get(source, "requests") or {}, "requests")
         if not isinstance(items, list) or not items:
             return _Answer(400, error_body(400, "* batch.input_config: requests are empty\n"))
         name = f"batches/{uuid.uuid4().hex[:16]}"
@@ -1749,6 +1769,7 @@ class FakeGemini:
             api_version=req.api_version or "v1beta",
             headers=req.headers,
             create_time=_now_rfc3339(),
+            jsonl=jsonl,
         )
         with self._lock:
             self._batches[name] = created
@@ -1774,6 +1795,18 @@ class FakeGemini:
             with self._lock:
                 if batch.state not in _BATCH_DONE:
                     batch.outputs, batch.state, batch.end_time = outputs, final, _now_rfc3339()
+                    if batch.jsonl and outputs is not None:
+                        lines = [
+                            json.dumps({"key": (o.pop("metadata", None) or {}).get("key"), **o})
+                            for o in outputs
+                        ]
+                        data = ("\n".join(lines) + "\n").encode()
+                        resource = self._create_file(
+                            data, "application/jsonl", None, None, batch.api_version
+                        )
+                        resource["source"] = "GENERATED"
+                        resource["downloadUri"] = f"{resource['uri']}:download?alt=media"
+                        batch.responses_file = resource["name"]
         return _Answer(200, self._batch_operation(batch))
 
     def _answer_batch_list(self, req: RecordedRequest) -> _Answer:
@@ -1861,7 +1894,9 @@ class FakeGemini:
             }
             if batch.end_time:
                 metadata["endTime"] = batch.end_time
-            if batch.outputs is not None:
+            if batch.responses_file is not None:
+                metadata["output"] = {"responsesFile": batch.responses_file}
+            elif batch.outputs is not None:
                 metadata["output"] = {"inlinedResponses": {"inlinedResponses": batch.outputs}}
             operation: dict[str, Any] = {"name": batch.name, "metadata": metadata}
             if done:
@@ -1869,3 +1904,16 @@ class FakeGemini:
             if batch.error is not None:
                 operation["error"] = batch.error
             return operation
+
+    def _answer_files_download(self, req: RecordedRequest) -> _Answer:
+        m = _DOWNLOAD_RE.match(req.path)
+        name = f"files/{m['file_id']}" if m else ""
+        with self._lock:
+            found = self._files.get(name)
+        if found is None:
+            return _Answer(404, error_body(404, "Requested entity was not found.", "NOT_FOUND"))
+        if found.resource.get("source") != "GENERATED":
+            return _Answer(
+                400, error_body(400, "Only generated files can be downloaded.", "INVALID_ARGUMENT")
+            )
+        return _Answer(200, raw=found.data, content_type="application/octet-stream")

@@ -87,6 +87,35 @@ def test_batch_requests_are_the_synchronous_requests(fake_gemini, batch_session,
     assert (tmp_path / "out" / "annotations.json").exists()  # the same sinks
 
 
+def test_jobs_over_the_inline_limit_go_as_jsonl_files_with_the_same_requests(
+    fake_gemini, batch_session, tmp_path
+):
+    fake_gemini.add_rule(text=BOXES)
+    folder = images(tmp_path / "photos", 4)
+    inline = batch_session().run("detect", [folder], "cat", out_dir=tmp_path / "a", mode="batch")
+    assert inline.summary.done == 0 and [o.status for o in inline] == ["done"] * 4
+    assert fake_gemini.calls["files_download"] == 0
+    jsonl = batch_session(batch_inline_limit_bytes=1).run(
+        "detect", [folder], "cat", out_dir=tmp_path / "b", mode="batch"
+    )
+    assert [o.status for o in jsonl] == ["done"] * 4
+    assert fake_gemini.calls["files_download"] == 1  # the answers came as a file
+    assert any(f["mimeType"] == "application/jsonl" for f in fake_gemini.files.values())
+    sent = fake_gemini.requests_of("batch_generate")
+    by_inline, by_file = sent[:4], sent[4:]
+    for a, b in zip(by_inline, by_file, strict=True):
+        assert (a.prompt_text, a.generation_config, a.response_schema) == (
+            b.prompt_text,
+            b.generation_config,
+            b.response_schema,
+        )
+    a_done = read_ledger(tmp_path / "a" / "results.jsonl").done
+    b_done = read_ledger(tmp_path / "b" / "results.jsonl").done
+    assert {k: r.result.xyxy.tolist() for k, r in a_done.items()} == {
+        k: r.result.xyxy.tolist() for k, r in b_done.items()
+    }
+
+
 # ---- kill and resume -------------------------------------------------------------------------
 
 

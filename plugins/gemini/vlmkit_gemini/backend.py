@@ -949,8 +949,10 @@ class GeminiApiBackend(GeminiBackend):
         reuse_upload_min_bytes: int | None = 1024 * 1024,
         batch_max_requests: int = 1000,
         batch_poll_interval_s: float = 30.0,
+        batch_inline_limit_bytes: int = 19_000_000,
         **kwargs: Any,
     ) -> None:
+        self.batch_inline_limit_bytes = int(batch_inline_limit_bytes)
         if int(batch_max_requests) < 1:
             raise ConfigError("batch_max_requests must be at least 1")
         if float(batch_poll_interval_s) < 0:

@@ -63,7 +63,8 @@ log = logging.getLogger(__name__)
 
 #: The job log in the run folder (append-only JSON lines).
 JOBS_NAME = "batch-jobs.jsonl"
-#: Inline batch requests must stay below Google's 20 MB request limit.
+#: Jobs up to this many bytes of requests are sent inline (Google's request limit is 20 MB);
+#: larger ones go as a JSONL file through the Files API (up to 2 GB).
 MAX_INLINE_BYTES = 19_000_000
 _TERMINAL = {
     "JOB_STATE_SUCCEEDED",
@@ -222,6 +223,7 @@ class GeminiBatchRun(Run):
         backend = session.backend
         self.max_requests = int(getattr(backend, "batch_max_requests", 1000))
         self.poll_interval_s = float(getattr(backend, "batch_poll_interval_s", 30.0))
+        self.inline_limit = int(getattr(backend, "batch_inline_limit_bytes", MAX_INLINE_BYTES))
         self.jobs_path = self.out_dir / JOBS_NAME
 
     # -- steps (separate methods so tests can interrupt between any two) --------------------
@@ -234,14 +236,25 @@ class GeminiBatchRun(Run):
                 return captured.request
 
     def _create_job(self, job: JobRecord, requests: list[types.InlinedRequest]) -> str:
-        """Create the job; if the answer was lost, find it by its display name."""
+        """Create the job — inline below the size limit, else from a JSONL file in the Files
+        API; if the answer was lost, find the job by its display name."""
         backend = self.session.backend
         client = backend.client
+        src: Any = requests
+        if sum(_request_bytes(r) for r in requests) > self.inline_limit:
+            data = _jsonl(client, job.keys, requests)
+            uploaded = backend.files.upload(
+                data,
+                key=f"batch-input-{job.id}",
+                mime_type="application/jsonl",
+                display_name=job.display_name,
+            )
+            src = uploaded.name
         try:
             created = backend._call(
                 lambda: client.batches.create(
                     model=backend.model,
-                    src=requests,
+                    src=src,
                     config={"display_name": job.display_name},
                 ),
                 "batches.create",
@@ -260,6 +273,28 @@ class GeminiBatchRun(Run):
             if found.display_name == display_name:
                 return str(found.name)
         return None
+
+    def _download_responses(self, name: str) -> list[Any]:
+        """The answers of a JSONL job: one ``{"key", "response" | "error"}`` line each."""
+        from google.genai import types
+
+        backend = self.session.backend
+        data = backend._call(lambda: backend.client.files.download(file=name), "files.download")
+        responses = []
+        for line in bytes(data or b"").decode("utf-8").splitlines():
+            if not line.strip():
+                continue
+            entry = json.loads(line)
+            responses.append(
+                types.InlinedResponse.model_validate(
+                    {
+                        "response": entry.get("response"),
+                        "error": entry.get("error"),
+                        "metadata": {"key": entry.get("key")},
+                    }
+                )
+            )
+        return responses
 
     def _get_job(self, name: str) -> Any:
         backend = self.session.backend
@@ -316,7 +351,7 @@ class GeminiBatchRun(Run):
             self._count(outcome)
             self._notify(outcome, bar)
             yield outcome
-        for chunk in _chunks(captured, self.max_requests, MAX_INLINE_BYTES):
+        for chunk in _chunks(captured, self.max_requests):
             if self._stop.is_set():
                 break
             job = JobRecord(
@@ -381,6 +416,9 @@ class GeminiBatchRun(Run):
         """Record the answers (or the failure) of one finished job, item by item."""
         done = state.done if state is not None else {}
         responses = list(getattr(found.dest, "inlined_responses", None) or [])
+        responses_file = getattr(found.dest, "file_name", None) if found.dest else None
+        if responses_file:
+            responses = self._download_responses(str(responses_file))
         by_key: dict[str, Any] = {}
         for index, response in enumerate(responses):
             key = (response.metadata or {}).get("key") if response.metadata else None
@@ -435,16 +473,25 @@ def _request_bytes(request: Any) -> int:
 
 
 def _chunks(
-    captured: list[tuple[InputItem, Any]], max_requests: int, max_bytes: int
+    captured: list[tuple[InputItem, Any]], max_requests: int
 ) -> Iterator[list[tuple[InputItem, Any]]]:
-    chunk: list[tuple[InputItem, Any]] = []
-    size = 0
-    for entry in captured:
-        grows = _request_bytes(entry[1])
-        if chunk and (len(chunk) >= max_requests or size + grows > max_bytes):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(entry)
-        size += grows
-    if chunk:
-        yield chunk
+    for start in range(0, len(captured), max_requests):
+        yield captured[start : start + max_requests]
+
+
+def _jsonl(client: Any, keys: list[str], requests: list[Any]) -> bytes:
+    """A JSONL batch input: ``{"key": ..., "request": <GenerateContentRequest>}`` per line.
+
+    The request's wire form is produced by the SDK's own converter for inline batch requests,
+    so a JSONL job sends exactly what an inline one would (a private SDK function: the wire
+    test of the batch path fails loudly if an SDK upgrade moves it).
+    """
+    from google.genai import _common
+    from google.genai import batches as genai_batches
+
+    lines = []
+    for key, request in zip(keys, requests, strict=True):
+        wire = genai_batches._InlinedRequest_to_mldev(client._api_client, request)
+        wire = _common.encode_unserializable_types(_common.convert_to_dict(wire))
+        lines.append(json.dumps({"key": key, "request": wire["request"]}))
+    return ("\n".join(lines) + "\n").encode("utf-8")

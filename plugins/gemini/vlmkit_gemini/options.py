@@ -174,6 +174,13 @@ API_SETTINGS: tuple[Option, ...] = (
         default=30.0,
         help="--mode batch: wait between job status polls (s)",
     ),
+    Option(
+        name="batch_inline_limit_bytes",
+        type=int,
+        min=1,
+        default=19_000_000,
+        help="--mode batch: larger jobs go as a JSONL file through the Files API",
+    ),
 )
 
 #: Construction settings of gemini-vertex.

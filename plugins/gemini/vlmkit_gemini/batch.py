@@ -391,15 +391,21 @@ class GeminiBatchRun(Run):
                 yield from self._collect(job, found, name, items, attempts, ledger, bar, state)
                 joblog.append({"event": "collected", "id": job.id})
             open_jobs = still_open
+            if feed is not None:
+                feed.pump()
             if bar is not None:
                 bar.set_postfix(jobs_waiting=len(open_jobs), refresh=True)
             if open_jobs:
                 if self._stop.is_set():
+                    if self._interrupt_requested:
+                        self.summary.stopped = "interrupted"
                     log.warning(
-                        "%d batch job(s) still running; re-run the same command to collect them",
+                        "%d batch job(s) still running at Google; re-run the same command to "
+                        "collect their results",
                         len(open_jobs),
                     )
                     return
+                log.info("waiting for %d batch job(s)", len(open_jobs))
                 self._wait()
 
     def _collect(

@@ -12,6 +12,7 @@ pytest.importorskip("vlmkit_gemini")
 import vlmkit
 from tests.gemini.conftest import MODEL, photo, tiny_video
 from vlmkit import ConfigError
+from vlmkit.ledger import read_ledger
 from vlmkit_gemini.backend import DEFAULT_MODEL
 from vlmkit_gemini.errors import SettingRefused
 from vlmkit_gemini.lifecycle import RetiredModelWarning
@@ -213,6 +214,19 @@ def test_cached_input_tokens_are_reported_and_priced_at_the_cached_rate(
     ) / 1e6
     assert usage.cost_usd == pytest.approx(expected)
     assert session.usage.cached_tokens == 200
+
+
+def test_cached_tokens_reach_the_ledger_and_the_run_summary(fake_gemini, gemini_session, tmp_path):
+    fake_gemini.add_rule(text=BOXES, usage={"cached_content_token_count": 100})
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index in range(2):
+        photo(seed=index).save(folder / f"p{index}.jpg")
+    run = gemini_session(model=None).run("detect", [folder], "cat", out_dir=tmp_path / "out")
+    list(run)
+    assert run.summary.usage.cached_tokens == 200
+    records = read_ledger(tmp_path / "out" / "results.jsonl").done.values()
+    assert [r.result.provenance.usage.cached_tokens for r in records] == [100, 100]
 
 
 # ---- Flex and Priority ---------------------------------------------------------------------

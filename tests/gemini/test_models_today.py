@@ -4,6 +4,8 @@ the fake server, which refuses what each model family refuses."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 pytest.importorskip("google.genai")
@@ -264,3 +266,34 @@ def test_a_flex_503_storm_completes(fake_gemini, gemini_session, tmp_path, sleep
     assert statuses.count(503) >= 4 and statuses.count(200) == 8
     assert all(r.service_tier == "flex" for r in fake_gemini.requests_of())
     assert len(sleeps.calls) >= 4
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "gemini-3.8-flash",
+        "gemini-3.7-flash",
+        "gemini-3.6-flash",
+        "gemini-3.5-flash",
+        "gemini-3.5-flash-lite",
+        "gemini-3.1-flash-lite",
+        "gemini-3.1-pro-preview",
+        "gemini-3-flash-preview",
+        "gemini-robotics-er-2-preview",
+        "gemini-2.5-flash-lite",
+        "gemini-2.5-flash",  # retired, routed
+        "gemini-2.5-pro",  # retired, routed
+    ],
+)
+def test_every_current_model_gets_only_settings_it_accepts(fake_gemini, gemini_session, model):
+    fake_gemini.add_rule(prompt_contains="segmentation", text=POLYGONS)
+    fake_gemini.add_rule(text=BOXES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RetiredModelWarning)
+        session = gemini_session(model=model)
+    session.detect(photo(), "cats")
+    session.segment(photo(), "cats")
+    session.describe(photo(), media_resolution="high")
+    session.ocr(photo(), boxes=True)
+    statuses = [(r.status, r.body.get("error")) for r in fake_gemini.requests_of()]
+    assert [status for status, _ in statuses] == [200] * 4, statuses

@@ -9,8 +9,11 @@ schema for detection; the thinking setting Google advises for spatial tasks, per
 SDK and transport error to the vlmkit error tree (:mod:`vlmkit_gemini.errors`), and reports
 blocked, cut-off and empty answers as outcomes on the result, never as exceptions.
 
-The generic task route of the core serves every task; the only native route is ``segment`` on
-models that emit polygon masks (Gemini 3.x), whose prompt asks for that format.
+The generic task route of the core serves every task; the only native route is ``segment``,
+which asks Gemini 3.x for polygon masks and refuses the ``<start_of_mask><seg_N>`` token format
+(:mod:`vlmkit_gemini.segtokens`). ``Session.run(..., mode="batch")`` goes through
+:meth:`GeminiApiBackend.batch_run` (:mod:`vlmkit_gemini.batch`): the same requests, built here
+in capture mode and answered in replay mode.
 """
 
 from __future__ import annotations

@@ -198,6 +198,22 @@ def test_300_images_killed_three_times_give_every_image_once_in_one_job(
     assert sum(1 for e in log if e["event"] == "collected") == 6
 
 
+def test_a_lost_create_answer_is_retried_without_a_second_job(
+    fake_gemini, batch_session, tmp_path, sleeps
+):
+    """The server created the job but the answer never arrived (client timeout): the retry
+    finds the job by its display name instead of creating another one."""
+    fake_gemini.add_rule(op="batch_create", delay_s=1.0, times=1)
+    fake_gemini.add_rule(text=BOXES)
+    folder = images(tmp_path / "photos", 3)
+    run = batch_session(timeout_s=0.3).run(
+        "detect", [folder], "cat", out_dir=tmp_path / "out", mode="batch"
+    )
+    assert [o.status for o in run] == ["done"] * 3
+    assert fake_gemini.calls["batch_create"] == 1 and len(fake_gemini.batches) == 1
+    assert fake_gemini.calls["batch_list"] >= 1 and sleeps.calls  # looked, after a retry wait
+
+
 # ---- failures --------------------------------------------------------------------------------
 
 

@@ -250,21 +250,28 @@ class GeminiBatchRun(Run):
                 display_name=job.display_name,
             )
             src = uploaded.name
-        try:
-            created = backend._call(
-                lambda: client.batches.create(
-                    model=backend.model,
-                    src=src,
-                    config={"display_name": job.display_name},
-                ),
-                "batches.create",
-            )
-            return str(created.name)
-        except VlmkitError:
-            found = self._find_by_display_name(job.display_name)
-            if found is None:
+        tries = [0]
+
+        def create_once() -> str:
+            # Never a second job for the same items: a retry first looks for the job the
+            # previous attempt may have created before its answer was lost.
+            tries[0] += 1
+            if tries[0] > 1:
+                found = self._find_by_display_name(job.display_name)
+                if found is not None:
+                    return found
+            try:
+                created = client.batches.create(
+                    model=backend.model, src=src, config={"display_name": job.display_name}
+                )
+            except VlmkitError:
                 raise
-            return found
+            except Exception as err:
+                raise backend._map(err) from err
+            return str(created.name)
+
+        name: str = backend.retry.call(create_once, what="batches.create")
+        return name
 
     def _find_by_display_name(self, display_name: str) -> str | None:
         backend = self.session.backend

@@ -9,11 +9,21 @@ Endpoints (any ``{v}`` version segment):
   (``"vertex"``, needs ``Authorization: Bearer``), ``POST /{v}/publishers/google/models/{m}:...``
   (``"express"``, needs the key); each also ``:streamGenerateContent?alt=sse`` and ``:countTokens``;
 * the resumable upload ``POST /upload/{v}/files`` (start, then chunks to the returned
-  ``x-goog-upload-url``), ``GET /{v}/files[/{id}]`` and ``DELETE /{v}/files/{id}``.
+  ``x-goog-upload-url``), ``GET /{v}/files[/{id}]``, ``DELETE /{v}/files/{id}`` and
+  ``GET /{v}/files/{id}:download?alt=media`` (generated files only);
+* the Batch API: ``POST /{v}/models/{m}:batchGenerateContent`` (inline requests or a JSONL file),
+  ``GET /{v}/batches[/{id}]``, ``POST /{v}/batches/{id}:cancel``, ``DELETE /{v}/batches/{id}``.
+  A job answers PENDING/RUNNING for ``batch_pending_polls`` gets, then ends in
+  ``batch_final_state``, its requests answered like ``generateContent`` (op ``batch_generate``).
 
 Ops (``RecordedRequest.op``, ``fake.calls`` keys, ``add_rule(op=...)``): ``generate``, ``stream``,
 ``count_tokens``, ``upload_start``, ``upload_chunk``, ``files_get``, ``files_list``,
-``files_delete``, ``unknown``.
+``files_delete``, ``files_download``, ``batch_create``, ``batch_get``, ``batch_list``,
+``batch_cancel``, ``batch_delete``, ``batch_generate``, ``unknown``.
+
+Each model family refuses what the real API refuses (:func:`model_refusal`): both thinking
+knobs, ``thinking_level`` on 2.5, ``minimal`` on 3.8 Flash and Pro, per-part or ``ULTRA_HIGH``
+media resolution before Gemini 3, and shut-down models (404).
 
 Scripting::
 

@@ -165,4 +165,5 @@ def usage_since(before: Usage, after: Usage) -> Usage:
         latency_s=after.latency_s - before.latency_s,
         calls=after.calls - before.calls,
         cost_usd=cost,
+        cached_tokens=after.cached_tokens - before.cached_tokens,
     )

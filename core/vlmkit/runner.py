@@ -273,7 +273,7 @@ class Run:
                 state=state,
                 on_append=feed.appended if feed is not None else None,
             ) as ledger:
-                yield from self._dispatcher.process(pending, attempts, ledger, feed)
+                yield from self._process(pending, attempts, ledger, feed)
         finally:
             try:
                 if self._bar is not None:
@@ -293,6 +293,40 @@ class Run:
                 if previous_handler is not None:
                     signal.signal(signal.SIGINT, previous_handler)
                 self.summary.wall_s = time.perf_counter() - started
+
+    def _process(
+        self,
+        pending: list[InputItem],
+        attempts: dict[str, int],
+        ledger: Ledger,
+        feed: SinkFeed | None,
+    ) -> Iterator[ItemOutcome]:
+        """Answer the pending items into ``ledger``; a subclass answering another way (the
+        Gemini Batch API) replaces this, using :meth:`_record`, :meth:`_report`,
+        :attr:`_stop` and :attr:`_interrupt_requested`."""
+        yield from self._dispatcher.process(pending, attempts, ledger, feed)
+
+    def _record(
+        self,
+        ledger: Ledger,
+        item: InputItem,
+        attempt: int,
+        result: Result | None,
+        error: BaseException | str | None,
+    ) -> ItemOutcome:
+        """Append one item's answer (or failure) to the ledger, durably."""
+        from vlmkit.dispatch import record
+
+        return record(ledger, item, attempt, result, error)
+
+    @property
+    def _stop(self) -> threading.Event:
+        """Set when the run should start nothing new (Ctrl-C, a fatal error, the budget)."""
+        return self._dispatcher.stop
+
+    @property
+    def _interrupt_requested(self) -> bool:
+        return self._dispatcher.interrupt_requested
 
     def _new_exporter(self) -> Exporter | None:
         if not self.sinks:

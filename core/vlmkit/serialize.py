@@ -160,6 +160,7 @@ def _usage_to(usage: Usage) -> dict[str, Any]:
         "latency_s": usage.latency_s,
         "calls": usage.calls,
         "cost_usd": usage.cost_usd,
+        "cached_tokens": usage.cached_tokens,
     }
 
 

@@ -1,7 +1,7 @@
 """The Session: one backend, one plugin manager, one task pipeline — and nothing global.
 
 >>> import vlmkit
->>> with vlmkit.Session(backend="gemini-api", model="gemini-2.5-flash") as s:  # doctest: +SKIP
+>>> with vlmkit.Session(backend="gemini-api", model="gemini-3.6-flash") as s:  # doctest: +SKIP
 ...     dets = s.detect("street.jpg", ["person", "car"])
 """
 
@@ -349,6 +349,7 @@ class Session:
         progress: bool | Any = False,
         options: Mapping[str, Any] | None = None,
         pixel_budget: int | None = None,
+        mode: str = "sync",
     ) -> Run:
         """Label many images, resumably; iterate over the returned :class:`~vlmkit.runner.Run`
         to process them, getting an :class:`~vlmkit.runner.ItemOutcome` per finished item.
@@ -366,6 +367,10 @@ class Session:
         For long runs in a process of your own, call :func:`gc.freeze` once the session is set
         up (``vlmkit label`` does): what was imported and loaded then stays out of the garbage
         collector's full passes, which otherwise pause every request thread.
+
+        ``mode="batch"`` hands the items to the backend's batch service (the Gemini Batch API)
+        instead of calling the model once per item: same run folder, ledger, resume and sinks.
+        The backend provides it as ``batch_run(session, task, inputs, **run_arguments)``.
         """
         from vlmkit.pixels import DEFAULT_PIXEL_BUDGET
         from vlmkit.runner import Run
@@ -374,7 +379,22 @@ class Session:
             inputs = [inputs]
         if batch_size is not None:
             self.set_batch_size(batch_size)
-        return Run(
+        if mode not in ("sync", "batch"):
+            raise ConfigError(f"mode must be 'sync' or 'batch', got {mode!r}")
+        factory: Any = Run
+        if mode == "batch":
+            batch_run = getattr(self.backend, "batch_run", None)
+            if batch_run is None:
+                raise UnsupportedTask(
+                    f"backend {self.backend_info.name!r} has no batch mode; use mode='sync' "
+                    "(or backend='gemini-api', whose Batch API answers at half the price)",
+                    task=task,
+                )
+
+            def factory(session: Any, task: str, inputs: Any, **kwargs: Any) -> Run:
+                return batch_run(session, task, inputs, **kwargs)  # type: ignore[no-any-return]
+
+        return factory(
             self,
             task,
             inputs,

@@ -248,7 +248,11 @@ class FinishReason(enum.StrEnum):
 
 @attrs.frozen(kw_only=True)
 class Usage:
-    """Tokens and time one or more model calls cost. Adding two usages sums them."""
+    """Tokens and time one or more model calls cost. Adding two usages sums them.
+
+    ``cached_tokens`` is the part of ``prompt_tokens`` the provider served from its context cache
+    (billed at a lower rate); it is included in ``prompt_tokens``, not added to it.
+    """
 
     prompt_tokens: int = attrs.field(default=0, converter=int)
     output_tokens: int = attrs.field(default=0, converter=int)
@@ -256,6 +260,7 @@ class Usage:
     latency_s: float = attrs.field(default=0.0, converter=float)
     calls: int = attrs.field(default=1, converter=int)
     cost_usd: float | None = None
+    cached_tokens: int = attrs.field(default=0, converter=int)
 
     @property
     def total_tokens(self) -> int:
@@ -274,6 +279,7 @@ class Usage:
             latency_s=self.latency_s + other.latency_s,
             calls=self.calls + other.calls,
             cost_usd=cost,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
         )
 
     @classmethod

@@ -31,7 +31,9 @@ TEST_API_KEY = "test-api-key"
 TEST_PROJECT = "test-project"
 TEST_LOCATION = "us-central1"
 TEST_TOKEN = "test-token"
-MODEL = "gemini-2.5-flash"
+#: The model most tests run on: a Gemini 2.5 model still served (thinking_budget, PNG masks).
+#: Tests of the default model (Gemini 3.x) pass model=None.
+MODEL = "gemini-2.5-flash-lite"
 
 if genai is not None:
 
@@ -158,6 +160,7 @@ def gemini_session(fake_gemini: FakeGemini, sleeps: SleepRecorder) -> Iterator[C
     def make(**options: Any) -> Any:
         options.setdefault("api_key", TEST_API_KEY)
         options.setdefault("base_url", fake_gemini.base_url)
+        options.setdefault("model", MODEL)  # model=None: the backend's default
         if "retry" not in options:
             options["retry"] = _fast_retry(sleeps, **options.pop("retry_overrides", {}))
         session = vlmkit.Session(backend="gemini-api", **options)
@@ -179,6 +182,7 @@ def vertex_session(fake_gemini: FakeGemini, sleeps: SleepRecorder) -> Iterator[C
 
     def make(**options: Any) -> Any:
         options.setdefault("base_url", fake_gemini.base_url)
+        options.setdefault("model", MODEL)  # model=None: the backend's default
         if "api_key" not in options and not options.get("express"):
             options.setdefault("project", TEST_PROJECT)
             options.setdefault("location", TEST_LOCATION)

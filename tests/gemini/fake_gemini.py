@@ -9,11 +9,21 @@ Endpoints (any ``{v}`` version segment):
   (``"vertex"``, needs ``Authorization: Bearer``), ``POST /{v}/publishers/google/models/{m}:...``
   (``"express"``, needs the key); each also ``:streamGenerateContent?alt=sse`` and ``:countTokens``;
 * the resumable upload ``POST /upload/{v}/files`` (start, then chunks to the returned
-  ``x-goog-upload-url``), ``GET /{v}/files[/{id}]`` and ``DELETE /{v}/files/{id}``.
+  ``x-goog-upload-url``), ``GET /{v}/files[/{id}]``, ``DELETE /{v}/files/{id}`` and
+  ``GET /{v}/files/{id}:download?alt=media`` (generated files only);
+* the Batch API: ``POST /{v}/models/{m}:batchGenerateContent`` (inline requests or a JSONL file),
+  ``GET /{v}/batches[/{id}]``, ``POST /{v}/batches/{id}:cancel``, ``DELETE /{v}/batches/{id}``.
+  A job answers PENDING/RUNNING for ``batch_pending_polls`` gets, then ends in
+  ``batch_final_state``, its requests answered like ``generateContent`` (op ``batch_generate``).
 
 Ops (``RecordedRequest.op``, ``fake.calls`` keys, ``add_rule(op=...)``): ``generate``, ``stream``,
 ``count_tokens``, ``upload_start``, ``upload_chunk``, ``files_get``, ``files_list``,
-``files_delete``, ``unknown``.
+``files_delete``, ``files_download``, ``batch_create``, ``batch_get``, ``batch_list``,
+``batch_cancel``, ``batch_delete``, ``batch_generate``, ``unknown``.
+
+Each model family refuses what the real API refuses (:func:`model_refusal`): both thinking
+knobs, ``thinking_level`` on 2.5, ``minimal`` on 3.8 Flash and Pro, per-part or ``ULTRA_HIGH``
+media resolution before Gemini 3, and shut-down models (404).
 
 Scripting::
 
@@ -77,6 +87,13 @@ OPS = (
     "files_get",
     "files_list",
     "files_delete",
+    "batch_create",
+    "batch_get",
+    "batch_list",
+    "batch_cancel",
+    "batch_delete",
+    "batch_generate",
+    "files_download",
     "unknown",
 )
 GENERATION_OPS = frozenset({"generate", "stream"})
@@ -84,6 +101,7 @@ _MODEL_METHODS = {
     "generateContent": "generate",
     "streamGenerateContent": "stream",
     "countTokens": "count_tokens",
+    "batchGenerateContent": "batch_create",
 }
 
 _STATUS_NAMES = {
@@ -153,6 +171,14 @@ _EXPRESS_RE = re.compile(
 _GEMINI_RE = re.compile(r"^/(?P<version>[^/]+)/models/(?P<model>[^/:]+):(?P<method>\w+)$")
 _UPLOAD_RE = re.compile(r"^/upload/(?P<version>[^/]+)/files$")
 _FILES_RE = re.compile(r"^/(?P<version>[^/]+)/files(?:/(?P<file_id>[^/:]+))?$")
+_BATCHES_RE = re.compile(
+    r"^/(?P<version>[^/]+)/batches(?:/(?P<batch_id>[^/:]+))?(?::(?P<action>cancel))?$"
+)
+_BATCH_DONE = frozenset(
+    {"BATCH_STATE_SUCCEEDED", "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED"}
+)
+_DOWNLOAD_RE = re.compile(r"^/(?P<version>[^/]+)/files/(?P<file_id>[^/:]+):download$")
+_BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
 _FILE_URI_RE = re.compile(r"(?:^|/)files/(?P<file_id>[A-Za-z0-9_-]+)$")
 
 
@@ -267,6 +293,48 @@ class Headers(Mapping[str, str]):
 
 
 # --------------------------------------------------------------------------------------------
+# what each model family refuses (as the real API answers; see docs/backends/gemini.md)
+
+#: Model-name patterns that answer 404 (shut down), as the Gemini API does for retired models.
+SHUT_DOWN_MODELS = ("gemini-1.5-*", "gemini-2.0-*", "gemini-3-pro-preview")
+_NO_MINIMAL_LEVEL = ("gemini-3.8-flash*", "gemini-3*-pro*")
+
+
+def model_refusal(req: RecordedRequest) -> tuple[int, str] | None:
+    """``(status, message)`` when ``req``'s model refuses what the request sets, else ``None``.
+
+    Gemini 3.x takes ``thinking_level`` (3.8 Flash and Pro have no ``minimal``), Gemini 2.5
+    takes ``thinking_budget``; no model takes both. ``media_resolution`` per part and
+    ``ULTRA_HIGH`` are Gemini 3.x only. Shut-down models answer 404.
+    """
+    model = (req.model or "").lower()
+    version = req.api_version or "v1beta"
+    if any(fnmatch.fnmatchcase(model, p) for p in SHUT_DOWN_MODELS):
+        return 404, (
+            f"models/{model} is not found for API version {version}, or is not supported for "
+            "generateContent. Call ListModels to see the list of available models and their "
+            "supported methods."
+        )
+    cfg = req.generation_config
+    thinking = cfg.get("thinking_config") or {}
+    budget, level = thinking.get("thinking_budget"), thinking.get("thinking_level")
+    if budget is not None and level is not None:
+        return 400, "You can only set only one of thinking budget and thinking level."
+    gemini3 = model.startswith(("gemini-3", "gemini-robotics-er-2"))
+    if level is not None and model.startswith("gemini-2"):
+        return 400, "Thinking level is not supported for this model."
+    if str(level).upper() == "MINIMAL" and any(
+        fnmatch.fnmatchcase(model, p) for p in _NO_MINIMAL_LEVEL
+    ):
+        return 400, "Thinking level MINIMAL is not supported for this model."
+    if req.part_media_resolution and not gemini3:
+        return 400, "Media resolution per part is not supported for this model."
+    if "ULTRA_HIGH" in str(cfg.get("media_resolution") or "") and not gemini3:
+        return 400, "Media resolution MEDIA_RESOLUTION_ULTRA_HIGH is not supported for this model."
+    return None
+
+
+# --------------------------------------------------------------------------------------------
 # records and rules
 
 
@@ -290,6 +358,7 @@ class RecordedRequest:
     inline_data: list[tuple[str, bytes]] = field(default_factory=list)
     file_data: list[tuple[str, str]] = field(default_factory=list)
     video_metadata: list[dict[str, Any]] = field(default_factory=list)
+    part_media_resolution: list[str] = field(default_factory=list)  # per-part levels sent
     generation_config: dict[str, Any] = field(default_factory=dict)
     system_instruction: str | None = None
     response_schema: Any = None
@@ -325,6 +394,15 @@ class RecordedRequest:
     @property
     def media_resolution(self) -> str | None:
         return self.generation_config.get("media_resolution")
+
+    @property
+    def thinking_level(self) -> str | None:
+        return (self.generation_config.get("thinking_config") or {}).get("thinking_level")
+
+    @property
+    def service_tier(self) -> str | None:
+        body = self.body if isinstance(self.body, dict) else {}
+        return _get(body, "service_tier")
 
 
 TextSpec = str | dict | list | Callable[[RecordedRequest], Any] | None
@@ -422,6 +500,30 @@ class _File:
     resource: dict[str, Any]
     data: bytes
     gets: int = 0
+
+
+@dataclass
+class _Batch:
+    """One batch job of the Batch API (inline requests)."""
+
+    name: str
+    display_name: str
+    model: str
+    items: list[dict[str, Any]]
+    api_version: str
+    headers: Headers
+    state: str = "BATCH_STATE_PENDING"
+    gets: int = 0
+    create_time: str = ""
+    end_time: str | None = None
+    outputs: list[dict[str, Any]] | None = None
+    error: dict[str, Any] | None = None
+    responses_file: str | None = None  # JSONL input: the answers go to a file, not inline
+    jsonl: bool = False
+
+    def keys(self) -> list[Any]:
+        """The ``metadata.key`` of each request, in order (``None`` where absent)."""
+        return [(item.get("metadata") or {}).get("key") for item in self.items]
 
 
 class _Answer:
@@ -649,6 +751,10 @@ class FakeGemini:
         self.valid_keys: set[str] | None = None
         #: Bearer tokens answered with 401 UNAUTHENTICATED.
         self.invalid_tokens: set[str] = set()
+        #: Batch API: ``batches.get`` answers PENDING/RUNNING this many times before the job ends.
+        self.batch_pending_polls = 1
+        #: Batch API: the state a job ends in (``BATCH_STATE_SUCCEEDED``, ``..._EXPIRED``, ...).
+        self.batch_final_state = "BATCH_STATE_SUCCEEDED"
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -661,6 +767,7 @@ class FakeGemini:
         self._errors: list[str] = []
         self._files: dict[str, _File] = {}
         self._uploads: dict[str, _Upload] = {}
+        self._batches: dict[str, _Batch] = {}
         self.calls: Counter[str] = Counter()
         self.in_flight = 0
         self.max_in_flight = 0
@@ -890,6 +997,31 @@ class FakeGemini:
     # ---- inspection
 
     @property
+    def batches(self) -> dict[str, dict[str, Any]]:
+        """Snapshot of the batch jobs: name → display_name, model, state, keys, requests."""
+        with self._lock:
+            return {
+                name: {
+                    "display_name": b.display_name,
+                    "model": b.model,
+                    "state": b.state,
+                    "keys": b.keys(),
+                    "requests": len(b.items),
+                }
+                for name, b in self._batches.items()
+            }
+
+    def set_batch_state(self, name: str, state: str, error: str | None = None) -> None:
+        """Force a batch job into ``state`` (``BATCH_STATE_EXPIRED``, ...) with an error message."""
+        with self._lock:
+            batch = self._batches[name]
+            batch.state = state
+            if error is not None:
+                batch.error = {"code": 3, "message": error}
+            if state in _BATCH_DONE:
+                batch.end_time = _now_rfc3339()
+
+    @property
     def requests(self) -> list[RecordedRequest]:
         """A snapshot (copy) of every request received so far, in arrival order."""
         with self._lock:
@@ -989,6 +1121,12 @@ class FakeGemini:
             "files_get": lambda: self._answer_files_get(req),
             "files_list": lambda: self._answer_files_list(req),
             "files_delete": lambda: self._answer_files_delete(req),
+            "batch_create": lambda: self._answer_batch_create(req),
+            "files_download": lambda: self._answer_files_download(req),
+            "batch_get": lambda: self._answer_batch_get(req),
+            "batch_list": lambda: self._answer_batch_list(req),
+            "batch_cancel": lambda: self._answer_batch_cancel(req),
+            "batch_delete": lambda: self._answer_batch_delete(req),
         }
         if req.op not in handlers:
             message = f"Method not found: {req.method} {req.path}"
@@ -1020,6 +1158,21 @@ class FakeGemini:
                 if kind == "vertex":
                     req.project, req.location = m["project"], m["location"]
                 return
+        m = _DOWNLOAD_RE.match(path)
+        if m:
+            req.path_kind, req.api_version = "gemini", m["version"]
+            req.op = "files_download" if method == "GET" else "unknown"
+            return
+        m = _BATCHES_RE.match(path)
+        if m:
+            req.path_kind, req.api_version = "gemini", m["version"]
+            if m["action"] == "cancel":
+                req.op = "batch_cancel" if method == "POST" else "unknown"
+            elif m["batch_id"] is None:
+                req.op = "batch_list" if method == "GET" else "unknown"
+            else:
+                req.op = {"GET": "batch_get", "DELETE": "batch_delete"}.get(method, "unknown")
+            return
         m = _UPLOAD_RE.match(path)
         if m and method == "POST":
             req.path_kind, req.api_version = "gemini", m["version"]
@@ -1126,6 +1279,10 @@ class FakeGemini:
                 video = _get(part, "video_metadata")
                 if video is not None:
                     req.video_metadata.append(normalize_keys(video))
+                resolution = _get(part, "media_resolution")
+                if resolution is not None:
+                    level = _get(resolution, "level") if isinstance(resolution, dict) else None
+                    req.part_media_resolution.append(str(level or resolution))
         req.prompt_text = "\n".join(texts)
         system = _get(body, "system_instruction")
         if isinstance(system, dict):
@@ -1145,6 +1302,10 @@ class FakeGemini:
                 400,
                 error_body(400, "* GenerateContentRequest.contents: contents is not specified\n"),
             )
+        refusal = model_refusal(req)
+        if refusal is not None:
+            status, message = refusal
+            return _Answer(status, error_body(status, message))
         for _mime, uri in req.file_data:
             if uri.startswith("gs://") or ("/files/" not in uri and not uri.startswith("files/")):
                 continue
@@ -1588,3 +1749,181 @@ class FakeGemini:
         with self._lock:
             self._files.pop(f"files/{file_id}", None)
         return _Answer(200, {})
+
+    # ---- Batch API (inline requests; shapes of google-genai's batches module)
+
+    def _answer_batch_create(self, req: RecordedRequest) -> _Answer:
+        batch = _get(req.body, "batch") if isinstance(req.body, dict) else None
+        source = _get(batch, "input_config") or {}
+        jsonl = _get(source, "file_name") is not None
+        if jsonl:
+            with self._lock:
+                found = self._files.get(str(_get(source, "file_name")))
+            if found is None:
+                return _Answer(404, error_body(404, "Requested entity was not found.", "NOT_FOUND"))
+            try:  # each line: {"key": ..., "request": {GenerateContentRequest}}
+                lines = [json.loads(x) for x in found.data.decode().splitlines() if x.strip()]
+                items = [{"request": x["request"], "metadata": {"key": x["key"]}} for x in lines]
+            except (ValueError, KeyError, TypeError) as exc:
+                return _Answer(400, error_body(400, f"Invalid JSONL batch input: {exc}"))
+        else:
+            items = _get(_get(source, "requests") or {}, "requests")
+        if not isinstance(items, list) or not items:
+            return _Answer(400, error_body(400, "* batch.input_config: requests are empty\n"))
+        name = f"batches/{uuid.uuid4().hex[:16]}"
+        created = _Batch(
+            name=name,
+            display_name=str(_get(batch, "display_name") or ""),
+            model=f"models/{req.model}",
+            items=items,
+            api_version=req.api_version or "v1beta",
+            headers=req.headers,
+            create_time=_now_rfc3339(),
+            jsonl=jsonl,
+        )
+        with self._lock:
+            self._batches[name] = created
+        return _Answer(200, self._batch_operation(created))
+
+    def _lookup_batch(self, req: RecordedRequest) -> _Batch | None:
+        m = _BATCHES_RE.match(req.path)
+        with self._lock:
+            return self._batches.get(f"batches/{m['batch_id']}") if m else None
+
+    def _answer_batch_get(self, req: RecordedRequest) -> _Answer:
+        batch = self._lookup_batch(req)
+        if batch is None:
+            return _Answer(404, error_body(404, "Requested entity was not found.", "NOT_FOUND"))
+        with self._lock:
+            batch.gets += 1
+            finish = batch.state not in _BATCH_DONE and batch.gets > self.batch_pending_polls
+            if not finish and batch.state == "BATCH_STATE_PENDING":
+                batch.state = "BATCH_STATE_RUNNING"
+        if finish:
+            final = self.batch_final_state
+            outputs = self._run_batch(batch) if final == "BATCH_STATE_SUCCEEDED" else None
+            with self._lock:
+                if batch.state not in _BATCH_DONE:
+                    batch.outputs, batch.state, batch.end_time = outputs, final, _now_rfc3339()
+                    if batch.jsonl and outputs is not None:
+                        lines = [
+                            json.dumps({"key": (o.pop("metadata", None) or {}).get("key"), **o})
+                            for o in outputs
+                        ]
+                        data = ("\n".join(lines) + "\n").encode()
+                        resource = self._create_file(
+                            data, "application/jsonl", None, None, batch.api_version
+                        )
+                        resource["source"] = "GENERATED"
+                        resource["downloadUri"] = f"{resource['uri']}:download?alt=media"
+                        batch.responses_file = resource["name"]
+        return _Answer(200, self._batch_operation(batch))
+
+    def _answer_batch_list(self, req: RecordedRequest) -> _Answer:
+        with self._lock:
+            batches = list(self._batches.values())
+        return _Answer(200, {"operations": [self._batch_operation(b) for b in batches]})
+
+    def _answer_batch_cancel(self, req: RecordedRequest) -> _Answer:
+        batch = self._lookup_batch(req)
+        if batch is None:
+            return _Answer(404, error_body(404, "Requested entity was not found.", "NOT_FOUND"))
+        with self._lock:
+            if batch.state not in _BATCH_DONE:
+                batch.state, batch.end_time = "BATCH_STATE_CANCELLED", _now_rfc3339()
+        return _Answer(200, {})
+
+    def _answer_batch_delete(self, req: RecordedRequest) -> _Answer:
+        batch = self._lookup_batch(req)
+        if batch is None:
+            return _Answer(404, error_body(404, "Requested entity was not found.", "NOT_FOUND"))
+        with self._lock:
+            self._batches.pop(batch.name, None)
+        return _Answer(200, {})
+
+    def _run_batch(self, batch: _Batch) -> list[dict[str, Any]]:
+        """Answer every request of a batch as ``generateContent`` would (rules apply); each is
+        recorded with op ``batch_generate``."""
+        outputs = []
+        for item in batch.items:
+            model = str(_get(_get(item, "request") or {}, "model") or batch.model)
+            model = model.removeprefix("models/")
+            inner = RecordedRequest(
+                op="generate",
+                method="POST",
+                path=f"/{batch.api_version}/models/{model}:generateContent",
+                query={},
+                headers=batch.headers,
+                path_kind="gemini",
+                api_version=batch.api_version,
+                model=model,
+                received_at=time.monotonic(),
+            )
+            inner.body = _get(item, "request") or {}
+            metadata = _get(item, "metadata")
+            try:
+                self._parse_generation(inner)
+                answer = self._validate_generation(inner)
+            except (ValueError, TypeError) as exc:
+                answer = _Answer(400, error_body(400, f"Invalid request: {exc}"))
+            rule = None
+            if answer is None:
+                rule = self._pick_rule(inner)
+                if rule is not None and rule.is_error:
+                    answer = self._error_answer(inner, rule)
+            if answer is not None:
+                error = dict((answer.body or {}).get("error") or {"code": answer.status})
+                entry: dict[str, Any] = {"error": error}
+                inner.status = answer.status
+            else:
+                text = self._text_for(inner, rule)
+                entry = {"response": self._success_chunks(inner, rule, text)[0]}
+                inner.status = 200
+            if metadata is not None:
+                entry["metadata"] = metadata
+            outputs.append(entry)
+            inner.op = "batch_generate"
+            with self._lock:
+                self.calls["batch_generate"] += 1
+                self._requests.append(inner)
+        return outputs
+
+    def _batch_operation(self, batch: _Batch) -> dict[str, Any]:
+        """The ``Operation`` the Gemini API answers for a batch (state and output in metadata)."""
+        with self._lock:
+            done = batch.state in _BATCH_DONE
+            metadata: dict[str, Any] = {
+                "@type": _BATCH_TYPE,
+                "name": batch.name,
+                "displayName": batch.display_name,
+                "model": batch.model,
+                "state": batch.state,
+                "createTime": batch.create_time,
+                "updateTime": _now_rfc3339(),
+                "batchStats": {"requestCount": str(len(batch.items))},
+            }
+            if batch.end_time:
+                metadata["endTime"] = batch.end_time
+            if batch.responses_file is not None:
+                metadata["output"] = {"responsesFile": batch.responses_file}
+            elif batch.outputs is not None:
+                metadata["output"] = {"inlinedResponses": {"inlinedResponses": batch.outputs}}
+            operation: dict[str, Any] = {"name": batch.name, "metadata": metadata}
+            if done:
+                operation["done"] = True
+            if batch.error is not None:
+                operation["error"] = batch.error
+            return operation
+
+    def _answer_files_download(self, req: RecordedRequest) -> _Answer:
+        m = _DOWNLOAD_RE.match(req.path)
+        name = f"files/{m['file_id']}" if m else ""
+        with self._lock:
+            found = self._files.get(name)
+        if found is None:
+            return _Answer(404, error_body(404, "Requested entity was not found.", "NOT_FOUND"))
+        if found.resource.get("source") != "GENERATED":
+            return _Answer(
+                400, error_body(400, "Only generated files can be downloaded.", "INVALID_ARGUMENT")
+            )
+        return _Answer(200, raw=found.data, content_type="application/octet-stream")

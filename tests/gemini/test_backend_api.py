@@ -18,8 +18,9 @@ httpx2 = pytest.importorskip("httpx2")
 import vlmkit  # noqa: E402
 from tests.gemini.conftest import MODEL, TEST_API_KEY, photo  # noqa: E402
 from vlmkit import AuthError, ConfigError, UnsupportedTask  # noqa: E402
-from vlmkit_gemini.backend import GeminiApiBackend  # noqa: E402
+from vlmkit_gemini.backend import SEGMENTATION_MODELS, GeminiApiBackend  # noqa: E402
 from vlmkit_gemini.errors import SettingRefused  # noqa: E402
+from vlmkit_gemini.lifecycle import RetiredModelWarning, RetiredTable  # noqa: E402
 from vlmkit_gemini.pricing import Price  # noqa: E402
 
 BOXES = [{"box_2d": [100, 100, 500, 500], "label": "cat"}, {"box_2d": [0, 500, 1000, 1000]}]
@@ -75,7 +76,7 @@ def test_detect_sends_image_first_json_mode_schema_and_no_thinking(fake_gemini, 
     assert usage.prompt_tokens == 258 + len(req.prompt_text) // 4
     assert usage.output_tokens > 0 and usage.thinking_tokens == 0
     assert usage.cost_usd == pytest.approx(
-        (usage.prompt_tokens * 0.30 + usage.output_tokens * 2.5) / 1e6
+        (usage.prompt_tokens * 0.10 + usage.output_tokens * 0.40) / 1e6
     )
     assert usage.latency_s > 0
     assert dets.provenance.backend == "gemini-api" and dets.provenance.model == MODEL
@@ -110,7 +111,7 @@ def test_per_call_options_reach_the_generation_config(fake_gemini, gemini_sessio
         seed=7,
         max_output_tokens=512,
         media_resolution="low",
-        thinking_budget=256,
+        thinking_budget=1024,
         safety="block_only_high",
         structured_output=False,
     )
@@ -119,7 +120,7 @@ def test_per_call_options_reach_the_generation_config(fake_gemini, gemini_sessio
     assert config["temperature"] == 0.0 and config["top_p"] == 0.5 and config["top_k"] == 4
     assert config["seed"] == 7 and config["max_output_tokens"] == 512
     assert config["media_resolution"] == "MEDIA_RESOLUTION_LOW"
-    assert config["thinking_config"] == {"thinking_budget": 256}
+    assert config["thinking_config"] == {"thinking_budget": 1024}
     assert "response_schema" not in config  # structured_output=False: JSON mode only
     assert config["response_mime_type"] == "application/json"
     assert {s["threshold"] for s in req.safety_settings} == {"BLOCK_ONLY_HIGH"}
@@ -267,15 +268,20 @@ def test_construction_settings_given_as_strings_are_converted(fake_gemini):
 
 
 def test_capability_table_refuses_known_bad_thinking_settings(fake_gemini, gemini_session):
-    pro = gemini_session(model="gemini-2.5-pro")
+    # gemini-2.5-pro is retired on the Gemini API (routed to 3.8 Flash); an empty retirement
+    # table keeps its own capabilities, as on an endpoint that still serves it.
+    with pytest.warns(RetiredModelWarning, match="gemini-2.5-pro was shut down"):
+        routed = gemini_session(model="gemini-2.5-pro")
+    assert routed.backend.caps.thinking == "level"  # 3.8 Flash answers it
+    pro = gemini_session(model="gemini-2.5-pro", retired=RetiredTable([]))
     with pytest.raises(ConfigError, match=r"cannot turn thinking off.*128"):
         pro.detect(photo(), "cats", thinking_budget=0)
     with pytest.raises(ConfigError, match=r"thinking_budget.*not thinking_level"):
         pro.detect(photo(), "cats", thinking_level="low")
-    three = gemini_session(model="gemini-3-pro-preview")
+    three = gemini_session(model="gemini-3.1-pro-preview")
     with pytest.raises(ConfigError, match=r"thinking_level.*not a budget"):
         three.detect(photo(), "cats", thinking_budget=0)
-    with pytest.raises(ConfigError, match=r"low / high"):
+    with pytest.raises(ConfigError, match=r"low / medium / high"):
         three.detect(photo(), "cats", thinking_level="minimal")
     assert fake_gemini.requests_of() == []
     fake_gemini.add_rule(text=BOXES)
@@ -317,9 +323,11 @@ def test_refused_default_thinking_falls_back_to_the_model_default(fake_gemini, g
 
 
 def test_segmentation_on_a_model_not_trained_for_it_is_unsupported(fake_gemini, gemini_session):
-    session = gemini_session(model="gemini-2.0-flash")
-    with pytest.raises(UnsupportedTask, match=r"not trained for segmentation"):
+    session = gemini_session(model="gemma-3-27b-it")
+    with pytest.raises(UnsupportedTask, match=r"cannot segment") as info:
         session.segment(photo(), "cups")
+    for model in SEGMENTATION_MODELS:  # names the models that can
+        assert model in str(info.value)
     assert fake_gemini.requests_of() == []
     fake_gemini.add_rule(text=BOXES)
     assert session.detect(photo(), "cups").finish is vlmkit.FinishReason.STOP
@@ -338,7 +346,7 @@ def test_unknown_model_gets_defaults_and_a_note(fake_gemini, gemini_session, cap
 
 
 def test_price_overrides_and_session_usage(fake_gemini, gemini_session):
-    session = gemini_session(prices={"gemini-2.5-flash": Price(input=1.0, output=1.0)})
+    session = gemini_session(prices={MODEL: Price(input=1.0, output=1.0)})
     result = session.describe(photo())
     usage = result.provenance.usage
     assert usage.cost_usd == pytest.approx(usage.total_tokens / 1e6)

@@ -16,7 +16,7 @@ from google.auth import exceptions as auth_exceptions  # noqa: E402
 from google.genai import errors as genai_errors  # noqa: E402
 
 import vlmkit  # noqa: E402
-from tests.gemini.conftest import TEST_API_KEY, SleepRecorder, photo  # noqa: E402
+from tests.gemini.conftest import MODEL, TEST_API_KEY, SleepRecorder, photo  # noqa: E402
 from vlmkit import (  # noqa: E402
     AuthError,
     BackendError,
@@ -32,6 +32,7 @@ from vlmkit_gemini.errors import (  # noqa: E402
     refused_option,
     retry_after_of,
 )
+from vlmkit_gemini.lifecycle import RetiredTable  # noqa: E402
 from vlmkit_gemini.retry import RetryPolicy  # noqa: E402
 
 BOXES = [{"box_2d": [100, 100, 500, 500], "label": "cat"}]
@@ -116,7 +117,7 @@ def test_client_errors_are_not_retried(fake_gemini, gemini_session, sleeps):
     session = gemini_session()
     with pytest.raises(InvalidRequest, match=r"invalid argument"):
         session.describe(photo())
-    with pytest.raises(InvalidRequest, match=r"model name 'gemini-2.5-flash'"):
+    with pytest.raises(InvalidRequest, match=rf"model name '{MODEL}'"):
         session.describe(photo())
     assert sleeps.calls == [] and len(fake_gemini.requests_of()) == 2
 
@@ -192,7 +193,7 @@ def test_max_tokens_keeps_the_complete_items(fake_gemini, gemini_session):
 
 def test_thinking_that_eats_the_budget_is_a_max_tokens_outcome(fake_gemini, gemini_session):
     fake_gemini.add_rule(text="", finish_reason="MAX_TOKENS", thoughts_tokens=500)
-    dets = gemini_session(model="gemini-2.5-pro").detect(photo(), "cats")
+    dets = gemini_session(model="gemini-2.5-pro", retired=RetiredTable([])).detect(photo(), "cats")
     assert len(dets) == 0 and dets.finish is vlmkit.FinishReason.MAX_TOKENS
     assert dets.provenance.usage.thinking_tokens == 500
 

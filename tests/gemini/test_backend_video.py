@@ -86,8 +86,10 @@ def test_gemini_3_video_defaults_to_low_media_resolution(fake_gemini, gemini_ses
     session.video(clip)
     session.video(clip, media_resolution="high")
     first, second = fake_gemini.requests_of()
-    assert first.media_resolution == "MEDIA_RESOLUTION_LOW"
-    assert second.media_resolution == "MEDIA_RESOLUTION_HIGH"
+    # Gemini 3.x: set on the video part, not for the whole request
+    assert first.part_media_resolution == ["MEDIA_RESOLUTION_LOW"]
+    assert second.part_media_resolution == ["MEDIA_RESOLUTION_HIGH"]
+    assert first.media_resolution is None
     assert "thinking_config" not in first.generation_config
 
 

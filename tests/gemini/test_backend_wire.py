@@ -60,6 +60,7 @@ def test_wire_contract_detect_request(fake_gemini, gemini_session):
         req.body["generationConfig"],
         {
             "temperature": 0.0,
+            "maxOutputTokens": 16384,  # the detect default: room for thinking and the answer
             "seed": 1,
             "responseMimeType": "application/json",
             "responseSchema": {
@@ -95,7 +96,7 @@ def test_wire_contract_detect_schema_with_labels(fake_gemini, gemini_session):
 
 
 def test_wire_contract_thinking_level_system_and_safety(fake_gemini, gemini_session):
-    session = gemini_session(model="gemini-3-pro-preview")
+    session = gemini_session(model="gemini-3.1-pro-preview")
     session.describe(photo(), "Hi?", system="Be terse.", thinking_level="high", safety="off")
     (req,) = fake_gemini.requests_of()
     _contract(
@@ -110,7 +111,7 @@ def test_wire_contract_thinking_level_system_and_safety(fake_gemini, gemini_sess
     )
     _contract(
         req.body["generationConfig"],
-        {"thinkingConfig": {"thinking_level": "HIGH"}},
+        {"maxOutputTokens": 8192, "thinkingConfig": {"thinking_level": "HIGH"}},
         "generationConfig with a thinking level",
     )
     _contract(
@@ -165,7 +166,7 @@ def test_wire_contract_video_upload_and_part(fake_gemini, gemini_session, tmp_pa
     )
     _contract(
         req.body["generationConfig"],
-        {"mediaResolution": "MEDIA_RESOLUTION_LOW"},
+        {"maxOutputTokens": 16384, "mediaResolution": "MEDIA_RESOLUTION_LOW"},
         "generationConfig of a video call",
     )
     session.close()

@@ -35,7 +35,7 @@ def test_a_run_with_injected_failures_completes(tmp_path, fake_gemini, gemini_se
     fake_gemini.add_rule(drop_connection=True, times=2, first=True)
     # Which item meets which failure depends on thread timing: with the default 5 attempts,
     # some item meets 5 failures in a row in about 1 run in 25; with 10, 1 in 25,000.
-    session = gemini_session(model="gemini-2.5-flash", retry_overrides={"max_attempts": 10})
+    session = gemini_session(retry_overrides={"max_attempts": 10})
     run = session.run(
         "detect", [folder], ["cat"], out_dir=tmp_path / "out", sinks=["coco"], concurrency=8
     )
@@ -56,7 +56,7 @@ def test_exhausted_retries_are_recorded_then_retried(tmp_path, fake_gemini, gemi
     folder = images(tmp_path / "photos", 6)
     outage = fake_gemini.add_rule(status=503, error_status="UNAVAILABLE", message="overloaded")
     fake_gemini.add_rule(text=ANSWER)
-    session = gemini_session(model="gemini-2.5-flash", retry_overrides={"max_attempts": 2})
+    session = gemini_session(retry_overrides={"max_attempts": 2})
     run = session.run("detect", [folder], "cat", out_dir=tmp_path / "out", concurrency=3)
     list(run)
     assert run.summary.failed == 6 and run.summary.failures == {"TransientError": 6}

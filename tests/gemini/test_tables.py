@@ -9,7 +9,7 @@ pytest.importorskip("vlmkit_gemini")
 
 import vlmkit_gemini.models as models
 import vlmkit_gemini.pricing as pricing
-from tests.gemini.conftest import photo
+from tests.gemini.conftest import MODEL, photo
 from vlmkit import ConfigError, Usage
 from vlmkit_gemini.models import (
     DEFAULT_CAPS,
@@ -79,7 +79,7 @@ def test_capabilities_as_one_caps_or_a_whole_table(fake_gemini, gemini_session):
     one = gemini_session(model="gemini-9-pro", capabilities=NINE)
     assert one.backend.caps is NINE
     table = ModelTable([("gemini-*", NINE)])
-    whole = gemini_session(model="gemini-2.5-flash", capabilities=table)
+    whole = gemini_session(model=MODEL, capabilities=table)
     assert whole.backend.capability_table is table and whole.backend.caps is NINE
     with pytest.raises(ConfigError, match=r"capabilities must be"):
         gemini_session(capabilities="gemini-9")
@@ -88,7 +88,7 @@ def test_capabilities_as_one_caps_or_a_whole_table(fake_gemini, gemini_session):
 
 
 def test_prices_extend_the_price_table_for_one_backend_only(fake_gemini, gemini_session):
-    custom = gemini_session(prices={"gemini-2.5-flash": Price(input=1.0, output=1.0)})
+    custom = gemini_session(prices={MODEL: Price(input=1.0, output=1.0)})
     default = gemini_session()
     assert default.backend.prices is PRICES
     mine, theirs = custom.describe(photo()), default.describe(photo())
@@ -96,7 +96,7 @@ def test_prices_extend_the_price_table_for_one_backend_only(fake_gemini, gemini_
     assert usage.cost_usd == pytest.approx(usage.total_tokens / 1e6)
     other = theirs.provenance.usage
     assert other.cost_usd == pytest.approx(
-        (other.prompt_tokens * 0.30 + (other.output_tokens + other.thinking_tokens) * 2.5) / 1e6
+        (other.prompt_tokens * 0.10 + (other.output_tokens + other.thinking_tokens) * 0.40) / 1e6
     )
     assert PRICES.lookup("gemini-2.5-flash") == Price(input=0.30, output=2.50)
     table = PriceTable([("gemini-*", Price(input=0, output=0))])

@@ -110,7 +110,7 @@ def test_gemini_knows_its_worst_case_and_never_sends_what_the_budget_cannot_cove
     with FakeGemini() as fake:
         fake.add_rule(text=CAT)
         options = {"api_key": "test-key", "base_url": fake.base_url}
-        with vlmkit.Session("gemini-api", model="gemini-2.5-flash", **options) as s:
+        with vlmkit.Session("gemini-api", **options) as s:
             run = s.run("detect", [images], "cat", out_dir=tmp_path / "a", budget_usd=0.01)
             assert list(run) == [] and run.summary.stopped == "budget"
             roomy = s.run("detect", [images], "cat", out_dir=tmp_path / "b", budget_usd=1.0)

@@ -555,6 +555,15 @@ def label(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Retry items that failed in an earlier run.")
     ] = False,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            metavar="sync|batch",
+            help="sync: one call per image; batch: the backend's batch service (Gemini Batch "
+            "API: half price, answers within 24 h; re-run the command to collect)",
+        ),
+    ] = "sync",
     budget: Annotated[
         float | None,
         typer.Option(metavar="USD", min=0, help="Stop before the estimated cost passes this."),
@@ -586,7 +595,9 @@ def label(
                     "the batch runner is not available in this vlmkit (Session.run is missing); "
                     "upgrade vlmkit, or use `vlmkit detect|segment|describe|ocr` per image"
                 )
-            tuning = {"concurrency": concurrency, "batch_size": batch_size}
+            tuning: dict[str, Any] = {"concurrency": concurrency, "batch_size": batch_size}
+            if mode != "sync":
+                tuning["mode"] = mode
             results = run(
                 task.value,
                 inputs,

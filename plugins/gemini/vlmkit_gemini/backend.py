@@ -9,8 +9,11 @@ schema for detection; the thinking setting Google advises for spatial tasks, per
 SDK and transport error to the vlmkit error tree (:mod:`vlmkit_gemini.errors`), and reports
 blocked, cut-off and empty answers as outcomes on the result, never as exceptions.
 
-The generic task route of the core serves every task; the only native route is ``segment`` on
-models that emit polygon masks (Gemini 3.x), whose prompt asks for that format.
+The generic task route of the core serves every task; the only native route is ``segment``,
+which asks Gemini 3.x for polygon masks and refuses the ``<start_of_mask><seg_N>`` token format
+(:mod:`vlmkit_gemini.segtokens`). ``Session.run(..., mode="batch")`` goes through
+:meth:`GeminiApiBackend.batch_run` (:mod:`vlmkit_gemini.batch`): the same requests, built here
+in capture mode and answered in replay mode.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import os
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -49,12 +53,15 @@ from vlmkit import (
     VlmkitError,
     encode_image,
 )
+from vlmkit_gemini.batch import Captured, _Capture, _Replay, batch_mode
 from vlmkit_gemini.errors import FileGone, SettingRefused, map_error, refused_option
 from vlmkit_gemini.files import FileStore
+from vlmkit_gemini.lifecycle import RETIRED, RetiredModelWarning, RetiredTable, retirement_message
 from vlmkit_gemini.models import MODEL_TABLE, ModelCaps, ModelTable, normalize_model
-from vlmkit_gemini.options import OPTION_NAMES, OPTIONS
+from vlmkit_gemini.options import DEFAULT_MAX_OUTPUT_TOKENS, OPTION_NAMES, OPTIONS
 from vlmkit_gemini.pricing import Price, PriceTable, estimate_cost
 from vlmkit_gemini.retry import RetryPolicy
+from vlmkit_gemini.segtokens import refuse_seg_tokens
 
 if TYPE_CHECKING:
     from google import genai
@@ -66,6 +73,7 @@ __all__ = [
     "DEFAULT_INLINE_LIMIT",
     "DEFAULT_MODEL",
     "DETECT_SCHEMA",
+    "SEGMENTATION_MODELS",
     "GeminiApiBackend",
     "GeminiBackend",
     "GeminiVertexBackend",
@@ -76,7 +84,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 _MAX_OUTPUT_TOKENS = 65_536  # the most output tokens current Gemini models give
 
-DEFAULT_MODEL = "gemini-2.5-flash"
+#: The model used when none is named: a current GA Gemini model trained for detection and
+#: segmentation (see the model table in docs/backends/gemini.md for why and for alternatives).
+DEFAULT_MODEL = "gemini-3.6-flash"
+#: Current models trained for segmentation (named in the error for a model that is not).
+SEGMENTATION_MODELS = ("gemini-3.6-flash", "gemini-3.8-flash", "gemini-3.5-flash-lite")
 #: Request budget for inline media: Google's documented 20 MB request limit (base64 included).
 DEFAULT_INLINE_LIMIT = 20 * 1000 * 1000
 _REQUEST_OVERHEAD = 8 * 1024  # JSON framing, config and headers around the media
@@ -255,6 +267,8 @@ class GeminiBackend(Backend):
     thread_safe: bool = True
     backend_name: ClassVar[str] = "gemini"
     vertex: ClassVar[bool] = False
+    #: retired model names this endpoint no longer serves as named (``retired=`` overrides)
+    retired_models: ClassVar[RetiredTable] = RetiredTable([])
     #: the model this instance talks to (normalized: no ``models/`` prefix, lower case)
     model: str
     #: images at least this large (encoded) go through the Files API from their second use on
@@ -276,6 +290,7 @@ class GeminiBackend(Backend):
         jpeg_quality: int = 90,
         capabilities: ModelCaps | ModelTable | Mapping[str, ModelCaps] | None = None,
         prices: PriceTable | Mapping[str, Price | Mapping[str, float]] | None = None,
+        retired: RetiredTable | None = None,
         concurrency: int | None = None,
         **defaults: Any,
     ) -> None:
@@ -289,6 +304,8 @@ class GeminiBackend(Backend):
         declared = {o.name: o for o in OPTIONS}
         self._defaults = {k: declared[k].validate(v) for k, v in defaults.items() if v is not None}
         self.model = normalize_model(model or DEFAULT_MODEL)
+        #: the model that answers: ``model``, or the model Google routes a retired name to
+        self.answering_model = self._check_retired(retired)
         self.capability_table, self.caps = self._capabilities(capabilities)
         if timeout_s is None or not timeout_s > 0:
             raise ConfigError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
@@ -353,7 +370,24 @@ class GeminiBackend(Backend):
                 "{model pattern: ModelCaps} or a ModelTable, got "
                 f"{type(capabilities).__name__}"
             )
-        return table, table.caps_for(self.model)
+        if isinstance(capabilities, ModelCaps):
+            return table, capabilities
+        caps = table.caps_for(self.answering_model)
+        if self.answering_model != self.model:
+            # A routed retired name: the replacement answers, but whether the endpoint checks
+            # options against the old name or the new one is not documented, so send only what
+            # both accept: no default thinking setting, media_resolution for the whole request.
+            caps = attrs.evolve(caps, spatial_thinking=None, part_media_resolution=False)
+        return table, caps
+
+    def _check_retired(self, retired: RetiredTable | None) -> str:
+        """Warn about a retired model name; the model that will answer it."""
+        table = self.retired_models if retired is None else retired
+        found = table.lookup(self.model)
+        if found is None:
+            return self.model
+        warnings.warn(retirement_message(self.model, found), RetiredModelWarning, stacklevel=4)
+        return normalize_model(found.replacement) if found.routed else self.model
 
     # -- client ---------------------------------------------------------------------------
     def _http_options(self, *, base_url: str | None, api_version: str | None) -> types.HttpOptions:
@@ -402,8 +436,9 @@ class GeminiBackend(Backend):
     def max_cost_usd(self, request: Request) -> float | None:
         """A generous upper bound on the cost of ``request``: its prompt (2 characters a token),
         each image at the most tokens Gemini bills for it (258 per 768-pixel tile, at least
-        1120), and the most output the call allows (``max_output_tokens``, else 65,536, thinking
-        included) at the dearer of the output and thinking rates. None without a price."""
+        1120), and the most output the call allows (``max_output_tokens``, else the task's
+        default, else 65,536; thinking included) at the dearer of the output and thinking
+        rates. None without a price."""
         price = self.prices.lookup(self.model)
         if price is None:
             return None
@@ -411,7 +446,8 @@ class GeminiBackend(Backend):
         for sent in request.images:
             width, height = sent.image.size
             prompt += max(1120, 258 * -(-width // 768) * -(-height // 768))
-        output = int(request.options.get("max_output_tokens") or _MAX_OUTPUT_TOKENS)
+        limit = self._max_output_tokens(request, {**self._defaults, **request.options})
+        output = int(limit or _MAX_OUTPUT_TOKENS)
         long = price.input_long is not None and prompt > price.long_context_tokens
         input_rate = price.input_long if long and price.input_long is not None else price.input
         rates = [price.output, price.thinking or 0.0, price.output_long or 0.0]
@@ -425,15 +461,23 @@ class GeminiBackend(Backend):
         caps = self.caps
         if request.task == "segment" and not caps.segmentation:
             raise UnsupportedTask(
-                f"{self.model} is not trained for segmentation; use gemini-2.5-flash or a "
-                "newer model (or pass capabilities=ModelCaps(...) if you know better)",
+                f"{self.model} cannot segment: it is not trained for segmentation masks. Models "
+                f"that can: {', '.join(SEGMENTATION_MODELS)} (pass model=...), or pass "
+                "capabilities=ModelCaps(...) if you know this model can",
                 task="segment",
             )
+        self._check_media_resolution(request, options, caps)
         started = time.perf_counter()
         thinking_was_default = False
+        mode = batch_mode()
         for attempt in range(3):
             config, thinking_was_default = self._config(request, options, caps)
-            parts = self._parts(request)
+            parts = self._parts(request, options)
+            if isinstance(mode, _Capture):
+                raise Captured(self._inlined_request(parts, config))
+            if isinstance(mode, _Replay):
+                response = mode.response
+                break
             call = functools.partial(
                 self._client.models.generate_content,
                 model=self.model,
@@ -463,7 +507,36 @@ class GeminiBackend(Backend):
                             self.files.forget_uri(part.file_data.file_uri)
                     continue
                 raise
-        return self._generation(response, options, time.perf_counter() - started)
+        sent = {**options, "max_output_tokens": self._max_output_tokens(request, options)}
+        if isinstance(mode, _Replay):
+            sent["service_tier"] = "batch"  # priced at the Batch API's rate
+        return self._generation(response, sent, time.perf_counter() - started)
+
+    def _inlined_request(
+        self, parts: list[types.Part], config: types.GenerateContentConfig
+    ) -> types.InlinedRequest:
+        """The Batch API request for a call built by :meth:`generate` (client-side settings and
+        the service tier, which batch jobs do not take, left out)."""
+        from google.genai import types
+
+        batch_config = config.model_copy(
+            update={"automatic_function_calling": None, "http_options": None, "service_tier": None}
+        )
+        return types.InlinedRequest(
+            model=self.model, contents=[self._content(parts)], config=batch_config
+        )
+
+    def batch_run(self, session: Any, task: str, inputs: Any, **kwargs: Any) -> Any:
+        """The run behind ``Session.run(..., mode="batch")``: see :mod:`vlmkit_gemini.batch`."""
+        if self.files is None:
+            raise UnsupportedTask(
+                f"{self.backend_name} has no batch mode: Vertex AI batch prediction reads its "
+                "input from Cloud Storage or BigQuery. Use backend='gemini-api' for --mode batch.",
+                task=task,
+            )
+        from vlmkit_gemini.batch import GeminiBatchRun
+
+        return GeminiBatchRun(session, task, inputs, **kwargs)
 
     # -- native route: polygon masks ------------------------------------------------------
     @vlmkit.hookimpl
@@ -471,12 +544,17 @@ class GeminiBackend(Backend):
         self, backend: Backend, request: TaskRequest, runtime: Runtime
     ) -> Detections | None:
         """Gemini 3.x answers segmentation with polygon masks: ask for that format, then let the
-        core's generic route parse it. Other models take the generic route unchanged."""
-        if backend is not self or self.caps.mask_format != "polygon":
+        core's generic route parse it. Other models keep the core's prompt. Either way an answer
+        in the ``<start_of_mask><seg_N>…`` token format is a ParseError (see
+        :mod:`vlmkit_gemini.segtokens`), never detections with missing masks."""
+        if backend is not self:
             return None
-        prompt = polygon_segment_prompt(request.prompt)
-        rewritten = attrs.evolve(request, prompt=prompt)
-        result: Detections = vlmkit.run_generic(self, rewritten, runtime)
+        if self.caps.mask_format == "polygon":
+            request = attrs.evolve(request, prompt=polygon_segment_prompt(request.prompt))
+        result: Detections = vlmkit.run_generic(self, request, runtime)
+        provenance = result.provenance
+        if provenance is not None and result.report.masks_invalid:
+            refuse_seg_tokens(provenance.raw_text, self.model, alternatives=SEGMENTATION_MODELS)
         return result
 
     # -- calls, retries, errors -----------------------------------------------------------
@@ -526,6 +604,47 @@ class GeminiBackend(Backend):
             return True
         return request.task == "ocr" and request.json
 
+    @staticmethod
+    def _max_output_tokens(request: Request, options: Mapping[str, Any]) -> int | None:
+        """The caller's ``max_output_tokens``, else the task's default (room for thinking)."""
+        if options.get("max_output_tokens") is not None:
+            return int(options["max_output_tokens"])
+        return DEFAULT_MAX_OUTPUT_TOKENS.get(request.task)
+
+    @staticmethod
+    def _resolution(
+        request: Request, options: Mapping[str, Any], caps: ModelCaps, *, video: bool
+    ) -> str | None:
+        """The ``media_resolution`` for the images (``video=False``) or the video of a request."""
+        chosen = options.get("media_resolution")
+        if chosen:
+            return str(chosen)
+        return caps.video_media_resolution if video else caps.image_media_resolution
+
+    def _check_media_resolution(
+        self, request: Request, options: Mapping[str, Any], caps: ModelCaps
+    ) -> None:
+        """Refuse, before sending, a ``media_resolution`` this model does not take."""
+        chosen = options.get("media_resolution")
+        if not chosen or not caps.known:
+            return
+        problem = caps.resolution_problem(str(chosen), video=request.video is not None)
+        if problem is None and chosen == "ultra_high" and not caps.part_media_resolution:
+            problem = "ultra_high is a per-part setting of Gemini 3.x models"
+        if problem:
+            raise ConfigError(
+                f"{self.model} does not accept media_resolution={chosen!r}: {problem}"
+            )
+
+    def _part_resolution(self, level: str | None) -> types.PartMediaResolution | None:
+        from google.genai import types
+
+        if not level or not self.caps.part_media_resolution:
+            return None
+        return types.PartMediaResolution(
+            level=types.PartMediaResolutionLevel(f"MEDIA_RESOLUTION_{level.upper()}")
+        )
+
     def _config(
         self, request: Request, options: Mapping[str, Any], caps: ModelCaps
     ) -> tuple[types.GenerateContentConfig, bool]:
@@ -536,9 +655,14 @@ class GeminiBackend(Backend):
         config: dict[str, Any] = {"automatic_function_calling": _sdk_constants()["afc_off"]}
         if request.system and caps.system_instruction:
             config["system_instruction"] = request.system
-        for name in ("temperature", "top_p", "top_k", "seed", "max_output_tokens"):
+        for name in ("temperature", "top_p", "top_k", "seed"):
             if options.get(name) is not None:
                 config[name] = options[name]
+        limit = self._max_output_tokens(request, options)
+        if limit is not None:
+            config["max_output_tokens"] = limit
+        if options.get("service_tier") is not None:
+            config["service_tier"] = types.ServiceTier(options["service_tier"])
         wants_json = request.json
         if wants_json and caps.structured_output:
             config["response_mime_type"] = "application/json"
@@ -550,12 +674,8 @@ class GeminiBackend(Backend):
                     if request.labels
                     else _sdk_constants()["detect_schema"]
                 )
-        resolution = options.get("media_resolution") or (
-            caps.video_media_resolution
-            if request.video is not None
-            else caps.image_media_resolution
-        )
-        if resolution:
+        resolution = self._resolution(request, options, caps, video=request.video is not None)
+        if resolution and not caps.part_media_resolution:
             config["media_resolution"] = f"MEDIA_RESOLUTION_{resolution.upper()}"
         thinking, by_default = self._thinking(request, options, caps)
         if thinking is not None:
@@ -601,12 +721,23 @@ class GeminiBackend(Backend):
         return types.ThinkingConfig(thinking_level=types.ThinkingLevel(str(spatial).upper())), True
 
     # -- media ----------------------------------------------------------------------------
-    def _parts(self, request: Request) -> list[types.Part]:
+    def _parts(
+        self, request: Request, options: Mapping[str, Any] | None = None
+    ) -> list[types.Part]:
         from google.genai import types
 
+        options = options or {}
+        caps = self.caps
         parts = self._image_parts(request)
+        image_level = self._part_resolution(self._resolution(request, options, caps, video=False))
+        if image_level is not None:
+            parts = [p.model_copy(update={"media_resolution": image_level}) for p in parts]
         if request.video is not None:
-            parts.append(self._video_part(request))
+            video = self._video_part(request)
+            level = self._part_resolution(self._resolution(request, options, caps, video=True))
+            if level is not None:
+                video = video.model_copy(update={"media_resolution": level})
+            parts.append(video)
         prompt = request.prompt
         if request.system and not self.caps.system_instruction:
             prompt = f"{request.system}\n\n{prompt}"
@@ -629,7 +760,11 @@ class GeminiBackend(Backend):
         budget = self.inline_limit_bytes - _REQUEST_OVERHEAD - len(request.prompt.encode())
         budget -= len((request.system or "").encode())
         uploads: dict[int, Any] = {}
-        if self.files is not None:
+        if self.files is not None and isinstance(batch_mode(), _Capture):
+            # A batch job reads its images later, from the Files API (kept 48 hours).
+            for index, image in enumerate(encoded):
+                uploads[index] = self._upload_image(image)
+        elif self.files is not None:
             for index, image in enumerate(encoded):
                 key = FileStore.key_for_bytes(image.sha256, image.mime_type)
                 found = self.files.cached(key)
@@ -732,17 +867,21 @@ class GeminiBackend(Backend):
     def _generation(
         self, response: types.GenerateContentResponse, options: Mapping[str, Any], latency: float
     ) -> Generation:
+        """The vlmkit outcome of one answer; ``options["service_tier"]`` (``flex``,
+        ``priority``, or ``batch`` for Batch API answers) sets the price."""
         meta = response.usage_metadata
-        model = response.model_version or self.model
+        model = response.model_version or self.answering_model
         usage = Usage(
             prompt_tokens=(meta.prompt_token_count or 0) if meta else 0,
             output_tokens=(meta.candidates_token_count or 0) if meta else 0,
             thinking_tokens=(meta.thoughts_token_count or 0) if meta else 0,
+            cached_tokens=(meta.cached_content_token_count or 0) if meta else 0,
             latency_s=latency,
         )
-        cost = estimate_cost(model, usage, self.prices)
-        if cost is None and model != self.model:
-            cost = estimate_cost(self.model, usage, self.prices)
+        tier = str(options.get("service_tier") or "standard")
+        cost = estimate_cost(model, usage, self.prices, tier)
+        if cost is None and model != self.answering_model:
+            cost = estimate_cost(self.answering_model, usage, self.prices, tier)
         usage = attrs.evolve(usage, cost_usd=cost)
         feedback = response.prompt_feedback
         if feedback is not None and feedback.block_reason is not None:
@@ -778,13 +917,7 @@ class GeminiBackend(Backend):
                 f": {', '.join(blocked)}" if blocked else ""
             )
         elif finish is FinishReason.MAX_TOKENS:
-            limit = options.get("max_output_tokens")
-            detail = (
-                f"the answer was cut off at max_output_tokens="
-                f"{limit if limit is not None else 'the model default'}"
-                f" after {usage.thinking_tokens} thinking and {usage.output_tokens} answer "
-                "tokens; raise max_output_tokens or lower the thinking setting"
-            )
+            detail = self._cut_off_detail(usage, options.get("max_output_tokens"))
         elif finish is FinishReason.OTHER:
             detail = f"the model stopped with finish reason {reason}"
             if candidate.finish_message:
@@ -792,6 +925,23 @@ class GeminiBackend(Backend):
         if text is None and finish is FinishReason.STOP:
             finish, detail = FinishReason.EMPTY, "the model answered with no text"
         return Generation(text=text, usage=usage, finish=finish, model=model, detail=detail)
+
+    def _cut_off_detail(self, usage: Usage, limit: int | None) -> str:
+        """Why a ``MAX_TOKENS`` answer was cut off, and what to do — saying so plainly when
+        thinking used (nearly) the whole budget before the answer began."""
+        shown = f"{limit:,}" if limit is not None else "the task default"
+        thinking, answer = usage.thinking_tokens, usage.output_tokens
+        if thinking and (answer == 0 or thinking >= 0.8 * (thinking + answer)):
+            knob = "thinking_level" if self.caps.thinking == "level" else "thinking_budget"
+            return (
+                f"thinking used the token budget: {thinking:,} thinking tokens of "
+                f"max_output_tokens={shown} left {answer:,} for the answer, which was cut off. "
+                f"Raise max_output_tokens (thinking counts against it) or lower {knob}"
+            )
+        return (
+            f"the answer was cut off at max_output_tokens={shown} after {thinking:,} thinking "
+            f"and {answer:,} answer tokens; raise max_output_tokens or lower the thinking setting"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -812,6 +962,7 @@ class GeminiApiBackend(GeminiBackend):
 
     backend_name: ClassVar[str] = "gemini-api"
     vertex: ClassVar[bool] = False
+    retired_models: ClassVar[RetiredTable] = RETIRED
 
     def __init__(
         self,
@@ -821,8 +972,18 @@ class GeminiApiBackend(GeminiBackend):
         file_timeout_s: float = 600.0,
         file_poll_interval_s: float = 1.0,
         reuse_upload_min_bytes: int | None = 1024 * 1024,
+        batch_max_requests: int = 1000,
+        batch_poll_interval_s: float = 30.0,
+        batch_inline_limit_bytes: int = 19_000_000,
         **kwargs: Any,
     ) -> None:
+        self.batch_inline_limit_bytes = int(batch_inline_limit_bytes)
+        if int(batch_max_requests) < 1:
+            raise ConfigError("batch_max_requests must be at least 1")
+        if float(batch_poll_interval_s) < 0:
+            raise ConfigError("batch_poll_interval_s must be >= 0")
+        self.batch_max_requests = int(batch_max_requests)
+        self.batch_poll_interval_s = float(batch_poll_interval_s)
         if reuse_upload_min_bytes is not None and int(reuse_upload_min_bytes) < 0:
             raise ConfigError("reuse_upload_min_bytes must be >= 0 or None (never)")
         self.reuse_upload_min_bytes = (

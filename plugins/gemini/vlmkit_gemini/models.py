@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 ThinkingKnob = Literal["budget", "level"]
 MaskFormat = Literal["png", "polygon"]
 _LEVELS = ("minimal", "low", "medium", "high")
-_RESOLUTIONS = ("low", "medium", "high")
+_RESOLUTIONS = ("low", "medium", "high", "ultra_high")
 T = TypeVar("T")
 
 
@@ -78,6 +78,9 @@ class ModelCaps:
       ``"polygon"`` (``{"boxes": [...]}`` with polygon masks, Gemini 3.x).
     * ``image_media_resolution`` / ``video_media_resolution`` — ``media_resolution`` sent when the
       caller set none (``None``: the server's default).
+    * ``resolutions`` — the ``media_resolution`` values the model accepts (``ultra_high``: images
+      on Gemini 3.x only); ``part_media_resolution`` — whether it is set per media part (Gemini
+      3.x) rather than once for the whole request (Gemini 2.5).
     * ``detection`` / ``segmentation`` — whether the model is trained for them.
     * ``structured_output`` / ``system_instruction`` — whether JSON mode with a response schema
       and system instructions are accepted (Gemma models on the Gemini API take neither).
@@ -100,11 +103,31 @@ class ModelCaps:
     video_media_resolution: str | None = attrs.field(
         default=None, validator=_check_choice((*_RESOLUTIONS, None))
     )
+    resolutions: tuple[str, ...] = attrs.field(
+        default=("low", "medium", "high"), converter=_str_tuple
+    )
+    part_media_resolution: bool = False
     detection: bool = True
     segmentation: bool = True
     structured_output: bool = True
     system_instruction: bool = True
     known: bool = True  # False for the defaults an unknown model gets
+
+    @resolutions.validator
+    def _check_resolutions(self, _attribute: object, value: tuple[str, ...]) -> None:
+        unknown = [r for r in value if r not in _RESOLUTIONS]
+        if unknown:
+            raise ConfigError(
+                f"ModelCaps.resolutions: unknown value(s) {unknown}; known: {_RESOLUTIONS}"
+            )
+
+    def resolution_problem(self, resolution: str, *, video: bool = False) -> str | None:
+        """Why ``media_resolution=resolution`` would be refused, or ``None`` if accepted."""
+        if resolution not in self.resolutions:
+            return "this model accepts media_resolution " + " / ".join(self.resolutions)
+        if resolution == "ultra_high" and video:
+            return "ultra_high is for images only; use high (or lower) for video"
+        return None
 
     @levels.validator
     def _check_levels(self, _attribute: object, value: tuple[str, ...]) -> None:
@@ -266,44 +289,54 @@ _FLASH_25 = ModelCaps(
     mask_format="png",
 )
 
+
+def _gemini3(levels: tuple[str, ...], spatial: str, *, segmentation: bool = True) -> ModelCaps:
+    """A Gemini 3.x entry: ``thinking_level``, polygon masks, per-part ``media_resolution``
+    (``ultra_high`` for images), video at low resolution as Google advises for 3.x."""
+    return ModelCaps(
+        thinking="level",
+        levels=levels,
+        spatial_thinking=spatial,
+        mask_format="polygon" if segmentation else None,
+        segmentation=segmentation,
+        video_media_resolution="low",
+        part_media_resolution=True,
+        resolutions=("low", "medium", "high", "ultra_high"),
+    )
+
+
+_ALL_LEVELS = ("minimal", "low", "medium", "high")
+
 #: The built-in ``(model-name pattern, capabilities)`` table (immutable); first match wins.
-#: Facts as documented by Google in 2025-12 (Gemini API "Thinking" and "Image understanding").
+#: Facts as documented by Google and read on 2026-12-03 (Gemini API "Models", "What's new in
+#: Gemini 3.6 Flash and 3.5 Flash-Lite", "Thinking", "Image understanding", "Deprecations");
+#: docs/backends/gemini.md lists the sources and what could not be verified.
 MODEL_TABLE: ModelTable = ModelTable(
     [
-        # Gemini 3.x: thinking_level; polygon masks in a {"boxes": [...]} object; Pro has no
-        # "minimal"/"medium" level and later Flash models refuse "minimal", so spatial tasks use
-        # "low". Images keep the server default (high); video uses low, as Google advises for
-        # 3.x (70 tokens per frame instead of 280).
+        # Gemini 3.x: thinking_level (never thinking_budget); polygon masks in a {"boxes": [...]}
+        # object; media_resolution per image part, ultra_high for images. Spatial tasks default
+        # to "low" thinking (Google advises little thinking for detection; raise it per task with
+        # thinking_level=..., which measured better on 3.6 Flash for crowded scenes).
+        # 3.8 Flash and the Pro models have no "minimal" level.
+        ("gemini-3.8-flash*", _gemini3(("low", "medium", "high"), "low")),
+        ("gemini-3.[5-7]-flash-lite*", _gemini3(_ALL_LEVELS, "minimal")),
+        ("gemini-3.1-flash-lite*", _gemini3(_ALL_LEVELS, "minimal")),
+        ("gemini-3.[5-7]-flash*", _gemini3(_ALL_LEVELS, "low")),
+        ("gemini-3-flash*", _gemini3(_ALL_LEVELS, "low")),
+        ("gemini-3*-pro*", _gemini3(("low", "medium", "high"), "low")),
+        # Robotics-ER 2 (preview): a Gemini 3-generation embodied-reasoning model; polygon masks
+        # were reported. Its thinking knob is not documented: send none unless asked.
         (
-            "gemini-3-flash*",
+            "gemini-robotics-er-2*",
             ModelCaps(
-                thinking="level",
-                levels=("minimal", "low", "medium", "high"),
-                spatial_thinking="low",
+                thinking=None,
                 mask_format="polygon",
                 video_media_resolution="low",
+                part_media_resolution=True,
+                resolutions=("low", "medium", "high", "ultra_high"),
             ),
         ),
-        (
-            "gemini-3*-pro*",
-            ModelCaps(
-                thinking="level",
-                levels=("low", "high"),
-                spatial_thinking="low",
-                mask_format="polygon",
-                video_media_resolution="low",
-            ),
-        ),
-        (
-            "gemini-3*",
-            ModelCaps(
-                thinking="level",
-                levels=("low", "medium", "high"),
-                spatial_thinking="low",
-                mask_format="polygon",
-                video_media_resolution="low",
-            ),
-        ),
+        ("gemini-3*", _gemini3(("low", "medium", "high"), "low")),
         # Gemini 2.5: thinking_budget. Pro cannot turn thinking off (128–32768); Flash and
         # Flash-Lite can (0), and Google advises 0 for detection and segmentation.
         (

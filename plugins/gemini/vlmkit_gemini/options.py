@@ -9,7 +9,25 @@ from typing import Any
 
 from vlmkit import Option
 
-__all__ = ["API_SETTINGS", "COMMON_SETTINGS", "OPTIONS", "VERTEX_SETTINGS"]
+__all__ = [
+    "API_SETTINGS",
+    "COMMON_SETTINGS",
+    "DEFAULT_MAX_OUTPUT_TOKENS",
+    "OPTIONS",
+    "VERTEX_SETTINGS",
+]
+
+#: ``max_output_tokens`` sent per task when the caller set none. Thinking tokens count against
+#: it, and Gemini 3.x Flash thinks about 2–3k tokens before answering at its default level, so
+#: each default leaves that room plus a generous answer (a crowded detection list, polygon masks,
+#: a page of OCR) while still stopping a runaway answer long before the model's 65,536 limit.
+DEFAULT_MAX_OUTPUT_TOKENS: dict[str, int] = {
+    "detect": 16384,
+    "segment": 32768,
+    "ocr": 16384,
+    "describe": 8192,
+    "video": 16384,
+}
 
 
 def _optional_int(value: Any) -> int | None:
@@ -30,13 +48,19 @@ OPTIONS: tuple[Option, ...] = (
         name="max_output_tokens",
         type=int,
         min=1,
-        help="cap on answer tokens (thinking tokens count against it)",
+        help="cap on thinking + answer tokens (default per task: DEFAULT_MAX_OUTPUT_TOKENS)",
     ),
     Option(
         name="media_resolution",
         type=str,
-        choices=("low", "medium", "high"),
-        help="tokens per image or frame (default: the model's; see the capability table)",
+        choices=("low", "medium", "high", "ultra_high"),
+        help="tokens per image or frame (per part on Gemini 3.x; ultra_high: 3.x images only)",
+    ),
+    Option(
+        name="service_tier",
+        type=str,
+        choices=("standard", "flex", "priority"),
+        help="flex: 50 % price, slower, may answer 503 (retried); priority: faster, dearer",
     ),
     Option(
         name="thinking_budget",
@@ -48,7 +72,7 @@ OPTIONS: tuple[Option, ...] = (
         name="thinking_level",
         type=str,
         choices=("minimal", "low", "medium", "high"),
-        help="Gemini 3.x: how much to think",
+        help="Gemini 3.x: how much to think (per task; more can raise detection recall)",
     ),
     Option(
         name="structured_output",
@@ -76,7 +100,7 @@ OPTION_NAMES = frozenset(option.name for option in OPTIONS)
 
 #: Construction settings both backends take.
 COMMON_SETTINGS: tuple[Option, ...] = (
-    Option(name="model", type=str, default="gemini-2.5-flash", help="model name"),
+    Option(name="model", type=str, default="gemini-3.6-flash", help="model name"),
     Option(name="base_url", type=str, help="endpoint to send requests to (any compatible one)"),
     Option(name="api_version", type=str, help="API version path segment (SDK default)"),
     Option(name="timeout_s", type=float, min=0.001, default=120.0, help="HTTP timeout (s)"),
@@ -135,6 +159,27 @@ API_SETTINGS: tuple[Option, ...] = (
         type=_optional_int,
         default=1024 * 1024,
         help="images this large sent a second time go through the Files API (None: never)",
+    ),
+    Option(
+        name="batch_max_requests",
+        type=int,
+        min=1,
+        default=1000,
+        help="--mode batch: requests per batch job (jobs also stay under 19 MB)",
+    ),
+    Option(
+        name="batch_poll_interval_s",
+        type=float,
+        min=0.0,
+        default=30.0,
+        help="--mode batch: wait between job status polls (s)",
+    ),
+    Option(
+        name="batch_inline_limit_bytes",
+        type=int,
+        min=1,
+        default=19_000_000,
+        help="--mode batch: larger jobs go as a JSONL file through the Files API",
     ),
 )
 

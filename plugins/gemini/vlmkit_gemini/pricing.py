@@ -1,12 +1,14 @@
 """Estimated cost of Gemini calls from their token usage.
 
 The prices below are **estimates**: Google's published list prices for the paid tier of the
-Gemini Developer API as of :data:`PRICES_AS_OF`, standard (not batch, not cached, not free-tier)
-rates, in USD per one million tokens. Vertex AI list prices were the same for these models.
-Prices change; override them per backend instance (``prices={"gemini-2.5-flash": Price(...)}``
-puts those entries ahead of :data:`PRICES`; a whole :class:`PriceTable` replaces it). The table
-itself is immutable, so one Session's prices never reach another. Thinking tokens are billed as
-output tokens.
+Gemini Developer API as read on :data:`PRICES_AS_OF`, standard rates in USD per one million
+tokens. Cached input tokens (implicit caching, ``cachedContentTokenCount``) are billed at
+``cached_input`` (default: 10 % of ``input``, Google's 90 % caching discount); the Flex tier and
+the Batch API at half the standard price (:data:`TIER_FACTORS`), Priority at 1.8× (Google says
+75–100 % more). Prices change; override them per backend instance
+(``prices={"gemini-3.6-flash": Price(...)}`` puts those entries ahead of :data:`PRICES`; a whole
+:class:`PriceTable` replaces it). The table itself is immutable, so one Session's prices never
+reach another. Thinking tokens are billed as output tokens.
 """
 
 from __future__ import annotations
@@ -19,9 +21,21 @@ import attrs
 from vlmkit import ConfigError, Usage
 from vlmkit_gemini.models import PatternTable
 
-__all__ = ["PRICES", "PRICES_AS_OF", "Price", "PriceTable", "estimate_cost", "price_for"]
+__all__ = [
+    "PRICES",
+    "PRICES_AS_OF",
+    "TIER_FACTORS",
+    "Price",
+    "PriceTable",
+    "estimate_cost",
+    "price_for",
+]
 
-PRICES_AS_OF = "2025-12-01"
+PRICES_AS_OF = "2026-12-03"
+
+#: Price multipliers of the service tiers (and the Batch API) against the standard price.
+TIER_FACTORS: dict[str, float] = {"standard": 1.0, "flex": 0.5, "batch": 0.5, "priority": 1.8}
+_CACHED_SHARE = 0.10
 
 
 def _non_negative(_instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
@@ -31,7 +45,8 @@ def _non_negative(_instance: object, attribute: attrs.Attribute[Any], value: flo
 
 @attrs.frozen(kw_only=True)
 class Price:
-    """USD per 1M tokens. ``thinking`` defaults to ``output``. Prompts longer than
+    """USD per 1M tokens (standard tier). ``thinking`` defaults to ``output``; ``cached_input``
+    (input tokens served from the context cache) to 10 % of ``input``. Prompts longer than
     ``long_context_tokens`` are billed at ``input_long`` / ``output_long`` when those are set."""
 
     input: float = attrs.field(converter=float, validator=_non_negative)
@@ -39,19 +54,28 @@ class Price:
     thinking: float | None = attrs.field(default=None, validator=_non_negative)
     input_long: float | None = attrs.field(default=None, validator=_non_negative)
     output_long: float | None = attrs.field(default=None, validator=_non_negative)
+    cached_input: float | None = attrs.field(default=None, validator=_non_negative)
     long_context_tokens: int = 200_000
 
-    def cost(self, usage: Usage) -> float:
+    def cost(self, usage: Usage, tier: str = "standard") -> float:
+        """USD for ``usage`` on ``tier`` (``standard``, ``flex``, ``batch`` or ``priority``)."""
+        if tier not in TIER_FACTORS:
+            raise ConfigError(f"unknown service tier {tier!r}; known: {sorted(TIER_FACTORS)}")
         long = self.input_long is not None and usage.prompt_tokens > self.long_context_tokens
         input_rate = self.input_long if long and self.input_long is not None else self.input
         output_rate = self.output_long if long and self.output_long is not None else self.output
         thinking_rate = self.thinking if self.thinking is not None else output_rate
+        cached_rate = self.cached_input if self.cached_input is not None else None
+        if cached_rate is None:
+            cached_rate = input_rate * _CACHED_SHARE
+        cached = min(max(usage.cached_tokens, 0), usage.prompt_tokens)
         total = (
-            usage.prompt_tokens * input_rate
+            (usage.prompt_tokens - cached) * input_rate
+            + cached * cached_rate
             + usage.output_tokens * output_rate
             + usage.thinking_tokens * thinking_rate
         )
-        return total / 1_000_000
+        return total * TIER_FACTORS[tier] / 1_000_000
 
 
 class PriceTable(PatternTable[Price]):
@@ -92,10 +116,18 @@ class PriceTable(PatternTable[Price]):
         )
 
 
-#: The built-in model-name pattern → price table (immutable); first match wins.
+#: The built-in model-name pattern → price table (immutable); first match wins. Sources and
+#: what could not be verified: docs/backends/gemini.md ("Models and prices").
 PRICES: PriceTable = PriceTable(
     [
-        ("gemini-3-pro*", Price(input=2.00, output=12.00, input_long=4.00, output_long=18.00)),
+        # 3.8 Flash: introductory price through 2026-12-31, then 1.50 / 7.50 (update then).
+        ("gemini-3.8-flash*", Price(input=0.75, output=3.75, cached_input=0.075)),
+        ("gemini-3.7-flash*", Price(input=0.75, output=3.75, cached_input=0.075)),
+        ("gemini-3.6-flash*", Price(input=1.50, output=7.50, cached_input=0.15)),
+        ("gemini-3.5-flash-lite*", Price(input=0.30, output=2.50, cached_input=0.03)),
+        ("gemini-3.5-flash*", Price(input=1.50, output=9.00, cached_input=0.15)),
+        ("gemini-3.1-flash-lite*", Price(input=0.25, output=1.50)),
+        ("gemini-3*-pro*", Price(input=2.00, output=12.00, input_long=4.00, output_long=18.00)),
         ("gemini-3-flash*", Price(input=0.50, output=3.00)),
         ("gemini-2.5-pro*", Price(input=1.25, output=10.00, input_long=2.50, output_long=15.00)),
         ("gemini-2.5-flash-lite*", Price(input=0.10, output=0.40)),
@@ -111,7 +143,10 @@ def price_for(model: str, table: PriceTable = PRICES) -> Price | None:
     return table.lookup(model)
 
 
-def estimate_cost(model: str, usage: Usage, table: PriceTable = PRICES) -> float | None:
-    """Estimated USD cost of ``usage`` on ``model``; ``None`` when the model has no price."""
+def estimate_cost(
+    model: str, usage: Usage, table: PriceTable = PRICES, tier: str = "standard"
+) -> float | None:
+    """Estimated USD cost of ``usage`` on ``model`` at ``tier`` (``standard``, ``flex``,
+    ``batch``, ``priority``); ``None`` when the model has no price."""
     price = table.lookup(model)
-    return None if price is None else price.cost(usage)
+    return None if price is None else price.cost(usage, tier)

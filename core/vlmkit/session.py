@@ -378,12 +378,15 @@ class Session:
 
     # -- sinks ----------------------------------------------------------------------------
     def sink(self, name: str, out_dir: str | Path, **options: Any) -> Sink:
-        """Build an installed sink writing into ``out_dir``."""
-        info = self._host.sink(name)
-        sink = info.factory(out_dir, **options)
-        if not isinstance(sink, Sink):
-            raise PluginError(f"sink {info.name!r} factory returned {type(sink).__name__}")
-        return sink
+        """Build an installed sink writing into ``out_dir``; its declared options are checked
+        and path-like values confined to ``out_dir`` (:func:`vlmkit.sink.build_sink`)."""
+        from vlmkit.sink import build_sink
+
+        return build_sink(self._host.sink(name), out_dir, options)
+
+    def sink_info(self, name: str) -> SinkInfo:
+        """The record of the installed sink ``name`` (a clear error when there is none)."""
+        return self._host.sink(name)
 
     # -- plumbing -------------------------------------------------------------------------
     def _load(self, image: Any) -> LoadedImage:

@@ -122,7 +122,8 @@ class BackendInfo:
     ``device``, ``base_url``, ...) as :class:`Option` records: ``Session(name, **settings)``
     and the CLI's ``--config key=value`` are converted and checked against them before the
     factory runs, and ``vlmkit backends`` lists them. Per-call options (``--option``) are
-    declared on the Backend class instead (``Backend.options``).
+    declared on the Backend (``Backend.options``) and validated there; ``options`` repeats
+    them for the listing (the conformance check compares the two).
     """
 
     name: str = attrs.field(converter=normalize_name)
@@ -133,6 +134,9 @@ class BackendInfo:
     #: construction settings the factory accepts (model, device, api_key, ...): values given
     #: as strings (the CLI's --config) are converted and checked before the factory runs
     settings: tuple[Option, ...] = attrs.field(default=(), converter=_options)
+    #: the per-call options the backend declares (``Backend.options``), repeated here so
+    #: ``vlmkit backends`` can list them without building the backend
+    options: tuple[Option, ...] = attrs.field(default=(), converter=_options)
     plugin: str | None = None  # entry point / plugin name, filled in by the host
     distribution: str | None = None  # "vlmkit-gemini 0.1.0", filled in by the host
 

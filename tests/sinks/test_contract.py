@@ -10,7 +10,7 @@ from PIL import Image
 
 import vlmkit
 from tests.sinks import thirdparty
-from vlmkit.testing import scripted_plugin
+from vlmkit.testing import check_sink, scripted_plugin
 
 BOXES = '[{"box_2d": [100, 100, 500, 500], "label": "cat"}]'
 
@@ -90,3 +90,14 @@ def test_the_public_staged_base_confines_its_own_paths(tmp_path):
         sink.stage_text("../x.csv", "no")
     with pytest.raises(vlmkit.SinkError, match="absolute"):
         sink.output_path("/etc/passwd")
+
+
+def test_the_sink_check_passes_a_good_sink_and_flags_a_plain_one():
+    report = check_sink("csvboxes", plugins=[thirdparty])
+    report.assert_ok()
+    assert "detect: run" in report.checked and "segment: run" in report.checked
+    plain = check_sink("targetsink", plugins=[thirdparty])
+    assert any("not a vlmkit.StagedSink" in p for p in plain.problems)
+    assert any("options is not declared" in p for p in plain.problems)
+    for builtin in ("coco", "yolo", "jsonl"):
+        check_sink(builtin).assert_ok()

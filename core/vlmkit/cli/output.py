@@ -213,7 +213,10 @@ def _option_record(option: Any) -> dict[str, Any]:
 
 
 def _backend_options(info: Any) -> list[Any]:
-    """Per-call options: declared on the Backend class, readable when the factory is one."""
+    """Per-call options: as the record repeats them, else from the Backend class when the
+    factory is one (never by building the backend)."""
+    if info.options:
+        return list(info.options)
     factory = info.factory
     options = getattr(factory, "options", ()) if isinstance(factory, type) else ()
     return list(options or ())
@@ -233,16 +236,22 @@ def _record(kind: str, info: Any) -> dict[str, Any]:
 
 
 def _options_text(record: dict[str, Any]) -> str:
-    parts = []
+    """``config: model=..., base_url; option: temperature`` (backends) or the options alone."""
+    groups = []
     for flag, key in (("config", "settings"), ("option", "options")):
+        parts = []
         for row in record.get(key, ()):
             text = row["name"]
             if "choices" in row:
                 text += "=" + "|".join(str(c) for c in row["choices"])
             elif "default" in row:
                 text += f"={row['default']}"
-            parts.append(f"{text} ({flag})" if "settings" in record else text)
-    return ", ".join(parts)
+            parts.append(text)
+        if parts:
+            groups.append(
+                f"{flag}: " + ", ".join(parts) if "settings" in record else ", ".join(parts)
+            )
+    return "; ".join(groups)
 
 
 def _conflict_text(kind: str, name: str, providers: Sequence[str]) -> str:

@@ -22,6 +22,7 @@ from vlmkit.testing.oracle import (
     true_answer,
 )
 from vlmkit.testing.scripted import ScriptedBackend, scripted_plugin
+from vlmkit.testing.sinks import check_sink
 
 __all__ = [
     "ConformanceReport",
@@ -29,6 +30,7 @@ __all__ = [
     "ScriptedBackend",
     "Target",
     "check_backend",
+    "check_sink",
     "find_targets",
     "oracle_samples",
     "sample_images",

@@ -14,10 +14,11 @@ __all__ = ["plugin_under_test"]
 CORE_ENTRY_POINT = "sinks"
 
 
-def plugin_under_test(backend: str) -> tuple[str, ...]:
-    """Entry-point names to load for a test of ``backend``: the plugin providing it and
-    vlmkit's built-in sinks. Other plugins are looked at leniently (a broken one is ignored
-    here); when no installed plugin provides ``backend`` only the built-ins are named."""
+def plugin_under_test(name: str, kind: str = "backend") -> tuple[str, ...]:
+    """Entry-point names to load for a test of the backend (or ``kind="sink"``) ``name``: the
+    plugin providing it and vlmkit's built-in sinks. Other plugins are looked at leniently (a
+    broken one is ignored here); when no installed plugin provides it only the built-ins are
+    named."""
     from vlmkit.plugins import PluginHost
 
     logger = logging.getLogger("vlmkit.plugins")
@@ -28,10 +29,11 @@ def plugin_under_test(backend: str) -> tuple[str, ...]:
             warnings.simplefilter("ignore")
             host = PluginHost(entrypoints=True, strict=False)
             try:
-                info = host.backend(backend)
+                info = host.backend(name) if kind == "backend" else host.sink(name)
             except VlmkitError:
                 # two providers: load both, so the strict session names them in its error
-                providers = host.conflicts.get(("vlmkit_backends", backend.strip().lower()), [])
+                hook = f"vlmkit_{kind}s"
+                providers = host.conflicts.get((hook, name.strip().lower()), [])
                 return (*providers, CORE_ENTRY_POINT)
     finally:
         logger.setLevel(level)

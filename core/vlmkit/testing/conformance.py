@@ -98,6 +98,11 @@ def _check_declarations(backend: Any, info: Any, report: ConformanceReport) -> N
         not isinstance(backend.max_images, int) or backend.max_images < 1
     ):
         report.problems.append(f"max_images must be None or a positive int: {backend.max_images!r}")
+    if info.options and {o.name for o in info.options} != {o.name for o in backend.options}:
+        report.problems.append(
+            "BackendInfo.options lists other options than the backend declares: "
+            f"{sorted(o.name for o in info.options)} vs {sorted(o.name for o in backend.options)}"
+        )
     if not info.description:
         report.problems.append("BackendInfo.description is empty: `vlmkit backends` shows it")
     report.checked.append("declarations")

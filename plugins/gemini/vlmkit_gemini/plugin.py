@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import vlmkit
-from vlmkit_gemini.options import API_SETTINGS, VERTEX_SETTINGS
+from vlmkit_gemini.options import API_SETTINGS, OPTIONS, VERTEX_SETTINGS
 
 _TASKS = ("describe", "detect", "segment", "ocr", "video")
 
@@ -36,6 +36,7 @@ def vlmkit_backends() -> Iterator[vlmkit.BackendInfo]:
         media=("image", "video"),
         description="Google Gemini through the Gemini Developer API (API key; Files API).",
         settings=API_SETTINGS,
+        options=OPTIONS,
     )
     yield vlmkit.BackendInfo(
         name="gemini-vertex",
@@ -44,4 +45,5 @@ def vlmkit_backends() -> Iterator[vlmkit.BackendInfo]:
         media=("image", "video"),
         description="Google Gemini on Vertex AI (project + credentials, or express-mode key).",
         settings=VERTEX_SETTINGS,
+        options=OPTIONS,
     )

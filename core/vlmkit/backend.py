@@ -36,7 +36,13 @@ def _as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
 @attrs.frozen(kw_only=True, eq=False)
 class SentImage:
     """One image as prepared for the model: the pixels to send, the original they came from, and
-    the transform between them (so answers can be mapped back exactly)."""
+    the transform between them (so answers can be mapped back exactly).
+
+    A backend that changes the pixels further before sending (its own resize) reports it::
+
+        smaller = sent.image.resize((512, 384))
+        return Generation(text=..., transforms=(sent.transform.then_resize(smaller.size),))
+    """
 
     image: Image.Image
     original: LoadedImage
@@ -89,7 +95,9 @@ class Generation:
 
     ``text`` is ``None`` when the model gave no text (blocked, empty). ``finish`` says why it
     stopped. ``transforms`` overrides the request's image transforms when the backend changed
-    the images further before sending (for example its own resize).
+    the images further before sending (for example its own resize:
+    ``sent.transform.then_resize(new_size)``); without it boxes are mapped from the image the
+    core prepared, and land in the wrong place — ``vlmkit.testing.check_backend`` catches that.
     """
 
     text: str | None

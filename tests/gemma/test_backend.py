@@ -434,6 +434,7 @@ def test_the_backend_passes_vlmkits_conformance_check(checkpoints):
         max_new_tokens=NEW_TOKENS,
         video_frames=2,
         accuracy=False,  # a random checkpoint cannot see the oracle's targets
+        huge=False,
     )
     report.assert_ok()
     assert "segment: refused" in report.checked

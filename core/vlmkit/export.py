@@ -397,7 +397,7 @@ def _inside(path: Path, root: Path) -> bool:
 def _path_attributes(sink: Sink) -> list[Path]:
     """Every path a sink holds in an attribute (``path``, ``filename``, ``target``, ...)."""
     found = []
-    for value in vars(sink).values():
+    for value in getattr(sink, "__dict__", {}).values():
         if isinstance(value, os.PathLike) and not isinstance(value, type):
             found.append(Path(value))
     return [p if p.is_absolute() else Path.cwd() / p for p in found]

@@ -222,13 +222,20 @@ def _fill(template: str, names: Sequence[str], *, exact: bool, description: str)
     rule = DESCRIPTIVE
     if exact:
         rule = "Use exactly one of these labels: " + ", ".join(f'"{n}"' for n in names) + "."
-    return template.format(
-        things=things,
-        label_rule=rule,
-        labels=", ".join(f'"{n}"' for n in names),
-        loc_things=" ; ".join(names),
-        description=description,
-    ).strip()
+    try:
+        return template.format(
+            things=things,
+            label_rule=rule,
+            labels=", ".join(f'"{n}"' for n in names),
+            loc_things=" ; ".join(names),
+            description=description,
+        ).strip()
+    except (KeyError, IndexError, ValueError) as err:
+        raise ConfigError(
+            f"prompt template {template!r} cannot be filled ({type(err).__name__}: {err}); its "
+            "fields are {things}, {labels}, {label_rule} and {description}; write literal "
+            "braces as {{ and }}"
+        ) from None
 
 
 def labels_prompt(

@@ -124,3 +124,9 @@ def test_a_backend_brings_its_own_templates_and_sees_what_the_user_asked():
 def test_unknown_template_names_are_refused():
     with pytest.raises(vlmkit.ConfigError, match="unknown prompt template"):
         templates_for("xyxy-pixels", {"detetc": "x"})
+
+
+def test_a_template_with_an_unknown_field_is_a_config_error():
+    templates = templates_for("xyxy-pixels", {"detect": 'Find {things} as {"bbox_2d": ...}'})
+    with pytest.raises(vlmkit.ConfigError, match="write literal braces"):
+        prompt_for("detect", ["cat"], templates=templates)

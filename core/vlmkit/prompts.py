@@ -217,7 +217,9 @@ def _fill(template: str, names: Sequence[str], *, exact: bool, description: str)
         stripped = _ARTICLE.sub("", things, count=1)
         if stripped != things and stripped:
             things = stripped
-        elif _DETERMINER.match(things):
+        elif _DETERMINER.match(things) and template != SEGMENT:
+            # ("all cars": "Detect all cars"). Google's SEGMENT keeps its "the": the Gemini
+            # plugin recognises that exact sentence to ask Gemini 3 for polygon masks.
             template = template.replace("the {things}", "{things}")
     rule = DESCRIPTIVE
     if exact:

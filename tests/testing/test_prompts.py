@@ -130,3 +130,11 @@ def test_a_template_with_an_unknown_field_is_a_config_error():
     templates = templates_for("xyxy-pixels", {"detect": 'Find {things} as {"bbox_2d": ...}'})
     with pytest.raises(vlmkit.ConfigError, match="write literal braces"):
         prompt_for("detect", ["cat"], templates=templates)
+
+
+@pytest.mark.parametrize("description", ["the main objects", "all rainbow socks", "cups"])
+def test_segment_prompts_stay_recognisable_to_the_gemini_polygon_route(description):
+    backend = pytest.importorskip("vlmkit_gemini.backend")
+    text, _ = prompt_for("segment", description)
+    assert "the the" not in text
+    assert backend.polygon_segment_prompt(text) != text  # rewritten to ask for polygons

@@ -33,7 +33,7 @@ from vlmkit.plugins import PluginFailure, PluginWarning
 from vlmkit.records import BackendInfo, Option, SinkInfo
 from vlmkit.runtime import Runtime
 from vlmkit.session import Session
-from vlmkit.sink import Sink, SinkItem
+from vlmkit.sink import Sink, SinkItem, StagedSink
 from vlmkit.tasks import run_generic
 from vlmkit.types import (
     Box,
@@ -103,6 +103,7 @@ __all__ = [
     "SinkInfo",
     "SinkItem",
     "SkippedItem",
+    "StagedSink",
     "TaskRequest",
     "TimedEvent",
     "Transform",

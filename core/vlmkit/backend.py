@@ -11,6 +11,7 @@ method decorated with ``@vlmkit.hookimpl`` and takes precedence.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -35,7 +36,13 @@ def _as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
 @attrs.frozen(kw_only=True, eq=False)
 class SentImage:
     """One image as prepared for the model: the pixels to send, the original they came from, and
-    the transform between them (so answers can be mapped back exactly)."""
+    the transform between them (so answers can be mapped back exactly).
+
+    A backend that changes the pixels further before sending (its own resize) reports it::
+
+        smaller = sent.image.resize((512, 384))
+        return Generation(text=..., transforms=(sent.transform.then_resize(smaller.size),))
+    """
 
     image: Image.Image
     original: LoadedImage
@@ -88,7 +95,9 @@ class Generation:
 
     ``text`` is ``None`` when the model gave no text (blocked, empty). ``finish`` says why it
     stopped. ``transforms`` overrides the request's image transforms when the backend changed
-    the images further before sending (for example its own resize).
+    the images further before sending (for example its own resize:
+    ``sent.transform.then_resize(new_size)``); without it boxes are mapped from the image the
+    core prepared, and land in the wrong place — ``vlmkit.testing.check_backend`` catches that.
     """
 
     text: str | None
@@ -103,9 +112,14 @@ class Generation:
 class TaskRequest:
     """One task call as the Session hands it to the task hooks.
 
-    ``images`` are loaded, upright originals; ``labels`` is set when the caller asked for a
-    list of classes; ``options`` are the backend's validated per-call options; ``settings``
-    holds core settings of the call (``threshold`` for masks, ``system``, ...).
+    ``prompt`` is the finished prompt, written for the backend's declared convention (or from
+    its ``prompt_templates``). What the user asked for is kept too, so a native route can
+    rebuild the prompt its model was trained on: ``labels`` is set when the caller gave a list
+    of classes, ``description`` holds the caller's own text (the things to find, "the main
+    objects", or a full instruction; ``None`` when they gave labels or nothing).
+    ``images`` are loaded, upright originals; ``options`` are the backend's validated per-call
+    options; ``settings`` holds core settings of the call (``threshold`` for masks,
+    ``system``, ...).
     """
 
     task: str
@@ -113,6 +127,7 @@ class TaskRequest:
     images: tuple[LoadedImage, ...] = attrs.field(default=(), converter=_as_tuple)
     video: VideoInput | None = None
     labels: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple)
+    description: str | None = None
     options: dict[str, Any] = attrs.field(factory=dict, converter=_dict)
     settings: dict[str, Any] = attrs.field(factory=dict, converter=_dict)
 
@@ -131,6 +146,9 @@ class Backend:
     * ``concurrency`` — requests a runner should keep in flight (API backends: many).
     * ``batch_size`` — requests :meth:`generate_batch` handles at once (local models).
     * ``thread_safe`` — whether ``generate`` may be called from many threads at once.
+    * ``prompt_templates`` — the backend's own prompt per template name (see
+      :data:`vlmkit.prompts.TEMPLATE_NAMES`), replacing the built-in one chosen for its
+      convention: ``{"detect": "Locate every {things}. Report bbox_2d in JSON."}``.
     """
 
     convention: str = "yxyx-1000"
@@ -140,6 +158,7 @@ class Backend:
     concurrency: int = 1
     batch_size: int = 1
     thread_safe: bool = True
+    prompt_templates: Mapping[str, str] = MappingProxyType({})
 
     #: the model this instance talks to (set by subclasses)
     model: str | None = None

@@ -22,7 +22,7 @@ Guarantees:
   :attr:`ExportResult.skipped`. Only when a sink fails on *every* record is that a broken sink,
   and the export fails.
 * **All or nothing for the built-in sinks.** They are two-phase
-  (:class:`~vlmkit.sinks._util.StagedSink`): while records are replayed and while they are
+  (:class:`~vlmkit.StagedSink`): while records are replayed and while they are
   closed, every file — per-image files (``labels/``, ``images/``, ``annotated/``) and
   dataset-level files (``annotations.json``, ``data.yaml``, ``results.jsonl``) — is written in
   full under a hidden temporary name next to its target. Only when every sink has finished
@@ -55,7 +55,9 @@ import attrs
 from vlmkit.atomic import safe_join
 from vlmkit.errors import ConfigError, SinkError
 from vlmkit.ledger import LedgerRecord, LedgerState, read_ledger
-from vlmkit.sink import Sink, SinkItem
+from vlmkit.records import TASKS, SinkInfo
+from vlmkit.sink import Sink, SinkItem, build_sink, confine_options
+from vlmkit.types import Description, Detections, OcrResult, VideoResult
 
 __all__ = ["ExportResult", "Exporter", "SkippedRecord", "export"]
 
@@ -101,9 +103,12 @@ def _build(
     out_dir: Path,
     resolve: Resolver | None,
     options: Mapping[str, Mapping[str, Any]],
-) -> tuple[str, Sink]:
+    ledger: Path | None,
+) -> tuple[str, Sink, frozenset[str]]:
+    """Build one sink; return its name, the sink and the tasks it accepts."""
     if isinstance(entry, Sink):
-        return getattr(entry, "name", None) or type(entry).__name__, entry
+        name = getattr(entry, "name", None) or type(entry).__name__
+        return name, entry, frozenset(entry.accepts) or frozenset(TASKS)
     if not isinstance(entry, str):
         raise ConfigError(f"a sink must be a Sink or a sink name, got {entry!r}")
     if resolve is None:
@@ -112,13 +117,27 @@ def _build(
             "names into sinks (Session provides one), or pass built Sink instances"
         )
     found = resolve(entry)
+    given = dict(options.get(entry, {}))
+    if isinstance(found, SinkInfo):
+        return entry, build_sink(found, out_dir, given, ledger=ledger), found.accepts
     factory = getattr(found, "factory", found)
     if not callable(factory):
         raise ConfigError(f"resolve({entry!r}) returned {found!r}, not a sink factory")
-    sink = factory(out_dir, **dict(options.get(entry, {})))
+    confine_options(entry, given, out_dir, ledger=ledger)
+    sink = factory(out_dir, **given)
     if not isinstance(sink, Sink):
         raise ConfigError(f"the factory of sink {entry!r} built {sink!r}, not a vlmkit Sink")
-    return entry, sink
+    declared = getattr(found, "accepts", None) or sink.accepts
+    return entry, sink, frozenset(declared) or frozenset(TASKS)
+
+
+def _task_of(result: Any) -> str | None:
+    provenance = getattr(result, "provenance", None)
+    task = getattr(provenance, "task", None)
+    if task:
+        return str(task)
+    kinds = {Description: "describe", Detections: "detect", OcrResult: "ocr", VideoResult: "video"}
+    return next((t for kind, t in kinds.items() if isinstance(result, kind)), None)
 
 
 class _TwoPhase(Protocol):
@@ -185,18 +204,19 @@ class Exporter:
         self.out = Path(out_dir)
         ledger = Path(ledger_path) if ledger_path is not None else None
         entries = [sinks] if isinstance(sinks, str | Sink) else list(sinks)
+        self.ledger = ledger
         built: list[tuple[str, Sink]] = []
+        self.accepts: dict[str, frozenset[str]] = {}
         for entry in entries:
-            name, sink = _build(entry, self.out, resolve, options or {})
-            target = getattr(sink, "path", None)
-            if target is not None and ledger is not None and _same_file(Path(target), ledger):
-                raise SinkError(
-                    f"sink {name!r} would overwrite the ledger being exported ({ledger}); "
-                    "choose another output folder"
-                )
+            name, sink, accepts = _build(entry, self.out, resolve, options or {}, ledger)
+            # whatever the sink calls its attributes: none of its paths may be the ledger
+            for target in _path_attributes(sink):
+                if ledger is not None and _same_file(target, ledger):
+                    self._check_target(name, target)
             if any(existing == name for existing, _ in built):
                 name = f"{name}#{len(built) + 1}"
             built.append((name, sink))
+            self.accepts[name] = accepts
         self.built = built
         self.root = Path(image_root) if image_root is not None else None
         self.records = 0
@@ -238,7 +258,14 @@ class Exporter:
             image_path=_image_path(record, self.root),
             image_size=record.image_size,
         )
+        task = _task_of(record.result)
         for name, sink in self.built:
+            if task is not None and task not in self.accepts[name]:
+                accepted = ", ".join(sorted(self.accepts[name]))
+                self._skips.add(
+                    record.key, f"sink {name!r} does not accept {task} results ({accepted})", name
+                )
+                continue
             write_record = getattr(sink, "write_record", None)
             try:
                 if callable(write_record):
@@ -272,11 +299,16 @@ class Exporter:
                     ) from cause
             for name, two_phase in self._staged:
                 _finish(name, two_phase.prepare)
+                for target in _staged_targets(two_phase):
+                    self._check_target(name, target)
+            before = _fingerprint(self.ledger)
             files: dict[str, list[Path]] = {}
             for name, sink in self._plain:
                 files[name] = _finish(name, sink.close)
+                self._check_files(name, files[name], before)
             for name, two_phase in self._staged:
                 files[name] = _finish(name, two_phase.commit)
+                self._check_files(name, files[name], before)
         except BaseException:
             self.discard()
             raise
@@ -287,6 +319,28 @@ class Exporter:
             skipped=self._skips.items,
             bad_lines=bad_lines,
         )
+
+    def _check_target(self, name: str, target: Path) -> None:
+        """Refuse a sink file outside the output folder or on the ledger (resolved paths)."""
+        if self.ledger is not None and _same_file(target, self.ledger):
+            raise SinkError(
+                f"sink {name!r} would overwrite the ledger ({self.ledger}); change its "
+                "file name or choose another output folder"
+            )
+        if not _inside(target, self.out):
+            raise SinkError(
+                f"sink {name!r} would write {target}, outside the output folder {self.out}; "
+                "sinks write only inside it"
+            )
+
+    def _check_files(self, name: str, files: Iterable[Any], ledger_before: Any) -> None:
+        if ledger_before is not None and _fingerprint(self.ledger) != ledger_before:
+            raise SinkError(
+                f"sink {name!r} changed the run's ledger ({self.ledger}); the sink is broken: "
+                "report it to its author"
+            )
+        for path in files or ():
+            self._check_target(name, Path(path))
 
     def discard(self) -> None:
         """Drop every staged file (a failed cleanup is logged, never raised)."""
@@ -330,6 +384,41 @@ def export(
         options=options,
     )
     return exporter.replay(state)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _path_attributes(sink: Sink) -> list[Path]:
+    """Every path a sink holds in an attribute (``path``, ``filename``, ``target``, ...)."""
+    found = []
+    for value in getattr(sink, "__dict__", {}).values():
+        if isinstance(value, os.PathLike) and not isinstance(value, type):
+            found.append(Path(value))
+    return [p if p.is_absolute() else Path.cwd() / p for p in found]
+
+
+def _staged_targets(sink: Any) -> list[Path]:
+    staged = getattr(sink, "staged_files", None)
+    if callable(staged):
+        return [Path(p) for p in staged()]
+    staging = getattr(sink, "staging", None)
+    return [Path(p) for p in getattr(staging, "targets", ()) or ()]
+
+
+def _fingerprint(path: Path | None) -> tuple[int, int, int] | None:
+    if path is None:
+        return None
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -124,6 +124,7 @@ class PluginHost:
     # -- loading --------------------------------------------------------------------------
     def _load_entrypoints(self, selection: bool | frozenset[str]) -> None:
         seen: set[tuple[str, str]] = set()
+        available: set[str] = set()
         for entry_point in importlib.metadata.entry_points(group=PROJECT_NAME):
             key = (entry_point.name, entry_point.value)
             if key in seen:
@@ -132,6 +133,7 @@ class PluginHost:
             dist = _dist_label(entry_point)
             if isinstance(selection, frozenset):
                 dist_name = entry_point.dist.metadata["Name"].lower() if entry_point.dist else ""
+                available.update(n for n in (entry_point.name.lower(), dist_name) if n)
                 if entry_point.name.lower() not in selection and dist_name not in selection:
                     continue
             if self.pm.has_plugin(entry_point.name):
@@ -142,6 +144,23 @@ class PluginHost:
                 self._fail(entry_point.name, dist, err)
                 continue
             self.register(plugin, name=entry_point.name, distribution=dist, middleware_only=True)
+        if isinstance(selection, frozenset):
+            self._warn_unknown(selection, available)
+
+    @staticmethod
+    def _warn_unknown(selection: frozenset[str], available: set[str]) -> None:
+        """A name in the selection that no installed plugin has is a typo until proven
+        otherwise: say so, with the names that exist."""
+        for name in sorted(selection - available):
+            close = difflib.get_close_matches(name, sorted(available), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            message = (
+                f"vlmkit: {ENV_LOAD_PLUGINS} (or entrypoints=) names {name!r}, which no "
+                f"installed plugin has{hint} Installed entry points and distributions: "
+                f"{', '.join(sorted(available)) or 'none'}"
+            )
+            log.warning("%s", message)
+            warnings.warn(message, PluginWarning, stacklevel=4)
 
     def register(
         self,

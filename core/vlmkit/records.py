@@ -78,7 +78,12 @@ def _callable(_instance: object, attribute: attrs.Attribute[Any], value: object)
 class Option:
     """A per-call option a backend accepts, e.g. ``max_soft_tokens`` or ``media_resolution``.
 
-    ``type`` converts the value (``int``, ``float``, ``str``, ``bool``); ``choices`` limits it.
+    ``type`` converts the value (``int``, ``float``, ``str``, ``bool``, or any callable that
+    takes the value — text from the command line — and returns it converted); ``choices``
+    limits it, ``min``/``max`` bound numbers, ``help`` is shown by ``vlmkit backends`` and
+    ``vlmkit sinks``. ``input_file=True`` marks a sink option naming a file to *read* (a
+    font), which may live outside the output folder; every other path-like sink option value
+    is confined to it.
     """
 
     name: str
@@ -88,6 +93,7 @@ class Option:
     help: str = ""
     min: float | None = None
     max: float | None = None
+    input_file: bool = False
 
     def validate(self, value: Any) -> Any:
         try:
@@ -119,6 +125,13 @@ class BackendInfo:
     ``factory(**config)`` builds the backend (a :class:`vlmkit.Backend`); import heavy SDKs
     inside it. ``tasks`` and ``media`` declare what it can do; the Session refuses anything else
     with :class:`~vlmkit.UnsupportedTask` before any backend code runs.
+
+    ``settings`` declares the construction settings the factory takes (``model``, ``api_key``,
+    ``device``, ``base_url``, ...) as :class:`Option` records: ``Session(name, **settings)``
+    and the CLI's ``--config key=value`` are converted and checked against them before the
+    factory runs, and ``vlmkit backends`` lists them. Per-call options (``--option``) are
+    declared on the Backend (``Backend.options``) and validated there; ``options`` repeats
+    them for the listing (the conformance check compares the two).
     """
 
     name: str = attrs.field(converter=normalize_name)
@@ -129,6 +142,9 @@ class BackendInfo:
     #: construction settings the factory accepts (model, device, api_key, ...): values given
     #: as strings (the CLI's --config) are converted and checked before the factory runs
     settings: tuple[Option, ...] = attrs.field(default=(), converter=_options)
+    #: the per-call options the backend declares (``Backend.options``), repeated here so
+    #: ``vlmkit backends`` can list them without building the backend
+    options: tuple[Option, ...] = attrs.field(default=(), converter=_options)
     plugin: str | None = None  # entry point / plugin name, filled in by the host
     distribution: str | None = None  # "vlmkit-gemini 0.1.0", filled in by the host
     #: the construction settings whose values change answers (the endpoint, a project, an
@@ -145,11 +161,26 @@ class BackendInfo:
 @attrs.frozen(kw_only=True)
 class SinkInfo:
     """An output sink a plugin provides; ``factory(out_dir, **options)`` builds a
-    :class:`vlmkit.Sink`. ``accepts`` lists the tasks whose results it can write."""
+    :class:`vlmkit.Sink`.
+
+    ``accepts`` lists the tasks whose results it can write: the core never hands it another
+    kind. ``options`` declares the options it takes (:class:`Option` records): the core checks
+    names and converts values (``--sink-option name.key=value`` gives text) before the factory
+    runs, so a wrong one is a :class:`~vlmkit.ConfigError`; ``vlmkit sinks`` lists them.
+    ``None`` (not declared) passes options to the factory unchecked.
+    """
 
     name: str = attrs.field(converter=normalize_name)
     factory: Callable[..., Any] = attrs.field(validator=_callable)
     accepts: frozenset[str] = attrs.field(converter=_tasks)
     description: str = ""
+    options: tuple[Option, ...] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(_options)
+    )
     plugin: str | None = None
     distribution: str | None = None
+
+    @accepts.validator
+    def _check_accepts(self, _attribute: object, value: frozenset[str]) -> None:
+        if not value:
+            raise ConfigError(f"sink {self.name!r} must accept at least one task")

@@ -23,7 +23,7 @@ from vlmkit.errors import ConfigError, MediaError, PluginError, UnsupportedTask,
 from vlmkit.media import LoadedImage, load_image
 from vlmkit.middleware import AnswerCache, UsageMeter, default_cache_dir
 from vlmkit.plugins import PluginFailure, PluginHost
-from vlmkit.prompts import OCR_BOXES, prompt_for
+from vlmkit.prompts import prompt_for
 from vlmkit.records import BackendInfo, Option, SinkInfo
 from vlmkit.runtime import REQUEST_GATE, Runtime
 from vlmkit.sink import Sink
@@ -241,16 +241,23 @@ class Session:
             loaded = (self._load(images),)
         if not loaded:
             raise ConfigError("describe needs at least one image")
-        text, labels = prompt_for("describe", prompt, images=len(loaded))
-        return self._call("describe", text, images=loaded, labels=labels, options=options)
+        text, labels = self._prompt("describe", prompt, images=len(loaded))
+        return self._call(
+            "describe", text, images=loaded, labels=labels, options=options, description=prompt
+        )
 
     def detect(
         self, image: Any, prompt: str | Sequence[str] | None = None, **options: Any
     ) -> Detections:
         """Find objects: a prompt, a description of the things to find, or a list of labels."""
-        text, labels = prompt_for("detect", prompt)
+        text, labels = self._prompt("detect", prompt)
         return self._call(
-            "detect", text, images=(self._load(image),), labels=labels, options=options
+            "detect",
+            text,
+            images=(self._load(image),),
+            labels=labels,
+            options=options,
+            description=prompt,
         )
 
     def segment(
@@ -264,25 +271,26 @@ class Session:
         """Find objects with masks (box-local, binarized at ``threshold`` of 0–255)."""
         if not 0 <= int(threshold) <= 255:
             raise ConfigError(f"threshold must be within 0–255, got {threshold}")
-        text, labels = prompt_for("segment", prompt)
+        text, labels = self._prompt("segment", prompt)
         return self._call(
             "segment",
             text,
             images=(self._load(image),),
             labels=labels,
             options={**options, "threshold": int(threshold)},
+            description=prompt,
         )
 
     def ocr(
         self, image: Any, prompt: str | None = None, *, boxes: bool = False, **options: Any
     ) -> OcrResult:
         """Read the text in an image; ``boxes=True`` asks for a box per block of text."""
-        text = (
-            prompt if prompt is not None else (OCR_BOXES if boxes else prompt_for("ocr", None)[0])
-        )
+        text = prompt if prompt is not None else self._prompt("ocr", None, boxes=boxes)[0]
         if boxes:
             options = {**options, "boxes": True}
-        return self._call("ocr", text, images=(self._load(image),), options=options)
+        return self._call(
+            "ocr", text, images=(self._load(image),), options=options, description=prompt
+        )
 
     def video(
         self,
@@ -321,7 +329,7 @@ class Session:
             # unreadable videos fail here, before any upload or model call; the duration
             # lets the parser drop events the model placed after the end
             settings["duration_s"] = probe_video(source_text).duration_s
-        text, _ = prompt_for("video", prompt)
+        text, _ = self._prompt("video", prompt)
         video = VideoInput(
             source=source_text,
             fps=fps,
@@ -330,7 +338,9 @@ class Session:
             mime_type=video_mime_type(source_text),
             max_frames=max_frames,
         )
-        return self._call("video", text, video=video, options={**options, **settings})
+        return self._call(
+            "video", text, video=video, options={**options, **settings}, description=prompt
+        )
 
     # -- batch runs -----------------------------------------------------------------------
     def run(
@@ -412,16 +422,30 @@ class Session:
 
     # -- sinks ----------------------------------------------------------------------------
     def sink(self, name: str, out_dir: str | Path, **options: Any) -> Sink:
-        """Build an installed sink writing into ``out_dir``."""
-        info = self._host.sink(name)
-        sink = info.factory(out_dir, **options)
-        if not isinstance(sink, Sink):
-            raise PluginError(f"sink {info.name!r} factory returned {type(sink).__name__}")
-        return sink
+        """Build an installed sink writing into ``out_dir``; its declared options are checked
+        and path-like values confined to ``out_dir`` (:func:`vlmkit.sink.build_sink`)."""
+        from vlmkit.sink import build_sink
+
+        return build_sink(self._host.sink(name), out_dir, options)
+
+    def sink_info(self, name: str) -> SinkInfo:
+        """The record of the installed sink ``name`` (a clear error when there is none)."""
+        return self._host.sink(name)
 
     # -- plumbing -------------------------------------------------------------------------
     def _load(self, image: Any) -> LoadedImage:
         return load_image(image)
+
+    def _prompt(self, task: str, prompt: Any, **kwargs: Any) -> tuple[str, tuple[str, ...]]:
+        """The task prompt in the backend's declared convention (or its own templates)."""
+        backend = self.backend
+        return prompt_for(
+            task,
+            prompt,
+            convention=backend.convention,
+            templates=getattr(backend, "prompt_templates", None),
+            **kwargs,
+        )
 
     def _split_options(self, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         settings = {k: options.pop(k) for k in list(options) if k in _SESSION_SETTINGS}
@@ -470,6 +494,7 @@ class Session:
         video: VideoInput | None = None,
         labels: tuple[str, ...] = (),
         options: dict[str, Any],
+        description: str | Sequence[str] | None = None,
     ) -> Any:
         if self._closed:
             raise ConfigError("this Session is closed")
@@ -481,6 +506,7 @@ class Session:
             images=images,
             video=video,
             labels=labels,
+            description=description if isinstance(description, str) else None,
             options=backend_options,
             settings=settings,
         )

@@ -1,21 +1,56 @@
 """The sink interface: how results leave vlmkit (files, annotated images, datasets).
 
-A sink is built once per run with an output folder, receives every finished item through
-:meth:`Sink.write`, and writes its files in :meth:`Sink.close` — atomically, so a crash never
-leaves a half-written dataset. Sinks only ever see normalized results (original-image pixels,
-box-local masks); provider quirks never reach them.
+A sink is built once per run (or export) with an output folder and its options, receives
+every finished item through :meth:`Sink.write` — from several threads at once, so guard shared
+state with a lock — and writes its files when it is finished. Sinks only ever see normalized
+results (original-image pixels, box-local masks) of the tasks their
+:class:`~vlmkit.SinkInfo` ``accepts``; provider quirks never reach them.
+
+Subclass :class:`StagedSink`: every file it writes goes through :meth:`StagedSink.stage` (or
+``stage_bytes``/``stage_text``), lands under the output folder by construction
+(:meth:`Sink.output_path` refuses ``..``, absolute paths and escaping symlinks), and appears
+only when the whole run or export commits — all sinks together, so a failure changes no file.
+A plain :class:`Sink` that writes on its own in :meth:`Sink.close` works too, but its files
+show as soon as it closes.
+
+Options are declared on the :class:`~vlmkit.SinkInfo` (``options=(vlmkit.Option(...), ...)``)
+and validated by the core before the factory runs: an unknown name or a bad value is a
+:class:`~vlmkit.ConfigError` naming the options that exist. Whatever a sink calls its options,
+the core refuses any value that points outside the output folder or at the run's ledger.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
+from vlmkit.atomic import Staging, safe_join, utf8_safe
+from vlmkit.errors import ConfigError, SinkError
 from vlmkit.types import Result
 
-__all__ = ["Sink", "SinkItem"]
+if TYPE_CHECKING:
+    from vlmkit.records import SinkInfo
+
+__all__ = [
+    "Sink",
+    "SinkItem",
+    "StagedSink",
+    "as_bool",
+    "as_choice",
+    "as_names",
+    "build_sink",
+    "reject_unknown",
+    "safe_join",
+    "utf8_safe",
+]
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
 
 
 @attrs.frozen(kw_only=True)
@@ -34,13 +69,23 @@ class SinkItem:
 
 
 class Sink:
-    """Base class of output sinks. Subclasses set ``accepts`` and implement ``write``/``close``."""
+    """Base class of output sinks. Subclasses implement ``write`` and ``close``.
+
+    ``accepts`` (optional here: the :class:`~vlmkit.SinkInfo` declares it for the core) lists
+    the tasks whose results the sink can write.
+    """
 
     accepts: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, out_dir: str | Path, **options: Any) -> None:
         self.out_dir = Path(out_dir)
         self.options = options
+
+    def output_path(self, name: str) -> Path:
+        """``out_dir/name``, refused with :class:`~vlmkit.SinkError` when ``name`` is absolute,
+        has ``..`` parts or leads out of the folder through a symlink (``/`` separates
+        folders). Build every path of your files with it."""
+        return safe_join(self.out_dir, name)
 
     def write(self, item: SinkItem) -> None:
         raise NotImplementedError
@@ -54,3 +99,210 @@ class Sink:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class StagedSink(Sink):
+    """A sink whose files appear together, in two phases — the base to subclass.
+
+    :meth:`write` stages per-item files with :meth:`stage` (hidden temporary files next to
+    their targets); :meth:`prepare` stages the dataset-level files (override :meth:`_prepare`:
+    everything that can fail — rendering, encoding, a full disk — happens up to here);
+    :meth:`commit` moves all of them into place, per-item files first and dataset-level files
+    last; :meth:`discard` drops what is staged. :meth:`close` is ``prepare`` + ``commit`` (and
+    ``discard`` when that fails); leaving a ``with`` block by an exception discards. Runs and
+    :func:`vlmkit.export.export` drive the phases across all their sinks, so a failure changes
+    no file of any staged sink.
+    """
+
+    def __init__(self, out_dir: str | Path, **options: Any) -> None:
+        super().__init__(out_dir, **options)
+        self.staging = Staging()
+        self._files: dict[Path, None] = {}  # every file committed, in order
+        self._prepared = False
+
+    @contextlib.contextmanager
+    def stage(
+        self, name: str, mode: str = "wb", *, encoding: str | None = None
+    ) -> Iterator[IO[Any]]:
+        """Open the file ``name`` (relative to the output folder) for writing, staged: it
+        appears at :meth:`commit`. ``mode`` is ``"wb"`` or ``"w"`` (then pass ``encoding``)."""
+        with self.staging.open(self.output_path(name), mode, encoding=encoding) as handle:
+            yield handle
+
+    def stage_bytes(self, name: str, data: bytes) -> Path:
+        """Stage ``data`` as the file ``name`` (relative to the output folder)."""
+        return self.staging.write_bytes(self.output_path(name), data)
+
+    def stage_text(self, name: str, text: str) -> Path:
+        """Stage ``text`` as UTF-8 (characters UTF-8 cannot encode become U+FFFD)."""
+        return self.staging.write_text(self.output_path(name), utf8_safe(text))
+
+    def _prepare(self) -> None:
+        """Stage the dataset-level files (subclasses)."""
+
+    def _note(self, path: Path) -> None:
+        """Count ``path`` among this sink's files without staging it (already in place)."""
+        self._files[path] = None
+
+    def staged_files(self) -> list[Path]:
+        """The files that :meth:`commit` would put in place."""
+        return self.staging.targets
+
+    def prepare(self) -> None:
+        if not self._prepared:
+            self._prepare()
+            self._prepared = True
+
+    def commit(self) -> list[Path]:
+        self.prepare()
+        for path in self.staging.commit():
+            self._files[path] = None
+        self._prepared = False  # a later write + close restages the dataset-level files
+        return list(self._files)
+
+    def discard(self) -> None:
+        self.staging.discard()
+        self._prepared = False
+
+    def close(self) -> list[Path]:
+        try:
+            return self.commit()
+        except BaseException:
+            self.discard()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+        else:
+            self.discard()
+
+
+# -- options ----------------------------------------------------------------------------------
+def reject_unknown(sink: str, options: Mapping[str, Any], known: Iterable[str]) -> None:
+    """Refuse options a sink does not know, naming the ones it does."""
+    if options:
+        raise ConfigError(
+            f"unknown option(s) for sink {sink!r}: {sorted(options)}; known: {sorted(known)}"
+        )
+
+
+def as_bool(name: str, value: Any) -> bool:
+    """A bool option given as a bool or as text (``--sink-option x.copy_images=true``)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"option {name}={value!r} is not a boolean (use true or false)")
+
+
+def as_names(name: str, value: Any) -> list[str] | None:
+    """A list of class names given as a list or as comma-separated text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, Iterable):
+        return [str(v) for v in value]
+    raise ConfigError(f"option {name}={value!r} must be a list of class names")
+
+
+def as_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    """A text option that must be one of ``choices`` (case-insensitive)."""
+    text = str(value).strip().lower()
+    allowed = list(choices)
+    if text not in allowed:
+        raise ConfigError(f"option {name}={value!r} is not allowed; choose one of {allowed}")
+    return text
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return os.path.normcase(a.resolve()) == os.path.normcase(b.resolve())
+
+
+def confine_options(
+    sink: str,
+    options: Mapping[str, Any],
+    out_dir: str | Path,
+    *,
+    ledger: str | Path | None = None,
+    inputs: Iterable[str] = (),
+) -> None:
+    """Refuse (:class:`~vlmkit.SinkError`) option values that point at ``ledger`` or outside
+    ``out_dir``, whatever the options are called (``inputs``: options declared as files to
+    *read*, left alone)."""
+    root = Path(out_dir)
+    reading = set(inputs)
+    for key, value in options.items():
+        if key in reading or not isinstance(value, (str, os.PathLike)):
+            continue
+        text = os.fspath(value)
+        if not text.strip() or "\x00" in text:
+            continue
+        candidate = Path(text) if os.path.isabs(text) else root / text
+        if ledger is not None and _same_file(candidate, Path(ledger)):
+            raise SinkError(
+                f"option {sink}.{key}={text!r} would overwrite the ledger ({ledger}); "
+                "choose another file name"
+            )
+        escapes = os.path.isabs(text) or ".." in text.replace("\\", "/").split("/")
+        if escapes and not _inside(candidate, root):
+            raise SinkError(
+                f"option {sink}.{key}={text!r} points outside the output folder {root}; "
+                "sinks write only inside it: give a name relative to it"
+            )
+
+
+def build_sink(
+    info: SinkInfo,
+    out_dir: str | Path,
+    options: Mapping[str, Any] | None = None,
+    *,
+    ledger: str | Path | None = None,
+) -> Sink:
+    """Build the sink ``info`` registers: validate ``options`` against its declaration
+    (:class:`~vlmkit.ConfigError`), confine path-like values to ``out_dir`` (and away from
+    ``ledger``), call the factory and check it built a :class:`Sink`."""
+    from vlmkit.errors import PluginError
+
+    given = dict(options or {})
+    declared = info.options
+    inputs: list[str] = []
+    if declared is not None:
+        known = {option.name: option for option in declared}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            names = ", ".join(sorted(known)) or "none"
+            raise ConfigError(
+                f"sink {info.name!r} has no option(s) {', '.join(unknown)}; its options are: "
+                f"{names} (`vlmkit sinks` lists them)"
+            )
+        given = {k: known[k].validate(v) if v is not None else v for k, v in given.items()}
+        inputs = [option.name for option in declared if option.input_file]
+    confine_options(info.name, given, out_dir, ledger=ledger, inputs=inputs)
+    try:
+        sink = info.factory(out_dir, **given)
+    except ConfigError:
+        raise
+    except TypeError as err:
+        if "argument" not in str(err):  # a bug inside the factory, not our call
+            raise PluginError(f"sink {info.name!r} failed to start: {err}") from err
+        raise ConfigError(f"sink {info.name!r} does not take these options: {err}") from err
+    if not isinstance(sink, Sink):
+        raise PluginError(
+            f"sink {info.name!r} factory returned {type(sink).__name__}, not a vlmkit.Sink"
+        )
+    return sink

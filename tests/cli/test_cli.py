@@ -566,3 +566,33 @@ def test_ctrl_c_while_the_command_line_loads_exits_130_without_a_traceback():
     )
     assert done.returncode == 130, done.stderr
     assert done.stderr == "interrupted\n"
+
+
+def test_backends_and_sinks_show_each_plugins_options(vlm, tmp_path, image):
+    listed = json.loads(vlm("sinks", "--json").stdout)
+    coco = next(s for s in listed["sinks"] if s["name"] == "coco")
+    mask_format = next(o for o in coco["options"] if o["name"] == "mask_format")
+    assert mask_format["choices"] == ["rle", "polygon"]
+    table = vlm("sinks").stdout
+    assert "mask_format=rle|polygon" in table
+
+    third = vlm("sinks", plugins=("tests.sinks.thirdparty",))
+    assert "sep=,|;" in third.stdout
+
+    backends = json.loads(vlm("backends", "--json").stdout)
+    assert all("settings" in b and "options" in b for b in backends["backends"])
+
+    # a sink option that targets the ledger or leaves --out fails the command, not the data
+    out = tmp_path / "run"
+    ran = vlm("label", image, "--task", "detect", "--backend", "scripted", "--out", str(out))
+    assert ran.exit_code == 0, ran.output
+    ledger = (out / "results.jsonl").read_bytes()
+    for option in ("targetsink.filename=results.jsonl", "targetsink.filename=../escaped.txt"):
+        refused = vlm(
+            *("label", image, "--task", "detect", "--backend", "scripted", "--out", str(out)),
+            *("--sink", "targetsink", "--sink-option", option),
+            plugins=(SCRIPTED, "tests.sinks.thirdparty"),
+        )
+        assert refused.exit_code != 0 and "targetsink.filename" in refused.output
+    assert (out / "results.jsonl").read_bytes() == ledger
+    assert not (tmp_path / "escaped.txt").exists()

@@ -14,13 +14,16 @@ import pytest
 from PIL import Image
 
 import vlmkit
-from vlmkit.testing import check_backend
+from vlmkit.testing import check_backend, true_answer
 
 ANSWER = '```json\n[{"box_2d": [100, 200, 500, 600], "label": "cat"}]\n```'
 
 
 class FakeOpenAI:
-    def __init__(self):
+    """A loopback OpenAI-compatible server. ``oracle=True``: it answers detection like a
+    perfect Gemma (``yxyx-1000``) from the image it received, as the conformance check needs."""
+
+    def __init__(self, oracle: bool = False):
         self.requests = []
         self.status = 200
         fake = self
@@ -31,8 +34,14 @@ class FakeOpenAI:
                 fake.requests.append(
                     {"path": self.path, "body": body, "auth": self.headers.get("Authorization")}
                 )
-                prompt = body["messages"][-1]["content"][-1]["text"]
+                content = body["messages"][-1]["content"]
+                prompt = content[-1]["text"]
                 text = ANSWER if "box_2d" in prompt or "Detect" in prompt else "A cat."
+                if oracle and "box_2d" in prompt:
+                    url = content[0]["image_url"]["url"]
+                    image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+                    task = "segment" if "segmentation" in prompt else "detect"
+                    text = true_answer(image, "yxyx-1000", task=task)
                 payload = {
                     "model": body["model"],
                     "choices": [
@@ -107,7 +116,18 @@ def test_errors_map_into_the_error_tree(example, fake_openai):
         session.describe(np.zeros((10, 10, 3), np.uint8))
 
 
-def test_example_passes_the_conformance_check(example, fake_openai):
-    check_backend(
-        "openai-compatible", base_url=fake_openai.url, tasks=["detect", "describe", "segment"]
-    ).assert_ok()
+def test_example_passes_the_conformance_check(plugin_site):
+    """Only the example (and vlmkit's built-ins) load: the broken test plugins installed next
+    to it do not fail its check, and its boxes land where the oracle drew the targets."""
+    fake = FakeOpenAI(oracle=True)
+    try:
+        report = check_backend(
+            "openai-compatible", base_url=fake.url, tasks=["detect", "describe", "segment"]
+        )
+        with pytest.raises(vlmkit.PluginError, match="could not load vlmkit plugin"):
+            check_backend("openai-compatible", base_url=fake.url, entrypoints=True)
+    finally:
+        fake.close()
+    report.assert_ok()
+    assert "boxes: within tolerance of the oracle" in report.checked
+    assert "detect(huge-3001x2003.jpg)" in report.checked

@@ -183,3 +183,12 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_a_misspelled_vlmkit_load_plugins_warns_with_the_names_that_exist(plugin_site, monkeypatch):
+    monkeypatch.setenv("VLMKIT_LOAD_PLUGINS", "segmentr,vlmkit")
+    with pytest.warns(PluginWarning, match="'segmentr'.*did you mean 'segmenter'") as caught:
+        session = Session()
+    assert "vlmkit-test-good" in str(caught[0].message)  # the names that exist are listed
+    assert set(session.backends()) == set()
+    assert {"coco", "yolo"} <= set(session.sinks())  # the correct name still loads

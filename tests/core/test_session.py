@@ -21,7 +21,7 @@ from vlmkit import (
     Usage,
 )
 from vlmkit.media import ResizePolicy
-from vlmkit.testing import ScriptedBackend, check_backend, scripted_plugin
+from vlmkit.testing import ScriptedBackend, check_backend, scripted_plugin, true_answer
 
 CAT = '```json\n[{"box_2d": [100, 200, 500, 600], "label": "cat"}]\n```'
 WIDE = np.zeros((1000, 2000, 3), dtype=np.uint8)  # 2000 x 1000
@@ -313,10 +313,13 @@ def test_segment_threshold_reaches_the_parser():
 
 # -- the conformance check ------------------------------------------------------------------
 def test_conformance_check_passes_for_a_well_behaved_backend():
+    def oracle(request):  # a perfect yxyx-1000 model of the image it was sent
+        return true_answer(request.images[0].image, "yxyx-1000", task=request.task)
+
     plugin = scripted_plugin(
         {
-            "detect": CAT,
-            "segment": CAT,
+            "detect": oracle,
+            "segment": oracle,
             "describe": "A picture.",
             "ocr": "STOP",
             "video": "00:00 - 00:01 a grey screen",
@@ -326,6 +329,7 @@ def test_conformance_check_passes_for_a_well_behaved_backend():
     report.assert_ok()
     assert "detect(exif-rotated.jpg)" in report.checked
     assert "video(sample.mp4)" in report.checked
+    assert "boxes: within tolerance of the oracle" in report.checked
 
 
 def test_conformance_check_reports_problems():

@@ -371,8 +371,9 @@ def test_api_key_and_base_url_from_the_environment(fake_gemini, monkeypatch):
 
 
 def test_missing_api_key_is_an_auth_error_saying_what_to_do():
-    with pytest.raises(AuthError, match=r"GEMINI_API_KEY"):
+    with pytest.raises(AuthError, match=r"GEMINI_API_KEY") as info:
         vlmkit.Session(backend="gemini-api")
+    assert "--config api_key=..." in str(info.value)  # what a CLI user types
 
 
 # ---- the client -----------------------------------------------------------------------------

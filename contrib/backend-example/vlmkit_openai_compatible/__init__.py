@@ -4,7 +4,10 @@ It implements only ``generate``: vlmkit builds the prompts, prepares the images,
 answers and maps coordinates back to the original pixels. Serve Gemma with vLLM or Ollama and::
 
     vlmkit detect street.jpg --prompt "person, car" --backend openai-compatible \
-        --model gemma3:4b --option base_url=http://localhost:11434/v1
+        --model gemma3:4b --config base_url=http://localhost:11434/v1 --option temperature=0
+
+``--config`` sets how the backend is built (``base_url``, ``api_key``, ``convention``);
+``--option`` sets one call (``temperature``, ``max_tokens``). ``vlmkit backends`` lists both.
 """
 
 from __future__ import annotations
@@ -106,4 +109,12 @@ def vlmkit_backends():
         factory=OpenAICompatibleBackend,
         tasks={"describe", "detect", "ocr"},
         description="Any OpenAI-compatible chat endpoint (vLLM, Ollama, LM Studio).",
+        settings=(
+            vlmkit.Option(name="model", help="the served model's name"),
+            vlmkit.Option(name="base_url", help="the server, e.g. http://localhost:11434/v1"),
+            vlmkit.Option(name="api_key", help="sent as a bearer token (or OPENAI_API_KEY)"),
+            vlmkit.Option(name="convention", help="how the model writes boxes: yxyx-1000, ..."),
+            vlmkit.Option(name="timeout", type=float, help="seconds per request"),
+        ),
+        options=OpenAICompatibleBackend.options,
     )

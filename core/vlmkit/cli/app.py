@@ -495,7 +495,7 @@ def export(
         with state.session(report_failures=True) as session:
 
             def resolve(name: str) -> Any:
-                return lambda out_dir, **kw: session.sink(name, out_dir, **kw)
+                return session.sink_info(name)
 
             written = export_ledger(
                 ledger, sink, out, image_root=image_root, resolve=resolve, options=options

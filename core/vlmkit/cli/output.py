@@ -202,13 +202,58 @@ class ResultPrinter:
 
 
 # -- plugin listings ------------------------------------------------------------------------
+def _option_record(option: Any) -> dict[str, Any]:
+    kind = getattr(option.type, "__name__", "value")
+    row: dict[str, Any] = {"name": option.name, "type": kind if kind != "<lambda>" else "value"}
+    if option.choices is not None:
+        row["choices"] = list(option.choices)
+    if option.default is not None:
+        row["default"] = option.default
+    if option.help:
+        row["help"] = option.help
+    return row
+
+
+def _backend_options(info: Any) -> list[Any]:
+    """Per-call options: as the record repeats them, else from the Backend class when the
+    factory is one (never by building the backend)."""
+    if info.options:
+        return list(info.options)
+    factory = info.factory
+    options = getattr(factory, "options", ()) if isinstance(factory, type) else ()
+    return list(options or ())
+
+
 def _record(kind: str, info: Any) -> dict[str, Any]:
     what = "tasks" if kind == "backend" else "accepts"
     record = {"name": info.name, what: sorted(getattr(info, what))}
     if kind == "backend":
         record["media"] = sorted(info.media)
+        record["settings"] = [_option_record(o) for o in info.settings]  # --config
+        record["options"] = [_option_record(o) for o in _backend_options(info)]  # --option
+    else:
+        record["options"] = [_option_record(o) for o in info.options or ()]  # --sink-option
     record.update(description=info.description, plugin=info.plugin, distribution=info.distribution)
     return record
+
+
+def _options_text(record: dict[str, Any]) -> str:
+    """``config: model=..., base_url; option: temperature`` (backends) or the options alone."""
+    groups = []
+    for flag, key in (("config", "settings"), ("option", "options")):
+        parts = []
+        for row in record.get(key, ()):
+            text = row["name"]
+            if "choices" in row:
+                text += "=" + "|".join(str(c) for c in row["choices"])
+            elif "default" in row:
+                text += f"={row['default']}"
+            parts.append(text)
+        if parts:
+            groups.append(
+                f"{flag}: " + ", ".join(parts) if "settings" in record else ", ".join(parts)
+            )
+    return "; ".join(groups)
 
 
 def _conflict_text(kind: str, name: str, providers: Sequence[str]) -> str:
@@ -260,13 +305,14 @@ def print_listing(
     if infos:
         table = Table(box=None, header_style="bold", pad_edge=False)
         columns = ["name", "tasks", "media"] if kind == "backend" else ["name", "accepts"]
-        for column in [*columns, "distribution", "description"]:
+        for column in [*columns, "options", "distribution", "description"]:
             table.add_column(column, overflow="fold")
         for info in infos.values():
             record = _record(kind, info)
             cells: list[str] = [record["name"], ", ".join(record[columns[1]])]
             if kind == "backend":
                 cells.append(", ".join(record["media"]))
+            cells.append(_options_text(record))
             cells.append(info.distribution or f"plugin {info.plugin}")
             cells.append(info.description)
             table.add_row(*(Text(state.scrub(str(c))) for c in cells))

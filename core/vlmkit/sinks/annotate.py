@@ -4,7 +4,7 @@ For every item it reads the input image again (EXIF orientation applied, through
 :func:`vlmkit.media.load_image`) and writes ``annotated/<key>`` — the same relative path and
 suffix as the input (JPEG at quality 90; formats Pillow cannot write, such as HEIC, get ``.jpg``
 appended). Previews are staged as items arrive and all appear at :meth:`AnnotateSink.close`
-(:class:`~vlmkit.sinks._util.StagedSink`); each file is whole.
+(:class:`~vlmkit.StagedSink`); each file is whole.
 
 * Detections: ``sv.MaskAnnotator`` (masks passed as ``sv.CompactMask``, crop-sized),
   ``sv.BoxAnnotator`` and a label annotator, all with ``sv.ColorLookup.CLASS`` and class ids that
@@ -48,10 +48,16 @@ from typing import Any
 
 import numpy as np
 
-from vlmkit.atomic import safe_join, utf8_safe
 from vlmkit.errors import MediaError
-from vlmkit.sink import SinkItem
-from vlmkit.sinks._util import StagedSink, as_bool, as_names, reject_unknown
+from vlmkit.sink import (
+    SinkItem,
+    StagedSink,
+    as_bool,
+    as_names,
+    reject_unknown,
+    safe_join,
+    utf8_safe,
+)
 from vlmkit.types import Description, Detections, LabelMap, OcrResult
 
 __all__ = ["AnnotateSink", "find_font", "has_glyph", "needs_cjk"]

@@ -27,7 +27,7 @@ is written as U+FFFD — in the category name too, so such labels share one cate
 keeps the exact text).
 
 The document is built in memory and written at :meth:`CocoSink.close` — staged by ``prepare``
-and moved into place by ``commit`` (:class:`~vlmkit.sinks._util.StagedSink`), so a failure
+and moved into place by ``commit`` (:class:`~vlmkit.StagedSink`), so a failure
 leaves the previous file as it was.
 """
 
@@ -41,10 +41,16 @@ from typing import Any
 
 import numpy as np
 
-from vlmkit.atomic import safe_join, utf8_safe
 from vlmkit.masks import mask_to_polygons, mask_to_rle
-from vlmkit.sink import SinkItem
-from vlmkit.sinks._util import StagedSink, as_choice, as_names, reject_unknown
+from vlmkit.sink import (
+    SinkItem,
+    StagedSink,
+    as_choice,
+    as_names,
+    reject_unknown,
+    safe_join,
+    utf8_safe,
+)
 from vlmkit.types import Detections, LabelMap, Mask
 
 __all__ = ["CocoSink"]

@@ -18,10 +18,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from vlmkit.atomic import safe_join
 from vlmkit.ledger import LedgerRecord
-from vlmkit.sink import SinkItem
-from vlmkit.sinks._util import StagedSink, reject_unknown
+from vlmkit.sink import SinkItem, StagedSink, reject_unknown, safe_join
 
 __all__ = ["JsonlSink"]
 

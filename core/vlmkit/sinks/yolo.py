@@ -56,7 +56,7 @@ that map to the same label file (``x.jpg`` and ``x.png``) are refused with a
 named ``images`` confuses Ultralytics' ``/images/`` → ``/labels/`` rule; the sink warns once.
 
 Files are staged as items arrive and appear together at :meth:`YoloSink.close` (labels and
-images first, ``data.yaml`` last; :class:`~vlmkit.sinks._util.StagedSink`).
+images first, ``data.yaml`` last; :class:`~vlmkit.StagedSink`).
 """
 
 from __future__ import annotations
@@ -69,11 +69,17 @@ from typing import Any
 
 import numpy as np
 
-from vlmkit.atomic import safe_join, utf8_safe
 from vlmkit.errors import ConfigError, SinkError
 from vlmkit.masks import mask_to_polygons
-from vlmkit.sink import SinkItem
-from vlmkit.sinks._util import StagedSink, as_bool, as_names, reject_unknown
+from vlmkit.sink import (
+    SinkItem,
+    StagedSink,
+    as_bool,
+    as_names,
+    reject_unknown,
+    safe_join,
+    utf8_safe,
+)
 from vlmkit.types import Detection, Detections, LabelMap, Mask
 
 __all__ = ["YoloSink", "mask_to_yolo_polygon"]

@@ -4,16 +4,18 @@
 >>> report = check_backend("my-backend", api_key="...")  # doctest: +SKIP
 >>> report.assert_ok()  # doctest: +SKIP
 
-It checks the declarations (convention, options, limits), runs every declared task on sample
-images of awkward shapes and modes (RGB, RGBA, grayscale, an EXIF-rotated JPEG), checks each
-result has the right type and lives in the original image's pixel space, checks undeclared
-tasks are refused with :class:`~vlmkit.UnsupportedTask`, and that every error raised comes from
-vlmkit's error tree.
+It checks the declarations (convention, options, limits), runs every declared task on the
+oracle's awkward images (odd sizes, EXIF-rotated, RGBA, tiny, huge, grayscale), checks each
+result has the right type, and — for detect and segment — that every box lands within
+:func:`~vlmkit.testing.oracle.tolerance_px` of the truth in the original image (so your fake
+model must answer with :func:`~vlmkit.testing.true_answer`). It checks undeclared tasks are
+refused with :class:`~vlmkit.UnsupportedTask`, and that every error raised comes from vlmkit's
+error tree. By default only the plugin that provides the backend (and vlmkit's built-in sinks)
+is loaded: an unrelated broken plugin does not fail your check.
 """
 
 from __future__ import annotations
 
-import io
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,6 +27,7 @@ import numpy as np
 from vlmkit.errors import ConfigError, UnsupportedTask, VlmkitError
 from vlmkit.geometry import Convention
 from vlmkit.records import TASKS, Option
+from vlmkit.testing.oracle import TARGET_COLORS, OracleSample, oracle_samples, tolerance_px
 from vlmkit.types import Description, Detections, Mask, OcrResult, Result, VideoResult
 
 __all__ = ["ConformanceReport", "check_backend", "sample_images"]
@@ -58,28 +61,9 @@ class ConformanceReport:
 
 
 def sample_images() -> dict[str, bytes]:
-    """Small test images as encoded bytes: odd sizes, RGBA, grayscale, and an EXIF-rotated JPEG
-    whose upright size is 48×64 (stored 64×48 with Orientation=6)."""
-    from PIL import Image
-
-    def encode(image: Image.Image, fmt: str, **kwargs: Any) -> bytes:
-        buffer = io.BytesIO()
-        image.save(buffer, format=fmt, **kwargs)
-        return buffer.getvalue()
-
-    rng = np.random.default_rng(0)
-    rgb = Image.fromarray(rng.integers(0, 255, (61, 97, 3), dtype=np.uint8), "RGB")
-    rgba = Image.fromarray(rng.integers(0, 255, (64, 64, 4), dtype=np.uint8), "RGBA")
-    gray = Image.fromarray(rng.integers(0, 255, (120, 40), dtype=np.uint8), "L")
-    stored = Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), "RGB")
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    return {
-        "rgb-97x61.png": encode(rgb, "PNG"),
-        "rgba-64x64.png": encode(rgba, "PNG"),
-        "gray-40x120.png": encode(gray, "PNG"),
-        "exif-rotated.jpg": encode(stored, "JPEG", quality=90, exif=exif.tobytes()),
-    }
+    """The awkward test images of :func:`~vlmkit.testing.oracle_samples` as encoded bytes:
+    odd sizes, an EXIF-rotated JPEG (upright 90×130), RGBA, tiny, huge and grayscale."""
+    return {sample.name: sample.data for sample in oracle_samples()}
 
 
 def _sample_video(folder: Path) -> Path:
@@ -114,6 +98,11 @@ def _check_declarations(backend: Any, info: Any, report: ConformanceReport) -> N
         not isinstance(backend.max_images, int) or backend.max_images < 1
     ):
         report.problems.append(f"max_images must be None or a positive int: {backend.max_images!r}")
+    if info.options and {o.name for o in info.options} != {o.name for o in backend.options}:
+        report.problems.append(
+            "BackendInfo.options lists other options than the backend declares: "
+            f"{sorted(o.name for o in info.options)} vs {sorted(o.name for o in backend.options)}"
+        )
     if not info.description:
         report.problems.append("BackendInfo.description is empty: `vlmkit backends` shows it")
     report.checked.append("declarations")
@@ -147,18 +136,58 @@ def _check_result(task: str, result: Any, size: tuple[int, int], where: str) -> 
     return problems
 
 
+def _check_accuracy(sample: OracleSample, result: Detections, where: str) -> tuple[list[str], bool]:
+    """Compare boxes with the sample's targets; also say whether the answer named any target."""
+    problems: list[str] = []
+    tolerance = tolerance_px(sample.size)
+    named = any(label in TARGET_COLORS for label in result.labels)
+    for target in sample.targets:
+        boxes = [d.box.xyxy for d in result if d.label == target.label]
+        if not boxes:
+            problems.append(f"{where}: the {target.label} at {list(target.xyxy)} was not found")
+            continue
+        errors = [float(np.max(np.abs(np.asarray(b) - target.xyxy))) for b in boxes]
+        best = int(np.argmin(errors))
+        if errors[best] > tolerance:
+            problems.append(
+                f"{where}: the {target.label} landed {errors[best]:.0f} px from the truth (got "
+                f"{np.round(boxes[best], 1).tolist()}, expected {list(target.xyxy)}, tolerance "
+                f"{tolerance:.1f} px): check the declared convention, image_policy and "
+                "Generation.transforms"
+            )
+    extra = sorted({d.label for d in result} - {t.label for t in sample.targets})
+    if named and extra:
+        problems.append(f"{where}: boxes for things that are not in the image: {extra}")
+    return problems, named
+
+
 def check_backend(
     backend: str,
     *,
     plugins: Iterable[object] = (),
     entrypoints: bool | Iterable[str] | None = None,
     tasks: Iterable[str] | None = None,
+    accuracy: bool = True,
+    huge: bool = True,
     **backend_options: Any,
 ) -> ConformanceReport:
-    """Run the conformance check against the installed (or given) backend named ``backend``."""
+    """Run the conformance check against the installed (or given) backend named ``backend``.
+
+    ``plugins``: plugins to register (a backend not installed as a distribution); then no
+    installed plugin loads unless ``entrypoints`` says so. ``entrypoints`` (default): only the
+    installed plugin providing ``backend`` and vlmkit's built-ins; ``True``: every installed
+    plugin, strictly. ``tasks``: the tasks to run (default: all five; undeclared ones must be
+    refused). ``accuracy=False`` skips the oracle comparison of boxes (for a backend whose
+    model cannot be faked, such as a random test checkpoint); ``huge=False`` leaves out the
+    3001×2003 sample. Other keywords go to the backend's factory.
+    """
     from vlmkit.media import load_image
     from vlmkit.session import Session
+    from vlmkit.testing._select import plugin_under_test
 
+    plugins = tuple(plugins)
+    if entrypoints is None:
+        entrypoints = False if plugins else plugin_under_test(backend)
     report = ConformanceReport(backend=backend)
     with Session(
         backend, plugins=plugins, entrypoints=entrypoints, strict=True, **backend_options
@@ -166,7 +195,9 @@ def check_backend(
         info = session.backend_info
         _check_declarations(session.backend, info, report)
         wanted = set(tasks) if tasks is not None else set(TASKS)
-        images = sample_images()
+        oracle = {sample.name: sample for sample in oracle_samples(huge=huge)}
+        images = {name: sample.data for name, sample in oracle.items()}
+        named = False
         with tempfile.TemporaryDirectory(prefix="vlmkit-conformance-") as tmp:
             for task in sorted(wanted):
                 if task not in info.tasks:
@@ -196,14 +227,29 @@ def check_backend(
                         )
                         continue
                     size = load_image(data).size if data is not None else (0, 0)
-                    report.problems.extend(_check_result(task, result, size, where))
+                    found = _check_result(task, result, size, where)
+                    if accuracy and not found and isinstance(result, Detections) and name:
+                        off, hit = _check_accuracy(oracle[name], result, where)
+                        found.extend(off)
+                        named = named or hit
+                    report.problems.extend(found)
                     report.checked.append(where)
+        located = wanted & set(info.tasks) & {"detect", "segment"}
+        if accuracy and located and not named:
+            report.problems = [p for p in report.problems if "was not found" not in p]
+            report.problems.append(
+                "boxes were not checked: no answer named an oracle target. Make your fake model "
+                "answer with vlmkit.testing.true_answer(image_it_received, convention) (see "
+                "docs/writing-a-backend.md), or pass accuracy=False"
+            )
+        elif accuracy and located:
+            report.checked.append("boxes: within tolerance of the oracle")
     return report
 
 
 def _run(session: Any, task: str, data: bytes | None, tmp: Path) -> Any:
     if task == "video":
         return session.video(_sample_video(tmp))
-    if task == "describe":
-        return session.describe(data)
+    if task in ("detect", "segment"):
+        return getattr(session, task)(data, list(TARGET_COLORS))
     return getattr(session, task)(data)

@@ -992,8 +992,9 @@ class GeminiApiBackend(GeminiBackend):
         key = api_key or os.environ.get("GOOGLE_API_KEY") or os.environ.get("GEMINI_API_KEY")
         if not key or not key.strip():
             raise AuthError(
-                "gemini-api needs an API key: pass api_key=... or set GEMINI_API_KEY (create one "
-                "at https://aistudio.google.com/apikey). For Vertex AI use backend='gemini-vertex'."
+                "gemini-api needs an API key: pass api_key=... (on the CLI: --config "
+                "api_key=...) or set GEMINI_API_KEY (create one at "
+                "https://aistudio.google.com/apikey). For Vertex AI use backend='gemini-vertex'."
             )
         self._api_key = key.strip()
         self.keep_files = bool(keep_files)

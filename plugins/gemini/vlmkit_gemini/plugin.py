@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import vlmkit
-from vlmkit_gemini.options import API_SETTINGS, VERTEX_SETTINGS
+from vlmkit_gemini.options import API_SETTINGS, OPTIONS, VERTEX_SETTINGS
 
 _TASKS = ("describe", "detect", "segment", "ocr", "video")
 # The construction settings that change answers (what is asked, where, of which pixels): the
@@ -41,6 +41,7 @@ def vlmkit_backends() -> Iterator[vlmkit.BackendInfo]:
         description="Google Gemini through the Gemini Developer API (API key; Files API).",
         settings=API_SETTINGS,
         answer_settings=_API_ANSWERS,
+        options=OPTIONS,
     )
     yield vlmkit.BackendInfo(
         name="gemini-vertex",
@@ -50,4 +51,5 @@ def vlmkit_backends() -> Iterator[vlmkit.BackendInfo]:
         description="Google Gemini on Vertex AI (project + credentials, or express-mode key).",
         settings=VERTEX_SETTINGS,
         answer_settings=_VERTEX_ANSWERS,
+        options=OPTIONS,
     )

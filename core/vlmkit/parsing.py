@@ -29,6 +29,7 @@ import numpy as np
 
 from vlmkit.errors import ConfigError, ParseError
 from vlmkit.geometry import Convention, Transform, boxes_to_pixels, points_to_pixels
+from vlmkit.masks import LIMIT_REASON, MaskLimits
 from vlmkit.types import (
     Box,
     Description,
@@ -320,6 +321,8 @@ def _number(value: Any) -> float:
         raise _ItemError(f"expected a number, got {value!r}")
     try:
         number = float(value.strip()) if isinstance(value, str) else float(value)
+    except OverflowError:  # an integer too large for a float (>= 10**309)
+        raise _ItemError(f"number out of range: {_excerpt(value)}") from None
     except (TypeError, ValueError):
         raise _ItemError(f"expected a number, got {value!r}") from None
     if not math.isfinite(number):
@@ -451,6 +454,7 @@ def parse_detections(
     threshold: int = 127,
     keep_probability: bool = False,
     provenance: Provenance | None = None,
+    mask_limits: MaskLimits | None = None,
 ) -> Detections:
     """Parse a detection or segmentation answer into :class:`~vlmkit.Detections`.
 
@@ -458,7 +462,13 @@ def parse_detections(
     ``transform`` recorded when the image was resized or padded before sending). Masks — base64
     PNG probability crops (Gemini 2.5) or polygons on the 0–1000 grid (Gemini 3.x) — are placed
     box-local and binarized at ``threshold``. Repairs and skipped items are in ``.report``.
+
+    ``mask_limits`` bounds what the answer's masks may cost (default
+    :class:`~vlmkit.masks.MaskLimits`: 134 M pixels, 100,000 polygon vertices); masks beyond
+    it are dropped, their detections kept, and counted in ``report.masks_dropped``.
     """
+    if mask_limits is not None and not isinstance(mask_limits, MaskLimits):
+        raise ConfigError(f"mask_limits must be a vlmkit.masks.MaskLimits, got {mask_limits!r}")
     conv = Convention.parse(convention)
     tf = _resolve_transform(image_size, transform)
     if conv.tokens:
@@ -473,7 +483,16 @@ def parse_detections(
         found = extract_json(text, accept=_accept_items)
         items = _items_of(found.value) or []
     return _build_detections(
-        text, items, found.truncated, conv, tf, masks, threshold, keep_probability, provenance
+        text,
+        items,
+        found.truncated,
+        conv,
+        tf,
+        masks,
+        threshold,
+        keep_probability,
+        provenance,
+        mask_limits,
     )
 
 
@@ -487,6 +506,7 @@ def _build_detections(
     threshold: int,
     keep_probability: bool,
     provenance: Provenance | None,
+    mask_limits: MaskLimits | None = None,
 ) -> Detections:
     skipped: list[SkippedItem] = []
     rows: list[list[float]] = []
@@ -534,7 +554,8 @@ def _build_detections(
     degenerate = int((repairs.keep & ~keep).sum()) + repairs.degenerate
 
     detections: list[Detection] = []
-    masks_resized = masks_invalid = 0
+    masks_resized = masks_invalid = masks_dropped = 0
+    budget = _MaskBudget(mask_limits or MaskLimits())
     for row_index, (index, item, label, score, attributes) in enumerate(extras):
         if not keep[row_index]:
             skipped.append(
@@ -548,11 +569,14 @@ def _build_detections(
             if mask_value is not None and mask_value != "":
                 try:
                     mask, resized = _mask_for(
-                        mask_value, box, conv, tf, threshold, keep_probability
+                        mask_value, box, conv, tf, threshold, keep_probability, budget
                     )
                     masks_resized += int(resized)
                 except ParseError as err:
-                    masks_invalid += 1
+                    if err.reason == LIMIT_REASON:
+                        masks_dropped += 1
+                    else:
+                        masks_invalid += 1
                     attributes = {**attributes, "mask_error": err.reason}
         detections.append(
             Detection(box=box, label=label, score=score, mask=mask, attributes=attributes)
@@ -564,6 +588,7 @@ def _build_detections(
         degenerate=degenerate,
         masks_resized=masks_resized,
         masks_invalid=masks_invalid,
+        masks_dropped=masks_dropped,
         skipped=skipped,
         truncated=truncated,
     )
@@ -575,6 +600,14 @@ def _build_detections(
     )
 
 
+class _MaskBudget:
+    """What is left of one answer's :class:`~vlmkit.masks.MaskLimits` (private, per call)."""
+
+    def __init__(self, limits: MaskLimits) -> None:
+        self.pixels = limits.pixels
+        self.vertices = limits.vertices
+
+
 def _mask_for(
     value: Any,
     box: Box,
@@ -582,27 +615,66 @@ def _mask_for(
     tf: Transform,
     threshold: int,
     keep_probability: bool,
+    budget: _MaskBudget,
+) -> tuple[Mask, bool]:
+    """One item's mask, charged to the answer's budget; a ParseError for anything unusable."""
+    try:
+        return _mask_within(value, box, conv, tf, threshold, keep_probability, budget)
+    except ParseError:
+        raise
+    except MemoryError:
+        raise ParseError("mask too large for the memory left", reason="mask-memory") from None
+    except (ValueError, ArithmeticError) as err:
+        raise ParseError(f"unusable mask ({err})", reason="mask-format") from None
+    except Exception as err:  # cv2.error, the one other exception mask work can raise
+        if type(err).__module__.split(".")[0] != "cv2":
+            raise
+        raise ParseError(f"OpenCV could not place the mask ({err})", reason="mask-opencv") from None
+
+
+def _mask_within(
+    value: Any,
+    box: Box,
+    conv: Convention,
+    tf: Transform,
+    threshold: int,
+    keep_probability: bool,
+    budget: _MaskBudget,
 ) -> tuple[Mask, bool]:
     from vlmkit import masks as mask_ops
 
     if isinstance(value, str):
-        probability = mask_ops.decode_mask_image(value)
-        return mask_ops.place_probability_mask(
+        probability = mask_ops.decode_mask_image(value, max_pixels=budget.pixels)
+        budget.pixels -= probability.size
+        placed = mask_ops.place_probability_mask(
             probability,
             box.xyxy,
             threshold=threshold,
             keep_probability=keep_probability,
             image_size=tf.original_size,
+            max_pixels=budget.pixels,
         )
+        budget.pixels -= placed.mask.data.size
+        return placed
     if isinstance(value, (list, tuple)):
         polygons = _polygons(value)
+        vertices = sum(len(p) for p in polygons)
+        if vertices > budget.vertices:
+            raise ParseError(
+                f"mask dropped: {vertices:,} polygon vertices, over the {budget.vertices:,} "
+                "left (raise vlmkit.masks.MaskLimits.vertices to keep more masks)",
+                reason=mask_ops.LIMIT_REASON,
+            )
+        budget.vertices -= vertices
         scale = conv.scale if conv.scale is not None else None
         polygon_convention = Convention(order="xyxy", scale=scale)
         pixel_polygons = []
         for polygon in polygons:
             xy, _ = points_to_pixels(polygon, polygon_convention, tf)
             pixel_polygons.append(xy)
-        return mask_ops.polygon_mask(pixel_polygons, image_size=tf.original_size), False
+        mask, cost = mask_ops._polygon_mask(pixel_polygons, tf.original_size, budget.pixels)
+        budget.pixels -= cost
+        return mask, False
     raise ParseError(f"unsupported mask value {_excerpt(value)}", reason="mask-format")
 
 
@@ -612,14 +684,16 @@ def _polygons(value: Any) -> list[np.ndarray]:
         array = np.asarray(value, dtype=np.float64)
         if array.ndim == 2 and array.shape[1] == 2:
             return [array]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
     polygons = []
     for part in value:
         try:
             array = np.asarray(part, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ParseError("polygon points must be numbers", reason="mask-format") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ParseError(
+                "polygon points must be numbers within the float range", reason="mask-format"
+            ) from None
         if array.ndim == 1 and array.size % 2 == 0 and array.size >= 6:
             array = array.reshape(-1, 2)  # flat [x1, y1, x2, y2, ...]
         if array.ndim != 2 or array.shape[1] != 2:
@@ -817,22 +891,30 @@ def parse_timestamp(value: str | float | int) -> float:
     if isinstance(value, bool):
         raise ParseError(f"not a timestamp: {value!r}", reason="timestamp")
     if isinstance(value, (int, float)):
-        if not math.isfinite(value) or value < 0:
-            raise ParseError(f"not a timestamp: {value!r}", reason="timestamp")
-        return float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer too large for a float
+            seconds = math.inf
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ParseError(f"not a timestamp: {_excerpt(value)}", reason="timestamp")
+        return seconds
     text = str(value).strip().strip("[]()").strip().replace(",", ".")
     match = re.fullmatch(r"(?:(\d+):)?(\d+):(\d{1,2}(?:\.\d+)?)", text)
     if match:
-        hours = int(match.group(1) or 0)
-        minutes = int(match.group(2))
+        # float() of digit strings never overflows (it gives inf): no int arithmetic here.
+        hours = float(match.group(1) or 0)
+        minutes = float(match.group(2))
         seconds = float(match.group(3))
         if seconds >= 60 or (match.group(1) and minutes >= 60):
-            raise ParseError(f"not a valid timestamp: {value!r}", reason="timestamp")
-        return hours * 3600 + minutes * 60 + seconds
+            raise ParseError(f"not a valid timestamp: {_excerpt(text)}", reason="timestamp")
+        total = hours * 3600 + minutes * 60 + seconds
+        if not math.isfinite(total):
+            raise ParseError(f"timestamp out of range: {_excerpt(text)}", reason="timestamp")
+        return total
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(?:s|sec|secs|seconds)?", text)
-    if match:
+    if match and math.isfinite(float(match.group(1))):
         return float(match.group(1))
-    raise ParseError(f"not a timestamp: {value!r}", reason="timestamp")
+    raise ParseError(f"not a timestamp: {_excerpt(text)}", reason="timestamp")
 
 
 def _event_from_mapping(item: Mapping[str, Any]) -> TimedEvent | None:
@@ -947,6 +1029,7 @@ def parse(
     transform: Transform | None = None,
     threshold: int = 127,
     provenance: Provenance | None = None,
+    mask_limits: MaskLimits | None = None,
 ) -> Detections: ...
 @overload
 def parse(
@@ -958,6 +1041,7 @@ def parse(
     transform: Transform | None = None,
     threshold: int = 127,
     provenance: Provenance | None = None,
+    mask_limits: MaskLimits | None = None,
 ) -> Points: ...
 @overload
 def parse(
@@ -969,6 +1053,7 @@ def parse(
     transform: Transform | None = None,
     threshold: int = 127,
     provenance: Provenance | None = None,
+    mask_limits: MaskLimits | None = None,
 ) -> OcrResult: ...
 @overload
 def parse(
@@ -980,6 +1065,7 @@ def parse(
     transform: Transform | None = None,
     threshold: int = 127,
     provenance: Provenance | None = None,
+    mask_limits: MaskLimits | None = None,
 ) -> Description: ...
 @overload
 def parse(
@@ -991,6 +1077,7 @@ def parse(
     transform: Transform | None = None,
     threshold: int = 127,
     provenance: Provenance | None = None,
+    mask_limits: MaskLimits | None = None,
 ) -> VideoResult: ...
 @overload
 def parse(
@@ -1002,6 +1089,7 @@ def parse(
     transform: Transform | None = None,
     threshold: int = 127,
     provenance: Provenance | None = None,
+    mask_limits: MaskLimits | None = None,
 ) -> Result: ...
 
 
@@ -1014,6 +1102,7 @@ def parse(
     transform: Transform | None = None,
     threshold: int = 127,
     provenance: Provenance | None = None,
+    mask_limits: MaskLimits | None = None,
 ) -> Result:
     """Parse model text you obtained yourself into a vlmkit result.
 
@@ -1021,7 +1110,8 @@ def parse(
     masks), ``"points"`` returns :class:`~vlmkit.Points`; ``"ocr"``, ``"describe"`` and
     ``"video"`` return their result types. Coordinates are mapped to pixels of the original
     image: pass its ``image_size=(width, height)``, or the ``transform`` recorded when it was
-    resized or padded before sending (see :mod:`vlmkit.media`).
+    resized or padded before sending (see :mod:`vlmkit.media`). ``mask_limits`` bounds what a
+    segmentation answer's masks may cost (see :class:`~vlmkit.masks.MaskLimits`).
 
     >>> dets = parse('[{"box_2d": [100, 200, 500, 600], "label": "cat"}]', image_size=(1000, 500))
     >>> dets.xyxy.tolist(), dets.labels
@@ -1040,6 +1130,7 @@ def parse(
             masks=task == "segment",
             threshold=threshold,
             provenance=provenance,
+            mask_limits=mask_limits,
         )
     if task == "points":
         return parse_points(

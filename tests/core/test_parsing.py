@@ -379,3 +379,68 @@ def test_video_json_events():
 def test_extract_json_reports_repairs():
     found = extract_json("[{'a': 1,}]")
     assert found.value == [{"a": 1}] and found.repaired and not found.truncated
+
+
+# -- numbers beyond the float range (>= 10**309) are bad items, never an OverflowError ---------
+HUGE = "1" + "0" * 400
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        f'{{"box_2d": [{HUGE}, 200, 500, 600], "label": "huge box"}}',
+        f'{{"box_2d": {{"ymin": {HUGE}, "xmin": 1, "ymax": 2, "xmax": 3}}, "label": "obj"}}',
+    ],
+    ids=["list", "object"],
+)
+def test_a_huge_integer_drops_its_item_and_reports_it(bad):
+    dets = detect(f"[{CAT}, {bad}, {DOG}]")
+    assert dets.labels == ("cat", "dog")
+    assert [s.index for s in dets.report.skipped] == [1]
+    assert "out of range" in dets.report.skipped[0].reason
+
+
+def test_a_huge_score_keeps_the_item_and_the_answer():
+    dets = detect(f'[{CAT}, {{"box_2d": [200, 300, 600, 700], "label": "dog", "score": {HUGE}}}]')
+    assert dets.labels == ("cat", "dog") and dets.items[1].score is None
+
+
+def test_a_huge_polygon_point_drops_only_the_mask():
+    text = (
+        f'[{{"box_2d": [100, 200, 500, 600], "label": "cat",'
+        f' "mask": [[1, 2], [{HUGE}, 3], [5, 6]]}}]'
+    )
+    dets = vlmkit.parse(text, task="segment", image_size=SIZE)
+    assert dets.labels == ("cat",) and dets.items[0].mask is None
+    assert dets.report.masks_invalid == 1
+
+
+def test_huge_points_are_skipped_not_overflowed():
+    points = parse_points(f'[{{"point": [{HUGE}, 1]}}, {{"point": [100, 200]}}]', image_size=SIZE)
+    assert len(points.items) == 1 and points.report.skipped[0].index == 0
+    with pytest.raises(ParseError):
+        parse_points(f'[{{"point": [{HUGE}, 1]}}]', image_size=SIZE)
+
+
+@pytest.mark.parametrize(
+    "stamp", [10**400, HUGE + ":00", "1:" + HUGE + ":00", HUGE], ids=["int", "mm", "hmm", "s"]
+)
+def test_huge_timestamps_are_parse_errors(stamp):
+    with pytest.raises(ParseError):
+        parse_timestamp(stamp)
+
+
+def test_a_video_event_with_a_huge_start_is_skipped():
+    result = vlmkit.parse(
+        f'[{{"start": {HUGE}, "end": 3, "description": "x"}},'
+        ' {"start": "00:05", "end": "00:10", "description": "a dog runs"}]',
+        task="video",
+    )
+    assert [(e.start, e.end) for e in result.events] == [(5, 10)]
+    assert len(result.report.skipped) == 1
+
+
+def test_ocr_block_with_a_huge_box_keeps_its_text():
+    result = parse_ocr(f'[{{"text": "STOP", "box_2d": [{HUGE}, 1, 2, 3]}}]', image_size=SIZE)
+    assert result.text == "STOP" and result.blocks[0].box is None
+    assert len(result.report.skipped) == 1

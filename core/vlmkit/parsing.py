@@ -75,10 +75,36 @@ _CHAT_TOKENS = re.compile(
     r"<turn\|>|<\|turn>(?:model|user|system)?\n?|<end_of_turn>|<start_of_turn>(?:model|user)?\n?"
     r"|<eos>|<bos>|<\|endoftext\|>|<\|im_end\|>|<\|im_start\|>(?:assistant)?\n?|</s>|<\|end\|>"
 )
-_THINKING_BLOCKS = re.compile(
-    r"<\|channel>.*?<channel\|>|<think>.*?</think>|<thinking>.*?</thinking>|<thought>.*?</thought>",
-    re.DOTALL,
-)
+_THINKING_OPEN = re.compile(r"<\|channel>|<think>|<thinking>|<thought>")
+_THINKING_CLOSE = {
+    "<|channel>": "<channel|>",
+    "<think>": "</think>",
+    "<thinking>": "</thinking>",
+    "<thought>": "</thought>",
+}
+
+
+def _strip_thinking(text: str) -> str:
+    """Remove every closed thinking block, in one pass (a regex with ``.*?`` rescans to the end
+    of the text for every unclosed opener: quadratic on an answer full of them)."""
+    kept: list[str] = []
+    position = 0
+    unclosed: set[str] = set()  # closers not found after some point are not found later either
+    for match in _THINKING_OPEN.finditer(text):
+        opener = match.group()
+        if match.start() < position or opener in unclosed:
+            continue
+        closer = _THINKING_CLOSE[opener]
+        end = text.find(closer, match.end())
+        if end < 0:
+            unclosed.add(opener)
+            continue
+        kept.append(text[position : match.start()])
+        position = end + len(closer)
+    kept.append(text[position:])
+    return "".join(kept)
+
+
 _UNCLOSED_THINKING = re.compile(r"^\s*(?:<\|channel>|<think>|<thinking>|<thought>)")
 _THOUGHT_LINE = re.compile(r"^\s*thought\s*\n")
 
@@ -90,7 +116,7 @@ def clean_text(text: str) -> str:
     line they leave when decoded without special tokens), ``<think>...</think>``, and end-of-turn
     markers such as ``<turn|>`` and ``<end_of_turn>``.
     """
-    text = _THINKING_BLOCKS.sub("", text)
+    text = _strip_thinking(text)
     if _UNCLOSED_THINKING.match(text):
         # Thinking that never closed: the answer, if any, follows the last closing-looking
         # marker; without one the whole text is thinking and we keep it for the JSON search.
@@ -118,6 +144,10 @@ class JsonValue:
     truncated: bool = False
     repaired: bool = False  # syntax had to be repaired (quotes, commas, comments, ...)
     source: str = ""  # the text span the value was read from
+    # What was repaired, by kind (see ParseReport.syntax), and the list items that could not be
+    # read at all: each left as None in the list, at the index its SkippedItem names.
+    syntax: tuple[str, ...] = ()
+    unreadable: tuple[SkippedItem, ...] = ()
 
 
 def _scan(text: str, start: int) -> tuple[int, bool, int | None, list[str]]:
@@ -158,23 +188,208 @@ def _scan(text: str, start: int) -> tuple[int, bool, int | None, list[str]]:
     return len(text), False, None, [b for b, _ in stack]
 
 
-def _loads(span: str) -> tuple[Any, bool]:
-    """Load a JSON-ish span: strict JSON first, then a well-kept repairer for model dialects."""
-    try:
-        return json.loads(span), False
-    except (ValueError, RecursionError):
-        pass
-    import json_repair
+# Model dialects of JSON, rewritten to strict JSON in one linear pass (json_repair, which
+# handles everything, is pure Python and quadratic on long non-strict text).
+_DIALECT = re.compile(
+    r'(?P<dq>"(?:[^"\\]|\\.)*")'
+    r"|(?P<sq>'(?:[^'\\\n]|\\.)*')"
+    r"|(?P<comment>//[^\n]*|/\*.*?\*/)"
+    r"|(?P<comma>,(?=\s*[\]}]))"
+    r"|(?P<word>[A-Za-z_][A-Za-z0-9_]*)(?P<colon>\s*:)?",
+    re.DOTALL,
+)
+_PY_LITERALS = {"True": "true", "False": "false", "None": "null"}
+_JSON_WORDS = {"true", "false", "null", "NaN", "Infinity"}
+_ESCAPE_QUOTE = re.compile(r'(\\.)|"', re.DOTALL)
+_SPLIT = re.compile(
+    r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|//[^\n]*|/\*.*?\*/|[\[\]{},:]', re.DOTALL
+)
+# json_repair is the fallback for what the dialect pass cannot fix, on pieces of at most
+# _REPAIR_PIECE characters and _REPAIR_BUDGET characters per answer (about 2 µs per character).
+_REPAIR_PIECE = 16_384
+_REPAIR_BUDGET = 131_072
+_REPAIR_CALL = 64  # each call costs at least this much of the budget (per-call overhead)
 
-    try:
-        value = json_repair.loads(span, skip_json_loads=True)
-    except Exception as err:  # json_repair is defensive but untrusted input can still surprise it
-        raise ParseError(
-            f"could not repair JSON: {err}", raw_text=span, reason="invalid-json"
-        ) from err
-    if value == "" and span.strip() not in ('""', "''"):
-        raise ParseError("could not repair JSON", raw_text=span, reason="invalid-json")
-    return value, True
+
+class _BudgetSpent(ParseError):
+    pass
+
+
+def _dialect(span: str) -> tuple[str, set[str]]:
+    """``span`` with Python quotes and literals, comments, trailing commas and unquoted keys
+    rewritten to strict JSON, and the kinds of repair made."""
+    kinds: set[str] = set()
+
+    def rewrite(match: re.Match[str]) -> str:
+        group = match.lastgroup
+        if group == "dq":
+            return match.group()
+        if group == "sq":
+            kinds.add("python-quotes")
+            body = match.group()[1:-1].replace("\\'", "'")
+            return '"' + _ESCAPE_QUOTE.sub(lambda m: m.group(1) or '\\"', body) + '"'
+        if group == "comment":
+            kinds.add("comments")
+            return " "
+        if group == "comma":
+            kinds.add("trailing-commas")
+            return ""
+        word, colon = match.group("word"), match.group("colon")
+        if colon:
+            kinds.add("unquoted-keys")
+            return f'"{word}"{colon}'
+        if word in _PY_LITERALS:
+            kinds.add("python-literals")
+            return _PY_LITERALS[word]
+        return word
+
+    return _DIALECT.sub(rewrite, span), kinds
+
+
+class _Repair:
+    """Loads one JSON-ish span, repairing it piece by piece; what it fixed is in ``kinds``."""
+
+    def __init__(self) -> None:
+        self.kinds: set[str] = set()
+        self.budget = _REPAIR_BUDGET
+        self.unreadable: list[SkippedItem] = []
+
+    def load(self, span: str) -> Any:
+        try:
+            return json.loads(span)
+        except (ValueError, RecursionError):
+            pass
+        return self._piece(span, depth=0)
+
+    def _strict(self, piece: str) -> tuple[bool, Any]:
+        rewritten, kinds = _dialect(piece)
+        try:
+            value = json.loads(rewritten)
+        except (ValueError, RecursionError):
+            return False, None
+        self.kinds |= kinds
+        return True, value
+
+    def _piece(self, piece: str, depth: int) -> Any:
+        """One value: the dialect pass; else its elements one by one (a list, or the members
+        of an object, two levels deep); else json_repair within budget; else ParseError."""
+        ok, value = self._strict(piece)
+        if ok:
+            return value
+        text = piece.strip()
+        if depth < 2 and text[:1] in ("[", "{") and len(text) > 2:
+            parts = _split_top(text)
+            if parts is not None:
+                return self._list(parts, depth) if text[0] == "[" else self._object(parts, depth)
+        return self._json_repair(text)
+
+    def _list(self, parts: list[str], depth: int) -> list[Any]:
+        values: list[Any] = []
+        for part in parts:
+            try:
+                values.append(self._piece(part, depth + 1))
+            except _BudgetSpent as err:
+                if depth > 0:
+                    raise
+                rest = len(parts) - len(values)
+                reason = f"{err.args[0]}; this item and the {rest - 1:,} after it were not read"
+                self.unreadable.append(
+                    SkippedItem(index=len(values), reason=reason, excerpt=_excerpt(part))
+                )
+                values.append(None)
+                break
+            except ParseError as err:
+                if depth > 0:
+                    raise
+                self.unreadable.append(
+                    SkippedItem(index=len(values), reason=err.args[0], excerpt=_excerpt(part))
+                )
+                values.append(None)
+        return values
+
+    def _object(self, parts: list[str], depth: int) -> dict[str, Any]:
+        if depth > 0:  # an item: small, json_repair reads it whole
+            return self._json_repair("{" + ",".join(parts) + "}")
+        members: dict[str, Any] = {}
+        for part in parts:
+            key, colon, rest = _split_member(part)
+            if not colon:
+                continue
+            ok, name = self._strict(key)
+            if not ok or not isinstance(name, str):
+                name = key.strip().strip("'\"")
+                self.kinds.add("unquoted-keys")
+            members[name] = self._piece(rest, depth)  # a wrapper's list stays at this depth
+        if not members:
+            raise ParseError("could not repair JSON", raw_text="", reason="invalid-json")
+        return members
+
+    def _json_repair(self, text: str) -> Any:
+        cost = max(len(text), _REPAIR_CALL)
+        if cost > self.budget:
+            raise _BudgetSpent(
+                f"malformed JSON beyond what one answer may have repaired ({_REPAIR_BUDGET:,} "
+                "characters)",
+                reason="invalid-json",
+            )
+        if len(text) > _REPAIR_PIECE:
+            raise ParseError(
+                f"could not read {len(text):,} characters of malformed JSON (the repairer takes "
+                f"pieces of at most {_REPAIR_PIECE:,})",
+                reason="invalid-json",
+            )
+        self.budget -= cost
+        import json_repair
+
+        try:
+            value = json_repair.loads(text, skip_json_loads=True)
+        except Exception as err:  # json_repair is defensive but untrusted input can surprise it
+            raise ParseError(f"could not repair JSON: {err}", reason="invalid-json") from err
+        if value == "" and text not in ('""', "''"):
+            raise ParseError("could not repair JSON", reason="invalid-json")
+        self.kinds.add("other")
+        return value
+
+
+def _split_top(text: str) -> list[str] | None:
+    """The elements (or members) of the container ``text`` at its top level, split at commas
+    outside strings and nested brackets; None when its brackets do not balance."""
+    parts: list[str] = []
+    depth = 0
+    start = 1
+    for match in _SPLIT.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+        elif token in ("]", "}"):
+            depth -= 1
+            if depth == 0:
+                parts.append(text[start : match.start()])
+                break
+        elif token == "," and depth == 1:
+            parts.append(text[start : match.start()])
+            start = match.end()
+    else:
+        return None
+    return [p for p in parts if p.strip()]
+
+
+def _split_member(part: str) -> tuple[str, str, str]:
+    """``key: value`` split at the first colon outside strings."""
+    for match in _SPLIT.finditer(part):
+        token = match.group()
+        if token == ":":
+            return part[: match.start()], ":", part[match.end() :]
+        if token in ("[", "{"):
+            break
+    return part, "", ""
+
+
+def _loads(span: str) -> tuple[Any, bool]:
+    """Load a JSON-ish span: strict JSON first, then the model dialects, then json_repair."""
+    repair = _Repair()
+    value = repair.load(span)
+    return value, bool(repair.kinds)
 
 
 def _candidates(text: str) -> list[int]:
@@ -222,7 +437,14 @@ def extract_json(text: str, *, accept: Any = None) -> JsonValue:
     if isinstance(fast, (list, dict)) and (accept is None or accept(fast)):
         return JsonValue(value=fast, source=cleaned)
     errors: list[str] = []
+    tried: list[tuple[int, int]] = []  # spans already read: candidates inside them are skipped
+    work = 0  # characters scanned and read; bounded so that nested junk stays linear
     for start in _candidates(cleaned):
+        if any(lo < start < hi for lo, hi in tried):
+            continue
+        if work > 2 * len(cleaned) + 65_536:
+            errors.append("work-limit")
+            break
         try:
             end, closed, cut, open_stack = _scan(cleaned, start)
         except _TooDeep:
@@ -231,6 +453,7 @@ def extract_json(text: str, *, accept: Any = None) -> JsonValue:
                 raw_text=text,
                 reason="too-deep",
             ) from None
+        work += end - start
         truncated = False
         if closed:
             span = cleaned[start:end]
@@ -240,20 +463,42 @@ def extract_json(text: str, *, accept: Any = None) -> JsonValue:
         else:
             span = cleaned[start:end]
             truncated = bool(open_stack)
+        repair = _Repair()
         try:
-            value, repaired = _loads(span)
+            value = repair.load(span)
         except ParseError as err:
             errors.append(err.reason)
             continue
-        if not isinstance(value, (list, dict)):
+        tried.append((start, end))
+        value = _acceptable(value, accept)
+        if value is None:
             continue
-        if accept is not None and not accept(value):
-            continue
-        return JsonValue(value=value, truncated=truncated, repaired=repaired, source=span)
+        return JsonValue(
+            value=value,
+            truncated=truncated,
+            repaired=bool(repair.kinds or repair.unreadable),
+            source=span,
+            syntax=tuple(sorted(repair.kinds)),
+            unreadable=tuple(repair.unreadable),
+        )
     reason = "no JSON value found" if not errors else "no usable JSON value found"
     raise ParseError(
         f"{reason} in the model's answer: {_excerpt(text)!r}", raw_text=text, reason="no-json"
     )
+
+
+def _acceptable(value: Any, accept: Any, limit: int = 10_000) -> Any:
+    """The first list or object in ``value`` (itself, then breadth-first inside it) that
+    ``accept`` approves, or None; looks at no more than ``limit`` values."""
+    queue = [value]
+    for candidate in queue:
+        if isinstance(candidate, (list, dict)):
+            if accept is None or accept(candidate):
+                return candidate
+            if len(queue) < limit:
+                children = candidate.values() if isinstance(candidate, dict) else candidate
+                queue.extend(c for c in children if isinstance(c, (list, dict)))
+    return None
 
 
 def _excerpt(value: Any) -> str:
@@ -485,7 +730,7 @@ def parse_detections(
     return _build_detections(
         text,
         items,
-        found.truncated,
+        found,
         conv,
         tf,
         masks,
@@ -499,7 +744,7 @@ def parse_detections(
 def _build_detections(
     text: str,
     items: list[Any],
-    truncated: bool,
+    found: JsonValue,
     conv: Convention,
     tf: Transform,
     want_masks: bool,
@@ -508,12 +753,16 @@ def _build_detections(
     provenance: Provenance | None,
     mask_limits: MaskLimits | None = None,
 ) -> Detections:
-    skipped: list[SkippedItem] = []
+    truncated = found.truncated
+    skipped: list[SkippedItem] = list(found.unreadable)
+    unreadable = {s.index for s in found.unreadable}
     rows: list[list[float]] = []
     extras: list[tuple[int, Mapping[str, Any], str, float | None, dict[str, Any]]] = []
     for index, item in enumerate(items):
         if not isinstance(item, Mapping):
-            skipped.append(SkippedItem(index=index, reason="not an object", excerpt=_excerpt(item)))
+            if index not in unreadable:
+                reason = "not an object"
+                skipped.append(SkippedItem(index=index, reason=reason, excerpt=_excerpt(item)))
             continue
         try:
             box_key, box_value = _first(item, _BOX_KEYS)
@@ -556,12 +805,9 @@ def _build_detections(
     detections: list[Detection] = []
     masks_resized = masks_invalid = masks_dropped = 0
     budget = _MaskBudget(mask_limits or MaskLimits())
-    for row_index, (index, item, label, score, attributes) in enumerate(extras):
+    for row_index, (_, item, label, score, attributes) in enumerate(extras):
         if not keep[row_index]:
-            skipped.append(
-                SkippedItem(index=index, reason="box has no area", excerpt=_excerpt(item))
-            )
-            continue
+            continue  # counted in ``degenerate``, once
         box = Box.from_xyxy(clipped[row_index])
         mask = None
         if want_masks:
@@ -589,8 +835,9 @@ def _build_detections(
         masks_resized=masks_resized,
         masks_invalid=masks_invalid,
         masks_dropped=masks_dropped,
-        skipped=skipped,
+        skipped=sorted(skipped, key=lambda item: item.index),
         truncated=truncated,
+        syntax=found.syntax,
     )
     return Detections(
         items=detections,
@@ -727,9 +974,13 @@ def parse_points(
     skipped: list[SkippedItem] = []
     rows: list[list[float]] = []
     labels: list[str] = []
+    unreadable = {s.index for s in found.unreadable}
+    skipped.extend(found.unreadable)
     for index, item in enumerate(items):
         if not isinstance(item, Mapping):
-            skipped.append(SkippedItem(index=index, reason="not an object", excerpt=_excerpt(item)))
+            if index not in unreadable:
+                reason = "not an object"
+                skipped.append(SkippedItem(index=index, reason=reason, excerpt=_excerpt(item)))
             continue
         try:
             key, value = _first(item, _POINT_KEYS)
@@ -755,7 +1006,12 @@ def parse_points(
     return Points(
         items=points,
         image_size=tf.original_size,
-        report=ParseReport(clamped=clamped, skipped=skipped, truncated=found.truncated),
+        report=ParseReport(
+            clamped=clamped,
+            skipped=sorted(skipped, key=lambda item: item.index),
+            truncated=found.truncated,
+            syntax=found.syntax,
+        ),
         provenance=_provenance_for(provenance, text, conv, tf),
     )
 
@@ -833,7 +1089,7 @@ def _ocr_blocks(
         else _resolve_transform(image_size, transform)
     )
     blocks: list[OcrBlock] = []
-    skipped: list[SkippedItem] = []
+    skipped: list[SkippedItem] = list(found.unreadable)
     for index, item in enumerate(items):
         if not isinstance(item, Mapping):
             if isinstance(item, str):
@@ -860,7 +1116,11 @@ def _ocr_blocks(
         text=full,
         blocks=blocks,
         provenance=provenance,
-        report=ParseReport(skipped=skipped, truncated=found.truncated),
+        report=ParseReport(
+            skipped=sorted(skipped, key=lambda item: item.index),
+            truncated=found.truncated,
+            syntax=found.syntax,
+        ),
         image_size=tf.original_size if tf else None,
     )
 
@@ -956,6 +1216,7 @@ def parse_video(
     events: list[TimedEvent] = []
     skipped: list[SkippedItem] = []
     truncated = False
+    syntax: tuple[str, ...] = ()
     stripped = _strip_fence(cleaned)
     if stripped[:1] in ("[", "{"):
         try:
@@ -964,6 +1225,8 @@ def parse_video(
             found = None
         if found is not None:
             truncated = found.truncated
+            syntax = found.syntax
+            skipped.extend(found.unreadable)
             for index, item in enumerate(_items_of(found.value) or []):
                 if not isinstance(item, Mapping):
                     continue
@@ -984,9 +1247,13 @@ def parse_video(
         text=stripped,
         events=events,
         provenance=provenance,
-        report=ParseReport(skipped=skipped, truncated=truncated),
+        report=ParseReport(skipped=skipped, truncated=truncated, syntax=syntax),
         duration_s=duration_s,
     )
+
+
+_EVENT_LEAD = " \t\r\f\v\u00a0-*•#>[]():|"
+_EVENT_TRAIL = " \t\r\f\v\u00a0[]():|,-"
 
 
 def _events_from_lines(text: str, skipped: list[SkippedItem]) -> list[TimedEvent]:
@@ -1009,7 +1276,8 @@ def _events_from_lines(text: str, skipped: list[SkippedItem]) -> list[TimedEvent
             continue
         if end is not None and end < start:
             start, end = end, start
-        description = re.sub(r"^[\s\-*•#>\[\]():|]+|[\s\[\]():|,-]+$", "", rest)
+        # str.strip, not a regex: ``[...]+$`` rescans every run of these characters (quadratic).
+        description = rest.lstrip(_EVENT_LEAD).rstrip(_EVENT_TRAIL)
         description = re.sub(r"\*\*|__", "", description).strip()
         events.append(TimedEvent(start=start, end=None if end == start else end, text=description))
     return events

@@ -87,6 +87,9 @@ def test_single_quoted_python_list_and_trailing_commas():
     dets = detect(text)
     assert dets.labels == ("cat", "dog's toy")
     np.testing.assert_allclose(dets.xyxy, [CAT_XYXY, DOG_XYXY])
+    assert dets.report.syntax == ("python-quotes", "trailing-commas")
+    assert not dets.report.clean
+    assert "syntax=python-quotes+trailing-commas" in dets.report.summary()
 
 
 def test_numbers_as_strings():
@@ -176,7 +179,8 @@ def test_degenerate_boxes_are_dropped_and_counted():
     dets = detect(f'[{CAT}, {{"box_2d": [100, 100, 100, 400], "label": "flat"}}]')
     assert dets.labels == ("cat",)
     assert dets.report.degenerate == 1
-    assert any(s.reason == "box has no area" for s in dets.report.skipped)
+    assert dets.report.skipped == ()  # counted once, as degenerate
+    assert dets.report.summary() == "degenerate=1"
 
 
 def test_extra_keys_become_attributes_and_scores_are_read():
@@ -444,3 +448,46 @@ def test_ocr_block_with_a_huge_box_keeps_its_text():
     result = parse_ocr(f'[{{"text": "STOP", "box_2d": [{HUGE}, 1, 2, 3]}}]', image_size=SIZE)
     assert result.text == "STOP" and result.blocks[0].box is None
     assert len(result.report.skipped) == 1
+
+
+# -- every syntax repair is reported ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "kinds"),
+    [
+        (f"[{CAT}, // the cat\n {DOG}]", ("comments",)),
+        (f"[{CAT}, /* a dog */ {DOG}]", ("comments",)),
+        (f"[{CAT}, {DOG},]", ("trailing-commas",)),
+        ("[{'box_2d': [100, 200, 500, 600], 'label': 'cat'}]", ("python-quotes",)),
+        ('[{box_2d: [100, 200, 500, 600], label: "cat"}]', ("unquoted-keys",)),
+        ('[{"box_2d": [100, 200, 500, 600], "label": "cat", "ok": True}]', ("python-literals",)),
+        (f'[{CAT}, {{"box_2d": [200, 300, 600, 700] "label": "dog"}}]', ("other",)),
+    ],
+)
+def test_syntax_repairs_are_reported(text, kinds):
+    dets = detect(text)
+    assert dets.labels[0] == "cat"
+    assert dets.report.syntax == kinds and not dets.report.clean
+
+
+def test_strict_json_reports_no_syntax_repair():
+    assert detect(f"```json\n[{CAT}, {DOG}]\n```").report.syntax == ()
+    assert detect(f"Sure: [{CAT}] and // no comment").report.clean
+
+
+def test_strings_that_look_like_repairs_are_left_alone():
+    text = '[{"box_2d": [100, 200, 500, 600], "label": "a // b, \'c\' True: ,]"}, ]'
+    dets = detect(text)
+    assert dets.labels == ("a // b, 'c' True: ,]",)
+    assert dets.report.syntax == ("trailing-commas",)
+
+
+def test_an_unreadable_item_is_skipped_at_its_index_and_the_rest_kept():
+    junk = '{"box_2d": [1, 2, 3, 4], "label": ' + '"x' * 10_000 + "}"
+    dets = detect(f"[{{box_2d: [100, 200, 500, 600], label: 'cat'}}, {junk}, {DOG}]")
+    assert dets.labels == ("cat", "dog")
+    assert [s.index for s in dets.report.skipped] == [1]
+
+
+def test_a_nested_answer_inside_a_rejected_value_is_found():
+    dets = detect(f'{{"note": "ok", "answer": {{"boxes": [{CAT}]}}}}')
+    assert dets.labels == ("cat",)

@@ -216,3 +216,24 @@ def test_bad_mask_limits_are_config_errors():
         vlmkit.masks.MaskLimits(pixels=-1)
     with pytest.raises(vlmkit.ConfigError):
         vlmkit.parse("[]", task="segment", image_size=(W, H), mask_limits={"pixels": 1})
+
+
+def test_a_task_call_on_a_hostile_answer_keeps_the_good_items():
+    from vlmkit.testing import scripted_plugin
+
+    huge = "1" + "0" * 400
+    answer = (
+        json.dumps(
+            [
+                {"box_2d": [0, 0, 1000, 1000], "mask": tiny_png(), "label": "whole"},
+                {"box_2d": [100, 100, 500, 500], "mask": zigzag(30_000), "label": "zigzag"},
+            ]
+        )[:-1]
+        + f', {{"box_2d": [{huge}, 1, 2, 3], "label": "huge"}}]'
+    )
+    image = Image.new("RGB", (W, H))
+    with vlmkit.Session("scripted", plugins=[scripted_plugin(answer)], entrypoints=False) as s:
+        dets = s.segment(image, ["thing"])
+    assert dets.labels == ("whole", "zigzag")
+    assert dets[0].mask is not None and dets[1].mask is None  # its crossings: over the limit
+    assert dets.report.masks_dropped == 1 and [i.index for i in dets.report.skipped] == [2]

@@ -164,6 +164,8 @@ def worker(name: str, method: str) -> dict:
 
             value = json_repair.loads(text, skip_json_loads=True)
             outcome = f"{type(value).__name__} of {len(value)}"
+    except vlmkit.ParseError as err:
+        outcome = f"ParseError ({err.reason})"
     except Exception as err:  # the point of a baseline: report how it fails
         outcome = f"{type(err).__name__}: {str(err)[:60]}"
     cpu, wall = time.process_time() - start_cpu, time.perf_counter() - start_wall

@@ -385,13 +385,6 @@ def _split_member(part: str) -> tuple[str, str, str]:
     return part, "", ""
 
 
-def _loads(span: str) -> tuple[Any, bool]:
-    """Load a JSON-ish span: strict JSON first, then the model dialects, then json_repair."""
-    repair = _Repair()
-    value = repair.load(span)
-    return value, bool(repair.kinds)
-
-
 def _candidates(text: str) -> list[int]:
     """Start offsets of plausible JSON values: inside fences first, then in the open text."""
     starts: list[int] = []

@@ -199,7 +199,6 @@ _DIALECT = re.compile(
     re.DOTALL,
 )
 _PY_LITERALS = {"True": "true", "False": "false", "None": "null"}
-_JSON_WORDS = {"true", "false", "null", "NaN", "Infinity"}
 _ESCAPE_QUOTE = re.compile(r'(\\.)|"', re.DOTALL)
 _SPLIT = re.compile(
     r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|//[^\n]*|/\*.*?\*/|[\[\]{},:]', re.DOTALL

@@ -15,7 +15,9 @@ COCO / YOLO encodings the sinks write.
 
 Model output is untrusted: anything that cannot be decoded raises :class:`~vlmkit.errors.ParseError`
 with a short ``reason`` — never a silent empty mask — and a PNG claiming huge dimensions is
-refused before its pixels are decoded.
+refused before its pixels are decoded. What one answer's masks may cost in all is bounded by
+:class:`MaskLimits`: every function that allocates takes ``max_pixels`` and refuses (``reason``
+:data:`LIMIT_REASON`) before allocating more.
 
 Pixel convention: pixel ``(i, j)`` covers ``[j, j+1) × [i, i+1)`` in image coordinates; a float
 box ``(x0, y0, x1, y1)`` is a continuous rectangle in the same space.

@@ -237,3 +237,30 @@ def test_a_task_call_on_a_hostile_answer_keeps_the_good_items():
     assert dets.labels == ("whole", "zigzag")
     assert dets[0].mask is not None and dets[1].mask is None  # its crossings: over the limit
     assert dets.report.masks_dropped == 1 and [i.index for i in dets.report.skipped] == [2]
+
+
+@pytest.mark.parametrize("failure", ["cv2", "memory"])
+def test_opencv_and_memory_errors_in_mask_work_drop_only_the_mask(monkeypatch, failure):
+    # As OpenCV answered a 300 KB answer of full-image masks before the limits existed.
+    cv2 = pytest.importorskip("cv2")
+    from vlmkit import masks as mask_ops
+
+    def fail(*_args, **_kwargs):
+        if failure == "cv2":
+            raise cv2.error("OpenCV(5.1.0) error: (-4:Insufficient memory) Failed to allocate")
+        raise MemoryError
+
+    monkeypatch.setattr(mask_ops, "_resample_opencv", fail)
+    small = ellipse_png(64)  # enlarged on both axes: OpenCV's path
+    answer = json.dumps(
+        [
+            {"box_2d": [100, 250, 500, 750], "mask": small, "label": "wooden bowl"},
+            {"box_2d": [600, 100, 900, 300], "mask": small, "label": "glass jar"},
+        ]
+    )
+    dets = vlmkit.parse(answer, task="segment", image_size=(W, H))
+    assert dets.labels == ("wooden bowl", "glass jar")
+    assert [d.mask for d in dets] == [None, None] and dets.report.masks_invalid == 2
+    assert (
+        dets[0].attributes["mask_error"] == {"cv2": "mask-opencv", "memory": "mask-memory"}[failure]
+    )

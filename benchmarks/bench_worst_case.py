@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench_worst_case:begin -->", "<!-- bench_worst_case:end -->"
 UNQUOTED_ITEM = "{box_2d: [100, 200, 500, 600], label: 'cat', confidence: 0.9}"
+BARE_ITEM = "{box_2d: [100, 200, 500, 600], label: red car}"
 # A baseline is run only when its memory stays under this (dense masks: N × 12 MB).
 BASELINE_MEMORY_CAP = 2 << 30
 
@@ -81,6 +82,11 @@ def unquoted(size: int) -> str:
     return "[" + ", ".join([UNQUOTED_ITEM] * (size // (len(UNQUOTED_ITEM) + 2))) + "]"
 
 
+def bare(size: int) -> str:
+    """Unquoted keys and unquoted values: the shape json_repair is quadratic on."""
+    return "[" + ", ".join([BARE_ITEM] * (size // (len(BARE_ITEM) + 2))) + "]"
+
+
 def nested_junk(size: int) -> str:
     return "[" * 64 + "a, " * ((size - 128) // 3) + "]" * 64
 
@@ -107,6 +113,10 @@ CASES: dict[str, tuple[str, str, int, str]] = {
     "unquoted keys, 200 KB": ("detect", "unquoted", 200_000, "json_repair"),
     "unquoted keys, 1 MB": ("detect", "unquoted", 1 << 20, "json_repair"),
     "unquoted keys, 10 MB": ("detect", "unquoted", 10 << 20, "json_repair"),
+    "bare keys and values, 25 KB": ("detect", "bare", 25_000, "json_repair"),
+    "bare keys and values, 50 KB": ("detect", "bare", 50_000, "json_repair"),
+    "bare keys and values, 200 KB": ("detect", "bare", 200_000, "json_repair"),
+    "bare keys and values, 1 MB": ("detect", "bare", 1 << 20, "json_repair"),
     "64-deep nested junk, 200 KB": ("detect", "nested_junk", 200_000, "json_repair"),
     "closed junk list, 1 MB": ("detect", "closed_junk", 1 << 20, "json_repair"),
 }
@@ -115,6 +125,7 @@ BUILDERS = {
     "png_masks_of_size": png_masks_of_size,
     "zigzag": zigzag,
     "unquoted": unquoted,
+    "bare": bare,
     "nested_junk": nested_junk,
     "closed_junk": closed_junk,
 }

@@ -195,10 +195,13 @@ _DIALECT = re.compile(
     r"|(?P<sq>'(?:[^'\\\n]|\\.)*')"
     r"|(?P<comment>//[^\n]*|/\*.*?\*/)"
     r"|(?P<comma>,(?=\s*[\]}]))"
-    r"|(?P<word>[A-Za-z_][A-Za-z0-9_]*)(?P<colon>\s*:)?",
+    r"|:(?P<space>[ \t]*)(?P<bare>[A-Za-z_][^,{}\[\]\"\n]*?)(?=[ \t]*[,}\]\n])"
+    r"|(?P<key>[A-Za-z_][A-Za-z0-9_]*)(?=\s*:)"
+    r"|(?P<word>[A-Za-z_][A-Za-z0-9_]*)",
     re.DOTALL,
 )
 _PY_LITERALS = {"True": "true", "False": "false", "None": "null"}
+_JSON_WORDS = frozenset({"true", "false", "null", "NaN", "Infinity"})
 _ESCAPE_QUOTE = re.compile(r'(\\.)|"', re.DOTALL)
 _SPLIT = re.compile(
     r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|//[^\n]*|/\*.*?\*/|[\[\]{},:]', re.DOTALL
@@ -215,8 +218,8 @@ class _BudgetSpent(ParseError):
 
 
 def _dialect(span: str) -> tuple[str, set[str]]:
-    """``span`` with Python quotes and literals, comments, trailing commas and unquoted keys
-    rewritten to strict JSON, and the kinds of repair made."""
+    """``span`` with Python quotes and literals, comments, trailing commas, unquoted keys and
+    unquoted (bare-word) values rewritten to strict JSON, and the kinds of repair made."""
     kinds: set[str] = set()
 
     def rewrite(match: re.Match[str]) -> str:
@@ -233,10 +236,19 @@ def _dialect(span: str) -> tuple[str, set[str]]:
         if group == "comma":
             kinds.add("trailing-commas")
             return ""
-        word, colon = match.group("word"), match.group("colon")
-        if colon:
+        if group == "bare":  # a value after a colon, unquoted: `label: red car`
+            bare = match.group("bare")
+            if bare in _JSON_WORDS:
+                return match.group()
+            if bare in _PY_LITERALS:
+                kinds.add("python-literals")
+                return ":" + match.group("space") + _PY_LITERALS[bare]
+            kinds.add("unquoted-values")
+            return ":" + match.group("space") + json.dumps(bare.rstrip(), ensure_ascii=False)
+        if group == "key":
             kinds.add("unquoted-keys")
-            return f'"{word}"{colon}'
+            return f'"{match.group()}"'
+        word = match.group()
         if word in _PY_LITERALS:
             kinds.add("python-literals")
             return _PY_LITERALS[word]

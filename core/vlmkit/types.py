@@ -330,8 +330,8 @@ class ParseReport:
     skipped: tuple[SkippedItem, ...] = attrs.field(default=(), converter=_as_tuple)
     truncated: bool = False  # the answer was cut off; only complete items were kept
     # JSON syntax repaired before the answer could be read, by kind, sorted: "comments",
-    # "python-literals", "python-quotes", "trailing-commas", "unquoted-keys", "other" (what the
-    # general repairer, json_repair, fixed: missing commas, unclosed strings, ...).
+    # "python-literals", "python-quotes", "trailing-commas", "unquoted-keys", "unquoted-values",
+    # "other" (what the general repairer, json_repair, fixed: missing commas, unclosed strings).
     syntax: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple)
 
     @property

@@ -459,6 +459,7 @@ def test_ocr_block_with_a_huge_box_keeps_its_text():
         (f"[{CAT}, {DOG},]", ("trailing-commas",)),
         ("[{'box_2d': [100, 200, 500, 600], 'label': 'cat'}]", ("python-quotes",)),
         ('[{box_2d: [100, 200, 500, 600], label: "cat"}]', ("unquoted-keys",)),
+        ('[{"box_2d": [100, 200, 500, 600], "label": cat}]', ("unquoted-values",)),
         ('[{"box_2d": [100, 200, 500, 600], "label": "cat", "ok": True}]', ("python-literals",)),
         (f'[{CAT}, {{"box_2d": [200, 300, 600, 700] "label": "dog"}}]', ("other",)),
     ],
@@ -491,3 +492,12 @@ def test_an_unreadable_item_is_skipped_at_its_index_and_the_rest_kept():
 def test_a_nested_answer_inside_a_rejected_value_is_found():
     dets = detect(f'{{"note": "ok", "answer": {{"boxes": [{CAT}]}}}}')
     assert dets.labels == ("cat",)
+
+
+def test_a_long_answer_with_bare_keys_and_values_keeps_every_item():
+    # The shape that made json_repair quadratic (issue 12): read by the linear dialect pass.
+    item = "{box_2d: [100, 200, 500, 600], label: red car, score: 0.5}"
+    dets = detect("[" + ", ".join([item] * 4000) + "]")  # 240 KB
+    assert len(dets) == 4000 and set(dets.labels) == {"red car"}
+    assert dets.report.syntax == ("unquoted-keys", "unquoted-values")
+    assert dets.report.skipped == ()

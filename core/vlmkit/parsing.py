@@ -260,9 +260,9 @@ def _dialect(span: str) -> tuple[str, set[str]]:
 class _Repair:
     """Loads one JSON-ish span, repairing it piece by piece; what it fixed is in ``kinds``."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: int = _REPAIR_BUDGET) -> None:
         self.kinds: set[str] = set()
-        self.budget = _REPAIR_BUDGET
+        self.budget = budget  # characters json_repair may still read (shared by one answer)
         self.unreadable: list[SkippedItem] = []
 
     def load(self, span: str) -> Any:
@@ -443,6 +443,7 @@ def extract_json(text: str, *, accept: Any = None) -> JsonValue:
     errors: list[str] = []
     tried: list[tuple[int, int]] = []  # spans already read: candidates inside them are skipped
     work = 0  # characters scanned and read; bounded so that nested junk stays linear
+    budget = _REPAIR_BUDGET  # what json_repair may read, for all candidates together
     for start in _candidates(cleaned):
         if any(lo < start < hi for lo, hi in tried):
             continue
@@ -467,12 +468,14 @@ def extract_json(text: str, *, accept: Any = None) -> JsonValue:
         else:
             span = cleaned[start:end]
             truncated = bool(open_stack)
-        repair = _Repair()
+        repair = _Repair(budget)
         try:
             value = repair.load(span)
         except ParseError as err:
             errors.append(err.reason)
             continue
+        finally:
+            budget = repair.budget
         tried.append((start, end))
         value = _acceptable(value, accept)
         if value is None:

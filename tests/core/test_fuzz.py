@@ -244,3 +244,20 @@ def test_expensive_answers_end_in_a_result_or_a_parse_error(name, task):
         assert err.raw_text in (text, None) or task in ("video", "ocr")
         return
     assert result is not None
+
+
+def test_the_repair_budget_is_shared_by_every_candidate_of_an_answer(monkeypatch):
+    # 64 separate junk lists: json_repair reads at most the per-answer budget in all.
+    import json_repair
+
+    from vlmkit import parsing
+
+    read: list[int] = []
+    real = json_repair.loads
+    monkeypatch.setattr(
+        json_repair, "loads", lambda text, **kw: read.append(len(text)) or real(text, **kw)
+    )
+    text = ("[" + "a b c " * 2000 + "] ") * 64
+    with pytest.raises(ParseError):
+        vlmkit.parse(text, task="detect", image_size=(10, 10))
+    assert 0 < sum(read) <= parsing._REPAIR_BUDGET

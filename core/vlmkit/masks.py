@@ -15,7 +15,9 @@ COCO / YOLO encodings the sinks write.
 
 Model output is untrusted: anything that cannot be decoded raises :class:`~vlmkit.errors.ParseError`
 with a short ``reason`` — never a silent empty mask — and a PNG claiming huge dimensions is
-refused before its pixels are decoded.
+refused before its pixels are decoded. What one answer's masks may cost in all is bounded by
+:class:`MaskLimits`: every function that allocates takes ``max_pixels`` and refuses (``reason``
+:data:`LIMIT_REASON`) before allocating more.
 
 Pixel convention: pixel ``(i, j)`` covers ``[j, j+1) × [i, i+1)`` in image coordinates; a float
 box ``(x0, y0, x1, y1)`` is a continuous rectangle in the same space.
@@ -33,6 +35,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple
 
+import attrs
 import numpy as np
 from PIL import Image
 
@@ -41,6 +44,7 @@ from vlmkit.types import Mask
 
 __all__ = [
     "MAX_MASK_SIDE",
+    "MaskLimits",
     "PlacedMask",
     "decode_mask_image",
     "mask_to_polygons",
@@ -52,6 +56,51 @@ __all__ = [
 
 MAX_MASK_SIDE = 4096
 """Largest width or height accepted for a mask image (model output is untrusted)."""
+
+LIMIT_REASON = "mask-limit"
+"""The ``reason`` of the :class:`~vlmkit.errors.ParseError` raised when a mask would cost more
+than the ``max_pixels`` it was given (parsers drop such masks and count them)."""
+
+# An edge crossing a pixel row costs as much as this many mask pixels. Measured with
+# benchmarks/bench_worst_case.py: 60 M crossings took 5.6 s of CPU (about 90 ns each), placing
+# 132 M mask pixels about 0.5 s (about 4 ns each).
+CROSSING_COST = 16
+_CROSSING_CHUNK = 1 << 20  # rasterize at most this many crossings at once (bounded memory)
+
+
+def _positive_int(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"MaskLimits.{attribute.name} must be an integer >= 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class MaskLimits:
+    """What the masks of one model answer may cost, whatever the answer says.
+
+    A model answer is untrusted: a 15 KB answer of 100 full-image boxes with 1×1 PNG masks
+    would otherwise materialize 1.2 GB of masks on a 12 MP photo, and one zigzag polygon
+    millions of scanline crossings. Masks are built in answer order until a limit would be
+    exceeded; the masks beyond it are dropped (their detections kept) and counted in
+    :attr:`vlmkit.ParseReport.masks_dropped`.
+
+    ``pixels``: pixels one answer's masks may materialize — decoded PNG pixels, placed crop
+    pixels, and :data:`CROSSING_COST` per polygon edge/row crossing. The default, 2**27
+    (134 M), is 134 MiB of boolean crops at most: 14 times the 20 masks of the mask
+    benchmark, or 11 full-frame masks of a 12 MP photo. ``vertices``: polygon vertices one
+    answer may rasterize (default 100,000).
+    """
+
+    pixels: int = attrs.field(default=1 << 27, validator=_positive_int)
+    vertices: int = attrs.field(default=100_000, validator=_positive_int)
+
+
+def _over_limit(what: str, cost: int, limit: int) -> ParseError:
+    return ParseError(
+        f"mask dropped: {what} would cost {cost:,} pixels, over the {limit:,} left "
+        "(raise vlmkit.masks.MaskLimits.pixels to keep more masks)",
+        reason=LIMIT_REASON,
+    )
+
 
 # Formats a mask may come in. PNG is what Gemini sends; the others are cheap, well-fuzzed decoders.
 _MASK_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
@@ -133,7 +182,9 @@ def _to_uint8(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.uint8)
 
 
-def decode_mask_image(data: str | bytes, *, max_side: int = MAX_MASK_SIDE) -> np.ndarray:
+def decode_mask_image(
+    data: str | bytes, *, max_side: int = MAX_MASK_SIDE, max_pixels: int | None = None
+) -> np.ndarray:
     """Decode a mask image into a ``(h, w)`` uint8 probability map (0–255).
 
     ``data`` is what the model put in the item's ``"mask"`` key: base64 text with or without a
@@ -142,7 +193,9 @@ def decode_mask_image(data: str | bytes, *, max_side: int = MAX_MASK_SIDE) -> np
     16-bit masks are scaled to 8 bits.
 
     Raises :class:`~vlmkit.errors.ParseError` (with a short ``reason``) when the data is empty,
-    not base64, not an image, has no pixels, or claims a side longer than ``max_side``.
+    not base64, not an image, has no pixels, or claims a side longer than ``max_side``; with
+    ``reason`` :data:`LIMIT_REASON` when it has more than ``max_pixels`` pixels (checked before
+    its pixels are decoded).
     """
     raw = _image_bytes(data)
     with warnings.catch_warnings():
@@ -161,6 +214,8 @@ def decode_mask_image(data: str | bytes, *, max_side: int = MAX_MASK_SIDE) -> np
                 raise _fail(
                     f"mask image is {width}×{height}, larger than the {max_side}×{max_side} limit"
                 )
+            if max_pixels is not None and width * height > max_pixels:
+                raise _over_limit(f"a {width}×{height} mask image", width * height, max_pixels)
             try:
                 image.load()
                 prob = _to_uint8(image)
@@ -244,6 +299,7 @@ def place_probability_mask(
     threshold: int = 127,
     keep_probability: bool = False,
     image_size: Sequence[int] | None = None,
+    max_pixels: int | None = None,
 ) -> PlacedMask:
     """Resample a box-local probability crop into its box and binarize it.
 
@@ -264,7 +320,9 @@ def place_probability_mask(
     Returns a :class:`PlacedMask` ``(mask, resized)``; ``resized`` is True when the crop's size
     differed from the box's by half a pixel or more on either side.
 
-    Raises :class:`~vlmkit.errors.ConfigError` for a non-finite or inverted box.
+    Raises :class:`~vlmkit.errors.ConfigError` for a non-finite or inverted box, and
+    :class:`~vlmkit.errors.ParseError` (``reason`` :data:`LIMIT_REASON`) before allocating
+    anything when the placed crop would have more than ``max_pixels`` pixels.
     """
     if not 0 <= int(threshold) <= 255:
         raise ConfigError(f"mask threshold must be within 0–255, got {threshold}")
@@ -282,6 +340,8 @@ def place_probability_mask(
     if box_w < 1 or box_h < 1 or h == 0 or w == 0 or gx1 <= gx0 or gy1 <= gy0:
         return PlacedMask(_empty(gx0, gy0, threshold, keep_probability), resized)
     out_w, out_h = gx1 - gx0, gy1 - gy0
+    if max_pixels is not None and out_w * out_h > max_pixels:
+        raise _over_limit(f"a {out_w}×{out_h} placed mask", out_w * out_h, max_pixels)
     if image_size is None and out_w * out_h > _MAX_UNCLIPPED_REGION:
         raise ConfigError(
             f"mask region {out_w}×{out_h} px is implausibly large; pass image_size to clip it"
@@ -327,7 +387,12 @@ def _resample_opencv(
     corner coordinates, i.e. ``(j + 0.5 + dx) * sx - 0.5`` in OpenCV's pixel-center coordinates
     (positions are quantized to 1/32 source pixel). Only used when upscaling on both axes,
     where bilinear needs no antialiasing and equals PIL's filter."""
-    matrix = np.array([[sx, 0.0, (0.5 + dx) * sx - 0.5], [0.0, sy, (0.5 + dy) * sy - 0.5]])
+    # The crop is padded by one replicated pixel (shifting source coordinates by one) so that
+    # every sample of a pixel whose center lies in the box reads real pixels: OpenCV's
+    # out-of-range border path is about 50 times slower per pixel, which a tiny crop spread
+    # over a large box (a 1×1 PNG for a full-image box) would otherwise take for every pixel.
+    array = np.pad(array, 1, mode="edge")
+    matrix = np.array([[sx, 0.0, (0.5 + dx) * sx + 0.5], [0.0, sy, (0.5 + dy) * sy + 0.5]])
     # Pixels whose centers lie in the box sample at most one pixel past the crop's edge, where
     # BORDER_REFLECT repeats the edge pixel exactly as BORDER_REPLICATE does; it is used because
     # OpenCV runs it multi-threaded (BORDER_REPLICATE/CONSTANT take a single-threaded IPP path).
@@ -370,7 +435,7 @@ def _resample_pil(
 def _as_points(value: Any, what: str) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ParseError(
             f"{what} must be a list of [x, y] number pairs", reason=f"{what} is not numeric"
         ) from None
@@ -426,14 +491,22 @@ def polygon_from_normalized(
     return array * np.array([width / scale, height / scale])
 
 
-def _rasterize(points: np.ndarray, gx0: int, gy0: int, out_w: int, out_h: int) -> np.ndarray:
-    """Pixel-center sampling of one polygon (even-odd rule) on the crop ``[gx0, gx0 + out_w) ×
-    [gy0, gy0 + out_h)``: pixel ``(r, c)`` is inside when its center lies in the polygon (left
-    and top edges inclusive, right and bottom exclusive, so polygons sharing an edge tile).
+class _Edges(NamedTuple):
+    """The non-horizontal edges of one polygon and the crop rows each one crosses."""
 
-    Vectorized scanline: every (edge, row) crossing toggles the parity of all pixels to its
-    right; the cost is proportional to the crossings plus the crop's pixels.
-    """
+    xa: np.ndarray
+    ya: np.ndarray
+    xb: np.ndarray
+    yb: np.ndarray
+    first: np.ndarray  # first crop row whose center the edge crosses
+    spans: np.ndarray  # how many rows it crosses
+
+    @property
+    def crossings(self) -> int:
+        return int(self.spans.sum())
+
+
+def _edges(points: np.ndarray, gy0: int, out_h: int) -> _Edges:
     xa, ya = points[:, 0], points[:, 1]
     xb, yb = np.roll(xa, -1), np.roll(ya, -1)
     keep = ya != yb  # horizontal edges never cross a row center
@@ -442,21 +515,46 @@ def _rasterize(points: np.ndarray, gx0: int, gy0: int, out_w: int, out_h: int) -
     # Rows whose center gy0 + r + 0.5 lies in [lo, hi).
     first = np.clip(np.ceil(lo - gy0 - 0.5), 0, out_h).astype(np.int64)
     stop = np.clip(np.ceil(hi - gy0 - 0.5), 0, out_h).astype(np.int64)
-    spans = stop - first
-    total = int(spans.sum())
+    return _Edges(xa, ya, xb, yb, first, stop - first)
+
+
+def _rasterize(edges: _Edges, gx0: int, gy0: int, out_w: int, out_h: int) -> np.ndarray:
+    """Pixel-center sampling of one polygon (even-odd rule) on the crop ``[gx0, gx0 + out_w) ×
+    [gy0, gy0 + out_h)``: pixel ``(r, c)`` is inside when its center lies in the polygon (left
+    and top edges inclusive, right and bottom exclusive, so polygons sharing an edge tile).
+
+    Vectorized scanline: every (edge, row) crossing toggles the parity of all pixels to its
+    right; the cost is proportional to the crossings plus the crop's pixels, and the crossings
+    are processed in chunks so that memory stays proportional to the crop.
+    """
     toggles = np.zeros((out_h, out_w + 1), dtype=np.uint8)
-    if total:
-        edge = np.repeat(np.arange(len(spans)), spans)
-        rows = first[edge] + np.arange(total) - np.repeat(np.cumsum(spans) - spans, spans)
-        centers_y = gy0 + rows + 0.5
-        cross_x = xa[edge] + (centers_y - ya[edge]) * (xb[edge] - xa[edge]) / (yb[edge] - ya[edge])
-        # First pixel whose center is at or right of the crossing.
-        cols = np.clip(np.ceil(cross_x - gx0 - 0.5), 0, out_w).astype(np.int64)
-        np.bitwise_xor.at(toggles, (rows, cols), 1)
+    spans = edges.spans
+    ends = np.cumsum(spans)
+    begin = 0
+    while begin < len(spans):
+        # Whole edges, about _CROSSING_CHUNK crossings at a time (at least one edge).
+        stop = max(
+            int(np.searchsorted(ends, ends[begin] - spans[begin] + _CROSSING_CHUNK)), begin + 1
+        )
+        stop = min(stop, len(spans))
+        part = spans[begin:stop]
+        total = int(part.sum())
+        if total:
+            local = np.repeat(np.arange(begin, stop), part)
+            rows = edges.first[local] + np.arange(total) - np.repeat(np.cumsum(part) - part, part)
+            xa, ya = edges.xa[local], edges.ya[local]
+            xb, yb = edges.xb[local], edges.yb[local]
+            cross_x = xa + (gy0 + rows + 0.5 - ya) * (xb - xa) / (yb - ya)
+            # First pixel whose center is at or right of the crossing.
+            cols = np.clip(np.ceil(cross_x - gx0 - 0.5), 0, out_w).astype(np.int64)
+            np.bitwise_xor.at(toggles, (rows, cols), 1)
+        begin = stop
     return np.bitwise_xor.accumulate(toggles, axis=1)[:, :out_w].astype(bool)
 
 
-def polygon_mask(polygons: Any, *, image_size: Sequence[int]) -> Mask:
+def polygon_mask(
+    polygons: Any, *, image_size: Sequence[int], max_pixels: int | None = None
+) -> Mask:
     """Rasterize a polygon, or the union of several parts, into a box-local mask.
 
     ``polygons`` is one polygon ``[[x, y], ...]`` or a list of them, in original-image pixels
@@ -467,11 +565,20 @@ def polygon_mask(polygons: Any, *, image_size: Sequence[int]) -> Mask:
     Non-finite points are dropped; parts left with fewer than 3 points are ignored.
 
     Raises :class:`~vlmkit.errors.ParseError` when the input is not a list of number pairs or
-    no part has 3 finite points.
+    no part has 3 finite points; with ``reason`` :data:`LIMIT_REASON`, before rasterizing, when
+    its cost — crop pixels plus :data:`CROSSING_COST` per edge/row crossing (a zigzag
+    polygon crosses every row many times) — exceeds ``max_pixels``.
 
     Why not ``PIL.ImageDraw.polygon`` or ``cv2.fillPoly``: both snap vertices to whole pixels and
     also fill every pixel the outline touches, so a 10×20 px square comes out 11×21 (+15 %).
     """
+    return _polygon_mask(polygons, image_size, max_pixels)[0]
+
+
+def _polygon_mask(
+    polygons: Any, image_size: Sequence[int], max_pixels: int | None
+) -> tuple[Mask, int]:
+    """:func:`polygon_mask` and its cost in pixels."""
     width, height = _image_size(image_size)
     parts = []
     for part in _polygon_parts(polygons):
@@ -487,11 +594,18 @@ def polygon_mask(polygons: Any, *, image_size: Sequence[int]) -> Mask:
     gx0, gy0 = max(math.floor(lo[0]), 0), max(math.floor(lo[1]), 0)
     gx1, gy1 = min(math.ceil(hi[0]), width), min(math.ceil(hi[1]), height)
     if gx1 <= gx0 or gy1 <= gy0:
-        return Mask(data=np.zeros((0, 0), dtype=bool), x=min(gx0, width), y=min(gy0, height))
-    inside = _rasterize(parts[0], gx0, gy0, gx1 - gx0, gy1 - gy0)
-    for part in parts[1:]:
-        inside |= _rasterize(part, gx0, gy0, gx1 - gx0, gy1 - gy0)
-    return Mask(data=inside, x=gx0, y=gy0)
+        empty = Mask(data=np.zeros((0, 0), dtype=bool), x=min(gx0, width), y=min(gy0, height))
+        return empty, 0
+    out_w, out_h = gx1 - gx0, gy1 - gy0
+    edges = [_edges(part, gy0, out_h) for part in parts]
+    cost = out_w * out_h * len(parts) + CROSSING_COST * sum(e.crossings for e in edges)
+    if max_pixels is not None and cost > max_pixels:
+        what = f"a {out_w}×{out_h} polygon mask of {len(stacked):,} vertices"
+        raise _over_limit(what, cost, max_pixels)
+    inside = _rasterize(edges[0], gx0, gy0, out_w, out_h)
+    for part_edges in edges[1:]:
+        inside |= _rasterize(part_edges, gx0, gy0, out_w, out_h)
+    return Mask(data=inside, x=gx0, y=gy0), cost
 
 
 # --------------------------------------------------------------------------------------------

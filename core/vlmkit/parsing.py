@@ -29,6 +29,7 @@ import numpy as np
 
 from vlmkit.errors import ConfigError, ParseError
 from vlmkit.geometry import Convention, Transform, boxes_to_pixels, points_to_pixels
+from vlmkit.masks import LIMIT_REASON, MaskLimits
 from vlmkit.types import (
     Box,
     Description,
@@ -74,10 +75,36 @@ _CHAT_TOKENS = re.compile(
     r"<turn\|>|<\|turn>(?:model|user|system)?\n?|<end_of_turn>|<start_of_turn>(?:model|user)?\n?"
     r"|<eos>|<bos>|<\|endoftext\|>|<\|im_end\|>|<\|im_start\|>(?:assistant)?\n?|</s>|<\|end\|>"
 )
-_THINKING_BLOCKS = re.compile(
-    r"<\|channel>.*?<channel\|>|<think>.*?</think>|<thinking>.*?</thinking>|<thought>.*?</thought>",
-    re.DOTALL,
-)
+_THINKING_OPEN = re.compile(r"<\|channel>|<think>|<thinking>|<thought>")
+_THINKING_CLOSE = {
+    "<|channel>": "<channel|>",
+    "<think>": "</think>",
+    "<thinking>": "</thinking>",
+    "<thought>": "</thought>",
+}
+
+
+def _strip_thinking(text: str) -> str:
+    """Remove every closed thinking block, in one pass (a regex with ``.*?`` rescans to the end
+    of the text for every unclosed opener: quadratic on an answer full of them)."""
+    kept: list[str] = []
+    position = 0
+    unclosed: set[str] = set()  # closers not found after some point are not found later either
+    for match in _THINKING_OPEN.finditer(text):
+        opener = match.group()
+        if match.start() < position or opener in unclosed:
+            continue
+        closer = _THINKING_CLOSE[opener]
+        end = text.find(closer, match.end())
+        if end < 0:
+            unclosed.add(opener)
+            continue
+        kept.append(text[position : match.start()])
+        position = end + len(closer)
+    kept.append(text[position:])
+    return "".join(kept)
+
+
 _UNCLOSED_THINKING = re.compile(r"^\s*(?:<\|channel>|<think>|<thinking>|<thought>)")
 _THOUGHT_LINE = re.compile(r"^\s*thought\s*\n")
 
@@ -89,7 +116,7 @@ def clean_text(text: str) -> str:
     line they leave when decoded without special tokens), ``<think>...</think>``, and end-of-turn
     markers such as ``<turn|>`` and ``<end_of_turn>``.
     """
-    text = _THINKING_BLOCKS.sub("", text)
+    text = _strip_thinking(text)
     if _UNCLOSED_THINKING.match(text):
         # Thinking that never closed: the answer, if any, follows the last closing-looking
         # marker; without one the whole text is thinking and we keep it for the JSON search.
@@ -117,6 +144,10 @@ class JsonValue:
     truncated: bool = False
     repaired: bool = False  # syntax had to be repaired (quotes, commas, comments, ...)
     source: str = ""  # the text span the value was read from
+    # What was repaired, by kind (see ParseReport.syntax), and the list items that could not be
+    # read at all: each left as None in the list, at the index its SkippedItem names.
+    syntax: tuple[str, ...] = ()
+    unreadable: tuple[SkippedItem, ...] = ()
 
 
 def _scan(text: str, start: int) -> tuple[int, bool, int | None, list[str]]:
@@ -157,23 +188,212 @@ def _scan(text: str, start: int) -> tuple[int, bool, int | None, list[str]]:
     return len(text), False, None, [b for b, _ in stack]
 
 
-def _loads(span: str) -> tuple[Any, bool]:
-    """Load a JSON-ish span: strict JSON first, then a well-kept repairer for model dialects."""
-    try:
-        return json.loads(span), False
-    except (ValueError, RecursionError):
-        pass
-    import json_repair
+# Model dialects of JSON, rewritten to strict JSON in one linear pass (json_repair, which
+# handles everything, is pure Python and quadratic on long non-strict text).
+_DIALECT = re.compile(
+    r'(?P<dq>"(?:[^"\\]|\\.)*")'
+    r"|(?P<sq>'(?:[^'\\\n]|\\.)*')"
+    r"|(?P<comment>//[^\n]*|/\*.*?\*/)"
+    r"|(?P<comma>,(?=\s*[\]}]))"
+    r"|:(?P<space>[ \t]*)(?P<bare>[A-Za-z_][^,{}\[\]\"\n]*?)(?=[ \t]*[,}\]\n])"
+    r"|(?P<key>[A-Za-z_][A-Za-z0-9_]*)(?=\s*:)"
+    r"|(?P<word>[A-Za-z_][A-Za-z0-9_]*)",
+    re.DOTALL,
+)
+_PY_LITERALS = {"True": "true", "False": "false", "None": "null"}
+_JSON_WORDS = frozenset({"true", "false", "null", "NaN", "Infinity"})
+_ESCAPE_QUOTE = re.compile(r'(\\.)|"', re.DOTALL)
+_SPLIT = re.compile(
+    r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|//[^\n]*|/\*.*?\*/|[\[\]{},:]', re.DOTALL
+)
+# json_repair is the fallback for what the dialect pass cannot fix, on pieces of at most
+# _REPAIR_PIECE characters and _REPAIR_BUDGET characters per answer (about 2 µs per character).
+_REPAIR_PIECE = 16_384
+_REPAIR_BUDGET = 131_072
+_REPAIR_CALL = 64  # each call costs at least this much of the budget (per-call overhead)
 
-    try:
-        value = json_repair.loads(span, skip_json_loads=True)
-    except Exception as err:  # json_repair is defensive but untrusted input can still surprise it
-        raise ParseError(
-            f"could not repair JSON: {err}", raw_text=span, reason="invalid-json"
-        ) from err
-    if value == "" and span.strip() not in ('""', "''"):
-        raise ParseError("could not repair JSON", raw_text=span, reason="invalid-json")
-    return value, True
+
+class _BudgetSpent(ParseError):
+    pass
+
+
+def _dialect(span: str) -> tuple[str, set[str]]:
+    """``span`` with Python quotes and literals, comments, trailing commas, unquoted keys and
+    unquoted (bare-word) values rewritten to strict JSON, and the kinds of repair made."""
+    kinds: set[str] = set()
+
+    def rewrite(match: re.Match[str]) -> str:
+        group = match.lastgroup
+        if group == "dq":
+            return match.group()
+        if group == "sq":
+            kinds.add("python-quotes")
+            body = match.group()[1:-1].replace("\\'", "'")
+            return '"' + _ESCAPE_QUOTE.sub(lambda m: m.group(1) or '\\"', body) + '"'
+        if group == "comment":
+            kinds.add("comments")
+            return " "
+        if group == "comma":
+            kinds.add("trailing-commas")
+            return ""
+        if group == "bare":  # a value after a colon, unquoted: `label: red car`
+            bare = match.group("bare")
+            if bare in _JSON_WORDS:
+                return match.group()
+            if bare in _PY_LITERALS:
+                kinds.add("python-literals")
+                return ":" + match.group("space") + _PY_LITERALS[bare]
+            kinds.add("unquoted-values")
+            return ":" + match.group("space") + json.dumps(bare.rstrip(), ensure_ascii=False)
+        if group == "key":
+            kinds.add("unquoted-keys")
+            return f'"{match.group()}"'
+        word = match.group()
+        if word in _PY_LITERALS:
+            kinds.add("python-literals")
+            return _PY_LITERALS[word]
+        return word
+
+    return _DIALECT.sub(rewrite, span), kinds
+
+
+class _Repair:
+    """Loads one JSON-ish span, repairing it piece by piece; what it fixed is in ``kinds``."""
+
+    def __init__(self, budget: int = _REPAIR_BUDGET) -> None:
+        self.kinds: set[str] = set()
+        self.budget = budget  # characters json_repair may still read (shared by one answer)
+        self.unreadable: list[SkippedItem] = []
+
+    def load(self, span: str) -> Any:
+        try:
+            return json.loads(span)
+        except (ValueError, RecursionError):
+            pass
+        return self._piece(span, depth=0)
+
+    def _strict(self, piece: str) -> tuple[bool, Any]:
+        rewritten, kinds = _dialect(piece)
+        try:
+            value = json.loads(rewritten)
+        except (ValueError, RecursionError):
+            return False, None
+        self.kinds |= kinds
+        return True, value
+
+    def _piece(self, piece: str, depth: int) -> Any:
+        """One value: the dialect pass; else its elements one by one (a list, or the members
+        of an object, two levels deep); else json_repair within budget; else ParseError."""
+        ok, value = self._strict(piece)
+        if ok:
+            return value
+        text = piece.strip()
+        if depth < 2 and text[:1] in ("[", "{") and len(text) > 2:
+            parts = _split_top(text)
+            if parts is not None:
+                return self._list(parts, depth) if text[0] == "[" else self._object(parts, depth)
+        return self._json_repair(text)
+
+    def _list(self, parts: list[str], depth: int) -> list[Any]:
+        values: list[Any] = []
+        for part in parts:
+            try:
+                values.append(self._piece(part, depth + 1))
+            except _BudgetSpent as err:
+                if depth > 0:
+                    raise
+                rest = len(parts) - len(values)
+                reason = f"{err.args[0]}; this item and the {rest - 1:,} after it were not read"
+                self.unreadable.append(
+                    SkippedItem(index=len(values), reason=reason, excerpt=_excerpt(part))
+                )
+                values.append(None)
+                break
+            except ParseError as err:
+                if depth > 0:
+                    raise
+                self.unreadable.append(
+                    SkippedItem(index=len(values), reason=err.args[0], excerpt=_excerpt(part))
+                )
+                values.append(None)
+        return values
+
+    def _object(self, parts: list[str], depth: int) -> dict[str, Any]:
+        if depth > 0:  # an item: small, json_repair reads it whole
+            return self._json_repair("{" + ",".join(parts) + "}")
+        members: dict[str, Any] = {}
+        for part in parts:
+            key, colon, rest = _split_member(part)
+            if not colon:
+                continue
+            ok, name = self._strict(key)
+            if not ok or not isinstance(name, str):
+                name = key.strip().strip("'\"")
+                self.kinds.add("unquoted-keys")
+            members[name] = self._piece(rest, depth)  # a wrapper's list stays at this depth
+        if not members:
+            raise ParseError("could not repair JSON", raw_text="", reason="invalid-json")
+        return members
+
+    def _json_repair(self, text: str) -> Any:
+        cost = max(len(text), _REPAIR_CALL)
+        if cost > self.budget:
+            raise _BudgetSpent(
+                f"malformed JSON beyond what one answer may have repaired ({_REPAIR_BUDGET:,} "
+                "characters)",
+                reason="invalid-json",
+            )
+        if len(text) > _REPAIR_PIECE:
+            raise ParseError(
+                f"could not read {len(text):,} characters of malformed JSON (the repairer takes "
+                f"pieces of at most {_REPAIR_PIECE:,})",
+                reason="invalid-json",
+            )
+        self.budget -= cost
+        import json_repair
+
+        try:
+            value = json_repair.loads(text, skip_json_loads=True)
+        except Exception as err:  # json_repair is defensive but untrusted input can surprise it
+            raise ParseError(f"could not repair JSON: {err}", reason="invalid-json") from err
+        if value == "" and text not in ('""', "''"):
+            raise ParseError("could not repair JSON", reason="invalid-json")
+        self.kinds.add("other")
+        return value
+
+
+def _split_top(text: str) -> list[str] | None:
+    """The elements (or members) of the container ``text`` at its top level, split at commas
+    outside strings and nested brackets; None when its brackets do not balance."""
+    parts: list[str] = []
+    depth = 0
+    start = 1
+    for match in _SPLIT.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+        elif token in ("]", "}"):
+            depth -= 1
+            if depth == 0:
+                parts.append(text[start : match.start()])
+                break
+        elif token == "," and depth == 1:
+            parts.append(text[start : match.start()])
+            start = match.end()
+    else:
+        return None
+    return [p for p in parts if p.strip()]
+
+
+def _split_member(part: str) -> tuple[str, str, str]:
+    """``key: value`` split at the first colon outside strings."""
+    for match in _SPLIT.finditer(part):
+        token = match.group()
+        if token == ":":
+            return part[: match.start()], ":", part[match.end() :]
+        if token in ("[", "{"):
+            break
+    return part, "", ""
 
 
 def _candidates(text: str) -> list[int]:
@@ -221,7 +441,15 @@ def extract_json(text: str, *, accept: Any = None) -> JsonValue:
     if isinstance(fast, (list, dict)) and (accept is None or accept(fast)):
         return JsonValue(value=fast, source=cleaned)
     errors: list[str] = []
+    tried: list[tuple[int, int]] = []  # spans already read: candidates inside them are skipped
+    work = 0  # characters scanned and read; bounded so that nested junk stays linear
+    budget = _REPAIR_BUDGET  # what json_repair may read, for all candidates together
     for start in _candidates(cleaned):
+        if any(lo < start < hi for lo, hi in tried):
+            continue
+        if work > 2 * len(cleaned) + 65_536:
+            errors.append("work-limit")
+            break
         try:
             end, closed, cut, open_stack = _scan(cleaned, start)
         except _TooDeep:
@@ -230,6 +458,7 @@ def extract_json(text: str, *, accept: Any = None) -> JsonValue:
                 raw_text=text,
                 reason="too-deep",
             ) from None
+        work += end - start
         truncated = False
         if closed:
             span = cleaned[start:end]
@@ -239,20 +468,44 @@ def extract_json(text: str, *, accept: Any = None) -> JsonValue:
         else:
             span = cleaned[start:end]
             truncated = bool(open_stack)
+        repair = _Repair(budget)
         try:
-            value, repaired = _loads(span)
+            value = repair.load(span)
         except ParseError as err:
             errors.append(err.reason)
             continue
-        if not isinstance(value, (list, dict)):
+        finally:
+            budget = repair.budget
+        tried.append((start, end))
+        value = _acceptable(value, accept)
+        if value is None:
             continue
-        if accept is not None and not accept(value):
-            continue
-        return JsonValue(value=value, truncated=truncated, repaired=repaired, source=span)
+        return JsonValue(
+            value=value,
+            truncated=truncated,
+            repaired=bool(repair.kinds or repair.unreadable),
+            source=span,
+            syntax=tuple(sorted(repair.kinds)),
+            unreadable=tuple(repair.unreadable),
+        )
     reason = "no JSON value found" if not errors else "no usable JSON value found"
     raise ParseError(
         f"{reason} in the model's answer: {_excerpt(text)!r}", raw_text=text, reason="no-json"
     )
+
+
+def _acceptable(value: Any, accept: Any, limit: int = 10_000) -> Any:
+    """The first list or object in ``value`` (itself, then breadth-first inside it) that
+    ``accept`` approves, or None; looks at no more than ``limit`` values."""
+    queue = [value]
+    for candidate in queue:
+        if isinstance(candidate, (list, dict)):
+            if accept is None or accept(candidate):
+                return candidate
+            if len(queue) < limit:
+                children = candidate.values() if isinstance(candidate, dict) else candidate
+                queue.extend(c for c in children if isinstance(c, (list, dict)))
+    return None
 
 
 def _excerpt(value: Any) -> str:
@@ -320,6 +573,8 @@ def _number(value: Any) -> float:
         raise _ItemError(f"expected a number, got {value!r}")
     try:
         number = float(value.strip()) if isinstance(value, str) else float(value)
+    except OverflowError:  # an integer too large for a float (>= 10**309)
+        raise _ItemError(f"number out of range: {_excerpt(value)}") from None
     except (TypeError, ValueError):
         raise _ItemError(f"expected a number, got {value!r}") from None
     if not math.isfinite(number):
@@ -451,6 +706,7 @@ def parse_detections(
     threshold: int = 127,
     keep_probability: bool = False,
     provenance: Provenance | None = None,
+    mask_limits: MaskLimits | None = None,
 ) -> Detections:
     """Parse a detection or segmentation answer into :class:`~vlmkit.Detections`.
 
@@ -458,7 +714,13 @@ def parse_detections(
     ``transform`` recorded when the image was resized or padded before sending). Masks — base64
     PNG probability crops (Gemini 2.5) or polygons on the 0–1000 grid (Gemini 3.x) — are placed
     box-local and binarized at ``threshold``. Repairs and skipped items are in ``.report``.
+
+    ``mask_limits`` bounds what the answer's masks may cost (default
+    :class:`~vlmkit.masks.MaskLimits`: 134 M pixels, 100,000 polygon vertices); masks beyond
+    it are dropped, their detections kept, and counted in ``report.masks_dropped``.
     """
+    if mask_limits is not None and not isinstance(mask_limits, MaskLimits):
+        raise ConfigError(f"mask_limits must be a vlmkit.masks.MaskLimits, got {mask_limits!r}")
     conv = Convention.parse(convention)
     tf = _resolve_transform(image_size, transform)
     if conv.tokens:
@@ -473,27 +735,41 @@ def parse_detections(
         found = extract_json(text, accept=_accept_items)
         items = _items_of(found.value) or []
     return _build_detections(
-        text, items, found.truncated, conv, tf, masks, threshold, keep_probability, provenance
+        text,
+        items,
+        found,
+        conv,
+        tf,
+        masks,
+        threshold,
+        keep_probability,
+        provenance,
+        mask_limits,
     )
 
 
 def _build_detections(
     text: str,
     items: list[Any],
-    truncated: bool,
+    found: JsonValue,
     conv: Convention,
     tf: Transform,
     want_masks: bool,
     threshold: int,
     keep_probability: bool,
     provenance: Provenance | None,
+    mask_limits: MaskLimits | None = None,
 ) -> Detections:
-    skipped: list[SkippedItem] = []
+    truncated = found.truncated
+    skipped: list[SkippedItem] = list(found.unreadable)
+    unreadable = {s.index for s in found.unreadable}
     rows: list[list[float]] = []
     extras: list[tuple[int, Mapping[str, Any], str, float | None, dict[str, Any]]] = []
     for index, item in enumerate(items):
         if not isinstance(item, Mapping):
-            skipped.append(SkippedItem(index=index, reason="not an object", excerpt=_excerpt(item)))
+            if index not in unreadable:
+                reason = "not an object"
+                skipped.append(SkippedItem(index=index, reason=reason, excerpt=_excerpt(item)))
             continue
         try:
             box_key, box_value = _first(item, _BOX_KEYS)
@@ -534,13 +810,11 @@ def _build_detections(
     degenerate = int((repairs.keep & ~keep).sum()) + repairs.degenerate
 
     detections: list[Detection] = []
-    masks_resized = masks_invalid = 0
-    for row_index, (index, item, label, score, attributes) in enumerate(extras):
+    masks_resized = masks_invalid = masks_dropped = 0
+    budget = _MaskBudget(mask_limits or MaskLimits())
+    for row_index, (_, item, label, score, attributes) in enumerate(extras):
         if not keep[row_index]:
-            skipped.append(
-                SkippedItem(index=index, reason="box has no area", excerpt=_excerpt(item))
-            )
-            continue
+            continue  # counted in ``degenerate``, once
         box = Box.from_xyxy(clipped[row_index])
         mask = None
         if want_masks:
@@ -548,11 +822,14 @@ def _build_detections(
             if mask_value is not None and mask_value != "":
                 try:
                     mask, resized = _mask_for(
-                        mask_value, box, conv, tf, threshold, keep_probability
+                        mask_value, box, conv, tf, threshold, keep_probability, budget
                     )
                     masks_resized += int(resized)
                 except ParseError as err:
-                    masks_invalid += 1
+                    if err.reason == LIMIT_REASON:
+                        masks_dropped += 1
+                    else:
+                        masks_invalid += 1
                     attributes = {**attributes, "mask_error": err.reason}
         detections.append(
             Detection(box=box, label=label, score=score, mask=mask, attributes=attributes)
@@ -564,8 +841,10 @@ def _build_detections(
         degenerate=degenerate,
         masks_resized=masks_resized,
         masks_invalid=masks_invalid,
-        skipped=skipped,
+        masks_dropped=masks_dropped,
+        skipped=sorted(skipped, key=lambda item: item.index),
         truncated=truncated,
+        syntax=found.syntax,
     )
     return Detections(
         items=detections,
@@ -575,6 +854,14 @@ def _build_detections(
     )
 
 
+class _MaskBudget:
+    """What is left of one answer's :class:`~vlmkit.masks.MaskLimits` (private, per call)."""
+
+    def __init__(self, limits: MaskLimits) -> None:
+        self.pixels = limits.pixels
+        self.vertices = limits.vertices
+
+
 def _mask_for(
     value: Any,
     box: Box,
@@ -582,27 +869,66 @@ def _mask_for(
     tf: Transform,
     threshold: int,
     keep_probability: bool,
+    budget: _MaskBudget,
+) -> tuple[Mask, bool]:
+    """One item's mask, charged to the answer's budget; a ParseError for anything unusable."""
+    try:
+        return _mask_within(value, box, conv, tf, threshold, keep_probability, budget)
+    except ParseError:
+        raise
+    except MemoryError:
+        raise ParseError("mask too large for the memory left", reason="mask-memory") from None
+    except (ValueError, ArithmeticError) as err:
+        raise ParseError(f"unusable mask ({err})", reason="mask-format") from None
+    except Exception as err:  # cv2.error, the one other exception mask work can raise
+        if type(err).__module__.split(".")[0] != "cv2":
+            raise
+        raise ParseError(f"OpenCV could not place the mask ({err})", reason="mask-opencv") from None
+
+
+def _mask_within(
+    value: Any,
+    box: Box,
+    conv: Convention,
+    tf: Transform,
+    threshold: int,
+    keep_probability: bool,
+    budget: _MaskBudget,
 ) -> tuple[Mask, bool]:
     from vlmkit import masks as mask_ops
 
     if isinstance(value, str):
-        probability = mask_ops.decode_mask_image(value)
-        return mask_ops.place_probability_mask(
+        probability = mask_ops.decode_mask_image(value, max_pixels=budget.pixels)
+        budget.pixels -= probability.size
+        placed = mask_ops.place_probability_mask(
             probability,
             box.xyxy,
             threshold=threshold,
             keep_probability=keep_probability,
             image_size=tf.original_size,
+            max_pixels=budget.pixels,
         )
+        budget.pixels -= placed.mask.data.size
+        return placed
     if isinstance(value, (list, tuple)):
         polygons = _polygons(value)
+        vertices = sum(len(p) for p in polygons)
+        if vertices > budget.vertices:
+            raise ParseError(
+                f"mask dropped: {vertices:,} polygon vertices, over the {budget.vertices:,} "
+                "left (raise vlmkit.masks.MaskLimits.vertices to keep more masks)",
+                reason=mask_ops.LIMIT_REASON,
+            )
+        budget.vertices -= vertices
         scale = conv.scale if conv.scale is not None else None
         polygon_convention = Convention(order="xyxy", scale=scale)
         pixel_polygons = []
         for polygon in polygons:
             xy, _ = points_to_pixels(polygon, polygon_convention, tf)
             pixel_polygons.append(xy)
-        return mask_ops.polygon_mask(pixel_polygons, image_size=tf.original_size), False
+        mask, cost = mask_ops._polygon_mask(pixel_polygons, tf.original_size, budget.pixels)
+        budget.pixels -= cost
+        return mask, False
     raise ParseError(f"unsupported mask value {_excerpt(value)}", reason="mask-format")
 
 
@@ -612,14 +938,16 @@ def _polygons(value: Any) -> list[np.ndarray]:
         array = np.asarray(value, dtype=np.float64)
         if array.ndim == 2 and array.shape[1] == 2:
             return [array]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
     polygons = []
     for part in value:
         try:
             array = np.asarray(part, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ParseError("polygon points must be numbers", reason="mask-format") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ParseError(
+                "polygon points must be numbers within the float range", reason="mask-format"
+            ) from None
         if array.ndim == 1 and array.size % 2 == 0 and array.size >= 6:
             array = array.reshape(-1, 2)  # flat [x1, y1, x2, y2, ...]
         if array.ndim != 2 or array.shape[1] != 2:
@@ -653,9 +981,13 @@ def parse_points(
     skipped: list[SkippedItem] = []
     rows: list[list[float]] = []
     labels: list[str] = []
+    unreadable = {s.index for s in found.unreadable}
+    skipped.extend(found.unreadable)
     for index, item in enumerate(items):
         if not isinstance(item, Mapping):
-            skipped.append(SkippedItem(index=index, reason="not an object", excerpt=_excerpt(item)))
+            if index not in unreadable:
+                reason = "not an object"
+                skipped.append(SkippedItem(index=index, reason=reason, excerpt=_excerpt(item)))
             continue
         try:
             key, value = _first(item, _POINT_KEYS)
@@ -681,7 +1013,12 @@ def parse_points(
     return Points(
         items=points,
         image_size=tf.original_size,
-        report=ParseReport(clamped=clamped, skipped=skipped, truncated=found.truncated),
+        report=ParseReport(
+            clamped=clamped,
+            skipped=sorted(skipped, key=lambda item: item.index),
+            truncated=found.truncated,
+            syntax=found.syntax,
+        ),
         provenance=_provenance_for(provenance, text, conv, tf),
     )
 
@@ -759,7 +1096,7 @@ def _ocr_blocks(
         else _resolve_transform(image_size, transform)
     )
     blocks: list[OcrBlock] = []
-    skipped: list[SkippedItem] = []
+    skipped: list[SkippedItem] = list(found.unreadable)
     for index, item in enumerate(items):
         if not isinstance(item, Mapping):
             if isinstance(item, str):
@@ -786,7 +1123,11 @@ def _ocr_blocks(
         text=full,
         blocks=blocks,
         provenance=provenance,
-        report=ParseReport(skipped=skipped, truncated=found.truncated),
+        report=ParseReport(
+            skipped=sorted(skipped, key=lambda item: item.index),
+            truncated=found.truncated,
+            syntax=found.syntax,
+        ),
         image_size=tf.original_size if tf else None,
     )
 
@@ -817,22 +1158,30 @@ def parse_timestamp(value: str | float | int) -> float:
     if isinstance(value, bool):
         raise ParseError(f"not a timestamp: {value!r}", reason="timestamp")
     if isinstance(value, (int, float)):
-        if not math.isfinite(value) or value < 0:
-            raise ParseError(f"not a timestamp: {value!r}", reason="timestamp")
-        return float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer too large for a float
+            seconds = math.inf
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ParseError(f"not a timestamp: {_excerpt(value)}", reason="timestamp")
+        return seconds
     text = str(value).strip().strip("[]()").strip().replace(",", ".")
     match = re.fullmatch(r"(?:(\d+):)?(\d+):(\d{1,2}(?:\.\d+)?)", text)
     if match:
-        hours = int(match.group(1) or 0)
-        minutes = int(match.group(2))
+        # float() of digit strings never overflows (it gives inf): no int arithmetic here.
+        hours = float(match.group(1) or 0)
+        minutes = float(match.group(2))
         seconds = float(match.group(3))
         if seconds >= 60 or (match.group(1) and minutes >= 60):
-            raise ParseError(f"not a valid timestamp: {value!r}", reason="timestamp")
-        return hours * 3600 + minutes * 60 + seconds
+            raise ParseError(f"not a valid timestamp: {_excerpt(text)}", reason="timestamp")
+        total = hours * 3600 + minutes * 60 + seconds
+        if not math.isfinite(total):
+            raise ParseError(f"timestamp out of range: {_excerpt(text)}", reason="timestamp")
+        return total
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(?:s|sec|secs|seconds)?", text)
-    if match:
+    if match and math.isfinite(float(match.group(1))):
         return float(match.group(1))
-    raise ParseError(f"not a timestamp: {value!r}", reason="timestamp")
+    raise ParseError(f"not a timestamp: {_excerpt(text)}", reason="timestamp")
 
 
 def _event_from_mapping(item: Mapping[str, Any]) -> TimedEvent | None:
@@ -874,6 +1223,7 @@ def parse_video(
     events: list[TimedEvent] = []
     skipped: list[SkippedItem] = []
     truncated = False
+    syntax: tuple[str, ...] = ()
     stripped = _strip_fence(cleaned)
     if stripped[:1] in ("[", "{"):
         try:
@@ -882,6 +1232,8 @@ def parse_video(
             found = None
         if found is not None:
             truncated = found.truncated
+            syntax = found.syntax
+            skipped.extend(found.unreadable)
             for index, item in enumerate(_items_of(found.value) or []):
                 if not isinstance(item, Mapping):
                     continue
@@ -902,9 +1254,13 @@ def parse_video(
         text=stripped,
         events=events,
         provenance=provenance,
-        report=ParseReport(skipped=skipped, truncated=truncated),
+        report=ParseReport(skipped=skipped, truncated=truncated, syntax=syntax),
         duration_s=duration_s,
     )
+
+
+_EVENT_LEAD = " \t\r\f\v\u00a0-*•#>[]():|"
+_EVENT_TRAIL = " \t\r\f\v\u00a0[]():|,-"
 
 
 def _events_from_lines(text: str, skipped: list[SkippedItem]) -> list[TimedEvent]:
@@ -927,7 +1283,8 @@ def _events_from_lines(text: str, skipped: list[SkippedItem]) -> list[TimedEvent
             continue
         if end is not None and end < start:
             start, end = end, start
-        description = re.sub(r"^[\s\-*•#>\[\]():|]+|[\s\[\]():|,-]+$", "", rest)
+        # str.strip, not a regex: ``[...]+$`` rescans every run of these characters (quadratic).
+        description = rest.lstrip(_EVENT_LEAD).rstrip(_EVENT_TRAIL)
         description = re.sub(r"\*\*|__", "", description).strip()
         events.append(TimedEvent(start=start, end=None if end == start else end, text=description))
     return events
@@ -947,6 +1304,7 @@ def parse(
     transform: Transform | None = None,
     threshold: int = 127,
     provenance: Provenance | None = None,
+    mask_limits: MaskLimits | None = None,
 ) -> Detections: ...
 @overload
 def parse(
@@ -958,6 +1316,7 @@ def parse(
     transform: Transform | None = None,
     threshold: int = 127,
     provenance: Provenance | None = None,
+    mask_limits: MaskLimits | None = None,
 ) -> Points: ...
 @overload
 def parse(
@@ -969,6 +1328,7 @@ def parse(
     transform: Transform | None = None,
     threshold: int = 127,
     provenance: Provenance | None = None,
+    mask_limits: MaskLimits | None = None,
 ) -> OcrResult: ...
 @overload
 def parse(
@@ -980,6 +1340,7 @@ def parse(
     transform: Transform | None = None,
     threshold: int = 127,
     provenance: Provenance | None = None,
+    mask_limits: MaskLimits | None = None,
 ) -> Description: ...
 @overload
 def parse(
@@ -991,6 +1352,7 @@ def parse(
     transform: Transform | None = None,
     threshold: int = 127,
     provenance: Provenance | None = None,
+    mask_limits: MaskLimits | None = None,
 ) -> VideoResult: ...
 @overload
 def parse(
@@ -1002,6 +1364,7 @@ def parse(
     transform: Transform | None = None,
     threshold: int = 127,
     provenance: Provenance | None = None,
+    mask_limits: MaskLimits | None = None,
 ) -> Result: ...
 
 
@@ -1014,6 +1377,7 @@ def parse(
     transform: Transform | None = None,
     threshold: int = 127,
     provenance: Provenance | None = None,
+    mask_limits: MaskLimits | None = None,
 ) -> Result:
     """Parse model text you obtained yourself into a vlmkit result.
 
@@ -1021,7 +1385,8 @@ def parse(
     masks), ``"points"`` returns :class:`~vlmkit.Points`; ``"ocr"``, ``"describe"`` and
     ``"video"`` return their result types. Coordinates are mapped to pixels of the original
     image: pass its ``image_size=(width, height)``, or the ``transform`` recorded when it was
-    resized or padded before sending (see :mod:`vlmkit.media`).
+    resized or padded before sending (see :mod:`vlmkit.media`). ``mask_limits`` bounds what a
+    segmentation answer's masks may cost (see :class:`~vlmkit.masks.MaskLimits`).
 
     >>> dets = parse('[{"box_2d": [100, 200, 500, 600], "label": "cat"}]', image_size=(1000, 500))
     >>> dets.xyxy.tolist(), dets.labels
@@ -1040,6 +1405,7 @@ def parse(
             masks=task == "segment",
             threshold=threshold,
             provenance=provenance,
+            mask_limits=mask_limits,
         )
     if task == "points":
         return parse_points(

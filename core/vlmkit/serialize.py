@@ -228,10 +228,12 @@ def report_to_dict(report: ParseReport) -> dict[str, Any]:
         "degenerate": report.degenerate,
         "masks_resized": report.masks_resized,
         "masks_invalid": report.masks_invalid,
+        "masks_dropped": report.masks_dropped,
         "skipped": [
             {"index": s.index, "reason": s.reason, "excerpt": s.excerpt} for s in report.skipped
         ],
         "truncated": report.truncated,
+        "syntax": list(report.syntax),
     }
 
 
@@ -242,8 +244,10 @@ def report_from_dict(data: Mapping[str, Any]) -> ParseReport:
         degenerate=data.get("degenerate", 0),
         masks_resized=data.get("masks_resized", 0),
         masks_invalid=data.get("masks_invalid", 0),
+        masks_dropped=data.get("masks_dropped", 0),
         skipped=tuple(SkippedItem(**s) for s in data.get("skipped", ())),
         truncated=bool(data.get("truncated", False)),
+        syntax=tuple(data.get("syntax", ())),
     )
 
 

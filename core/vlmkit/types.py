@@ -329,11 +329,16 @@ class ParseReport:
 
     swapped: int = 0  # boxes whose corners were out of order (sorted)
     clamped: int = 0  # boxes or points with values outside the grid (clamped)
-    degenerate: int = 0  # boxes with no area after repair (dropped)
+    degenerate: int = 0  # boxes with no area after repair (dropped; not also in skipped)
     masks_resized: int = 0  # masks whose size did not match their box (resized)
     masks_invalid: int = 0  # masks that could not be decoded (item kept without a mask)
+    masks_dropped: int = 0  # masks over the answer's MaskLimits (item kept without a mask)
     skipped: tuple[SkippedItem, ...] = attrs.field(default=(), converter=_as_tuple)
     truncated: bool = False  # the answer was cut off; only complete items were kept
+    # JSON syntax repaired before the answer could be read, by kind, sorted: "comments",
+    # "python-literals", "python-quotes", "trailing-commas", "unquoted-keys", "unquoted-values",
+    # "other" (what the general repairer, json_repair, fixed: missing commas, unclosed strings).
+    syntax: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple)
 
     @property
     def clean(self) -> bool:
@@ -342,13 +347,16 @@ class ParseReport:
             or self.clamped
             or self.degenerate
             or self.masks_invalid
+            or self.masks_dropped
             or self.skipped
             or self.truncated
+            or self.syntax
         )
 
     def summary(self) -> str:
         parts = []
-        for name in ("swapped", "clamped", "degenerate", "masks_resized", "masks_invalid"):
+        names = ("swapped", "clamped", "degenerate", "masks_resized", "masks_invalid")
+        for name in (*names, "masks_dropped"):
             value = getattr(self, name)
             if value:
                 parts.append(f"{name}={value}")
@@ -356,6 +364,8 @@ class ParseReport:
             parts.append(f"skipped={len(self.skipped)}")
         if self.truncated:
             parts.append("truncated")
+        if self.syntax:
+            parts.append(f"syntax={'+'.join(self.syntax)}")
         return ", ".join(parts) or "clean"
 
     def __add__(self, other: ParseReport) -> ParseReport:
@@ -365,8 +375,10 @@ class ParseReport:
             degenerate=self.degenerate + other.degenerate,
             masks_resized=self.masks_resized + other.masks_resized,
             masks_invalid=self.masks_invalid + other.masks_invalid,
+            masks_dropped=self.masks_dropped + other.masks_dropped,
             skipped=self.skipped + other.skipped,
             truncated=self.truncated or other.truncated,
+            syntax=tuple(sorted({*self.syntax, *other.syntax})),
         )
 
 

@@ -771,3 +771,32 @@ def test_rle_equals_pycocotools(name, mask, size):
 def test_rle_shape_without_pycocotools():
     mask = Mask(data=np.array([[True, False], [True, True]]), x=1, y=0)
     assert mask_to_rle(mask, (3, 2)) == {"size": [2, 3], "counts": [2, 2, 1, 1]}
+
+
+# -- max_pixels: refused before anything is allocated ------------------------------------------
+class TestMaxPixels:
+    def test_decode_refuses_a_mask_image_over_max_pixels_from_its_header(self):
+        data = png_claiming(4000, 4000)  # the header alone: its pixels are never decoded
+        with pytest.raises(ParseError) as info:
+            decode_mask_image(data, max_pixels=1_000_000)
+        assert info.value.reason == vm.LIMIT_REASON
+        small = base64.b64encode(png_bytes(np.full((10, 10), 255, np.uint8))).decode()
+        assert decode_mask_image(small, max_pixels=100).shape == (10, 10)
+
+    def test_place_refuses_a_crop_over_max_pixels(self):
+        prob = np.full((4, 4), 255, np.uint8)
+        with pytest.raises(ParseError) as info:
+            place_probability_mask(prob, (0, 0, 100, 100), image_size=(50, 50), max_pixels=2499)
+        assert info.value.reason == vm.LIMIT_REASON
+        mask, _ = place_probability_mask(
+            prob, (0, 0, 100, 100), image_size=(50, 50), max_pixels=2500
+        )
+        assert mask.shape == (50, 50)  # clipped to the image: the clipped crop is what counts
+
+    def test_polygon_cost_counts_its_scanline_crossings(self):
+        square = [[0, 0], [40, 0], [40, 40], [0, 40]]
+        cost = 40 * 40 + vm.CROSSING_COST * 2 * 40  # crop pixels + two edges crossing 40 rows
+        assert polygon_mask(square, image_size=(100, 100), max_pixels=cost).area == 1600
+        with pytest.raises(ParseError) as info:
+            polygon_mask(square, image_size=(100, 100), max_pixels=cost - 1)
+        assert info.value.reason == vm.LIMIT_REASON

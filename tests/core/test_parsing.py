@@ -87,6 +87,9 @@ def test_single_quoted_python_list_and_trailing_commas():
     dets = detect(text)
     assert dets.labels == ("cat", "dog's toy")
     np.testing.assert_allclose(dets.xyxy, [CAT_XYXY, DOG_XYXY])
+    assert dets.report.syntax == ("python-quotes", "trailing-commas")
+    assert not dets.report.clean
+    assert "syntax=python-quotes+trailing-commas" in dets.report.summary()
 
 
 def test_numbers_as_strings():
@@ -176,7 +179,8 @@ def test_degenerate_boxes_are_dropped_and_counted():
     dets = detect(f'[{CAT}, {{"box_2d": [100, 100, 100, 400], "label": "flat"}}]')
     assert dets.labels == ("cat",)
     assert dets.report.degenerate == 1
-    assert any(s.reason == "box has no area" for s in dets.report.skipped)
+    assert dets.report.skipped == ()  # counted once, as degenerate
+    assert dets.report.summary() == "degenerate=1"
 
 
 def test_extra_keys_become_attributes_and_scores_are_read():
@@ -379,3 +383,121 @@ def test_video_json_events():
 def test_extract_json_reports_repairs():
     found = extract_json("[{'a': 1,}]")
     assert found.value == [{"a": 1}] and found.repaired and not found.truncated
+
+
+# -- numbers beyond the float range (>= 10**309) are bad items, never an OverflowError ---------
+HUGE = "1" + "0" * 400
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        f'{{"box_2d": [{HUGE}, 200, 500, 600], "label": "huge box"}}',
+        f'{{"box_2d": {{"ymin": {HUGE}, "xmin": 1, "ymax": 2, "xmax": 3}}, "label": "obj"}}',
+    ],
+    ids=["list", "object"],
+)
+def test_a_huge_integer_drops_its_item_and_reports_it(bad):
+    dets = detect(f"[{CAT}, {bad}, {DOG}]")
+    assert dets.labels == ("cat", "dog")
+    assert [s.index for s in dets.report.skipped] == [1]
+    assert "out of range" in dets.report.skipped[0].reason
+
+
+def test_a_huge_score_keeps_the_item_and_the_answer():
+    dets = detect(f'[{CAT}, {{"box_2d": [200, 300, 600, 700], "label": "dog", "score": {HUGE}}}]')
+    assert dets.labels == ("cat", "dog") and dets.items[1].score is None
+
+
+def test_a_huge_polygon_point_drops_only_the_mask():
+    text = (
+        f'[{{"box_2d": [100, 200, 500, 600], "label": "cat",'
+        f' "mask": [[1, 2], [{HUGE}, 3], [5, 6]]}}]'
+    )
+    dets = vlmkit.parse(text, task="segment", image_size=SIZE)
+    assert dets.labels == ("cat",) and dets.items[0].mask is None
+    assert dets.report.masks_invalid == 1
+
+
+def test_huge_points_are_skipped_not_overflowed():
+    points = parse_points(f'[{{"point": [{HUGE}, 1]}}, {{"point": [100, 200]}}]', image_size=SIZE)
+    assert len(points.items) == 1 and points.report.skipped[0].index == 0
+    with pytest.raises(ParseError):
+        parse_points(f'[{{"point": [{HUGE}, 1]}}]', image_size=SIZE)
+
+
+@pytest.mark.parametrize(
+    "stamp", [10**400, HUGE + ":00", "1:" + HUGE + ":00", HUGE], ids=["int", "mm", "hmm", "s"]
+)
+def test_huge_timestamps_are_parse_errors(stamp):
+    with pytest.raises(ParseError):
+        parse_timestamp(stamp)
+
+
+def test_a_video_event_with_a_huge_start_is_skipped():
+    result = vlmkit.parse(
+        f'[{{"start": {HUGE}, "end": 3, "description": "x"}},'
+        ' {"start": "00:05", "end": "00:10", "description": "a dog runs"}]',
+        task="video",
+    )
+    assert [(e.start, e.end) for e in result.events] == [(5, 10)]
+    assert len(result.report.skipped) == 1
+
+
+def test_ocr_block_with_a_huge_box_keeps_its_text():
+    result = parse_ocr(f'[{{"text": "STOP", "box_2d": [{HUGE}, 1, 2, 3]}}]', image_size=SIZE)
+    assert result.text == "STOP" and result.blocks[0].box is None
+    assert len(result.report.skipped) == 1
+
+
+# -- every syntax repair is reported ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "kinds"),
+    [
+        (f"[{CAT}, // the cat\n {DOG}]", ("comments",)),
+        (f"[{CAT}, /* a dog */ {DOG}]", ("comments",)),
+        (f"[{CAT}, {DOG},]", ("trailing-commas",)),
+        ("[{'box_2d': [100, 200, 500, 600], 'label': 'cat'}]", ("python-quotes",)),
+        ('[{box_2d: [100, 200, 500, 600], label: "cat"}]', ("unquoted-keys",)),
+        ('[{"box_2d": [100, 200, 500, 600], "label": cat}]', ("unquoted-values",)),
+        ('[{"box_2d": [100, 200, 500, 600], "label": "cat", "ok": True}]', ("python-literals",)),
+        (f'[{CAT}, {{"box_2d": [200, 300, 600, 700] "label": "dog"}}]', ("other",)),
+    ],
+)
+def test_syntax_repairs_are_reported(text, kinds):
+    dets = detect(text)
+    assert dets.labels[0] == "cat"
+    assert dets.report.syntax == kinds and not dets.report.clean
+
+
+def test_strict_json_reports_no_syntax_repair():
+    assert detect(f"```json\n[{CAT}, {DOG}]\n```").report.syntax == ()
+    assert detect(f"Sure: [{CAT}] and // no comment").report.clean
+
+
+def test_strings_that_look_like_repairs_are_left_alone():
+    text = '[{"box_2d": [100, 200, 500, 600], "label": "a // b, \'c\' True: ,]"}, ]'
+    dets = detect(text)
+    assert dets.labels == ("a // b, 'c' True: ,]",)
+    assert dets.report.syntax == ("trailing-commas",)
+
+
+def test_an_unreadable_item_is_skipped_at_its_index_and_the_rest_kept():
+    junk = '{"box_2d": [1, 2, 3, 4], "label": ' + '"x' * 10_000 + "}"
+    dets = detect(f"[{{box_2d: [100, 200, 500, 600], label: 'cat'}}, {junk}, {DOG}]")
+    assert dets.labels == ("cat", "dog")
+    assert [s.index for s in dets.report.skipped] == [1]
+
+
+def test_a_nested_answer_inside_a_rejected_value_is_found():
+    dets = detect(f'{{"note": "ok", "answer": {{"boxes": [{CAT}]}}}}')
+    assert dets.labels == ("cat",)
+
+
+def test_a_long_answer_with_bare_keys_and_values_keeps_every_item():
+    # The shape that made json_repair quadratic (issue 12): read by the linear dialect pass.
+    item = "{box_2d: [100, 200, 500, 600], label: red car, score: 0.5}"
+    dets = detect("[" + ", ".join([item] * 4000) + "]")  # 240 KB
+    assert len(dets) == 4000 and set(dets.labels) == {"red car"}
+    assert dets.report.syntax == ("unquoted-keys", "unquoted-values")
+    assert dets.report.skipped == ()

@@ -135,3 +135,132 @@ def test_detect_ignores_masks_and_segment_to_supervision():
     assert dense.mask.shape == (2, H, W)
     np.testing.assert_array_equal(compact.mask.to_dense()[0], dense.mask[0])
     assert list(compact.data["class_name"]) == ["wooden bowl", "glass jar"]
+
+
+# -- what an answer's masks may cost is bounded (vlmkit.masks.MaskLimits) ----------------------
+def tiny_png() -> str:
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1), 255).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def full_image_items(n: int) -> str:
+    item = {"box_2d": [0, 0, 1000, 1000], "mask": tiny_png(), "label": "all"}
+    return json.dumps([item] * n)
+
+
+def test_masks_beyond_the_pixel_limit_are_dropped_and_counted():
+    # Each 1×1 PNG spreads over the whole 800×600 image: 480,000 pixels per mask.
+    limits = vlmkit.masks.MaskLimits(pixels=5 * W * H + 10)
+    dets = vlmkit.parse(full_image_items(8), task="segment", image_size=(W, H), mask_limits=limits)
+    assert len(dets) == 8  # every detection is kept ...
+    masks = [d.mask for d in dets]
+    assert all(m is not None and m.area == W * H for m in masks[:5])
+    assert masks[5:] == [None, None, None]  # ... the masks over the limit are not
+    assert dets.report.masks_dropped == 3 and dets.report.masks_invalid == 0
+    assert dets[7].attributes["mask_error"] == "mask-limit"
+    assert not dets.report.clean and "masks_dropped=3" in dets.report.summary()
+
+
+def test_default_limit_bounds_the_pixels_a_small_answer_materializes():
+    # 400 full-frame masks of a 12 MP photo would be 4.8 G pixels; a 60 KB answer.
+    text = full_image_items(400)
+    dets = vlmkit.parse(text, task="segment", image_size=(4000, 3000))
+    kept = sum(d.mask.data.size for d in dets if d.mask is not None)
+    assert len(dets) == 400
+    assert 0 < kept <= vlmkit.masks.MaskLimits().pixels
+    assert dets.report.masks_dropped == 400 - kept // (4000 * 3000)
+
+
+def zigzag(vertices: int) -> list[list[float]]:
+    """A polygon whose every edge crosses the whole image height (0–1000 grid)."""
+    xs = np.linspace(0, 1000, vertices)
+    return [[float(x), 0.0 if i % 2 else 1000.0] for i, x in enumerate(xs)]
+
+
+def test_a_zigzag_polygon_over_the_limit_is_dropped_before_rasterizing():
+    item = {"box_2d": [0, 0, 1000, 1000], "label": "zigzag", "mask": zigzag(20_000)}
+    dets = vlmkit.parse(json.dumps([item]), task="segment", image_size=(4000, 3000))
+    assert dets.labels == ("zigzag",) and dets[0].mask is None
+    assert dets.report.masks_dropped == 1
+
+
+def test_polygon_vertices_are_limited_per_answer():
+    square = [[100, 100], [900, 100], [900, 900], [100, 900]]
+    item = {"box_2d": [100, 100, 900, 900], "label": "sq", "mask": square}
+    limits = vlmkit.masks.MaskLimits(vertices=10)
+    dets = vlmkit.parse(
+        json.dumps([item] * 3), task="segment", image_size=(W, H), mask_limits=limits
+    )
+    assert [d.mask is not None for d in dets] == [True, True, False]
+    assert dets.report.masks_dropped == 1
+
+
+def test_a_zigzag_under_the_limit_rasterizes_in_chunks_exactly():
+    # Rasterized in several chunks of crossings, the mask equals the single-chunk result.
+    from vlmkit import masks as mask_ops
+
+    points = np.array(zigzag(301)) * [W / 1000, H / 1000]
+    whole = mask_ops.polygon_mask(points, image_size=(W, H))
+    chunk = mask_ops._CROSSING_CHUNK
+    try:
+        mask_ops._CROSSING_CHUNK = 1000
+        chunked = mask_ops.polygon_mask(points, image_size=(W, H))
+    finally:
+        mask_ops._CROSSING_CHUNK = chunk
+    assert whole.area > 0 and np.array_equal(whole.data, chunked.data)
+
+
+def test_bad_mask_limits_are_config_errors():
+    with pytest.raises(vlmkit.ConfigError):
+        vlmkit.masks.MaskLimits(pixels=-1)
+    with pytest.raises(vlmkit.ConfigError):
+        vlmkit.parse("[]", task="segment", image_size=(W, H), mask_limits={"pixels": 1})
+
+
+def test_a_task_call_on_a_hostile_answer_keeps_the_good_items():
+    from vlmkit.testing import scripted_plugin
+
+    huge = "1" + "0" * 400
+    answer = (
+        json.dumps(
+            [
+                {"box_2d": [0, 0, 1000, 1000], "mask": tiny_png(), "label": "whole"},
+                {"box_2d": [100, 100, 500, 500], "mask": zigzag(30_000), "label": "zigzag"},
+            ]
+        )[:-1]
+        + f', {{"box_2d": [{huge}, 1, 2, 3], "label": "huge"}}]'
+    )
+    image = Image.new("RGB", (W, H))
+    with vlmkit.Session("scripted", plugins=[scripted_plugin(answer)], entrypoints=False) as s:
+        dets = s.segment(image, ["thing"])
+    assert dets.labels == ("whole", "zigzag")
+    assert dets[0].mask is not None and dets[1].mask is None  # its crossings: over the limit
+    assert dets.report.masks_dropped == 1 and [i.index for i in dets.report.skipped] == [2]
+
+
+@pytest.mark.parametrize("failure", ["cv2", "memory"])
+def test_opencv_and_memory_errors_in_mask_work_drop_only_the_mask(monkeypatch, failure):
+    # As OpenCV answered a 300 KB answer of full-image masks before the limits existed.
+    cv2 = pytest.importorskip("cv2")
+    from vlmkit import masks as mask_ops
+
+    def fail(*_args, **_kwargs):
+        if failure == "cv2":
+            raise cv2.error("OpenCV(5.1.0) error: (-4:Insufficient memory) Failed to allocate")
+        raise MemoryError
+
+    monkeypatch.setattr(mask_ops, "_resample_opencv", fail)
+    small = ellipse_png(64)  # enlarged on both axes: OpenCV's path
+    answer = json.dumps(
+        [
+            {"box_2d": [100, 250, 500, 750], "mask": small, "label": "wooden bowl"},
+            {"box_2d": [600, 100, 900, 300], "mask": small, "label": "glass jar"},
+        ]
+    )
+    dets = vlmkit.parse(answer, task="segment", image_size=(W, H))
+    assert dets.labels == ("wooden bowl", "glass jar")
+    assert [d.mask for d in dets] == [None, None] and dets.report.masks_invalid == 2
+    assert (
+        dets[0].attributes["mask_error"] == {"cv2": "mask-opencv", "memory": "mask-memory"}[failure]
+    )

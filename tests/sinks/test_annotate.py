@@ -245,3 +245,66 @@ def test_leaving_with_block_by_an_exception_discards(tmp_path):
         sink.write(item)
         raise RuntimeError("the run broke")
     assert not (tmp_path / "out").exists()
+
+
+# -- every label is inside the image and legible ------------------------------------------------
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+def sample_scene(size: tuple[int, int]) -> list[tuple[list[float], str]]:
+    """Boxes where previews used to lose their labels: touching the top edge (as the cat, the
+    flag and the launch towers of samples/ do), the top-right corner, and one in the middle."""
+    width, height = size
+    return [
+        ([0.05 * width, 0.0, 0.45 * width, 0.6 * height], "touches the top"),
+        ([0.7 * width, 0.0, width, 0.3 * height], "top right corner"),
+        ([0.3 * width, 0.65 * height, 0.6 * width, 0.95 * height], "middle"),
+    ]
+
+
+def label_blobs(with_labels: np.ndarray, without: np.ndarray) -> list[tuple[slice, slice]]:
+    from scipy import ndimage
+
+    changed = np.abs(with_labels.astype(int) - without.astype(int)).max(axis=2) > 40
+    blobs, _ = ndimage.label(changed)
+    return [s for s in ndimage.find_objects(blobs) if s is not None]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SAMPLES.glob("*.jpg")))
+def test_every_label_of_a_samples_preview_lies_inside_the_image(tmp_path, name):
+    image_path = SAMPLES / name
+    size = Image.open(image_path).size
+    items = [box_det(xyxy, label) for xyxy, label in sample_scene(size)]
+    result = detections(items, size=size)
+    key = Path(name).with_suffix(".png").name  # lossless, to compare pixels
+    previews = {}
+    for labels in (True, False):
+        out = tmp_path / f"labels-{labels}"
+        with AnnotateSink(out, labels=labels) as sink:
+            sink.write(SinkItem(key=key, result=result, image_path=image_path))
+        previews[labels] = np.asarray(Image.open(out / "annotated" / key).convert("RGB"))
+    # Each label is one blob of changed pixels, whole (as tall as the text), inside the image.
+    blobs = label_blobs(previews[True], previews[False])
+    tall = [rows for rows, _ in blobs if rows.stop - rows.start >= 10]
+    assert len(tall) >= len(items), f"{len(tall)} visible labels for {len(items)} boxes"
+    for rows, cols in blobs:
+        assert 0 <= rows.start < rows.stop <= size[1] and 0 <= cols.start < cols.stop <= size[0]
+    # A label of a box touching the top edge is drawn inside the box's top, not above it.
+    top_rows, top_cols = min(blobs, key=lambda b: (b[1].start, b[0].start))
+    assert top_rows.start <= 4 and top_cols.start <= 0.05 * size[0] + 4  # under the box line
+
+
+# -- two inputs with one preview name ------------------------------------------------------------
+def test_two_keys_mapping_to_one_preview_never_overwrite_silently(tmp_path, caplog):
+    a = write_image(tmp_path / "in" / "a.png", color=(200, 0, 0))
+    b = write_image(tmp_path / "in" / "b.png", color=(0, 200, 0))
+    result = detections([])
+    with caplog.at_level(logging.WARNING), AnnotateSink(tmp_path / "out") as sink:
+        sink.write(SinkItem(key="back\\slash.png", result=result, image_path=a))
+        sink.write(SinkItem(key="back/slash.png", result=result, image_path=b))
+        sink.write(SinkItem(key="back/slash.png", result=result, image_path=b))  # same key again
+        files = sink.close()
+    assert len(files) == 2
+    colours = sorted(tuple(np.asarray(Image.open(f).convert("RGB"))[0, 0]) for f in files)
+    assert colours == [(0, 200, 0), (200, 0, 0)]  # both previews kept
+    assert "back/slash.png" in caplog.text and "same preview" in caplog.text

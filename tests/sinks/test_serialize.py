@@ -129,6 +129,10 @@ reports = st.builds(
     degenerate=st.integers(0, 5),
     masks_resized=st.integers(0, 5),
     masks_invalid=st.integers(0, 5),
+    masks_dropped=st.integers(0, 5),
+    syntax=st.lists(st.sampled_from(["comments", "other", "python-quotes"]), unique=True).map(
+        sorted
+    ),
     skipped=st.lists(
         st.builds(SkippedItem, index=st.integers(0, 9), reason=text, excerpt=text), max_size=2
     ),

@@ -28,6 +28,12 @@ Cyrillic, Arabic, Hebrew, but no CJK. Without a CJK font, CJK glyphs render as b
 sink logs one warning; install a CJK font (Debian/Ubuntu: ``apt install fonts-noto-cjk``, an
 optional system package, never a requirement) or pass ``font_path=...``.
 
+Labels always lie inside the image (``smart_position``: a label that would stick out of the
+frame, such as the label of a box touching the top edge, is moved in — onto the box's top — and
+overlapping labels are spread apart). Two input keys that name one preview path (``back\\slash.jpg``
+and ``back/slash.jpg``) never overwrite each other: the second preview gets a numbered name
+(``slash-2.jpg``) and the sink logs a warning naming both.
+
 Items without a readable image (no ``image_path``, file moved) are skipped with a warning; a
 preview never stops a run.
 """
@@ -322,6 +328,7 @@ class AnnotateSink(StagedSink):
         self.draw_masks = as_bool("masks", masks)
         self.draw_labels = as_bool("labels", labels)
         self._lock = threading.Lock()
+        self._targets: dict[Path, str] = {}  # preview path -> the input key it shows
         self._warned_font = False
         self._warned_size = False
 
@@ -367,7 +374,28 @@ class AnnotateSink(StagedSink):
         target = safe_join(self.root, key)
         if target.suffix.lower() not in _WRITABLE:
             target = target.with_name(target.name + ".jpg")
-        return target
+        with self._lock:
+            owner = self._targets.setdefault(target, key)
+            if owner == key:
+                return target
+            # Another input (``back\\slash.jpg`` and ``back/slash.jpg``) has this preview path:
+            # keep both, under a numbered name, and say so.
+            number = 2
+            while True:
+                other = target.with_name(f"{target.stem}-{number}{target.suffix}")
+                if self._targets.setdefault(other, key) == key:
+                    break
+                number += 1
+        logger.warning(
+            "annotate sink: %r and %r map to the same preview %s; the preview of %r is written "
+            "as %s instead",
+            owner,
+            key,
+            target,
+            key,
+            other.name,
+        )
+        return other
 
     @staticmethod
     def _labels(result: Detections) -> list[str]:
@@ -412,6 +440,7 @@ class AnnotateSink(StagedSink):
             if all(label.isascii() for label in labels):
                 annotator: Any = sv.LabelAnnotator(
                     color_lookup=lookup,
+                    smart_position=True,
                     text_scale=max(0.5, longest / 1600),
                     text_thickness=max(1, round(longest / 1000)),
                     text_padding=max(4, round(longest / 200)),
@@ -419,6 +448,7 @@ class AnnotateSink(StagedSink):
             else:
                 annotator = sv.RichLabelAnnotator(
                     color_lookup=lookup,
+                    smart_position=True,
                     font_path=self._font(labels),
                     font_size=self.font_size or max(14, round(longest / 60)),
                     text_padding=max(4, round(longest / 200)),

@@ -29,11 +29,14 @@ def _base(name: str) -> str:
     return _posix(name).rsplit("/", 1)[-1]
 
 
-def match_images(keys: Iterable[str], images: Sequence[GtImage]) -> dict[str, GtImage]:
+def match_images(
+    keys: Iterable[str], images: Sequence[GtImage], *, strict: bool = True
+) -> dict[str, GtImage]:
     """``run key → ground-truth image``, by relative path, then by base name.
 
     Raises :class:`~vlmkit.ConfigError` listing the run's images that have no ground truth (or
-    whose base name is shared by several ground-truth images)."""
+    whose base name is shared by several ground-truth images); with ``strict=False`` those
+    images are left out instead (the pilot samples only images that have ground truth)."""
     by_path = {_posix(image.file_name): image for image in images}
     base_counts = Counter(_base(image.file_name) for image in images)
     by_base = {_base(image.file_name): image for image in images}
@@ -53,6 +56,8 @@ def match_images(keys: Iterable[str], images: Sequence[GtImage]) -> dict[str, Gt
         else:
             missing.append(key)
     problems = []
+    if not strict:
+        missing, ambiguous = [], []
     if missing:
         problems.append(f"{len(missing)} run image(s) have no ground truth: {_listing(missing)}")
     if ambiguous:

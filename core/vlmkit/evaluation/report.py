@@ -14,8 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vlmkit.evaluation.evaluate import Evaluation
+    from vlmkit.evaluation.pilot import PilotReport
 
-__all__ = ["chart_png", "format_value", "markdown_table", "summary_rows"]
+__all__ = [
+    "chart_png",
+    "format_value",
+    "markdown_table",
+    "pilot_table",
+    "summary_rows",
+    "write_pilot_report",
+]
 
 #: Metric keys, how they are shown, and whether higher is better.
 METRICS: dict[str, tuple[str, bool]] = {
@@ -136,7 +144,7 @@ def chart_png(
     except TypeError:  # Pillow < 10.1 has a single bitmap size
         font = ImageFont.load_default()
     left, top, right, bottom = _MARGIN, 50, _WIDTH - 40, _HEIGHT - _MARGIN
-    draw.text((left, 15), title, fill="black", font=font)
+    draw.text((left + 120, 8), title, fill="black", font=font)
     draw.rectangle((left, top, right, bottom), outline="black")
     costs = [c for _, c, _ in points if c is not None]
     x_max = _nice_max(max(costs) * 1.1) if costs else 1.0
@@ -153,7 +161,7 @@ def chart_png(
     draw.text(
         ((left + right) // 2 - 60, bottom + 35), "cost per image (USD)", fill="black", font=font
     )
-    draw.text((10, top - 30), quality_name, fill="black", font=font)
+    draw.text((10, top - 24), quality_name, fill="black", font=font)
     for index, (name, cost, quality) in enumerate(points):
         colour = _COLOURS[index % len(_COLOURS)]
         x = left + (cost / x_max if cost is not None else 0.0) * (right - left)
@@ -171,3 +179,83 @@ def chart_png(
     image.save(buffer, format="PNG")
     atomic_write_bytes(path, buffer.getvalue())
     return path
+
+
+# -- the pilot ------------------------------------------------------------------------------
+_DETECTION_COLUMNS = ("map50", "map", "f1", "precision", "recall")
+_OCR_COLUMNS = ("cer", "wer")
+
+
+def pilot_table(report: PilotReport) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the ranked table, best first."""
+    ocr = any(r.evaluation is not None and r.evaluation.ocr is not None for r in report.rows)
+    quality = _OCR_COLUMNS if ocr else _DETECTION_COLUMNS
+    header = ["#", "setting", *(METRICS[k][0] for k in quality)]
+    header += ["cost/image", "latency p50", "failed", "images"]
+    rows = []
+    for index, row in enumerate(report.rows, start=1):
+        cells = [str(index), row.setting.title]
+        if row.evaluation is None:
+            rows.append([*cells, *["-"] * (len(quality) + 2), f"error: {row.error}", "-"])
+            continue
+        d = row.evaluation.to_dict()
+        cells += [format_value(k, d.get(k)) for k in quality]
+        cells += [
+            format_value("cost_per_image", d["cost_per_image"]),
+            format_value("latency_p50_s", d["latency_p50_s"]),
+            f"{d['failed']} ({d['parse_failures']} parse)",
+            str(d["images"]),
+        ]
+        rows.append(cells)
+    return header, rows
+
+
+def write_pilot_report(report: PilotReport) -> None:
+    """``report.md`` (ranked table, the winner's command), ``report.json`` and ``chart.png``
+    in the pilot's folder."""
+    import shlex
+
+    from vlmkit.atomic import atomic_write_text
+    from vlmkit.serialize import to_json
+
+    out = report.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    header, rows = pilot_table(report)
+    name, _ = METRICS.get(report.rank_by, (report.rank_by, True))
+    lines = [
+        "# vlmkit pilot",
+        "",
+        f"{len(report.sample)} image(s) sampled, {len(report.rows)} setting(s), ranked by {name}.",
+        "",
+        markdown_table(header, rows),
+        "![quality against cost per image](chart.png)",
+        "",
+    ]
+    if report.label_command:
+        lines += [
+            "Label the rest with the best setting:",
+            "",
+            "```",
+            shlex.join(report.label_command),
+            "```",
+            "",
+        ]
+    atomic_write_text(out / "report.md", "\n".join(lines))
+    atomic_write_text(out / "report.json", to_json(report.to_dict(), indent=2) + "\n")
+    chart_key = (
+        report.rank_by if report.rank_by not in ("cost_per_image", "latency_p50_s") else "map50"
+    )
+    if any(r.evaluation is not None and r.evaluation.ocr is not None for r in report.rows):
+        chart_key = "cer"
+    points = [
+        (row.setting.title, row.value("cost_per_image"), row.value(chart_key))
+        for row in report.rows
+        if row.evaluation is not None
+    ]
+    chart_png(
+        out / "chart.png",
+        points,
+        quality_name=METRICS.get(chart_key, (chart_key, True))[0],
+        title=f"{METRICS.get(chart_key, (chart_key, True))[0]} against cost per image "
+        f"({len(report.sample)} images)",
+    )

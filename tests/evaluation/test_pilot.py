@@ -1,0 +1,169 @@
+"""The pilot against the fake Gemini: three models whose answers are derived from the ground
+truth with known error rates; the pilot must rank them in that order and render its report."""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+
+import pytest
+from PIL import Image
+
+pytest.importorskip("vlmkit_gemini")
+pytest.importorskip("google.genai")
+
+from tests.evaluation.helpers import CATEGORIES
+from vlmkit.evaluation.pilot import Setting, pilot
+
+IMAGES = 8
+
+
+def dataset(root):
+    """Eight photos of distinct sizes (the fake tells them apart by size) and COCO truth with
+    one to three boxes each."""
+    folder = root / "photos"
+    folder.mkdir()
+    images, annotations, truth = [], [], {}
+    for index in range(IMAGES):
+        width, height = 160 + 8 * index, 120
+        name = f"p{index}.png"
+        Image.new("RGB", (width, height), (20 * index, 90, 160)).save(folder / name)
+        images.append({"id": index + 1, "file_name": name, "width": width, "height": height})
+        boxes = []
+        for k in range(1 + index % 3):
+            x0, y0 = 10 + 45 * k, 20 + 5 * k
+            label = "cat" if (index + k) % 2 else "dog"
+            boxes.append((label, [x0, y0, x0 + 40, y0 + 60]))
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": index + 1,
+                    "category_id": {v: k for k, v in CATEGORIES.items()}[label],
+                    "bbox": [x0, y0, 40, 60],
+                    "area": 2400,
+                    "iscrowd": 0,
+                }
+            )
+        truth[(width, height)] = boxes
+    categories = [{"id": k, "name": v} for k, v in CATEGORIES.items()]
+    gt = root / "gt.json"
+    gt.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories})
+    )
+    return folder, gt, truth
+
+
+def answers(truth):
+    """The fake's answer: the image's ground truth in Gemini's box_2d format, degraded per model:
+    pro finds everything, flash misses every second box, flash-lite also shifts the rest."""
+
+    def answer(request):
+        (_mime, data), *_ = request.inline_data
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+        items = []
+        for number, (label, (x0, y0, x1, y1)) in enumerate(truth[(width, height)]):
+            if "flash" in request.model and number % 2:
+                continue
+            if "lite" in request.model and number % 2 == 0 and (width // 8) % 2:
+                x0, x1 = x0 + 30, x1 + 30  # IoU 0.14: a miss on half the images
+            box = [y0 * 1000 / height, x0 * 1000 / width, y1 * 1000 / height, x1 * 1000 / width]
+            items.append({"box_2d": [round(v) for v in box], "label": label})
+        return items
+
+    return answer
+
+
+SETTINGS = [
+    "--backend gemini-api --model gemini-2.5-flash-lite --config base_url={url}",
+    "--backend gemini-api --model gemini-2.5-pro --config base_url={url}",
+    "--backend gemini-api --model gemini-2.5-flash --option thinking_budget=0 "
+    "--config base_url={url} --name 'flash, no thinking'",
+]
+
+
+def test_a_pilot_of_three_settings_ranks_them_and_renders_its_report(
+    tmp_path,
+    fake_gemini,
+    monkeypatch,
+):
+    monkeypatch.setenv("GEMINI_API_KEY", "test-key")
+    folder, gt, truth = dataset(tmp_path)
+    fake_gemini.add_rule(text=answers(truth))
+    settings = [s.format(url=fake_gemini.base_url) for s in SETTINGS]
+    report = pilot(
+        [folder],
+        gt,
+        settings,
+        out_dir=tmp_path / "pilot",
+        sample=6,
+        seed=3,
+        cache=tmp_path / "cache",
+    )
+    order = [row.setting.model for row in report.rows]
+    assert order == ["gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"]
+    best, middle, worst = (row.evaluation.to_dict() for row in report.rows)
+    assert best["map50"] == pytest.approx(1.0) and best["recall"] == pytest.approx(1.0)
+    assert best["map50"] > middle["map50"] > worst["map50"]
+    assert middle["precision"] == pytest.approx(1.0) and middle["recall"] < 1.0
+    for document in (best, middle, worst):
+        assert document["images"] == 6 and document["failed"] == 0
+        assert document["cost_per_image"] > 0 and document["latency_p50_s"] is not None
+    assert best["cost_per_image"] > middle["cost_per_image"]  # pro is dearer than flash
+    # the same seeded sample for every setting: 6 images, each sent once per setting
+    assert len(report.sample) == 6 and fake_gemini.calls["generate"] == 18
+    # the report: a Markdown table in rank order, a chart, the command for the winner
+    markdown = (tmp_path / "pilot" / "report.md").read_text()
+    rows = [
+        line for line in markdown.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")
+    ]
+    assert "gemini-2.5-pro" in rows[0] and "flash, no thinking" in rows[1]
+    with Image.open(tmp_path / "pilot" / "chart.png") as chart:
+        assert chart.size == (900, 600) and len(chart.getcolors(1 << 16)) > 10
+    command = shlex.split(" ".join(report.label_command))
+    assert command[:2] == ["vlmkit", "label"] and "gemini-2.5-pro" in command
+    assert "--label" in command and "cat" in command  # the ground truth's classes
+    # again: every run resumes from its ledger, nothing is sent twice
+    again = pilot(
+        [folder],
+        gt,
+        settings,
+        out_dir=tmp_path / "pilot",
+        sample=6,
+        seed=3,
+        cache=tmp_path / "cache",
+    )
+    assert fake_gemini.calls["generate"] == 18
+    assert [r.setting.model for r in again.rows] == order
+
+
+def test_settings_read_like_label_options():
+    setting = Setting.parse(
+        "-b gemini-api -m gemini-2.5-flash --option thinking_budget=0 -l car -l 'traffic light'"
+    )
+    assert (setting.backend, setting.model, setting.labels) == (
+        "gemini-api",
+        "gemini-2.5-flash",
+        ("car", "traffic light"),
+    )
+    assert setting.options == {"thinking_budget": "0"}
+    assert setting.label_args()[:4] == ["--task", "detect", "--backend", "gemini-api"]
+    masked = Setting.parse("--config api_key=sk-123 --config base_url=http://x")
+    assert "api_key=***" in masked.label_args(mask=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("--modle x", "No such option"),
+        ("--prompt cat --label cat", "either --prompt or --label"),
+        ("--option thinking", "not KEY=VALUE"),
+        ("--model 'unbalanced", "closing quotation"),
+    ],
+)
+def test_bad_settings_are_clear_errors(text, message):
+    from vlmkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        Setting.parse(text)

@@ -60,7 +60,8 @@ def _pairs(values: Iterable[str], flag: str) -> dict[str, str]:
     for value in values:
         key, sep, item = value.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"{flag} {value!r} is not KEY=VALUE")
+            # The text is not echoed: it may be a bare secret.
+            raise ConfigError(f"a --try setting's {flag} is not KEY=VALUE (e.g. {flag} k=v)")
         out[key.strip()] = item
     return out
 
@@ -105,16 +106,19 @@ class Setting:
             args = shlex.split(text)
             with command.make_context("--try", args) as context:
                 params = context.params
+        # Errors do not echo the setting: it may hold a secret (--config api_key=...).
         except ValueError as err:  # unbalanced quotes
-            raise ConfigError(f"--try {text!r}: {err}") from None
+            raise ConfigError(
+                f"a --try setting cannot be split like a shell would: {err}"
+            ) from None
         except click.ClickException as err:
             raise ConfigError(
-                f"--try {text!r}: {err.format_message()}; a setting takes the options of "
+                f"a --try setting: {err.format_message()}; a setting takes the options of "
                 "`vlmkit label`: --backend, --model, --task, --prompt or --label, --option, "
                 "--config (and --name)"
             ) from None
         if params["prompt"] is not None and params["label"]:
-            raise ConfigError(f"--try {text!r}: give either --prompt or --label, not both")
+            raise ConfigError("a --try setting: give either --prompt or --label, not both")
         return cls(
             backend=params["backend"],
             model=params["model"],

@@ -214,13 +214,15 @@ def _console() -> Any:
     return console
 
 
-def _table(state: CliState, header: list[str], rows: list[list[str]]) -> Any:
+def _table(
+    state: CliState, header: list[str], rows: list[list[str]], *, show_header: bool = True
+) -> Any:
     from rich.table import Table
     from rich.text import Text
 
     from vlmkit.cli.output import safe_line
 
-    table = Table(box=None, header_style="bold", pad_edge=False)
+    table = Table(box=None, header_style="bold", pad_edge=False, show_header=show_header)
     for column in header:
         table.add_column(column, overflow="fold")
     for row in rows:  # class names and labels come from files and models: plain text only
@@ -246,7 +248,8 @@ def _print_evaluation(state: CliState, evaluation: Evaluation, *, as_json: bool)
         typer.echo(state.scrub(to_json(document, indent=2)))
         return
     console = _console()
-    console.print(_table(state, ["", ""], [list(row) for row in summary_rows(evaluation)]))
+    rows = [list(row) for row in summary_rows(evaluation)]
+    console.print(_table(state, ["", ""], rows, show_header=False))
     if evaluation.detection is not None and evaluation.detection.per_class:
         console.print()
         rows = [

@@ -201,3 +201,26 @@ def test_mask_map_agrees_with_pycocotools(tmp_path):
     assert document["map"] == pytest.approx(stats[0], abs=1e-6)
     assert document["map50"] == pytest.approx(stats[1], abs=1e-6)
     assert document["false_positives"] == 1 and document["true_positives"] == 2
+
+
+def test_ground_truth_of_another_resolution_is_refused(tmp_path):
+    gt = coco_ground_truth(tmp_path / "gt.json", {"a.jpg": [("cat", [0, 0, 10, 10])]})
+    run = tmp_path / "run"
+    write_run(run, {"a.jpg": [detection("cat", [0, 0, 10, 10])]})
+    text = (
+        (run / "results.jsonl")
+        .read_text()
+        .replace('"image_size":[200,100]', '"image_size":[400,200]')
+    )
+    (run / "results.jsonl").write_text(text)
+    with pytest.raises(ConfigError, match=r"'a.jpg' \(400x200 in the run, 200x100 in the ground"):
+        vlmkit.evaluate(run, gt)
+
+
+def test_mask_scores_need_a_segment_run(tmp_path):
+    gt = coco_ground_truth(
+        tmp_path / "gt.json", {"a.jpg": [("cat", [0, 0, 10, 10])]}, segmentation=True
+    )
+    run = write_run(tmp_path / "run", {"a.jpg": [detection("cat", [0, 0, 10, 10])]})
+    with pytest.raises(ConfigError, match="no masks to score"):
+        vlmkit.evaluate(run, gt, iou_type="segm")

@@ -167,3 +167,28 @@ def test_bad_settings_are_clear_errors(text, message):
 
     with pytest.raises(ConfigError, match=message):
         Setting.parse(text)
+
+
+def test_a_broken_setting_gets_an_error_row_and_the_others_still_run(
+    tmp_path, fake_gemini, monkeypatch
+):
+    monkeypatch.setenv("GEMINI_API_KEY", "test-key")
+    folder, gt, truth = dataset(tmp_path)
+    fake_gemini.add_rule(text=answers(truth))
+    url = fake_gemini.base_url
+    report = pilot(
+        [folder],
+        gt,
+        [
+            f"--model gemini-2.5-flash --option no_such_option=1 --config base_url={url}",
+            f"--model gemini-2.5-pro --config base_url={url}",
+        ],
+        out_dir=tmp_path / "pilot",
+        sample=2,
+        cache=False,
+    )
+    good, broken = report.rows
+    assert good.setting.model == "gemini-2.5-pro" and good.evaluation is not None
+    assert broken.evaluation is None and "no_such_option" in broken.error
+    markdown = (tmp_path / "pilot" / "report.md").read_text()
+    assert "error: " in markdown and "gemini-2.5-pro" in report.label_command

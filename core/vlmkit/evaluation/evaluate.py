@@ -214,6 +214,11 @@ def evaluate(
         raise ConfigError(
             f"{gt} has no segmentation; mask mAP needs ground-truth masks (or use --iou-type bbox)"
         )
+    if chosen == "segm" and task != "segment":
+        raise ConfigError(
+            f"the run's task is {task!r}: its predictions have no masks to score; use "
+            "--iou-type bbox, or label with --task segment"
+        )
     return _evaluate_detections(run_path, truth, state, facts, task, chosen, mapping)
 
 
@@ -227,6 +232,7 @@ def _evaluate_detections(
     mapping: Mapping[str, str] | None,
 ) -> Evaluation:
     matched = match_images(state.records, truth.images)
+    _check_sizes(state, matched)
     classes = ClassMatcher(truth.categories, mapping)
     pairs = [(state.records[key], image) for key, image in matched.items()]
     predictions = predictions_from_ledger(pairs, classes, iou_type=iou_type)
@@ -243,6 +249,26 @@ def _evaluate_detections(
         gt_images_not_in_run=len(truth.images) - len(image_ids),
         images_without_ground_truth_boxes=sum(1 for i in image_ids if not counts.get(i)),
     )
+
+
+def _check_sizes(state: LedgerState, matched: Mapping[str, GtImage]) -> None:
+    """Predictions are in the pixels of the image the run read; ground truth of another
+    resolution (a resized copy, orientation not applied) would score every box as a miss."""
+    wrong = []
+    for key, image in matched.items():
+        size = state.records[key].image_size
+        if size is not None and tuple(size) != (image.width, image.height):
+            wrong.append(
+                f"{key!r} ({size[0]}x{size[1]} in the run, "
+                f"{image.width}x{image.height} in the ground truth)"
+            )
+    if wrong:
+        shown = "; ".join(wrong[:5]) + (f"; and {len(wrong) - 5} more" if len(wrong) > 5 else "")
+        raise ConfigError(
+            f"{len(wrong)} image(s) differ in size between the run and the ground truth: {shown}. "
+            "Boxes are in the pixels of the image the run read (EXIF orientation applied); "
+            "evaluate against ground truth of the same images at the same resolution"
+        )
 
 
 def _evaluate_ocr(run: Path, gt: Path, state: LedgerState, facts: RunFacts) -> Evaluation:

@@ -21,6 +21,8 @@ from vlmkit.errors import ConfigError
 __all__ = ["GroundTruth", "GtImage", "load_ground_truth"]
 
 _YOLO_SPLITS = ("train", "val", "test")
+_ORIENTATION = 0x0112  # EXIF orientation tag
+_TRANSPOSED = (5, 6, 7, 8)  # orientations that swap width and height
 
 
 @attrs.frozen(kw_only=True)
@@ -188,6 +190,8 @@ def _load_yolo(path: Path) -> GroundTruth:
         for relative, image_path, detections in entries:
             with Image.open(image_path) as image:
                 width, height = image.size
+                if image.getexif().get(_ORIENTATION) in _TRANSPOSED:
+                    width, height = height, width  # as shown (and as vlmkit and OpenCV read it)
             image_id = len(images) + 1
             images.append(GtImage(id=image_id, file_name=relative, width=width, height=height))
             class_ids = detections.class_id

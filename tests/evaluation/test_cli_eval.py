@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 import vlmkit
+from tests.evaluation.fake_models import answers, dataset
 from tests.evaluation.helpers import coco_ground_truth, detection, write_run
 from vlmkit.cli import app
 
@@ -87,8 +88,6 @@ def test_several_paths_need_try(vlm, case):
 
 
 def test_pilot_from_the_command_line(vlm, tmp_path, fake_gemini):
-    from tests.evaluation.test_pilot import answers, dataset
-
     folder, gt, truth = dataset(tmp_path)
     fake_gemini.add_rule(text=answers(truth))
     secret = "sk-test-secret-key-12345"

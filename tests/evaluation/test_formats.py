@@ -83,3 +83,27 @@ def test_text_ground_truth_for_a_detection_run_is_refused(tmp_path):
     run = write_run(tmp_path / "run", {"a.jpg": []})
     with pytest.raises(ConfigError, match="text ground truth scores OCR runs"):
         vlmkit.evaluate(run, truth)
+
+
+def test_yolo_polygons_give_mask_scores(tmp_path):
+    root = tmp_path / "yolo"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    Image.new("RGB", SIZE, "gray").save(root / "images" / "a.jpg")
+    # a 40x40 square at (20, 20): polygon corners normalized by 200x100
+    (root / "labels" / "a.txt").write_text("0 0.1 0.2 0.3 0.2 0.3 0.6 0.1 0.6\n")
+    (root / "data.yaml").write_text("path: .\ntrain: images\nnames: [cat]\n")
+    run = write_run(
+        tmp_path / "run",
+        {
+            "a.jpg": [
+                detection("cat", [20, 20, 60, 60], mask=True),
+                detection("cat", [100, 0, 140, 40], mask=True),
+            ]
+        },
+        task="segment",
+    )
+    document = vlmkit.evaluate(run, root / "data.yaml").to_dict()
+    assert document["iou_type"] == "segm"
+    assert (document["true_positives"], document["false_positives"]) == (1, 1)
+    assert document["per_class"]["cat"]["ap50"] == pytest.approx(1.0)

@@ -233,12 +233,12 @@ def rank(rows: Iterable[PilotRow], key: str) -> list[PilotRow]:
 
 
 def _candidates(
-    images: Sequence[str | os.PathLike[str]], gt: str | os.PathLike[str]
+    images: Sequence[str | os.PathLike[str]], gt: str | os.PathLike[str], out_dir: Path
 ) -> tuple[dict[str, Path], list[str]]:
     """Input images that have ground truth (key → path), and the ground-truth class names."""
     from vlmkit.runner import collect_inputs
 
-    items, _skipped, _root = collect_inputs(images)
+    items, _skipped, _root = collect_inputs(images, exclude=out_dir)
     if not items:
         raise ConfigError("no images among the pilot's inputs; give image files, folders or globs")
     if is_text_ground_truth(gt):
@@ -304,7 +304,7 @@ def pilot(
     rank([], rank_by)  # check the key before any model call
     if sample is not None and sample < 1:
         raise ConfigError(f"--sample must be at least 1, got {sample}")
-    candidates, classes = _candidates(images, gt)
+    candidates, classes = _candidates(images, gt, Path(out_dir))
     keys = sorted(candidates)
     chosen = sorted(random.Random(seed).sample(keys, min(sample, len(keys)))) if sample else keys
     paths = [candidates[key] for key in chosen]

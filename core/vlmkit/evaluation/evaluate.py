@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -20,7 +20,9 @@ from vlmkit.evaluation.ocr import (
     load_text_ground_truth,
     ocr_metrics,
 )
-from vlmkit.ledger import LedgerRecord, LedgerState, read_ledger
+
+if TYPE_CHECKING:
+    from vlmkit.ledger import LedgerRecord, LedgerState
 
 __all__ = ["Evaluation", "evaluate", "predictions_from_ledger"]
 
@@ -187,6 +189,8 @@ def evaluate(
     or ``"bbox"``.
     """
     run_path = Path(run)
+    from vlmkit.ledger import read_ledger
+
     state = read_ledger(_ledger_path(run_path))
     if not len(state):
         raise ConfigError(

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 
-from vlmkit.ledger import LedgerState
 from vlmkit.types import FinishReason
+
+if TYPE_CHECKING:
+    from vlmkit.ledger import LedgerState
 
 __all__ = ["RunFacts", "run_facts"]
 

@@ -224,3 +224,34 @@ def test_mask_scores_need_a_segment_run(tmp_path):
     run = write_run(tmp_path / "run", {"a.jpg": [detection("cat", [0, 0, 10, 10])]})
     with pytest.raises(ConfigError, match="no masks to score"):
         vlmkit.evaluate(run, gt, iou_type="segm")
+
+
+def test_repairs_truncations_and_tokens_of_failed_answers_are_counted(tmp_path):
+    from vlmkit.ledger import Ledger, LedgerRecord
+    from vlmkit.types import Detections, FinishReason, ParseReport, Provenance, SkippedItem, Usage
+
+    gt = coco_ground_truth(tmp_path / "gt.json", {"a.jpg": [], "b.jpg": []})
+    (tmp_path / "run").mkdir()
+
+    def result(report, finish=FinishReason.STOP):
+        usage = Usage(prompt_tokens=10, output_tokens=5, thinking_tokens=2, cost_usd=0.5)
+        provenance = Provenance(task="detect", usage=usage, finish=finish)
+        return Detections(image_size=(200, 100), items=(), provenance=provenance, report=report)
+
+    repaired = ParseReport(swapped=2, clamped=1, skipped=(SkippedItem(index=3, reason="x"),))
+    cut = ParseReport(truncated=True)
+    with Ledger(tmp_path / "run" / "results.jsonl", fsync=False) as ledger:
+        ledger.append(LedgerRecord(key="a.jpg", status="done", result=result(repaired)))
+        ledger.append(
+            LedgerRecord(
+                key="b.jpg",
+                status="failed",
+                result=result(cut, FinishReason.MAX_TOKENS),
+                error="cut off",
+                error_type="Truncated",
+            )
+        )
+    document = vlmkit.evaluate(tmp_path / "run", gt).to_dict()
+    assert (document["repairs"], document["truncations"]) == (4, 1)
+    assert document["failures"] == {"Truncated": 1} and document["parse_failures"] == 0
+    assert document["tokens"] == 2 * 17 and document["cost_per_image"] == pytest.approx(0.5)

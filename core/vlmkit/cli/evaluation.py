@@ -135,11 +135,30 @@ def eval_command(
     ] = True,
     plugin: Annotated[
         list[str] | None,
-        typer.Option("--plugin", metavar="MODULE", rich_help_panel=GLOBAL_PANEL),
+        typer.Option(
+            "--plugin",
+            metavar="MODULE",
+            rich_help_panel=GLOBAL_PANEL,
+            help="Import a plugin module (dotted name or .py file) and register it; repeatable.",
+        ),
     ] = None,
-    strict: Annotated[bool, typer.Option("--strict", rich_help_panel=GLOBAL_PANEL)] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            rich_help_panel=GLOBAL_PANEL,
+            help="A broken plugin is an error, not a warning.",
+        ),
+    ] = False,
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, rich_help_panel=GLOBAL_PANEL)
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            rich_help_panel=GLOBAL_PANEL,
+            help="Log to stderr (-vv: debug); show tracebacks.",
+        ),
     ] = 0,
 ) -> None:
     """Score a run against ground truth (mAP, P/R/F1, CER/WER, cost, latency); with --try,

@@ -255,3 +255,8 @@ def test_repairs_truncations_and_tokens_of_failed_answers_are_counted(tmp_path):
     assert (document["repairs"], document["truncations"]) == (4, 1)
     assert document["failures"] == {"Truncated": 1} and document["parse_failures"] == 0
     assert document["tokens"] == 2 * 17 and document["cost_per_image"] == pytest.approx(0.5)
+
+
+def test_one_mapping_string_is_one_pair(case):
+    gt, run = case
+    assert vlmkit.evaluate(run, gt, mapping="automobile=car").to_dict()["unmapped_labels"] == {}

@@ -75,6 +75,14 @@ def test_a_pilot_of_three_settings_ranks_them_and_renders_its_report(
     )
     assert fake_gemini.calls["generate"] == 18
     assert [r.setting.model for r in again.rows] == order
+    # a new report folder: new runs, answered from the cache, still nothing sent
+    cached = pilot(
+        [folder], gt, settings, out_dir=tmp_path / "pilot2", sample=6, seed=3,
+        cache=tmp_path / "cache",
+    )  # fmt: skip
+    assert fake_gemini.calls["generate"] == 18
+    assert [r.evaluation.to_dict()["cached"] for r in cached.rows] == [6, 6, 6]
+    assert cached.rows[0].evaluation.to_dict()["map50"] == best["map50"]
 
 
 def test_settings_read_like_label_options():

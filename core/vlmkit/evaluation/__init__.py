@@ -13,5 +13,6 @@ the chart). Nothing here calls a model except the pilot, which does it through o
 from __future__ import annotations
 
 from vlmkit.evaluation.evaluate import Evaluation, evaluate
+from vlmkit.evaluation.pilot import PilotReport, PilotRow, Setting, pilot
 
-__all__ = ["Evaluation", "evaluate"]
+__all__ = ["Evaluation", "PilotReport", "PilotRow", "Setting", "evaluate", "pilot"]

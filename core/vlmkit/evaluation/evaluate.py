@@ -198,6 +198,8 @@ def evaluate(
         )
     task = _task(state)
     facts = run_facts(state)
+    if isinstance(mapping, str):
+        mapping = [mapping]
     if mapping is not None and not isinstance(mapping, Mapping):
         mapping = parse_mapping(mapping)
     if task == "ocr" or is_text_ground_truth(gt):

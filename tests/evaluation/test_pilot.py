@@ -139,3 +139,14 @@ def test_a_broken_setting_gets_an_error_row_and_the_others_still_run(
     assert broken.evaluation is None and "no_such_option" in broken.error
     markdown = (tmp_path / "pilot" / "report.md").read_text()
     assert "error: " in markdown and "gemini-2.5-pro" in report.label_command
+
+
+def test_a_setting_the_ground_truth_cannot_score_is_refused_before_any_call(tmp_path, fake_gemini):
+    from vlmkit.errors import ConfigError
+
+    folder, gt, _truth = dataset(tmp_path)
+    with pytest.raises(ConfigError, match="has no segmentation"):
+        pilot([folder], gt, ["--task segment --model gemini-2.5-pro"], out_dir=tmp_path / "p")
+    with pytest.raises(ConfigError, match="cannot score"):
+        pilot([folder], gt, ["--task ocr --model gemini-2.5-pro"], out_dir=tmp_path / "p")
+    assert fake_gemini.calls["generate"] == 0

@@ -232,23 +232,56 @@ def rank(rows: Iterable[PilotRow], key: str) -> list[PilotRow]:
     return sorted(rows, key=order)
 
 
+def _check_settings(
+    settings: Sequence[Setting], gt: str | os.PathLike[str], *, text: bool, masks: bool,
+    iou_type: IouType | None,
+) -> None:  # fmt: skip
+    """Refuse, before any model call, a setting whose run the ground truth cannot score."""
+    for setting in settings:
+        if text != (setting.task == "ocr"):
+            kind = "text ground truth" if text else "COCO / YOLO ground truth"
+            raise ConfigError(
+                f"setting {setting.title!r} runs the {setting.task} task, which {kind} ({gt}) "
+                "cannot score: text ground truth scores ocr, COCO / YOLO scores detect and segment"
+            )
+        segm = (iou_type or ("segm" if setting.task == "segment" else "bbox")) == "segm"
+        if segm and not masks:
+            raise ConfigError(
+                f"setting {setting.title!r} would be scored by mask mAP, but {gt} has no "
+                "segmentation; use --iou-type bbox"
+            )
+        if segm and setting.task != "segment":
+            raise ConfigError(
+                f"setting {setting.title!r} runs {setting.task}, which gives no masks for "
+                "--iou-type segm; use --task segment in the setting"
+            )
+
+
 def _candidates(
-    images: Sequence[str | os.PathLike[str]], gt: str | os.PathLike[str], out_dir: Path
+    images: Sequence[str | os.PathLike[str]],
+    gt: str | os.PathLike[str],
+    out_dir: Path,
+    settings: Sequence[Setting],
+    iou_type: IouType | None,
 ) -> tuple[dict[str, Path], list[str]]:
     """Input images that have ground truth (key → path), and the ground-truth class names."""
     from vlmkit.runner import collect_inputs
 
-    items, _skipped, _root = collect_inputs(images, exclude=out_dir)
-    if not items:
-        raise ConfigError("no images among the pilot's inputs; give image files, folders or globs")
-    if is_text_ground_truth(gt):
+    text = is_text_ground_truth(gt)
+    if text:
         names = list(load_text_ground_truth(gt))
         truth_images = [GtImage(id=i, file_name=n, width=0, height=0) for i, n in enumerate(names)]
         classes: list[str] = []
+        masks = False
     else:
         truth = load_ground_truth(gt)
         truth_images = list(truth.images)
         classes = [truth.categories[k] for k in sorted(truth.categories)]
+        masks = truth.has_masks
+    _check_settings(settings, gt, text=text, masks=masks, iou_type=iou_type)
+    items, _skipped, _root = collect_inputs(images, exclude=out_dir)
+    if not items:
+        raise ConfigError("no images among the pilot's inputs; give image files, folders or globs")
     paths = {item.key: item.path for item in items}
     matched = match_images(paths, truth_images, strict=False)
     if not matched:
@@ -304,7 +337,7 @@ def pilot(
     rank([], rank_by)  # check the key before any model call
     if sample is not None and sample < 1:
         raise ConfigError(f"--sample must be at least 1, got {sample}")
-    candidates, classes = _candidates(images, gt, Path(out_dir))
+    candidates, classes = _candidates(images, gt, Path(out_dir), parsed, iou_type)
     keys = sorted(candidates)
     chosen = sorted(random.Random(seed).sample(keys, min(sample, len(keys)))) if sample else keys
     paths = [candidates[key] for key in chosen]

@@ -25,6 +25,7 @@ from vlmkit.errors import (
     UnsupportedTask,
     VlmkitError,
 )
+from vlmkit.evaluation import evaluate
 from vlmkit.geometry import Convention, Transform
 from vlmkit.hookspecs import hookimpl
 from vlmkit.media import EncodedImage, LoadedImage, ResizePolicy, encode_image, load_image
@@ -117,6 +118,7 @@ __all__ = [
     "VlmkitError",
     "__version__",
     "encode_image",
+    "evaluate",
     "format_timestamp",
     "hookimpl",
     "load_image",

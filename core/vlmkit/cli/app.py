@@ -21,6 +21,7 @@ from vlmkit.cli.context import (
     parse_sink_options,
     plugin_specs,
 )
+from vlmkit.cli.evaluation import eval_command
 
 __all__ = ["app", "main"]
 
@@ -646,6 +647,9 @@ def label(
                 "re-run with --retry-failed to try them again",
                 code=1,
             )
+
+
+app.command("eval", rich_help_panel=BATCH_PANEL)(eval_command)
 
 
 def main(argv: list[str] | None = None) -> None:

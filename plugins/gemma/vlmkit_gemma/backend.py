@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import re
 import sys
 import threading
@@ -57,6 +58,7 @@ from vlmkit_gemma.failures import (
     load_error,
     out_of_memory_error,
 )
+from vlmkit_gemma.hub import hub_reachable
 from vlmkit_gemma.messages import build_messages
 
 __all__ = [
@@ -347,6 +349,7 @@ class GemmaLocalBackend(Backend):
         with self._load_lock:
             self._check_open()
             if self._family is None:
+                self._go_offline_if_the_hub_is_unreachable()
                 try:
                     config = loading.load_config(self._source, **self._hub_kwargs)
                 except Exception as err:
@@ -361,6 +364,25 @@ class GemmaLocalBackend(Backend):
                     )
                 self._family = family
         return self._family
+
+    def _go_offline_if_the_hub_is_unreachable(self) -> None:
+        """Probe the Hub once for a Hub id; if it does not answer, load from the cache only.
+
+        Without this, every file transformers asks for is retried five times with backoff
+        (about 50 s of warnings) before the same "not in the local cache" error.
+        """
+        if os.path.isdir(self._source) or self._hub_kwargs.get("local_files_only"):
+            return
+        from huggingface_hub import constants
+
+        if constants.is_offline_mode():
+            return
+        if not hub_reachable(self._source, revision=self._hub_kwargs.get("revision")):
+            log.warning(
+                "the Hugging Face Hub cannot be reached: loading %s from the local cache only",
+                self.model,
+            )
+            self._hub_kwargs["local_files_only"] = True
 
     def _ensure_loaded(self) -> None:
         if self._model is not None:

@@ -27,23 +27,26 @@ class DroppingListener:
 
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
         self.port = self.sock.getsockname()[1]
         self.connections = 0
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
     def _serve(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 conn, _ = self.sock.accept()
-            except OSError:  # closed
-                return
+            except TimeoutError:
+                continue
             self.connections += 1
             conn.close()
 
     def close(self) -> None:
-        self.sock.close()
+        self._stop.set()
         self._thread.join(timeout=5)
+        self.sock.close()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 import vlmkit
-from tests.gemma.tiny_gemma import build_tiny_gemma3, build_tiny_gemma4
+from vlmkit_gemma.testing import build_tiny_gemma3, build_tiny_gemma4
 
 # Each tiny-tokenizer token is one byte, so a script of n bytes needs n + 1 new tokens.
 DETECT_SCRIPT = (

@@ -19,7 +19,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tests.gemma.tiny_gemma import build_tiny_gemma3, build_tiny_gemma4  # noqa: E402
+from vlmkit_gemma.testing import build_tiny_gemma3, build_tiny_gemma4  # noqa: E402
 
 _PLUGIN_SRC = Path(__file__).resolve().parents[2] / "plugins" / "gemma"
 try:

@@ -502,7 +502,7 @@ def _contract(actual, expected, what: str) -> None:
     assert actual == expected, (
         f"google-genai {genai.__version__} changed the wire format of {what}:\n"
         f"  expected {expected!r}\n  got      {actual!r}\n"
-        "Re-check shared/reference/gemini-wire.md and "
+        "Re-check docs/reference/gemini-wire.md and "
         "plugins/gemini/vlmkit_gemini/testing/fake_server.py, then update this contract."
     )
 

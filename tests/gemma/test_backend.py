@@ -31,7 +31,7 @@ from tests.gemma.conftest import (
 
 STOP = vlmkit.FinishReason.STOP
 ALLOWED_BUDGETS = "70, 140, 280, 560, 1120"
-# Image tokens of a 640×480 picture per budget, as measured in shared/reference/gemma-local.md.
+# Image tokens of a 640×480 picture per budget, as measured in docs/reference/gemma-local.md.
 TOKENS_640x480 = {70: 63, 140: 130, 280: 266}
 
 

@@ -1,6 +1,6 @@
 """A loopback fake of the Gemini REST API, for driving the real ``google-genai`` SDK in tests.
 
-Standard library only; see ``shared/reference/gemini-wire.md`` for the wire format it follows.
+Standard library only; see ``docs/reference/gemini-wire.md`` for the wire format it follows.
 
 Endpoints (any ``{v}`` version segment):
 

@@ -32,6 +32,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,  # expected errors are one line; -v shows tracebacks
+    # click's plain help wraps every column to the terminal; rich's tables cut text and show
+    # <bool>/<int> placeholders in an 80-column terminal
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -99,7 +102,8 @@ Cache = Annotated[
     typer.Option(
         "--cache/--no-cache",
         envvar=ENV_CACHE,
-        help="Reuse answers from the on-disk cache ($VLMKIT_CACHE_DIR, ~/.cache/vlmkit).",
+        help="Reuse answers from the on-disk cache ($VLMKIT_CACHE_DIR, by default "
+        "~/.cache/vlmkit/answers).",
     ),
 ]
 
@@ -305,7 +309,7 @@ def segment(
     label: Labels = None,
     threshold: Annotated[
         int,
-        typer.Option(min=0, max=255, help="Mask probability threshold (0–255)."),
+        typer.Option(min=0, max=255, metavar="0-255", help="Mask probability threshold."),
     ] = 127,
     backend: Backend = DEFAULT_BACKEND,
     model: Model = None,
@@ -546,10 +550,12 @@ def label(
         typer.Option(metavar="SINK.KEY=VALUE", help="Sink option, e.g. coco.mask_format=polygon."),
     ] = None,
     concurrency: Annotated[
-        int | None, typer.Option(min=1, help="Requests in flight (default: the backend's).")
+        int | None,
+        typer.Option(min=1, metavar="N", help="Requests in flight (default: the backend's)."),
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option(min=1, help="Images per model batch (local models).")
+        int | None,
+        typer.Option(min=1, metavar="N", help="Images per model batch (local models)."),
     ] = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Retry items that failed in an earlier run.")

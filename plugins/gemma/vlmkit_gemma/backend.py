@@ -60,6 +60,7 @@ from vlmkit_gemma.failures import (
 )
 from vlmkit_gemma.hub import hub_reachable
 from vlmkit_gemma.messages import build_messages
+from vlmkit_gemma.progress import transformers_bars_hidden
 
 __all__ = [
     "DEFAULT_MAX_NEW_TOKENS",
@@ -393,15 +394,17 @@ class GemmaLocalBackend(Backend):
                 return
             started = time.perf_counter()
             processor = model = None
+            log.info("gemma-local: loading %s on %s ...", self.model, self._device)
             try:
-                processor = loading.load_processor(self._source, **self._hub_kwargs)
-                model = loading.load_model(
-                    self._source,
-                    device=self._device,
-                    dtype=self._dtype,
-                    attn_implementation=self._attn_implementation,
-                    **self._hub_kwargs,
-                )
+                with transformers_bars_hidden():
+                    processor = loading.load_processor(self._source, **self._hub_kwargs)
+                    model = loading.load_model(
+                        self._source,
+                        device=self._device,
+                        dtype=self._dtype,
+                        attn_implementation=self._attn_implementation,
+                        **self._hub_kwargs,
+                    )
                 self._configure(processor, model)
             except Exception as err:
                 # never keep a half-loaded model: not here, nor in the traceback's frames

@@ -260,8 +260,11 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def _save_model_and_tokenizer(model, tok, generation: dict[str, Any], out: Path) -> None:
     from transformers import GenerationConfig
 
+    from vlmkit_gemma.progress import transformers_bars_hidden
+
     model.generation_config = GenerationConfig(**generation)
-    model.save_pretrained(out)
+    with transformers_bars_hidden():
+        model.save_pretrained(out)
     tok.save_pretrained(out)
 
 

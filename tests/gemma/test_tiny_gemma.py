@@ -205,6 +205,7 @@ def test_scripted_answer_is_reproduced_exactly(loaded, images, name, script):
 
 
 @pytest.mark.parametrize("name", ["g4-json", "g3-json"])
+@pytest.mark.slow
 def test_left_padded_batch_matches_one_at_a_time(loaded, images, name):
     processor, model = loaded(name)
     budget = 280 if name.startswith("g4") else None

@@ -27,3 +27,25 @@ def test_mkdocs_build_strict(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "try-offline" / "index.html").exists()
     assert (tmp_path / "search" / "search_index.json").exists()  # the search plugin ran
+
+
+@pytest.mark.parametrize("sink", ["coco", "yolo", "annotate", "jsonl"])
+def test_every_option_of_a_built_in_sink_is_in_the_cli_docs(sink, tmp_path):
+    """The table in docs/cli.md names each option the sink accepts (read from its refusal)."""
+    import re
+
+    import vlmkit
+
+    with vlmkit.Session() as session:
+        factory = session.sinks()[sink].factory
+    with pytest.raises(vlmkit.ConfigError, match="known:") as refused:
+        factory(tmp_path, no_such_option=1)
+    known = re.findall(r"'(\w+)'", str(refused.value).split("known:", 1)[1])
+    assert known
+    page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    table = page.split("## Sink options", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    for option in known:
+        assert any(
+            f"`{option}`" in row and (f"`{sink}`" in row or "all of" in row) for row in rows
+        ), f"{sink}.{option} is not in the sink options table of docs/cli.md"

@@ -19,14 +19,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from vlmkit_gemma.testing import build_tiny_gemma3, build_tiny_gemma4  # noqa: E402
-
 _PLUGIN_SRC = Path(__file__).resolve().parents[2] / "plugins" / "gemma"
 try:
     from vlmkit_gemma import loading
 except ModuleNotFoundError:  # vlmkit-gemma not installed: use the source tree
     sys.path.insert(0, str(_PLUGIN_SRC))
     from vlmkit_gemma import loading
+from vlmkit_gemma.testing import build_tiny_gemma3, build_tiny_gemma4  # noqa: E402
 
 JSON_SCRIPT = '```json\n[{"box_2d": [100, 200, 500, 600], "label": "person"}]\n```'
 OCR_SCRIPT = 'The sign says:\n\n**猫に注意** (Neko ni chūi): "Beware of cats" 🐈 .'

@@ -27,3 +27,11 @@ def test_label_help_says_where_the_cache_really_is():
     text = " ".join(_help("label").split())  # unwrap
     assert "max_soft_tokens=280" in text
     assert "~/.cache/vlmkit/answers" in text and "$VLMKIT_CACHE_DIR" in text
+
+
+def test_command_list_shows_whole_summaries():
+    text = _help()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    commands = text.split("Commands:", 1)[1]
+    assert "..." not in commands and "…" not in commands
+    assert "broken plugins." in " ".join(text.split())  # the end of backends' summary

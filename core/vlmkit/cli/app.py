@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import gc
+import inspect
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -622,6 +623,18 @@ def label(
                 "re-run with --retry-failed to try them again",
                 code=1,
             )
+
+
+def _whole_summaries() -> None:
+    """click cuts each summary in the command list to one line with "..."; an explicit
+    short_help (the docstring's first paragraph) is wrapped instead."""
+    for info in app.registered_commands:
+        if info.short_help is None and info.help is None and info.callback is not None:
+            doc = inspect.cleandoc(info.callback.__doc__ or "")
+            info.short_help = " ".join(doc.split("\n\n", 1)[0].split()) or None
+
+
+_whole_summaries()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -98,3 +98,12 @@ def test_try_offline_page_works_as_written(tmp_path):
     )
     assert sum(len(detections) for _, _, detections in dataset) == 10
     assert len(list((out / "annotated").glob("*.jpg"))) == 4
+
+
+def test_the_pages_python_example_runs_as_written(monkeypatch):
+    section = PAGE.read_text(encoding="utf-8").split("## Test your own code offline", 1)[1]
+    code = re.search(r"```python\n(.+?)\n```", section, re.DOTALL).group(1)
+    monkeypatch.chdir(ROOT)  # the example's image path is relative to the repository
+    namespace: dict[str, object] = {}
+    exec(compile(code, str(PAGE), "exec"), namespace)
+    namespace["test_my_pipeline"]()

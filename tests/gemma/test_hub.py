@@ -76,3 +76,46 @@ def test_an_unreachable_hub_fails_fast_with_the_download_hint(unreachable_hub, t
     assert f"hf download {MODEL}" in done.stderr
     assert "Retrying in" not in done.stderr
     assert unreachable_hub.connections == 1, done.stderr  # the probe, and nothing after it
+
+
+class NotFoundServer:
+    """A loopback HTTP server that answers 404 to everything: the Hub is there, the repo is not."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_HEAD(self):
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_HEAD
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_probe_tells_an_answer_from_no_answer(unreachable_hub, monkeypatch):
+    """Any HTTP answer (404 here) means reachable; a dropped connection means not, at once."""
+    from huggingface_hub import constants
+
+    from vlmkit_gemma.hub import hub_reachable
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the suite runs with it on
+    answering = NotFoundServer()
+    try:
+        assert hub_reachable(MODEL, endpoint=answering.url)
+    finally:
+        answering.close()
+    assert not hub_reachable(MODEL, endpoint=f"http://127.0.0.1:{unreachable_hub.port}")
+    assert unreachable_hub.connections == 1  # one try, no retries

@@ -19,19 +19,20 @@ log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 10.0
 
 
-def hub_reachable(model: str, *, revision: str | None = None) -> bool:
+def hub_reachable(model: str, *, revision: str | None = None, endpoint: str | None = None) -> bool:
     """Whether the Hub answers one request for ``model``'s ``config.json`` (no retries).
 
     Any HTTP answer counts as reachable, errors included (401 for a gated model, 404 for a typo):
     those are reported by the normal loading path with their own messages. Only a transport
     failure (no DNS, refused or dropped connection, timeout) counts as unreachable.
+    ``endpoint`` defaults to ``$HF_ENDPOINT`` (https://huggingface.co).
     """
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.errors import HfHubHTTPError
 
-    url = hf_hub_url(model, "config.json", revision=revision)
+    url = hf_hub_url(model, "config.json", revision=revision, endpoint=endpoint)
     try:
-        get_hf_file_metadata(url, timeout=PROBE_TIMEOUT_S, retry_on_errors=False)
+        get_hf_file_metadata(url, timeout=PROBE_TIMEOUT_S, retry_on_errors=False, endpoint=endpoint)
     except HfHubHTTPError:  # an HTTP answer (also an OSError): the Hub is there
         return True
     except Exception as err:  # no answer: DNS, refused or dropped connection, timeout, proxy

@@ -44,7 +44,7 @@ BEGIN, END = "<!-- bench_gemini_concurrency:begin -->", "<!-- bench_gemini_concu
 
 def _serve(conn, latency_s: float, ratio: float) -> None:
     """Child process: run the fake until told to stop; report what it saw."""
-    from tests.gemini.fake_gemini import FakeGemini
+    from vlmkit_gemini.testing.fake_server import FakeGemini
 
     with FakeGemini() as fake:
         fake.latency_s = latency_s

@@ -9,7 +9,7 @@ be.
 
 The checkpoints are tiny random Gemma 4 (E2B-shaped, real patch size and pooling, so image
 preprocessing and image-token counts are the real ones) and Gemma 3 models built at run time
-by ``tests/gemma/tiny_gemma.py``. Unscripted, they never end their turn under greedy decoding,
+by ``vlmkit_gemma.testing``. Unscripted, they never end their turn under greedy decoding,
 so every request generates exactly ``--new-tokens`` tokens: equal work per request. Images have
 six different sizes and the prompts three lengths, so batches really are padded.
 
@@ -101,7 +101,7 @@ class Mode:
 
 
 def bench_family(family: str, args: argparse.Namespace, tmp: Path) -> list[str]:
-    from tests.gemma.tiny_gemma import build_tiny_gemma3, build_tiny_gemma4
+    from vlmkit_gemma.testing import build_tiny_gemma3, build_tiny_gemma4
 
     if family == "gemma4":
         folder = build_tiny_gemma4(tmp / "gemma4")

@@ -31,7 +31,8 @@ _KEY_VERSION = "vlmkit-cache-2"
 
 
 def default_cache_dir() -> Path:
-    """``$VLMKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/vlmkit``, else ``~/.cache/vlmkit``."""
+    """``$VLMKIT_CACHE_DIR`` as given, else ``$XDG_CACHE_HOME/vlmkit/answers``, else
+    ``~/.cache/vlmkit/answers``."""
     if os.environ.get("VLMKIT_CACHE_DIR"):
         return Path(os.environ["VLMKIT_CACHE_DIR"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.gemini.fake_gemini import FakeGemini
+from vlmkit_gemini.testing.fake_server import FakeGemini
 
 try:
     import google.auth.credentials

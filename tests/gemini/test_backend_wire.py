@@ -33,7 +33,7 @@ def _contract(actual, expected, what: str) -> None:
         f"google-genai {genai.__version__} changed what vlmkit-gemini sends for {what}:\n"
         f"  expected {expected!r}\n  got      {actual!r}\n"
         "Check plugins/gemini/vlmkit_gemini/backend.py against the new SDK (and "
-        "shared/reference/gemini-wire.md), then update this contract."
+        "docs/reference/gemini-wire.md), then update this contract."
     )
 
 

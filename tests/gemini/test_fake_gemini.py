@@ -19,7 +19,7 @@ httpx2 = pytest.importorskip("httpx2")
 from google.genai import errors, types  # noqa: E402
 
 from tests.gemini.conftest import MODEL, TEST_API_KEY, TEST_TOKEN  # noqa: E402
-from tests.gemini.fake_gemini import MIB, FakeGemini  # noqa: E402
+from vlmkit_gemini.testing.fake_server import MIB, FakeGemini  # noqa: E402
 
 # Bytes whose base64 needs the URL-safe alphabet ('-' and '_'): catches a plain b64decode.
 IMAGE_BYTES = bytes(range(256)) * 3
@@ -502,8 +502,8 @@ def _contract(actual, expected, what: str) -> None:
     assert actual == expected, (
         f"google-genai {genai.__version__} changed the wire format of {what}:\n"
         f"  expected {expected!r}\n  got      {actual!r}\n"
-        "Re-check shared/reference/gemini-wire.md and tests/gemini/fake_gemini.py, then update "
-        "this contract."
+        "Re-check docs/reference/gemini-wire.md and "
+        "plugins/gemini/vlmkit_gemini/testing/fake_server.py, then update this contract."
     )
 
 

@@ -8,6 +8,7 @@ The Hub is off (``HF_HUB_OFFLINE=1`` from ``tests/conftest.py``).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +18,13 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 import vlmkit
-from tests.gemma.tiny_gemma import build_tiny_gemma3, build_tiny_gemma4
+
+try:
+    from vlmkit_gemma.testing import build_tiny_gemma3, build_tiny_gemma4
+except ModuleNotFoundError:  # not installed: build from the source tree; the backend tests then
+    # fail with the install hint of _ensure_plugin_installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "gemma"))
+    from vlmkit_gemma.testing import build_tiny_gemma3, build_tiny_gemma4
 
 # Each tiny-tokenizer token is one byte, so a script of n bytes needs n + 1 new tokens.
 DETECT_SCRIPT = (

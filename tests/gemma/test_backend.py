@@ -31,7 +31,7 @@ from tests.gemma.conftest import (
 
 STOP = vlmkit.FinishReason.STOP
 ALLOWED_BUDGETS = "70, 140, 280, 560, 1120"
-# Image tokens of a 640×480 picture per budget, as measured in shared/reference/gemma-local.md.
+# Image tokens of a 640×480 picture per budget, as measured in docs/reference/gemma-local.md.
 TOKENS_640x480 = {70: 63, 140: 130, 280: 266}
 
 
@@ -230,6 +230,7 @@ def test_an_answer_that_is_not_json_is_a_parse_error(open_session, photo):
     assert caught.value.raw_text == GARBAGE_SCRIPT
 
 
+@pytest.mark.slow
 def test_unscripted_gibberish_is_an_outcome_never_a_crash(open_session, photo):
     """Never assert the gibberish itself: it depends on kernels and versions."""
     session = open_session("g4", max_soft_tokens=70)
@@ -342,6 +343,7 @@ def test_segment_is_unsupported_and_names_backends_that_can(checkpoints, photo):
 # video
 
 
+@pytest.mark.slow
 def test_video_is_sent_as_frames_with_mm_ss_stamps(open_session, tiny_video, caplog):
     session = open_session("g4-video")
     with caplog.at_level(logging.DEBUG, logger="vlmkit_gemma"):
@@ -423,6 +425,7 @@ def test_close_releases_the_model(checkpoints, photo):
         session.describe(photo)
 
 
+@pytest.mark.slow
 def test_the_backend_passes_vlmkits_conformance_check(checkpoints):
     from vlmkit.testing import check_backend
 

@@ -43,6 +43,7 @@ def _request(image, prompt: str = "hi", **options) -> vlmkit.Request:
     return vlmkit.Request(task="describe", prompt=prompt, images=(sent,), options=options)
 
 
+@pytest.mark.slow
 def test_sixteen_threads_batched_equal_one_at_a_time(open_session, monkeypatch):
     items = _requests(16)
     sequential = open_session("g4", max_soft_tokens=70, batch_size=1)
@@ -76,6 +77,7 @@ def _counting(generate, rows: list[int]):
     return spy
 
 
+@pytest.mark.slow
 def test_scripted_detections_are_the_same_batched(open_session):
     items = _requests(6)
     session = open_session("g4-detect", max_soft_tokens=70, batch_size=3)
@@ -94,6 +96,7 @@ def test_scripted_detections_are_the_same_batched(open_session):
         )
 
 
+@pytest.mark.slow
 def test_generate_batch_groups_compatible_requests(open_session, photo, monkeypatch):
     session = open_session("g4-short", batch_size=8)
     backend = session.backend
@@ -132,6 +135,7 @@ def test_generate_batch_groups_compatible_requests(open_session, photo, monkeypa
     ]
 
 
+@pytest.mark.slow
 def test_out_of_memory_splits_the_batch_then_explains(open_session, photo, monkeypatch):
     session = open_session("g4-short", batch_size=4, max_soft_tokens=70)
     backend = session.backend

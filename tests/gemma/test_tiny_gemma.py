@@ -19,14 +19,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tests.gemma.tiny_gemma import build_tiny_gemma3, build_tiny_gemma4  # noqa: E402
-
 _PLUGIN_SRC = Path(__file__).resolve().parents[2] / "plugins" / "gemma"
 try:
     from vlmkit_gemma import loading
 except ModuleNotFoundError:  # vlmkit-gemma not installed: use the source tree
     sys.path.insert(0, str(_PLUGIN_SRC))
     from vlmkit_gemma import loading
+from vlmkit_gemma.testing import build_tiny_gemma3, build_tiny_gemma4  # noqa: E402
 
 JSON_SCRIPT = '```json\n[{"box_2d": [100, 200, 500, 600], "label": "person"}]\n```'
 OCR_SCRIPT = 'The sign says:\n\n**猫に注意** (Neko ni chūi): "Beware of cats" 🐈 .'
@@ -205,6 +204,7 @@ def test_scripted_answer_is_reproduced_exactly(loaded, images, name, script):
 
 
 @pytest.mark.parametrize("name", ["g4-json", "g3-json"])
+@pytest.mark.slow
 def test_left_padded_batch_matches_one_at_a_time(loaded, images, name):
     processor, model = loaded(name)
     budget = 280 if name.startswith("g4") else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import gc
+import inspect
 import warnings
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,6 +35,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,  # expected errors are one line; -v shows tracebacks
+    # click's plain help wraps every column to the terminal; rich's tables cut text and show
+    # <bool>/<int> placeholders in an 80-column terminal
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -101,7 +105,8 @@ Cache = Annotated[
     typer.Option(
         "--cache/--no-cache",
         envvar=ENV_CACHE,
-        help="Reuse answers from the on-disk cache ($VLMKIT_CACHE_DIR, ~/.cache/vlmkit).",
+        help="Reuse answers from the on-disk cache ($VLMKIT_CACHE_DIR, by default "
+        "~/.cache/vlmkit/answers).",
     ),
 ]
 
@@ -307,7 +312,7 @@ def segment(
     label: Labels = None,
     threshold: Annotated[
         int,
-        typer.Option(min=0, max=255, help="Mask probability threshold (0–255)."),
+        typer.Option(min=0, max=255, metavar="0-255", help="Mask probability threshold."),
     ] = 127,
     backend: Backend = DEFAULT_BACKEND,
     model: Model = None,
@@ -548,10 +553,12 @@ def label(
         typer.Option(metavar="SINK.KEY=VALUE", help="Sink option, e.g. coco.mask_format=polygon."),
     ] = None,
     concurrency: Annotated[
-        int | None, typer.Option(min=1, help="Requests in flight (default: the backend's).")
+        int | None,
+        typer.Option(min=1, metavar="N", help="Requests in flight (default: the backend's)."),
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option(min=1, help="Images per model batch (local models).")
+        int | None,
+        typer.Option(min=1, metavar="N", help="Images per model batch (local models)."),
     ] = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Retry items that failed in an earlier run.")
@@ -650,6 +657,18 @@ def label(
 
 
 app.command("eval", rich_help_panel=BATCH_PANEL)(eval_command)
+
+
+def _whole_summaries() -> None:
+    """click cuts each summary in the command list to one line with "..."; an explicit
+    short_help (the docstring's first paragraph) is wrapped instead."""
+    for info in app.registered_commands:
+        if info.short_help is None and info.help is None and info.callback is not None:
+            doc = inspect.cleandoc(info.callback.__doc__ or "")
+            info.short_help = " ".join(doc.split("\n\n", 1)[0].split()) or None
+
+
+_whole_summaries()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import re
 import sys
 import threading
@@ -57,7 +58,9 @@ from vlmkit_gemma.failures import (
     load_error,
     out_of_memory_error,
 )
+from vlmkit_gemma.hub import hub_reachable
 from vlmkit_gemma.messages import build_messages
+from vlmkit_gemma.progress import transformers_bars_hidden
 
 __all__ = [
     "DEFAULT_MAX_NEW_TOKENS",
@@ -347,6 +350,7 @@ class GemmaLocalBackend(Backend):
         with self._load_lock:
             self._check_open()
             if self._family is None:
+                self._go_offline_if_the_hub_is_unreachable()
                 try:
                     config = loading.load_config(self._source, **self._hub_kwargs)
                 except Exception as err:
@@ -362,6 +366,25 @@ class GemmaLocalBackend(Backend):
                 self._family = family
         return self._family
 
+    def _go_offline_if_the_hub_is_unreachable(self) -> None:
+        """Probe the Hub once for a Hub id; if it does not answer, load from the cache only.
+
+        Without this, every file transformers asks for is retried five times with backoff
+        (about 50 s of warnings) before the same "not in the local cache" error.
+        """
+        if os.path.isdir(self._source) or self._hub_kwargs.get("local_files_only"):
+            return
+        from huggingface_hub import constants
+
+        if constants.is_offline_mode():
+            return
+        if not hub_reachable(self._source, revision=self._hub_kwargs.get("revision")):
+            log.warning(
+                "the Hugging Face Hub cannot be reached: loading %s from the local cache only",
+                self.model,
+            )
+            self._hub_kwargs["local_files_only"] = True
+
     def _ensure_loaded(self) -> None:
         if self._model is not None:
             return
@@ -371,15 +394,17 @@ class GemmaLocalBackend(Backend):
                 return
             started = time.perf_counter()
             processor = model = None
+            log.info("gemma-local: loading %s on %s ...", self.model, self._device)
             try:
-                processor = loading.load_processor(self._source, **self._hub_kwargs)
-                model = loading.load_model(
-                    self._source,
-                    device=self._device,
-                    dtype=self._dtype,
-                    attn_implementation=self._attn_implementation,
-                    **self._hub_kwargs,
-                )
+                with transformers_bars_hidden():
+                    processor = loading.load_processor(self._source, **self._hub_kwargs)
+                    model = loading.load_model(
+                        self._source,
+                        device=self._device,
+                        dtype=self._dtype,
+                        attn_implementation=self._attn_implementation,
+                        **self._hub_kwargs,
+                    )
                 self._configure(processor, model)
             except Exception as err:
                 # never keep a half-loaded model: not here, nor in the traceback's frames

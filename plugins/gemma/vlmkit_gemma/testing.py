@@ -1,12 +1,26 @@
-"""Tiny random Gemma 4 / Gemma 3 checkpoints, built offline at test time.
+"""Tiny random Gemma 4 / Gemma 3 checkpoints, for testing gemma-local pipelines offline.
 
 A builder writes a complete checkpoint folder (``config.json``, ``model.safetensors``,
 ``generation_config.json``, ``tokenizer.json``, ``tokenizer_config.json``,
-``chat_template.jinja``, ``processor_config.json``) that loads through exactly the code a real
-Hub checkpoint goes through (``AutoProcessor`` / ``AutoModelForImageTextToText``). Nothing is
-committed: callers pass a directory (``tmp_path``), building takes well under a second.
+``chat_template.jinja``, ``processor_config.json``) of a few hundred kilobytes that loads
+through exactly the code a real Hub checkpoint goes through (``AutoProcessor`` /
+``AutoModelForImageTextToText``), in well under a second, without network. With ``script=``
+every request gets that exact answer, so a test can assert what a pipeline makes of it::
 
-Recipe (see ``shared/reference/gemma-local.md``):
+    import vlmkit
+    from vlmkit_gemma.testing import build_tiny_gemma4
+
+    def test_my_pipeline(tmp_path):
+        folder = build_tiny_gemma4(
+            tmp_path / "tiny", script='[{"box_2d": [100, 200, 500, 600], "label": "cat"}]'
+        )
+        with vlmkit.Session(backend="gemma-local", model=str(folder), device="cpu") as s:
+            assert s.detect("cat.jpg", "cat").labels == ("cat",)
+
+Nothing is downloaded and nothing needs committing: build into ``tmp_path`` (pytest) or a
+temporary folder. The weights are random, so without a script the answers are gibberish.
+
+Recipe (pitfalls P1-P13 and measurements: docs/reference/gemma-local.md):
 
 * Tokenizer: ``GemmaTokenizer`` with the base specials (pad 0, eos 1, bos 2, unk 3, mask 4),
   every control token of the real checkpoint as a *special added* token (image, audio and
@@ -246,8 +260,11 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def _save_model_and_tokenizer(model, tok, generation: dict[str, Any], out: Path) -> None:
     from transformers import GenerationConfig
 
+    from vlmkit_gemma.progress import transformers_bars_hidden
+
     model.generation_config = GenerationConfig(**generation)
-    model.save_pretrained(out)
+    with transformers_bars_hidden():
+        model.save_pretrained(out)
     tok.save_pretrained(out)
 
 

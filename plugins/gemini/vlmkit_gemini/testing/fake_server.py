@@ -1,6 +1,6 @@
 """A loopback fake of the Gemini REST API, for driving the real ``google-genai`` SDK in tests.
 
-Standard library only; see ``shared/reference/gemini-wire.md`` for the wire format it follows.
+Standard library only; see ``docs/reference/gemini-wire.md`` for the wire format it follows.
 
 Endpoints (any ``{v}`` version segment):
 
@@ -585,11 +585,11 @@ class _Server(http.server.ThreadingHTTPServer):
     request_queue_size = 256
     allow_reuse_address = True
 
-    def __init__(self, fake: FakeGemini):
+    def __init__(self, fake: FakeGemini, port: int = 0):
         self.fake = fake
         self.open_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
     def get_request(self):
         sock, addr = super().get_request()
@@ -728,6 +728,7 @@ class FakeGemini:
             times; the N-th ``files.get`` answers ``ACTIVE`` (0: active at once).
         processing_result: the state a processed video ends in (``"ACTIVE"`` or ``"FAILED"``).
         require_vertex_auth: Vertex project/location paths need ``Authorization: Bearer``.
+        port: the loopback port to listen on (0: any free port; see :attr:`base_url`).
     """
 
     def __init__(
@@ -738,7 +739,9 @@ class FakeGemini:
         processing_gets: int = 1,
         processing_result: str = "ACTIVE",
         require_vertex_auth: bool = True,
+        port: int = 0,
     ):
+        self.requested_port = port
         self.max_request_bytes = max_request_bytes
         self.default_text = default_text
         self.processing_gets = processing_gets
@@ -777,7 +780,7 @@ class FakeGemini:
     def start(self) -> FakeGemini:
         if self._server is not None:
             return self
-        self._server = _Server(self)
+        self._server = _Server(self, self.requested_port)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.gemini.fake_gemini import FakeGemini
+from vlmkit_gemini.testing.fake_server import FakeGemini
 
 
 @pytest.fixture

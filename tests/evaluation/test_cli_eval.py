@@ -94,16 +94,16 @@ def test_pilot_from_the_command_line(vlm, tmp_path, fake_gemini):
     config = f"--config base_url={fake_gemini.base_url} --config api_key={secret}"
     result = vlm(
         "eval", str(folder), "--gt", str(gt), "--sample", "4", "--no-progress",
-        "--try", f"--model gemini-2.5-flash-lite {config}",
-        "--try", f"--model gemini-2.5-pro {config}",
+        "--try", f"--model gemini-3.5-flash-lite {config}",
+        "--try", f"--model gemini-3.1-pro {config}",
         "--out", str(tmp_path / "pilot"),
         extra_env={"VLMKIT_LOAD_PLUGINS": "vlmkit,vlmkit-gemini"},
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     table = [line for line in result.stdout.splitlines() if line[:2] in ("1 ", "2 ")]
-    assert "gemini-2.5-pro" in table[0] and "gemini-2.5-flash-lite" in table[1]
+    assert "gemini-3.1-pro" in table[0] and "gemini-3.5-flash-lite" in table[1]
     command = next(line for line in result.stdout.splitlines() if "vlmkit label" in line)
-    assert "--model gemini-2.5-pro" in command and "api_key=***" in command
+    assert "--model gemini-3.1-pro" in command and "api_key=***" in command
     assert secret not in result.output
     assert secret not in (tmp_path / "pilot" / "report.md").read_text()
     assert secret not in (tmp_path / "pilot" / "report.json").read_text()

@@ -15,9 +15,9 @@ from tests.evaluation.fake_models import answers, dataset
 from vlmkit.evaluation.pilot import Setting, pilot
 
 SETTINGS = [
-    "--backend gemini-api --model gemini-2.5-flash-lite --config base_url={url}",
-    "--backend gemini-api --model gemini-2.5-pro --config base_url={url}",
-    "--backend gemini-api --model gemini-2.5-flash --option thinking_budget=0 "
+    "--backend gemini-api --model gemini-3.5-flash-lite --config base_url={url}",
+    "--backend gemini-api --model gemini-3.1-pro --config base_url={url}",
+    "--backend gemini-api --model gemini-3.6-flash --option thinking_level=minimal "
     "--config base_url={url} --name 'flash, no thinking'",
 ]
 
@@ -41,7 +41,7 @@ def test_a_pilot_of_three_settings_ranks_them_and_renders_its_report(
         cache=tmp_path / "cache",
     )
     order = [row.setting.model for row in report.rows]
-    assert order == ["gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"]
+    assert order == ["gemini-3.1-pro", "gemini-3.6-flash", "gemini-3.5-flash-lite"]
     best, middle, worst = (row.evaluation.to_dict() for row in report.rows)
     assert best["map50"] == pytest.approx(1.0) and best["recall"] == pytest.approx(1.0)
     assert best["map50"] > middle["map50"] > worst["map50"]
@@ -57,11 +57,11 @@ def test_a_pilot_of_three_settings_ranks_them_and_renders_its_report(
     rows = [
         line for line in markdown.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")
     ]
-    assert "gemini-2.5-pro" in rows[0] and "flash, no thinking" in rows[1]
+    assert "gemini-3.1-pro" in rows[0] and "flash, no thinking" in rows[1]
     with Image.open(tmp_path / "pilot" / "chart.png") as chart:
         assert chart.size == (900, 600) and len(chart.getcolors(1 << 16)) > 10
     command = shlex.split(" ".join(report.label_command))
-    assert command[:2] == ["vlmkit", "label"] and "gemini-2.5-pro" in command
+    assert command[:2] == ["vlmkit", "label"] and "gemini-3.1-pro" in command
     assert "--label" in command and "cat" in command  # the ground truth's classes
     # again: every run resumes from its ledger, nothing is sent twice
     again = pilot(
@@ -87,14 +87,15 @@ def test_a_pilot_of_three_settings_ranks_them_and_renders_its_report(
 
 def test_settings_read_like_label_options():
     setting = Setting.parse(
-        "-b gemini-api -m gemini-2.5-flash --option thinking_budget=0 -l car -l 'traffic light'"
+        "-b gemini-api -m gemini-3.6-flash --option thinking_level=minimal "
+        "-l car -l 'traffic light'"
     )
     assert (setting.backend, setting.model, setting.labels) == (
         "gemini-api",
-        "gemini-2.5-flash",
+        "gemini-3.6-flash",
         ("car", "traffic light"),
     )
-    assert setting.options == {"thinking_budget": "0"}
+    assert setting.options == {"thinking_level": "minimal"}
     assert setting.label_args()[:4] == ["--task", "detect", "--backend", "gemini-api"]
     masked = Setting.parse("--config api_key=sk-123 --config base_url=http://x")
     assert "api_key=***" in masked.label_args(mask=True)
@@ -127,18 +128,18 @@ def test_a_broken_setting_gets_an_error_row_and_the_others_still_run(
         [folder],
         gt,
         [
-            f"--model gemini-2.5-flash --option no_such_option=1 --config base_url={url}",
-            f"--model gemini-2.5-pro --config base_url={url}",
+            f"--model gemini-3.6-flash --option no_such_option=1 --config base_url={url}",
+            f"--model gemini-3.1-pro --config base_url={url}",
         ],
         out_dir=tmp_path / "pilot",
         sample=2,
         cache=False,
     )
     good, broken = report.rows
-    assert good.setting.model == "gemini-2.5-pro" and good.evaluation is not None
+    assert good.setting.model == "gemini-3.1-pro" and good.evaluation is not None
     assert broken.evaluation is None and "no_such_option" in broken.error
     markdown = (tmp_path / "pilot" / "report.md").read_text()
-    assert "error: " in markdown and "gemini-2.5-pro" in report.label_command
+    assert "error: " in markdown and "gemini-3.1-pro" in report.label_command
 
 
 def test_a_setting_the_ground_truth_cannot_score_is_refused_before_any_call(tmp_path, fake_gemini):
@@ -146,7 +147,7 @@ def test_a_setting_the_ground_truth_cannot_score_is_refused_before_any_call(tmp_
 
     folder, gt, _truth = dataset(tmp_path)
     with pytest.raises(ConfigError, match="has no segmentation"):
-        pilot([folder], gt, ["--task segment --model gemini-2.5-pro"], out_dir=tmp_path / "p")
+        pilot([folder], gt, ["--task segment --model gemini-3.1-pro"], out_dir=tmp_path / "p")
     with pytest.raises(ConfigError, match="cannot score"):
-        pilot([folder], gt, ["--task ocr --model gemini-2.5-pro"], out_dir=tmp_path / "p")
+        pilot([folder], gt, ["--task ocr --model gemini-3.1-pro"], out_dir=tmp_path / "p")
     assert fake_gemini.calls["generate"] == 0

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 import vlmkit
-from tests.gemini.fake_gemini import FakeGemini
 from vlmkit.testing import ScriptedBackend
+from vlmkit_gemini.testing.fake_server import FakeGemini
 
 genai = pytest.importorskip("google.genai")
 

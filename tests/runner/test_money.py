@@ -103,7 +103,7 @@ def test_a_budget_is_refused_where_no_price_is_known(tmp_path):
 
 def test_gemini_knows_its_worst_case_and_never_sends_what_the_budget_cannot_cover(tmp_path):
     pytest.importorskip("google.genai")
-    from tests.gemini.fake_gemini import FakeGemini
+    from vlmkit_gemini.testing.fake_server import FakeGemini
 
     images = tmp_path / "images"
     make_images(images, 3, subfolders=False)
@@ -143,8 +143,8 @@ def test_a_paid_answer_that_fails_to_parse_is_kept_whole_and_reparses_for_free(t
 
 def test_a_quota_exhausted_429_stops_the_run_once_and_leaves_the_items_untouched(tmp_path):
     pytest.importorskip("google.genai")
-    from tests.gemini.fake_gemini import FakeGemini
     from vlmkit_gemini.retry import RetryPolicy
+    from vlmkit_gemini.testing.fake_server import FakeGemini
 
     images = tmp_path / "images"
     make_images(images, 30, subfolders=False)

@@ -88,7 +88,7 @@ def eval_command(
             rich_help_panel=PILOT_PANEL,
             help=(
                 "A setting to pilot, in `vlmkit label` syntax, quoted: "
-                "'--backend gemini-api --model gemini-2.5-flash --option thinking_budget=0'. "
+                "'--backend gemini-api --model gemini-3.6-flash --option thinking_level=minimal'. "
                 "Repeatable."
             ),
         ),

@@ -6,7 +6,7 @@ Every setting runs as an ordinary :meth:`vlmkit.Session.run` into its own run fo
 concurrency — and is then scored by :func:`~vlmkit.evaluation.evaluate`, which reads only
 that folder. A setting is written like the options of ``vlmkit label``::
 
-    --backend gemini-api --model gemini-2.5-flash --option thinking_budget=0 --label car
+    --backend gemini-api --model gemini-3.6-flash --option thinking_level=minimal --label car
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class Setting:
 
     @classmethod
     def parse(cls, text: str, *, default_backend: str | None = None) -> Setting:
-        """``"--backend gemini-api --model gemini-2.5-flash --option k=v --label car"``
+        """``"--backend gemini-api --model gemini-3.6-flash --option k=v --label car"``
         (shell quoting; also ``-b``/``-m``/``-p``/``-l``, ``--task``, ``--config k=v``, and
         ``--name`` for the report)."""
         import click
@@ -279,7 +279,7 @@ def _candidates(
         classes = [truth.categories[k] for k in sorted(truth.categories)]
         masks = truth.has_masks
     _check_settings(settings, gt, text=text, masks=masks, iou_type=iou_type)
-    items, _skipped, _root = collect_inputs(images, exclude=out_dir)
+    items, _skipped = collect_inputs(images, exclude=out_dir)
     if not items:
         raise ConfigError("no images among the pilot's inputs; give image files, folders or globs")
     paths = {item.key: item.path for item in items}

@@ -34,6 +34,10 @@ Guarantees:
   re-export repairs the set). A process killed before the commit may leave hidden
   ``.NAME.*.tmp`` files, which nothing reads; a later commit into the same folder removes those
   more than a minute old.
+* **The run's class ids.** When the ledger's folder holds the ``run.json`` of a run given a
+  label list (``vlmkit label -l b -l a``), the ``coco`` and ``yolo`` sinks get that list as
+  their ``categories`` — the class ids the run's own sinks used — unless ``options`` sets
+  ``categories`` for them. Exporting a run therefore reproduces its datasets byte for byte.
 * Errors of the environment (:class:`OSError`: disk full, permission denied) stop the export
   with a :class:`~vlmkit.SinkError` and the guarantee above.
 
@@ -44,9 +48,10 @@ commit, and its own ``close`` decides what it leaves behind on failure.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -59,13 +64,58 @@ from vlmkit.records import TASKS, SinkInfo
 from vlmkit.sink import Sink, SinkItem, build_sink, confine_options
 from vlmkit.types import Description, Detections, OcrResult, VideoResult
 
-__all__ = ["ExportResult", "Exporter", "SkippedRecord", "export"]
+__all__ = [
+    "CATEGORY_SINKS",
+    "ExportResult",
+    "Exporter",
+    "SkippedRecord",
+    "export",
+    "run_labels",
+    "with_label_categories",
+]
 
 logger = logging.getLogger(__name__)
 
 Resolver = Callable[[str], Any]
 
 _LOGGED_SKIPS = 10  # skips logged one by one; the rest only in the summary
+CATEGORY_SINKS = ("coco", "yolo")
+"""The built-in sinks whose class ids a run's label list fixes (their ``categories`` option)."""
+
+
+def with_label_categories(
+    sinks: Iterable[str | Sink],
+    options: Mapping[str, Mapping[str, Any]] | None,
+    labels: Sequence[str] | None,
+) -> dict[str, dict[str, Any]]:
+    """``options`` (copied) with ``categories=labels`` for each of :data:`CATEGORY_SINKS` among
+    ``sinks`` that has no ``categories`` option yet: a label list given to a run fixes the
+    class ids of its datasets, all of its labels included (also those never found)."""
+    chosen = {name: dict(given) for name, given in (options or {}).items()}
+    if labels is None:
+        return chosen
+    for name in sinks:
+        if isinstance(name, str) and name in CATEGORY_SINKS:
+            chosen.setdefault(name, {}).setdefault("categories", list(labels))
+    return chosen
+
+
+def run_labels(ledger_path: str | os.PathLike[str]) -> list[str] | None:
+    """The label list of the run that wrote ``ledger_path`` (its ``run.json`` ``prompt``, when
+    that is a list), or None: no manifest next to the ledger, or a free-text prompt."""
+    from vlmkit.manifest import MANIFEST_NAME
+
+    path = Path(ledger_path).parent / MANIFEST_NAME
+    try:
+        prompt = json.loads(path.read_text(encoding="utf-8")).get("prompt")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, AttributeError) as err:
+        logger.warning("export: %s is unreadable (%s); class ids follow the results", path, err)
+        return None
+    if isinstance(prompt, list) and all(isinstance(label, str) for label in prompt):
+        return list(prompt)
+    return None
 
 
 @attrs.frozen
@@ -371,10 +421,14 @@ def export(
     that would overwrite the ledger itself is refused; a file that is not a ledger raises
     :class:`~vlmkit.ConfigError`. See the module docstring for what is guaranteed on failure.
     ``state``: the ledger as already read and kept up to date by its writer, instead of
-    reading the file again.
+    reading the file again. The run's label list (its ``run.json``) gives ``coco`` and
+    ``yolo`` their ``categories`` unless ``options`` sets them (:func:`run_labels`).
     """
     if state is None:
         state = read_ledger(ledger_path)  # refuses a file that is not a ledger, before all else
+    entries = [sinks] if isinstance(sinks, str | Sink) else list(sinks)
+    sinks = entries
+    options = with_label_categories(entries, options, run_labels(ledger_path))
     exporter = Exporter(
         sinks,
         out_dir,

@@ -61,7 +61,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RUN_TASKS = ("detect", "segment", "describe", "ocr")
-_CATEGORY_SINKS = ("coco", "yolo")  # built-in sinks whose class ids a label list fixes
 LEDGER_NAME = "results.jsonl"
 
 
@@ -117,9 +116,9 @@ class Run:
         self.sinks = [s for s in dict.fromkeys(sinks) if s != "jsonl"]  # the ledger is the jsonl
         self.sink_options = {k: dict(v) for k, v in (sink_options or {}).items()}
         if isinstance(prompt, (list, tuple)):  # -l labels: every one a class, in that order
-            for name in _CATEGORY_SINKS:
-                if name in self.sinks:
-                    self.sink_options.setdefault(name, {}).setdefault("categories", list(prompt))
+            from vlmkit.export import with_label_categories
+
+            self.sink_options = with_label_categories(self.sinks, self.sink_options, prompt)
         backend = session.backend
         default = max(backend.concurrency, 2 * backend.batch_size)
         self.concurrency = int(concurrency or default)

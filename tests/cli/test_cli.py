@@ -596,3 +596,33 @@ def test_backends_and_sinks_show_each_plugins_options(vlm, tmp_path, image):
         assert refused.exit_code != 0 and "targetsink.filename" in refused.output
     assert (out / "results.jsonl").read_bytes() == ledger
     assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_export_keeps_the_class_ids_of_the_runs_label_list(vlm, tmp_path, image):
+    """`-l` labels fix the class ids of a run's sinks; `vlmkit export` of its ledger reads them
+    from run.json, so the exported dataset is the same, byte for byte."""
+    out = tmp_path / "run"
+    ran = vlm(
+        "label", image, "-l", "b", "-l", "a", "-l", "unicorn", "-b", "scripted",
+        "--out", str(out), "-s", "coco", "-s", "yolo", "--no-progress",
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    again = tmp_path / "again"
+    exported = vlm(
+        "export", str(out / "results.jsonl"), "-s", "coco", "-s", "yolo", "--out", str(again)
+    )
+    assert exported.exit_code == 0, exported.output
+    for name in ("annotations.json", "data.yaml"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+    names = [c["name"] for c in json.loads((again / "annotations.json").read_text())["categories"]]
+    assert names[:3] == ["b", "a", "unicorn"]
+
+    # the user's own categories still win
+    mine = tmp_path / "mine"
+    chosen = vlm(
+        "export", str(out), "-s", "coco", "--out", str(mine),
+        "--sink-option", "coco.categories=cat",
+    )  # fmt: skip
+    assert chosen.exit_code == 0, chosen.output
+    coco = json.loads((mine / "annotations.json").read_text())
+    assert [c["name"] for c in coco["categories"]] == ["cat"]

@@ -281,6 +281,12 @@ class Exporter:
         """Whether every sink is two-phase (nothing they write shows before :meth:`finish`)."""
         return not self._plain
 
+    @property
+    def has_staged(self) -> bool:
+        """Whether any sink is two-phase: those can be fed while a run goes on (``only=
+        "staged"``), the plain ones then get the records at its end (``only="plain"``)."""
+        return bool(self._staged)
+
     def replay(self, state: LedgerState) -> ExportResult:
         """:meth:`add` every record of ``state`` in order, then :meth:`finish`."""
         try:
@@ -291,17 +297,32 @@ class Exporter:
             raise
         return self.finish(bad_lines=state.bad_lines)
 
-    def add(self, record: LedgerRecord) -> None:
+    def add(self, record: LedgerRecord, *, only: str | None = None) -> None:
         """Write one record to every sink: its key is checked as an output path first (a
-        refused key is skipped for every sink); a sink refusing it skips it for that sink."""
+        refused key is skipped for every sink); a sink refusing it skips it for that sink.
+
+        ``only="staged"`` writes it to the two-phase sinks alone, ``only="plain"`` to the
+        others alone: a run feeds the first while it runs and the second at its end, each
+        record once to each (the record is counted, and a refused key reported, by the
+        ``"staged"`` pass)."""
+        if only not in (None, "staged", "plain"):
+            raise ValueError(f"only must be None, 'staged' or 'plain', got {only!r}")
         if record.status != "done" or record.result is None:
             return
+        first_pass = only != "plain"
         try:
             safe_join(self.out, record.key)
         except SinkError as err:
-            self._skips.add(record.key, str(err))
+            if first_pass:
+                self._skips.add(record.key, str(err))
             return
-        self.records += 1
+        if first_pass:
+            self.records += 1
+        chosen = {
+            None: self.built,
+            "staged": [(n, sink) for n, sink in self.built if _two_phase(sink)],
+            "plain": self._plain,
+        }[only]
         item = SinkItem(
             key=record.key,
             result=record.result,
@@ -309,7 +330,7 @@ class Exporter:
             image_size=record.image_size,
         )
         task = _task_of(record.result)
-        for name, sink in self.built:
+        for name, sink in chosen:
             if task is not None and task not in self.accepts[name]:
                 accepted = ", ".join(sorted(self.accepts[name]))
                 self._skips.add(

@@ -7,7 +7,7 @@ blocked or cut-off answers and exhausted retries are recorded with their reason.
 YOLO, annotated previews) hold the whole ledger — every finished item exactly once, earlier
 runs' included — and appear together at the end: they are fed the ledger's records in its order
 while the run waits on the model (staged under hidden names), so the end of a run only moves
-them into place.
+them into place; a plain (not two-phase) third-party sink gets them at the end instead.
 
 The pieces live in modules named for their jobs: :mod:`vlmkit.inputs` (items and keys),
 :mod:`vlmkit.manifest` (the run's identity), :mod:`vlmkit.dispatch` (the worker pool),
@@ -262,7 +262,7 @@ class Run:
         if exporter is None and self.sinks:  # iterated again: sinks start afresh
             exporter = self._new_exporter()
         feed = None
-        if exporter is not None and exporter.staged_only:  # nothing shows before the commit
+        if exporter is not None and exporter.has_staged:  # nothing shows before the commit
             feed = SinkFeed(exporter, state, {item.key for item in pending})
         previous_handler = self._defer_interrupts()
         try:

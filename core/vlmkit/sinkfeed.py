@@ -20,9 +20,12 @@ log = logging.getLogger(__name__)
 
 
 class SinkFeed:
-    """Writes a run's records into its sinks while the run goes on, in the ledger's first-seen
-    order, so that the end of the run only commits (the output is the same as exporting the
-    finished ledger: the files are staged and invisible until then).
+    """Writes a run's records into its two-phase sinks while the run goes on, in the ledger's
+    first-seen order, so that the end of the run only commits (the output is the same as
+    exporting the finished ledger: the files are staged and invisible until then). Sinks that
+    are not two-phase (a plain third-party :class:`~vlmkit.Sink`) would show what they write at
+    once, so they get the whole ledger at the end, just before the commit; one of them never
+    turns staging off for the others.
 
     A record is written once it is final: records of earlier runs at once, unless this run
     re-runs their item (``--retry-failed``), in which case the feed waits for the new record,
@@ -54,6 +57,13 @@ class SinkFeed:
         self._step(final=True)
         if self.failed:
             return None
+        if not self.exporter.staged_only:
+            try:  # the plain sinks: the whole ledger, in its order, now that it is final
+                for record in list(self.state):
+                    self.exporter.add(record, only="plain")
+            except BaseException:
+                self.discard()
+                raise
         return self.exporter.finish(bad_lines=self.state.bad_lines)
 
     def _step(self, *, final: bool) -> None:
@@ -64,7 +74,7 @@ class SinkFeed:
             if final:  # items this run did not get to keep their earlier record
                 self.waiting.clear()
             while self.cursor < len(self.order) and self.order[self.cursor] not in self.waiting:
-                self.exporter.add(self.state.records[self.order[self.cursor]])
+                self.exporter.add(self.state.records[self.order[self.cursor]], only="staged")
                 self.cursor += 1
         except Exception as err:  # never stop the run for its sinks: export at the end
             log.warning(
@@ -101,7 +111,7 @@ def commit_sinks(
     new_exporter: Callable[[], Exporter | None],
     out_dir: Path,
 ) -> ExportResult | None:
-    """Commit the sinks fed during a run; without a feed (a sink that is not two-phase), or if
+    """Commit the sinks fed during a run; without a feed (no sink is two-phase), or if
     feeding failed, export the whole ledger — ``state``, as read at the start and updated by
     every append since — as ``vlmkit export`` would. Nothing is written (and None returned)
     while no image has an answer: no dataset that only looks like one."""

@@ -544,3 +544,51 @@ def test_an_output_folder_inside_the_inputs_is_not_labelled(tmp_path):
         assert first.summary.done == 4
         again = s.run("detect", [images], "cat", out_dir=images / "run")
         assert list(again) == [] and again.summary.resumed == 4  # its own images/ are not inputs
+
+
+def test_a_plain_sink_does_not_turn_staging_off_for_the_others(tmp_path, monkeypatch):
+    """coco (two-phase) is fed while the run goes on; the plain third-party sink next to it is
+    written only at the end; both outputs equal what `vlmkit export` makes of the ledger."""
+    from tests.sinks import thirdparty
+    from vlmkit.export import export
+    from vlmkit.sinks.coco import CocoSink
+
+    events: list[tuple[str, str]] = []
+    real_coco, real_target = CocoSink.write, thirdparty.TargetSink.write
+
+    def coco_write(self, item):
+        events.append(("coco", item.key))
+        return real_coco(self, item)
+
+    def target_write(self, item):
+        events.append(("targetsink", item.key))
+        return real_target(self, item)
+
+    monkeypatch.setattr(CocoSink, "write", coco_write)
+    monkeypatch.setattr(thirdparty.TargetSink, "write", target_write)
+    images = tmp_path / "images"
+    make_images(images, 4, subfolders=False)
+    out = tmp_path / "out"
+    plugins = [scripted_plugin(CAT), thirdparty]
+    with vlmkit.Session("scripted", plugins=plugins, entrypoints=["vlmkit"]) as s:
+        run = s.run(
+            "detect",
+            [images],
+            "cat",
+            out_dir=out,
+            sinks=["coco", "targetsink"],
+            concurrency=1,
+            progress=lambda outcome: events.append(("outcome", outcome.key)),
+        )
+        assert [o.status for o in run] == ["done"] * 4
+        last_outcome = max(i for i, (kind, _) in enumerate(events) if kind == "outcome")
+        coco_at = [i for i, (kind, _) in enumerate(events) if kind == "coco"]
+        target_at = [i for i, (kind, _) in enumerate(events) if kind == "targetsink"]
+        assert len(coco_at) == len(target_at) == 4  # every record once to each sink
+        assert min(coco_at) < last_outcome  # staged while the run went on
+        assert min(target_at) > last_outcome  # the plain sink: at the end
+        again = tmp_path / "again"
+        export(out / "results.jsonl", ["coco", "targetsink"], again, resolve=s.sink_info)
+    for name in ("annotations.json", "keys.txt"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+    assert len(json.loads((out / "annotations.json").read_text())["images"]) == 4

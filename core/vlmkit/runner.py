@@ -145,14 +145,19 @@ class Run:
             summary=self.summary,
             report=self._report,
         )
-        # Build the sinks now, once: a misspelled sink or option, or a sink whose file would be
-        # the ledger, must not cost a whole run. Building one writes nothing.
+        # Build the sinks now, once: a misspelled sink or option, a sink that does not accept
+        # the task's results, or a sink whose file would be the ledger, must not cost a whole
+        # run. Building one writes nothing.
         installed = session.sinks()
         for name in self.sinks:
             if name not in installed:
                 session.sink(name, self.out_dir)  # raises BackendNotFound listing the sinks
             elif task not in installed[name].accepts:
-                log.warning("sink %r does not accept %s results; it will write nothing", name, task)
+                accepted = ", ".join(sorted(installed[name].accepts))
+                raise ConfigError(
+                    f"sink {name!r} does not accept {task} results (it accepts: {accepted}); "
+                    f"drop --sink {name}, or run a task it accepts"
+                )
         self._exporter = self._new_exporter()
 
     # -- the run's identity -----------------------------------------------------------------

@@ -626,3 +626,29 @@ def test_export_keeps_the_class_ids_of_the_runs_label_list(vlm, tmp_path, image)
     assert chosen.exit_code == 0, chosen.output
     coco = json.loads((mine / "annotations.json").read_text())
     assert [c["name"] for c in coco["categories"]] == ["cat"]
+
+
+def test_label_refuses_a_sink_that_does_not_accept_the_task_before_any_request(
+    vlm, monkeypatch, tmp_path, image
+):
+    from vlmkit.testing import ScriptedBackend
+
+    sent = []
+    real_generate = ScriptedBackend.generate
+
+    def generate(self, request):
+        sent.append(request)
+        return real_generate(self, request)
+
+    monkeypatch.setattr(ScriptedBackend, "generate", generate)
+    out = tmp_path / "run"
+    refused = vlm(
+        "label", image, "--task", "ocr", "-b", "scripted", "--out", str(out),
+        "-s", "csvboxes", "--no-progress", plugins=(SCRIPTED, "tests.sinks.thirdparty"),
+    )  # fmt: skip
+    assert refused.exit_code != 0
+    assert "sink 'csvboxes' does not accept ocr results (it accepts: detect, segment)" in (
+        refused.stderr
+    )
+    assert sent == []  # no model call
+    assert not (out / "results.jsonl").exists()

@@ -78,9 +78,13 @@ def test_declared_options_are_checked_before_the_factory_runs(tmp_path):
 def test_a_sink_never_gets_a_result_kind_it_does_not_accept(tmp_path, images, caplog):
     out = tmp_path / "out"
     with session() as s:  # csvboxes iterates boxes: an OcrResult would break it
-        outcomes = run(s, images, out, ["csvboxes"], task="ocr")
-    assert [o.status for o in outcomes] == ["done"] * 3
-    assert (out / "boxes.csv").read_text() == ""
+        with pytest.raises(vlmkit.ConfigError, match=r"'csvboxes' does not accept ocr results"):
+            run(s, images, out, ["csvboxes"], task="ocr")  # a run refuses it up front
+        assert s.backend.requests == []
+        outcomes = run(s, images, out, [], task="ocr")
+        assert [o.status for o in outcomes] == ["done"] * 3
+        vlmkit.export.export(out / "results.jsonl", ["csvboxes"], out, resolve=s.sink_info)
+    assert (out / "boxes.csv").read_text() == ""  # an export skips those records
     assert "does not accept ocr results" in caplog.text
 
 

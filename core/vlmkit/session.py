@@ -20,6 +20,7 @@ import attrs
 from vlmkit.backend import Backend, TaskRequest, VideoInput
 from vlmkit.batching import MicroBatcher
 from vlmkit.errors import ConfigError, MediaError, PluginError, UnsupportedTask, VlmkitError
+from vlmkit.masks import MaskLimits
 from vlmkit.media import LoadedImage, load_image
 from vlmkit.middleware import AnswerCache, UsageMeter, default_cache_dir
 from vlmkit.plugins import PluginFailure, PluginHost
@@ -43,7 +44,10 @@ _SESSION_SETTINGS = (
     "json",
     "duration_s",
     "boxes",
+    "max_mask_pixels",
+    "max_mask_vertices",
 )
+_MASK_SETTINGS = {"max_mask_pixels": "pixels", "max_mask_vertices": "vertices"}
 
 
 class Session:
@@ -55,7 +59,10 @@ class Session:
     ``entrypoints`` chooses which installed plugins load (default: ``$VLMKIT_LOAD_PLUGINS``,
     unset meaning all). ``strict=True`` turns a broken plugin into an error instead of a
     warning. ``cache`` enables the on-disk answer cache (``True`` for the default folder, or a
-    path): a repeated call costs no model call.
+    path): a repeated call costs no model call. ``mask_limits`` (a
+    :class:`~vlmkit.masks.MaskLimits`) bounds what the masks of one segmentation answer may
+    cost, for every call of this session; a call's ``max_mask_pixels=`` /
+    ``max_mask_vertices=`` options override it for that call.
     """
 
     def __init__(
@@ -67,8 +74,12 @@ class Session:
         entrypoints: bool | Iterable[str] | None = None,
         strict: bool = False,
         cache: bool | str | Path | None = None,
+        mask_limits: MaskLimits | None = None,
         **backend_options: Any,
     ) -> None:
+        if mask_limits is not None and not isinstance(mask_limits, MaskLimits):
+            raise ConfigError(f"mask_limits must be a vlmkit.masks.MaskLimits, got {mask_limits!r}")
+        self.mask_limits = mask_limits
         if isinstance(plugins, (str, bytes)) or not isinstance(plugins, Iterable):
             raise ConfigError(f"plugins must be a list of plugins, got {plugins!r}")
         if model is not None and not isinstance(model, str):
@@ -460,6 +471,28 @@ class Session:
         validated = {name: declared[name].validate(value) for name, value in options.items()}
         return validated, settings
 
+    def _mask_settings(self, task: str, settings: dict[str, Any]) -> dict[str, Any]:
+        """Check a call's ``max_mask_pixels`` / ``max_mask_vertices`` (whole numbers >= 0,
+        text from the command line included) and, for segment, complete them from the
+        session's ``mask_limits``: the generic route parses the answer with those limits."""
+        given: dict[str, int] = {}
+        for name, field in _MASK_SETTINGS.items():
+            value = settings.pop(name, None)
+            if value is None:
+                continue
+            try:
+                number = int(value, 10) if isinstance(value, str) else value
+                MaskLimits(**{field: number})  # validates: an integer >= 0
+            except (ValueError, ConfigError):
+                raise ConfigError(f"{name} must be a whole number >= 0, got {value!r}") from None
+            given[name] = number
+        if task != "segment" or (not given and self.mask_limits is None):
+            return settings
+        limits = self.mask_limits or MaskLimits()
+        pixels = given.get("max_mask_pixels", limits.pixels)
+        vertices = given.get("max_mask_vertices", limits.vertices)
+        return {**settings, "max_mask_pixels": pixels, "max_mask_vertices": vertices}
+
     def supporting(self, task: str, medium: str = "image") -> list[str]:
         """Installed backends that support ``task`` (and ``medium``)."""
         return [
@@ -500,6 +533,7 @@ class Session:
             raise ConfigError("this Session is closed")
         self._check(task, "video" if task == "video" else "image")
         backend_options, settings = self._split_options(dict(options))
+        settings = self._mask_settings(task, settings)
         request = TaskRequest(
             task=task,
             prompt=prompt,

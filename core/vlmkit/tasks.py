@@ -11,6 +11,7 @@ empty and cut-off answers become first-class outcomes on the result (``result.fi
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -19,6 +20,7 @@ from vlmkit.backend import Backend, Generation, Request, SentImage, TaskRequest
 from vlmkit.errors import ParseError, UnsupportedTask
 from vlmkit.geometry import Transform
 from vlmkit.hookspecs import hookimpl
+from vlmkit.masks import MaskLimits
 from vlmkit.parsing import (
     parse_description,
     parse_detections,
@@ -161,6 +163,7 @@ class GenericTasks:
                 masks=masks,
                 threshold=int(request.settings.get("threshold", 127)),
                 provenance=provenance,
+                mask_limits=_mask_limits(request.settings),
             )
         except ParseError as err:
             if generation.finish is FinishReason.STOP or err.reason != "truncated":
@@ -223,6 +226,19 @@ class GenericTasks:
             duration_s=request.settings.get("duration_s"),
         )
         return _flag_cut(result, generation)
+
+
+def _mask_limits(settings: Mapping[str, Any]) -> MaskLimits | None:
+    """The request's ``max_mask_pixels`` / ``max_mask_vertices`` (set by the Session from its
+    ``mask_limits`` or the call's options), or None for the defaults."""
+    pixels, vertices = settings.get("max_mask_pixels"), settings.get("max_mask_vertices")
+    if pixels is None and vertices is None:
+        return None
+    default = MaskLimits()
+    return MaskLimits(
+        pixels=default.pixels if pixels is None else int(pixels),
+        vertices=default.vertices if vertices is None else int(vertices),
+    )
 
 
 def _flag_cut(result: Any, generation: Generation) -> Any:

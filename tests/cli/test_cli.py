@@ -652,3 +652,30 @@ def test_label_refuses_a_sink_that_does_not_accept_the_task_before_any_request(
     )
     assert sent == []  # no model call
     assert not (out / "results.jsonl").exists()
+
+
+def test_mask_limits_from_the_command_line(vlm, tmp_path, image):
+    """--max-mask-pixels bounds the masks of each answer for segment and label --task segment:
+    masks beyond it are dropped (detections kept) and reported as masks_dropped."""
+    plain = json.loads(vlm("segment", image, "-b", "scripted", "--json").stdout)
+    assert plain["items"][0]["mask"] is not None and plain["report"]["masks_dropped"] == 0
+    low = vlm("segment", image, "-b", "scripted", "--json", "--max-mask-pixels", "100")
+    assert low.exit_code == 0, low.output
+    document = json.loads(low.stdout)
+    assert [item["label"] for item in document["items"]] == ["ramp"]
+    assert document["items"][0].get("mask") is None
+    assert document["report"]["masks_dropped"] == 1
+    bad = vlm("segment", image, "-b", "scripted", "--max-mask-pixels", "-3")
+    assert bad.exit_code == 2
+
+    out = tmp_path / "run"
+    ran = vlm(
+        "label", image, "--task", "segment", "-b", "scripted", "--out", str(out),
+        "--max-mask-pixels", "100", "--no-progress",
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    [record] = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    result = result_from_dict(record["result"])
+    assert [d.label for d in result] == ["ramp"] and result[0].mask is None
+    assert result.report.masks_dropped == 1
+    assert json.loads((out / "run.json").read_text())["options"] == {"max_mask_pixels": 100}

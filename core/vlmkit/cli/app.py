@@ -110,6 +110,28 @@ Cache = Annotated[
     ),
 ]
 
+MaxMaskPixels = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        metavar="N",
+        help="Mask pixels one answer may materialize (default 134217728); masks beyond it "
+        "are dropped, their detections kept, and counted as masks_dropped.",
+    ),
+]
+MaxMaskVertices = Annotated[
+    int | None,
+    typer.Option(
+        min=0, metavar="N", help="Polygon vertices one answer may rasterize (default 100000)."
+    ),
+]
+
+
+def _mask_options(pixels: int | None, vertices: int | None) -> dict[str, int]:
+    """The segment calls' ``max_mask_pixels`` / ``max_mask_vertices`` (vlmkit.masks.MaskLimits)."""
+    given = {"max_mask_pixels": pixels, "max_mask_vertices": vertices}
+    return {name: value for name, value in given.items() if value is not None}
+
 
 class LabelTask(enum.StrEnum):
     detect = "detect"
@@ -314,6 +336,8 @@ def segment(
         int,
         typer.Option(min=0, max=255, metavar="0-255", help="Mask probability threshold."),
     ] = 127,
+    max_mask_pixels: MaxMaskPixels = None,
+    max_mask_vertices: MaxMaskVertices = None,
     backend: Backend = DEFAULT_BACKEND,
     model: Model = None,
     option: Options = None,
@@ -330,11 +354,14 @@ def segment(
     with guarded(state):
         what = _what_to_find(prompt, label)
         session, options = _task_session(state, backend, model, option, config, cache)
+        limits = _mask_options(max_mask_pixels, max_mask_vertices)
         with session:
             _per_image(
                 state,
                 images,
-                lambda image: session.segment(image, what, threshold=threshold, **options),
+                lambda image: session.segment(
+                    image, what, threshold=threshold, **options, **limits
+                ),
                 as_json=as_json,
                 out=out,
             )
@@ -576,6 +603,8 @@ def label(
         float | None,
         typer.Option(metavar="USD", min=0, help="Stop before the estimated cost passes this."),
     ] = None,
+    max_mask_pixels: MaxMaskPixels = None,
+    max_mask_vertices: MaxMaskVertices = None,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
@@ -596,6 +625,9 @@ def label(
         sinks_chosen = list(sink or ())
         sink_options = parse_sink_options(sink_option, sinks_chosen, state=state)
         session, options = _task_session(state, backend, model, option, config, cache)
+        call_options: dict[str, Any] = dict(options)
+        if task is LabelTask.segment:
+            call_options.update(_mask_options(max_mask_pixels, max_mask_vertices))
         with session:
             run = getattr(session, "run", None)
             if run is None:
@@ -616,7 +648,7 @@ def label(
                 retry_failed=retry_failed,
                 budget_usd=budget,
                 progress=progress,
-                options=options,
+                options=call_options,
                 **{k: v for k, v in tuning.items() if v is not None},
             )
             # What is loaded by now (the backend's SDK and its models, a local model, the

@@ -654,6 +654,24 @@ def test_label_refuses_a_sink_that_does_not_accept_the_task_before_any_request(
     assert not (out / "results.jsonl").exists()
 
 
+def test_detect_keeps_the_good_items_of_an_answer_with_huge_integers(vlm, image):
+    """An integer >= 10**309 in a box or a score drops that item (reported), never the answer,
+    and never reaches the user as an OverflowError."""
+    plugins = ("tests.cli.huge_numbers",)
+    result = vlm("detect", image, "-b", "huge-numbers", plugins=plugins)
+    assert result.exit_code == 0, result.output
+    assert "OverflowError" not in result.output
+    assert "unexpected" not in result.output
+    assert "cat" in result.stdout
+    as_json = vlm("detect", image, "-b", "huge-numbers", "--json", plugins=plugins)
+    document = json.loads(as_json.stdout)
+    assert [item["label"] for item in document["items"]] == ["cat", "dog"]  # good boxes kept
+    skipped = document["report"]["skipped"]
+    assert [s["index"] for s in skipped] == [1, 3]  # the boxes with huge numbers, reported
+    assert all("out of range" in s["reason"] for s in skipped)
+    assert "skipped=2" in result.stderr
+
+
 def test_mask_limits_from_the_command_line(vlm, tmp_path, image):
     """--max-mask-pixels bounds the masks of each answer for segment and label --task segment:
     masks beyond it are dropped (detections kept) and reported as masks_dropped."""

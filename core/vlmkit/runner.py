@@ -166,13 +166,18 @@ class Run:
         backend = self.session.backend_info.name
         model = getattr(self.session.backend, "model", None)
         prompt = self.prompt if isinstance(self.prompt, (str, type(None))) else list(self.prompt)
+        options = dict(self.options)
+        limits = getattr(self.session, "mask_limits", None)
+        if self.task == "segment" and limits is not None:  # they change what masks are kept
+            options.setdefault("max_mask_pixels", limits.pixels)
+            options.setdefault("max_mask_vertices", limits.vertices)
         return {
             "version": 1,
             "task": self.task,
             "prompt": prompt,
             "backend": backend,
             "model": model,
-            "options": {k: self.options[k] for k in sorted(self.options)},
+            "options": {k: options[k] for k in sorted(options)},
             "settings": self.session.backend_identity.get("settings", {}),
         }
 

@@ -592,3 +592,27 @@ def test_a_plain_sink_does_not_turn_staging_off_for_the_others(tmp_path, monkeyp
     for name in ("annotations.json", "keys.txt"):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
     assert len(json.loads((out / "annotations.json").read_text())["images"]) == 4
+
+
+def test_a_sessions_mask_limits_bound_a_segment_run_and_belong_to_its_identity(tmp_path):
+    from tests.core.test_session_mask_limits import SEGMENT
+    from vlmkit.masks import MaskLimits
+
+    images = tmp_path / "images"
+    make_images(images, 2, subfolders=False)
+    out = tmp_path / "out"
+
+    def limited(pixels):
+        plugin = scripted_plugin(SEGMENT)
+        limits = MaskLimits(pixels=pixels)
+        return vlmkit.Session("scripted", plugins=[plugin], entrypoints=False, mask_limits=limits)
+
+    with limited(100) as s:
+        assert [o.status for o in s.run("segment", [images], out_dir=out)] == ["done"] * 2
+    for record in read_ledger(out / "results.jsonl"):
+        assert [d.mask for d in record.result] == [None, None]
+        assert record.result.report.masks_dropped == 2
+    with limited(10**9) as s, pytest.raises(vlmkit.ConfigError, match="max_mask_pixels"):
+        list(s.run("segment", [images], out_dir=out))  # other limits: another question
+    with limited(100) as s:  # the same limits resume
+        assert list(s.run("segment", [images], out_dir=out)) == []

@@ -81,6 +81,7 @@ class RunSummary:
             "reparsed": self.reparsed,
             "tokens": self.tokens,
             "prompt_tokens": self.usage.prompt_tokens,
+            "cached_tokens": self.usage.cached_tokens,
             "output_tokens": self.usage.output_tokens,
             "thinking_tokens": self.usage.thinking_tokens,
             "calls": self.usage.calls,
@@ -94,10 +95,14 @@ class RunSummary:
 
     def __str__(self) -> str:
         cost = "n/a" if self.cost_usd is None else f"${self.cost_usd:.4f}"
+        # implicit caching: the part of the prompt the provider served (and bills) as cached
+        cached_input = (
+            f", cached input {self.usage.cached_tokens:,}" if self.usage.cached_tokens else ""
+        )
         lines = [
             f"done {self.done}, failed {self.failed}, skipped {self.skipped}, "
             f"resumed {self.resumed}",
-            f"tokens {self.tokens:,} (prompt {self.usage.prompt_tokens:,}, output "
+            f"tokens {self.tokens:,} (prompt {self.usage.prompt_tokens:,}{cached_input}, output "
             f"{self.usage.output_tokens:,}, thinking {self.usage.thinking_tokens:,}), "
             f"estimated cost {cost}",
             f"wall time {self.wall_s:.2f} s, {self.items_per_s:.2f} items/s",
@@ -145,10 +150,9 @@ def outcome_problem(result: Result) -> tuple[str, str] | None:
         return "Empty", "the model returned an empty answer"
     if result.report.truncated or finish is FinishReason.MAX_TOKENS:
         kept = len(getattr(result, "items", ()))
-        return (
-            "Truncated",
-            f"the answer was cut off by the token limit (kept {kept} complete items)",
-        )
+        why = f"the answer was cut off by the token limit (kept {kept} complete items)"
+        # the backend knows why (e.g. thinking used the budget) and what to change
+        return "Truncated", f"{why}: {detail}" if detail else why
     if finish is FinishReason.OTHER:
         return "Stopped", "the model stopped for an unknown reason"
     return None

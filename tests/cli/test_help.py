@@ -35,3 +35,23 @@ def test_command_list_shows_whole_summaries():
     commands = text.split("Commands:", 1)[1]
     assert "..." not in commands and "…" not in commands
     assert "broken plugins." in " ".join(text.split())  # the end of backends' summary
+
+
+@pytest.mark.parametrize("command", ["label", "detect", "export", "video"])
+def test_arguments_show_their_name_not_a_type(command):
+    text = _help(command)
+    assert "<list[" not in text and "<str>" not in text and "<path>" not in text
+    usage = text.splitlines()[0]
+    assert "{" not in usage and "<" not in usage
+    if command == "label":
+        assert usage == "Usage: vlmkit label [OPTIONS] INPUT..."
+        assert "--task detect|segment|describe|ocr" in text
+
+
+def test_the_command_list_is_grouped_in_panels():
+    text = _help()
+    panels = [line for line in text.splitlines() if line.endswith("Commands:")]
+    assert panels == ["Plugin Commands:", "Task Commands:", "Batch Commands:"]
+    tasks = text.split("Task Commands:", 1)[1].split("Batch Commands:", 1)[0]
+    assert all(f"  {name} " in tasks for name in ("detect", "segment", "describe", "ocr", "video"))
+    assert "  label " in text.split("Batch Commands:", 1)[1]

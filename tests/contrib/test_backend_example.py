@@ -116,6 +116,7 @@ def test_errors_map_into_the_error_tree(example, fake_openai):
         session.describe(np.zeros((10, 10, 3), np.uint8))
 
 
+@pytest.mark.slow
 def test_example_passes_the_conformance_check(plugin_site):
     """Only the example (and vlmkit's built-ins) load: the broken test plugins installed next
     to it do not fail its check, and its boxes land where the oracle drew the targets."""

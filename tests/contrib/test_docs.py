@@ -32,6 +32,7 @@ def _snippets(page: str) -> tuple[dict[str, str], list[str]]:
     return files, commands
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", sorted(PAGES))
 def test_every_snippet_of_the_page_runs_as_a_distribution(page, tmp_path):
     files, commands = _snippets(page)

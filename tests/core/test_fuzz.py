@@ -98,6 +98,7 @@ def mutate(text: str, rng: random.Random) -> str:
     return "".join(rng.choice(JUNK) for _ in range(rng.randrange(1, 20)))  # pure garbage
 
 
+@pytest.mark.slow
 def test_ten_thousand_mutated_answers_never_crash():
     rng = random.Random(20261121)
     tasks = ["detect", "segment", "points", "ocr", "video", "describe"]
@@ -180,6 +181,7 @@ def render(answer: list, dialect: str, cut: int) -> str:
     return text
 
 
+@pytest.mark.slow
 @settings(
     max_examples=300,
     deadline=None,

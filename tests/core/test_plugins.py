@@ -134,6 +134,7 @@ def test_two_sessions_with_different_plugins_do_not_affect_each_other():
         assert one.plugin_manager is not two.plugin_manager
 
 
+@pytest.mark.slow
 def test_task_hooks_in_plugin_modules_must_be_middleware(tmp_path, monkeypatch):
     import sys
     import textwrap

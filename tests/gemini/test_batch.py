@@ -119,6 +119,7 @@ def test_jobs_over_the_inline_limit_go_as_jsonl_files_with_the_same_requests(
 # ---- kill and resume -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_300_images_killed_three_times_give_every_image_once_in_one_job(
     fake_gemini, batch_session, tmp_path, monkeypatch
 ):

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from vlmkit.ledger import read_ledger
@@ -71,6 +72,7 @@ def test_exhausted_retries_are_recorded_then_retried(tmp_path, fake_gemini, gemi
     assert len(read_ledger(tmp_path / "out" / "results.jsonl").done) == 6
 
 
+@pytest.mark.slow
 def test_vlmkit_label_command_against_the_fake(tmp_path, fake_gemini):
     folder = images(tmp_path / "photos", 5)
     (folder / "notes.txt").write_text("not an image")

@@ -90,6 +90,33 @@ def test_polygon_masks_of_gemini_3_parse_into_pixel_masks(fake_gemini, gemini_se
     assert dets.report.masks_invalid == 0
 
 
+@pytest.mark.parametrize("model", [None, MODEL], ids=["gemini-3-polygons", "gemini-2.5-png"])
+@pytest.mark.parametrize(
+    ("description", "things"),
+    [
+        ("all socks", "for all socks"),
+        ("every red cup", "for every red cup"),
+        ("cups", "for the cups"),
+    ],
+)
+def test_segment_prompts_read_naturally(fake_gemini, gemini_session, model, description, things):
+    fake_gemini.add_rule(text=POLYGON_ANSWER if model is None else "[]")
+    gemini_session(model=model).segment(photo(), description)
+    (req,) = fake_gemini.requests_of()
+    assert f"Give the segmentation masks {things}." in req.prompt_text
+    assert "the all" not in req.prompt_text and "the every" not in req.prompt_text
+    assert ("polygon" in req.prompt_text) is (model is None)
+
+
+def test_segment_labels_keep_the_exact_label_rule_on_the_polygon_route(fake_gemini, gemini_session):
+    fake_gemini.add_rule(text=POLYGON_ANSWER)
+    gemini_session(model=None).segment(photo(), ["all-terrain tyre", "cup"])
+    (req,) = fake_gemini.requests_of()
+    assert "masks for the all-terrain tyre and cup." in req.prompt_text
+    assert 'Use exactly one of these labels: "all-terrain tyre", "cup".' in req.prompt_text
+    assert "polygon" in req.prompt_text
+
+
 def test_png_masks_of_gemini_2_5_still_parse(fake_gemini, gemini_session):
     import base64
     import io

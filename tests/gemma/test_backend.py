@@ -381,6 +381,7 @@ def test_a_video_uri_is_refused_with_a_hint(open_session, tmp_path):
 # sampling
 
 
+@pytest.mark.slow
 def test_decoding_is_greedy_unless_asked(open_session, photo):
     greedy = open_session("g4", max_soft_tokens=70)
     warm = open_session("g4", max_soft_tokens=70, temperature=1.5)
@@ -408,6 +409,7 @@ def test_decoding_is_greedy_unless_asked(open_session, photo):
 # lifetime
 
 
+@pytest.mark.slow
 def test_close_releases_the_model(checkpoints, photo):
     session = vlmkit.Session(
         backend="gemma-local", model=str(checkpoints["g4-short"]), device="cpu"

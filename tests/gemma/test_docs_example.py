@@ -12,6 +12,7 @@ pytest.importorskip("transformers")
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "backends" / "gemma.md"
 
 
+@pytest.mark.slow
 def test_the_tiny_checkpoint_example_runs_as_written(tmp_path, monkeypatch, photo):
     section = PAGE.read_text(encoding="utf-8").split("## Test without the real model", 1)[1]
     code = re.search(r"```python\n(.+?)\n```", section, re.DOTALL).group(1)

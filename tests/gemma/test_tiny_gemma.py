@@ -183,8 +183,8 @@ def test_tokenizer_covers_the_vocab_and_round_trips_unicode(loaded, name):
     ("name", "script"),
     [
         ("g4-json", JSON_SCRIPT),
-        ("g4-ocr", OCR_SCRIPT),
-        ("g3-json", JSON_SCRIPT),
+        pytest.param("g4-ocr", OCR_SCRIPT, marks=pytest.mark.slow),
+        pytest.param("g3-json", JSON_SCRIPT, marks=pytest.mark.slow),
         ("g3-ocr", OCR_SCRIPT),
     ],
     ids=["g4-json", "g4-ocr", "g3-json", "g3-ocr"],

@@ -374,7 +374,9 @@ def _wait_for_lines(path: Path, count: int, proc, timeout: float = 30.0) -> None
     raise AssertionError("the run did not make progress")
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    "seed", [1, pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)]
+)
 def test_sigkill_at_a_random_point_then_resume_yields_every_input_exactly_once(tmp_path, seed):
     images = tmp_path / "images"
     paths = make_images(images, 30)

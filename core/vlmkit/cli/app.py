@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from vlmkit.cli.context import (
     DEFAULT_BACKEND,
@@ -26,7 +27,66 @@ from vlmkit.cli.evaluation import eval_command
 
 __all__ = ["app", "main"]
 
+TASKS_PANEL, BATCH_PANEL, PLUGINS_PANEL = "Task Commands", "Batch Commands", "Plugin Commands"
+GLOBAL_PANEL = "Global options (also before the command)"
+
+
+def _argument_name(param: Any) -> str:
+    """An argument as click's plain help writes it: ``INPUT...``, ``[IMAGE]...``."""
+    name = param.metavar or param.name.upper()
+    name = name if param.required else f"[{name}]"
+    return name + ("..." if param.nargs != 1 else "")
+
+
+class _HelpCommand(TyperCommand):
+    """Plain help for a command: arguments by their metavar (``INPUT...``), with no type
+    placeholder such as ``<list[str]>`` and no ``{INPUT}`` braces in the usage line."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        params = self.get_params(ctx)
+        return pieces + [_argument_name(p) for p in params if p.param_type_name == "argument"]
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((_argument_name(param), record[1]))
+            else:
+                options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+class _PanelGroup(TyperGroup):
+    """Plain top-level help with the commands in their panels (tasks, batch, plugins), each
+    summary wrapped to the terminal rather than cut."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        panels: dict[str, list[tuple[str, Any]]] = {}
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                panel = getattr(command, "rich_help_panel", None) or "Commands"
+                panels.setdefault(panel, []).append((name, command))
+        if not panels:
+            return
+        width = max(len(name) for rows in panels.values() for name, _ in rows)
+        limit = formatter.width - 6 - width
+        for panel, rows in panels.items():
+            with formatter.section(panel):
+                formatter.write_dl(
+                    [(name.ljust(width), cmd.get_short_help_str(limit)) for name, cmd in rows]
+                )
+
+
 app = typer.Typer(
+    cls=_PanelGroup,
     name="vlmkit",
     help=(
         "Computer vision on vision-language models: detect, segment, describe, read text and "
@@ -40,10 +100,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-TASKS_PANEL, BATCH_PANEL, PLUGINS_PANEL = "Tasks", "Batch", "Plugins"
-GLOBAL_PANEL = "Global options (also before the command)"
-
 
 # -- options shared by the task commands ----------------------------------------------------
 Images = Annotated[list[str], typer.Argument(metavar="IMAGE", help="Image files or URLs.")]
@@ -173,6 +229,7 @@ VerboseFlag = Annotated[
         "--verbose",
         "-v",
         count=True,
+        show_default=False,
         rich_help_panel=GLOBAL_PANEL,
         help="Log to stderr (-vv: debug); show tracebacks.",
     ),
@@ -560,9 +617,10 @@ def label(
     out: Annotated[
         Path, typer.Option("--out", metavar="DIR", help="Run folder (ledger and sink outputs).")
     ],
-    task: Annotated[LabelTask, typer.Option(help="The task to run on every image.")] = (
-        LabelTask.detect
-    ),
+    task: Annotated[
+        LabelTask,
+        typer.Option(metavar="detect|segment|describe|ocr", help="The task to run on every image."),
+    ] = LabelTask.detect,
     prompt: Prompt = None,
     label: Labels = None,
     backend: Backend = DEFAULT_BACKEND,
@@ -693,8 +751,11 @@ app.command("eval", rich_help_panel=BATCH_PANEL)(eval_command)
 
 def _whole_summaries() -> None:
     """click cuts each summary in the command list to one line with "..."; an explicit
-    short_help (the docstring's first paragraph) is wrapped instead."""
+    short_help (the docstring's first paragraph) is wrapped instead. Every command gets the
+    plain help of :class:`_HelpCommand` (arguments without type placeholders)."""
     for info in app.registered_commands:
+        if info.cls in (None, TyperCommand):
+            info.cls = _HelpCommand
         if info.short_help is None and info.help is None and info.callback is not None:
             doc = inspect.cleandoc(info.callback.__doc__ or "")
             info.short_help = " ".join(doc.split("\n\n", 1)[0].split()) or None

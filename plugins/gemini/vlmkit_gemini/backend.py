@@ -79,6 +79,7 @@ __all__ = [
     "GeminiVertexBackend",
     "detect_schema",
     "polygon_segment_prompt",
+    "segment_prompt",
 ]
 
 log = logging.getLogger(__name__)
@@ -187,13 +188,37 @@ def _template_regex(template: str) -> re.Pattern[str]:
 _SEGMENT_RE = _template_regex(vlmkit.prompts.SEGMENT)
 
 
-def polygon_segment_prompt(prompt: str) -> str:
-    """The core's PNG-mask segmentation prompt rewritten to ask for polygon masks (Gemini 3.x);
-    any other prompt (the caller's own instruction) is returned unchanged."""
+#: Words that already say which things are meant: "for all socks", never "for the all socks".
+_DETERMINER = re.compile(
+    r"^(?:all|every|each|any|some|these|those|this|that|my|your|his|her|its|our|their|both)\b",
+    re.IGNORECASE,
+)
+
+
+def segment_prompt(
+    prompt: str, *, polygons: bool, description: str | None = None, labels: Sequence[str] = ()
+) -> str:
+    """The Gemini segmentation prompt for a request whose ``prompt`` is the core's Google
+    ``SEGMENT`` sentence: polygon masks for Gemini 3.x (``polygons``), the core's PNG-mask
+    sentence otherwise. The caller's ``description`` decides the article: "the cups", but
+    "all socks" and "every red cup" as written; ``labels`` are class names and keep "the".
+    Any other prompt (the caller's own instruction, a template override) is returned unchanged.
+    """
     match = _SEGMENT_RE.fullmatch(prompt.strip())
     if match is None:
         return prompt
-    return _POLYGON_SEGMENT.format(things=match["things"], label_rule=match["rule"]).strip()
+    template = _POLYGON_SEGMENT if polygons else vlmkit.prompts.SEGMENT
+    things = match["things"]
+    if not labels and description and _DETERMINER.match(description.strip()):
+        template = template.replace("the {things}", "{things}")
+        things = " ".join(description.split())
+    return template.format(things=things, label_rule=match["rule"]).strip()
+
+
+def polygon_segment_prompt(prompt: str) -> str:
+    """The core's PNG-mask segmentation prompt rewritten to ask for polygon masks (Gemini 3.x);
+    any other prompt (the caller's own instruction) is returned unchanged."""
+    return segment_prompt(prompt, polygons=True)
 
 
 def _duration(seconds: float) -> str:
@@ -549,8 +574,13 @@ class GeminiBackend(Backend):
         :mod:`vlmkit_gemini.segtokens`), never detections with missing masks."""
         if backend is not self:
             return None
-        if self.caps.mask_format == "polygon":
-            request = attrs.evolve(request, prompt=polygon_segment_prompt(request.prompt))
+        prompt = segment_prompt(
+            request.prompt,
+            polygons=self.caps.mask_format == "polygon",
+            description=request.description,
+            labels=request.labels,
+        )
+        request = attrs.evolve(request, prompt=prompt)
         result: Detections = vlmkit.run_generic(self, request, runtime)
         provenance = result.provenance
         if provenance is not None and result.report.masks_invalid:

@@ -117,3 +117,23 @@ def test_concurrency_defaults_to_keeping_a_batching_server_busy(server):
         assert session.backend.concurrency == 32
     with vlmkit.Session("openai", model="llava", family="gemma", base_url=server.url) as s:
         assert s.backend.convention == "yxyx-1000"
+
+
+def test_retry_after_may_be_an_http_date():
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    from vlmkit_openai.client import retry_after_seconds
+
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
+    assert 100 < retry_after_seconds(later) <= 120
+    assert retry_after_seconds("1.5") == 1.5
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+def test_a_wrong_base_url_says_what_to_check(server):
+    with (
+        vlmkit.Session("openai", model=GEMMA, base_url=server.url + "/nope") as session,
+        pytest.raises(vlmkit.InvalidRequest, match="check base_url"),
+    ):
+        session.describe(np.zeros((20, 20, 3), np.uint8))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable
 from typing import Any
 
 import vlmkit
@@ -64,7 +63,6 @@ class OpenAIBackend(vlmkit.Backend):
         concurrency: int = 32,
         timeout: float = 120.0,
         max_retries: int = 4,
-        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.model = model
         self.family = resolve_family(family, model) if not convention else None
@@ -73,10 +71,7 @@ class OpenAIBackend(vlmkit.Backend):
         self.concurrency = concurrency
         url = base_url or os.environ.get("OPENAI_BASE_URL") or "http://localhost:8000/v1"
         key = api_key or os.environ.get("OPENAI_API_KEY")
-        client_args: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
-        self.client = ChatClient(
-            url, api_key=key, timeout=timeout, max_retries=max_retries, **client_args
-        )
+        self.client = ChatClient(url, api_key=key, timeout=timeout, max_retries=max_retries)
 
     def generate(self, request: vlmkit.Request) -> vlmkit.Generation:
         options = dict(request.options)

@@ -137,3 +137,11 @@ def test_a_wrong_base_url_says_what_to_check(server):
         pytest.raises(vlmkit.InvalidRequest, match="check base_url"),
     ):
         session.describe(np.zeros((20, 20, 3), np.uint8))
+
+
+def test_installed_and_found_through_its_entry_point():
+    with vlmkit.Session() as session:
+        info = session.backends()["openai"]
+    assert info.distribution == "vlmkit-openai 0.1.0"
+    assert info.tasks == {"describe", "detect", "ocr"}
+    assert {o.name for o in info.settings} >= {"family", "base_url", "concurrency"}

@@ -116,6 +116,20 @@ def test_mot_file_and_annotated_video(video: Path, fake: FakeGemini, tmp_path: P
         x1, y1, x2, y2 = clip.truth((frame - 1) / clip.FPS)[name]
         assert max(abs(x - x1), abs(y - y1), abs(w - (x2 - x1)), abs(h - (y2 - y1))) <= 3
 
+    # read back and scored by a maintained MOT evaluation library (TrackEval's matching)
+    from trackers.eval import evaluate_mot_sequence
+
+    truth_rows = []
+    for frame in frames:
+        for number, (x1, y1, x2, y2) in enumerate(clip.truth(frame.timestamp_s).values(), 1):
+            truth_rows.append(f"{frame.index + 1},{number},{x1},{y1},{x2 - x1},{y2 - y1},1,1,1\n")
+    (tmp_path / "gt.txt").write_text("".join(truth_rows))
+    (tmp_path / "tracks.txt").write_text(mot_text(frames))
+    scores = evaluate_mot_sequence(tmp_path / "gt.txt", tmp_path / "tracks.txt").CLEAR
+    assert scores is not None
+    assert (scores.IDSW, scores.CLR_FN, scores.CLR_FP, scores.CLR_TP) == (0, 0, 0, 60)
+    assert scores.MOTA == 1.0
+
     target = tmp_path / "annotated.mp4"
     with open(target, "wb") as out:
         written = write_annotated_video(video, frames, out)

@@ -198,7 +198,7 @@ def iter_track(
     info = probe_video(name)  # an unreadable video fails here, before any model call
     workers = _workers(session, concurrency)
     linker = _Linker(float(lost_s))
-    call = session.detect if task == "detect" else session.segment
+    call: Any = session.detect if task == "detect" else session.segment
 
     def link(timestamp: float, future: Future[Detections]) -> TrackedFrame | None:
         try:
@@ -331,7 +331,7 @@ def write_annotated_video(
     written = 0
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
     with av.open(out, "w", format="mp4") as container:
-        stream = container.add_stream(codec, rate=_rate(rate))
+        stream: Any = container.add_stream(codec, rate=_rate(rate))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for frame in iter_frames(name, fps=rate, max_frames=None, start_s=start, end_s=end):
             while (

@@ -145,3 +145,29 @@ def test_mot_file_and_annotated_video(video: Path, fake: FakeGemini, tmp_path: P
     outline = decoded[13][y2 - 1 : y2 + 1, x1 + 2 : x1 + 6].astype(int)
     background = decoded[13][y2 + 20 : y2 + 22, x1 + 2 : x1 + 6].astype(int)
     assert np.abs(outline - 128).max() > 40 and np.abs(background - 128).max() < 30
+
+
+def test_a_failure_mid_clip_then_a_rerun_pays_no_answered_frame_again(
+    video: Path, tmp_path: Path
+) -> None:
+    with FakeGemini() as server:
+
+        def answer(request: Any) -> str:
+            return json.dumps(clip.gemini_answer(request.inline_data[0][1]))
+
+        server.add_rule(text=answer, times=7)
+        server.add_rule(status=400, message="the request was refused", times=1)
+        server.add_rule(text=answer)
+        with (
+            session(server, cache=tmp_path / "cache") as s,
+            pytest.raises(vlmkit.BackendError) as failed,
+        ):
+            s.track(video, LABELS, fps=2, concurrency=1)
+        assert "while tracking" in " ".join(getattr(failed.value, "__notes__", []))
+        assert "at 3.500 s" in " ".join(failed.value.__notes__)
+        assert generate_calls(server) == 8  # seven answers, then the failure
+
+        with session(server, cache=tmp_path / "cache") as s:
+            result = s.track(video, LABELS, fps=2, concurrency=1)
+        assert generate_calls(server) == 8 + 13  # only the frames not answered before
+    check_tracks(list(result.frames))

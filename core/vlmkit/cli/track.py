@@ -142,7 +142,7 @@ def track_command(
             raise ConfigError("give either --prompt or --label, not both")
         what: Any = list(labels) if labels else prompt
         clip = {"start": _seconds("--start", start), "end": _seconds("--end", end)}
-        options = parse_pairs(option, flag="--option", state=state)
+        options: dict[str, Any] = parse_pairs(option, flag="--option", state=state)
         settings = parse_pairs(config, flag="--config", state=state)
         state.current = path
         info = probe_video(path)

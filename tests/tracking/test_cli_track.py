@@ -12,7 +12,7 @@ pytest.importorskip("trackers")
 pytest.importorskip("google.genai")
 
 from tests.tracking import clip
-from tests.tracking.test_track import MODEL, fake, video  # noqa: F401 - fixtures
+from tests.tracking.test_track import MODEL
 from vlmkit.cli import app
 from vlmkit_gemini.testing import FakeGemini
 
@@ -22,8 +22,8 @@ def invoke(*args: str):
 
 
 def test_track_writes_mot_video_and_json_together(
-    video: Path,  # noqa: F811
-    fake: FakeGemini,  # noqa: F811
+    video: Path,
+    fake: FakeGemini,
     tmp_path: Path,
 ) -> None:
     import av
@@ -50,8 +50,8 @@ def test_track_writes_mot_video_and_json_together(
 
 
 def test_track_refuses_prompt_and_labels_together_before_any_call(
-    video: Path,  # noqa: F811
-    fake: FakeGemini,  # noqa: F811
+    video: Path,
+    fake: FakeGemini,
     tmp_path: Path,
 ) -> None:
     result = invoke(

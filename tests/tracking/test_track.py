@@ -8,7 +8,6 @@ pixels; the clip knows where the squares truly are.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,24 +24,6 @@ from vlmkit_gemini.testing import FakeGemini
 
 LABELS = ["red square", "blue square", "green square"]
 MODEL = "gemini-2.5-flash-lite"
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return clip.write_clip(tmp_path_factory.mktemp("clip") / "squares.mp4")
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeGemini]:
-    with FakeGemini() as server:
-
-        def answer(request: Any) -> str:
-            return json.dumps(clip.gemini_answer(request.inline_data[0][1]))
-
-        server.add_rule(text=answer)
-        yield server
-        errors = server.errors
-    assert not errors, errors
 
 
 def session(fake: FakeGemini, **options: Any) -> vlmkit.Session:

@@ -70,3 +70,12 @@ def test_nothing_found_gives_empty_frames_not_an_error(
     result = session.track(video, ["thing"], fps=1)
     assert len(result.frames) == 10 and all(len(d) == 0 for _, d in result.frames)
     assert result.events == () and result.text == "0 track(s) over 10 sampled frame(s)"
+
+
+def test_a_local_backend_that_batches_gets_frames_in_batches(video: Path) -> None:
+    plugin = scripted_plugin("[]", concurrency=1, batch_size=4)
+    with vlmkit.Session("scripted", plugins=[plugin], entrypoints=False) as s:
+        result = s.track(video, ["thing"], fps=2)
+        batches = list(s.backend.batches)  # type: ignore[attr-defined]
+    assert len(result.frames) == 20 and sum(batches) == 20
+    assert max(batches) > 1  # frames went to the model together, not one by one

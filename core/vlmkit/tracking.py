@@ -131,7 +131,8 @@ class _Linker:
             class_id=detections.class_ids(self._labels),
             data={"vlmkit_index": np.arange(n)},
         )
-        before = {id(t) for t in self._tracker.tracks}
+        previous = list(self._tracker.tracks)  # alive while compared: no reused id()
+        before = {id(t) for t in previous}
         tracked = self._tracker.update(given, timestamp=frame.timestamp_s)
         ids: list[int | None] = [None] * n
         unnamed: list[int] = []
@@ -145,6 +146,7 @@ class _Linker:
                     unnamed.append(int(position))
         spawned: dict[int, Any] = {}
         new = [t for t in self._tracker.tracks if id(t) not in before]
+        del previous
         for tracklet in new:  # a new track starts at its detection's box: find which one
             box = np.asarray(tracklet.get_state_bbox(), dtype=np.float64)
             best = min(

@@ -69,3 +69,22 @@ def test_track_help_fits_80_columns() -> None:
     assert result.exit_code == 0, result.output
     assert max(len(line) for line in result.output.splitlines()) <= 80
     assert "…" not in result.output and "<int" not in result.output
+
+
+def test_a_failed_write_leaves_no_file(
+    video: Path, fake: FakeGemini, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vlmkit.tracking
+
+    def broken(*_args: object, **_kwargs: object) -> int:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(vlmkit.tracking, "write_annotated_video", broken)
+    out = tmp_path / "out"
+    result = invoke(
+        "track", str(video), "-l", "red square", "--fps", "1", "--backend", "gemini-api",
+        "--model", MODEL, "--no-cache", "--config", f"base_url={fake.base_url}",
+        "--config", "api_key=test-key", "--out", str(out),
+    )  # fmt: skip
+    assert result.exit_code != 0 and "No space left on device" in result.output
+    assert not out.exists() or not list(out.iterdir())  # the MOT file staged first is gone too

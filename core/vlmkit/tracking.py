@@ -4,9 +4,9 @@ Frames are decoded one at a time (:func:`vlmkit.video.iter_frames`) and each sam
 through the session's normal ``detect`` (or ``segment``) pipeline — answer cache, usage
 accounting, retries — several at once for backends that take concurrent requests. The answers
 are linked into tracks in frame order by ByteTrack from Roboflow's ``trackers`` package
-(``pip install "vlmkit[track]"``): supervision, which vlmkit already uses, removed its own
-ByteTrack in 0.30 and points to ``trackers``, kept by the same people; it takes
-``sv.Detections`` and follows the published ByteTrack algorithm.
+(``pip install "vlmkit[track]"``): supervision deprecated its own ``sv.ByteTrack`` in 0.28 for
+``trackers``, kept by the same people, and the supervision 0.31 vlmkit requires no longer has
+it; ``trackers`` takes ``sv.Detections`` and follows the published ByteTrack algorithm.
 
 Memory stays flat in the length of the video: only the frames in flight are held, never the
 whole clip. :func:`write_annotated_video` and :func:`mot_text` turn tracked frames into an

@@ -353,6 +353,42 @@ class Session:
             "video", text, video=video, options={**options, **settings}, description=prompt
         )
 
+    def track(
+        self,
+        video: str | Path,
+        prompt: str | Sequence[str] | None = None,
+        *,
+        fps: float = 1.0,
+        start: float | None = None,
+        end: float | None = None,
+        task: str = "detect",
+        lost_s: float = 2.0,
+        concurrency: int | None = None,
+        **options: Any,
+    ) -> VideoResult:
+        """Track objects through a local video: detect (or ``task="segment"``) on ``fps``
+        frames per second of ``[start, end)`` and link the answers into tracks with ByteTrack.
+
+        ``frames`` of the result holds ``(timestamp, Detections)`` per sampled frame, in video
+        pixels, each detection with ``attributes["tracker_id"]``; ``events`` spans each track.
+        Frames are streamed, never all held; with ``cache=`` on the session a re-run pays no
+        finished frame again. See :mod:`vlmkit.tracking` (needs ``vlmkit[track]``).
+        """
+        from vlmkit.tracking import track
+
+        return track(
+            self,
+            video,
+            prompt,
+            fps=fps,
+            start=start,
+            end=end,
+            task=task,
+            lost_s=lost_s,
+            concurrency=concurrency,
+            **options,
+        )
+
     # -- batch runs -----------------------------------------------------------------------
     def run(
         self,

@@ -31,6 +31,7 @@ __all__ = [
     "VideoInfo",
     "format_timestamp",
     "is_video_path",
+    "iter_frames",
     "probe_video",
     "sample_frames",
     "video_mime_type",
@@ -141,6 +142,36 @@ def sample_frames(
     if start_s is not None and end_s is not None and end_s <= start_s:
         raise ConfigError(f"end_s ({end_s}) must be after start_s ({start_s})")
 
+    return list(iter_frames(path, fps=fps, max_frames=max_frames, start_s=start_s, end_s=end_s))
+
+
+def iter_frames(
+    path: str | os.PathLike[str],
+    *,
+    fps: float | None = 1.0,
+    max_frames: int | None = 32,
+    start_s: float | None = None,
+    end_s: float | None = None,
+) -> Iterator[VideoFrame]:
+    """Like :func:`sample_frames`, but yields the frames one at a time as they are decoded, so
+    memory stays flat however long the video; ``max_frames=None`` takes every ``fps`` target.
+
+    The arguments are checked, and the file opened, when iteration starts.
+    """
+    if fps is not None and (isinstance(fps, bool) or not fps > 0 or not math.isfinite(fps)):
+        raise ConfigError(f"fps must be a positive number or None, got {fps!r}")
+    if fps is None and max_frames is None:
+        raise ConfigError("give fps, max_frames or both")
+    if max_frames is not None and (
+        isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1
+    ):
+        raise ConfigError(f"max_frames must be a positive integer, got {max_frames!r}")
+    for label, value in (("start_s", start_s), ("end_s", end_s)):
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise ConfigError(f"{label} must be a non-negative number of seconds, got {value!r}")
+    if start_s is not None and end_s is not None and end_s <= start_s:
+        raise ConfigError(f"end_s ({end_s}) must be after start_s ({start_s})")
+
     with _open_video(path) as (container, name):
         info = _probe(container, name)
         start = float(start_s or 0.0)
@@ -149,9 +180,10 @@ def sample_frames(
             raise ConfigError(
                 f"start_s={start:g} is at or past the end of {name} ({info.duration_s:g} s)"
             )
-        targets = _targets(start, end, fps=fps, max_frames=max_frames, info=info)
+        limit = max_frames if max_frames is not None else 2**62
+        targets = _targets(start, end, fps=fps, max_frames=limit, info=info)
         try:
-            return _decode_at(container, targets, end=end, info=info)
+            yield from _decode_at(container, targets, end=end, info=info)
         except MediaError:
             raise
         except Exception as err:  # PyAV decode errors: InvalidDataError, ...
@@ -178,13 +210,12 @@ def _targets(
 
 def _decode_at(
     container: av.container.InputContainer, targets: list[float], *, end: float, info: VideoInfo
-) -> list[VideoFrame]:
-    """Decode the frame shown at each target time, seeking across long gaps."""
+) -> Iterator[VideoFrame]:
+    """Decode the frame shown at each target time, seeking across long gaps (one at a time)."""
     stream = container.streams.video[0]
     time_base = float(stream.time_base) if stream.time_base else 0.0
     origin = stream.start_time * time_base if stream.start_time is not None else 0.0
     tolerance = 0.5 / info.fps if info.fps > 0 else 1e-3
-    frames: list[VideoFrame] = []
     index = 0
     position = 0.0  # where sequential decoding stands, in seconds from the start
     seeking = time_base > 0
@@ -208,7 +239,7 @@ def _decode_at(
                 break
             if when < targets[index] - tolerance:
                 continue  # not needed: skip without converting
-            frames.append(VideoFrame(timestamp_s=max(when, 0.0), image=_upright(frame)))
+            yield VideoFrame(timestamp_s=max(when, 0.0), image=_upright(frame))
             while index < len(targets) and targets[index] <= when + tolerance:
                 index += 1
             if index >= len(targets) or (seeking and targets[index] - when > _SEEK_GAP_S):
@@ -216,7 +247,6 @@ def _decode_at(
                 break
         if reached_end:
             break
-    return frames
 
 
 def _upright(frame: Any) -> Image.Image:

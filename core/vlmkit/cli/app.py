@@ -24,6 +24,7 @@ from vlmkit.cli.context import (
     plugin_specs,
 )
 from vlmkit.cli.evaluation import eval_command
+from vlmkit.cli.track import track_command
 
 __all__ = ["app", "main"]
 
@@ -747,6 +748,7 @@ def label(
 
 
 app.command("eval", rich_help_panel=BATCH_PANEL)(eval_command)
+app.command("track", rich_help_panel=TASKS_PANEL)(track_command)
 
 
 def _whole_summaries() -> None:

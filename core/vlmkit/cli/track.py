@@ -1,0 +1,205 @@
+"""``vlmkit track``: follow objects through a video, write a MOT file and an annotated MP4.
+
+Registered on the typer app by :mod:`vlmkit.cli.app`; the work is done by
+:mod:`vlmkit.tracking` (this module parses options, writes the files and prints).
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from vlmkit.cli.context import DEFAULT_BACKEND, ENV_BACKEND, ENV_CACHE, CliState, guarded
+
+__all__ = ["track_command"]
+
+GLOBAL_PANEL = "Global options (also before the command)"
+
+
+class TrackTask(enum.StrEnum):
+    detect = "detect"
+    segment = "segment"
+
+
+def _state(ctx: typer.Context, plugin: list[str] | None, strict: bool, verbose: int) -> CliState:
+    """The invocation's state with the global options given after the command name added."""
+    state = ctx.ensure_object(CliState)
+    if plugin:
+        state.plugin_specs = list(dict.fromkeys([*state.plugin_specs, *plugin]))
+    state.strict = state.strict or strict
+    if verbose:
+        state.verbose += verbose
+        state.start_logging()
+    return state
+
+
+def _seconds(flag: str, value: str | None) -> float | None:
+    if value is None:
+        return None
+    from vlmkit.errors import ConfigError, ParseError
+    from vlmkit.parsing import parse_timestamp
+
+    try:
+        return parse_timestamp(value)
+    except ParseError:
+        raise ConfigError(f"{flag} {value!r} is not a time (seconds, mm:ss or h:mm:ss)") from None
+
+
+def track_command(
+    ctx: typer.Context,
+    path: Annotated[str, typer.Argument(metavar="VIDEO", help="A local video file.")],
+    prompt: Annotated[
+        str | None,
+        typer.Option("--prompt", "-p", metavar="TEXT", help="What to find and follow."),
+    ] = None,
+    labels: Annotated[
+        list[str] | None,
+        typer.Option("--label", "-l", metavar="LABEL", help="A class to follow, repeatable."),
+    ] = None,
+    fps: Annotated[
+        float,
+        typer.Option(min=0.01, metavar="FPS", help="Frames per second to detect on (1 call each)."),
+    ] = 1.0,
+    start: Annotated[
+        str | None, typer.Option(metavar="TIME", help="Clip start: seconds or mm:ss.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(metavar="TIME", help="Clip end: seconds or mm:ss.")
+    ] = None,
+    task: Annotated[
+        TrackTask, typer.Option(help="Detect boxes, or segment (boxes with masks).")
+    ] = TrackTask.detect,
+    lost: Annotated[
+        float,
+        typer.Option(min=0.01, metavar="SECONDS", help="A track unseen this long ends."),
+    ] = 2.0,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, metavar="N", help="Frames in flight; the backend's own if omitted."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            file_okay=False,
+            help="Write VIDEO_STEM.mot.txt, VIDEO_STEM.tracked.mp4 and VIDEO_STEM.json here.",
+        ),
+    ] = None,
+    backend: Annotated[
+        str,
+        typer.Option("--backend", "-b", envvar=ENV_BACKEND, metavar="NAME", help="Backend name."),
+    ] = DEFAULT_BACKEND,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", metavar="NAME", help="Model.")
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", metavar="KEY=VALUE", help="Per-call backend option."),
+    ] = None,
+    config: Annotated[
+        list[str] | None,
+        typer.Option("--config", metavar="KEY=VALUE", help="Backend setting (constructor)."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as one JSON document.")
+    ] = False,
+    cache: Annotated[
+        bool,
+        typer.Option(
+            "--cache/--no-cache",
+            envvar=ENV_CACHE,
+            help="Reuse answers from the on-disk cache: a re-run pays no finished frame again.",
+        ),
+    ] = True,
+    plugin: Annotated[
+        list[str] | None,
+        typer.Option("--plugin", metavar="MODULE", rich_help_panel=GLOBAL_PANEL),
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", rich_help_panel=GLOBAL_PANEL)] = False,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, rich_help_panel=GLOBAL_PANEL)
+    ] = 0,
+) -> None:
+    """Follow objects through a video with stable ids: MOT file and annotated video.
+
+    Detects on FPS frames per second (one model call each, several in flight) and links the
+    boxes with ByteTrack. Prints one line per track ("mm:ss–mm:ss label #id"); with --out,
+    writes the MOT-Challenge file, the video with boxes and ids drawn at its own frame rate,
+    and the JSON result, all together or none.
+    """
+    state = _state(ctx, plugin, strict, verbose)
+    with guarded(state):
+        from vlmkit.cli.context import parse_pairs
+        from vlmkit.errors import ConfigError
+        from vlmkit.tracking import iter_track, video_result
+        from vlmkit.video import probe_video
+
+        if labels and prompt is not None:
+            raise ConfigError("give either --prompt or --label, not both")
+        what: Any = list(labels) if labels else prompt
+        clip = {"start": _seconds("--start", start), "end": _seconds("--end", end)}
+        options: dict[str, Any] = parse_pairs(option, flag="--option", state=state)
+        settings = parse_pairs(config, flag="--config", state=state)
+        state.current = path
+        info = probe_video(path)
+        session = state.session(backend, model=model, config=settings, cache=cache)
+        with session:
+            frames = list(
+                iter_track(
+                    session,
+                    path,
+                    what,
+                    fps=fps,
+                    task=task.value,
+                    lost_s=lost,
+                    concurrency=concurrency,
+                    **clip,
+                    **options,
+                )
+            )
+        result = video_result(frames, duration_s=info.duration_s)
+        written = _write(path, frames, result, out, clip) if out is not None else []
+        _print(result, as_json=as_json)
+        for target in written:
+            typer.echo(f"wrote {target}", err=True)
+        state.current = None
+
+
+def _write(
+    path: str, frames: list[Any], result: Any, out: Path, clip: dict[str, float | None]
+) -> list[Path]:
+    """Stage the three files and move them into place together (none on failure)."""
+    from vlmkit.atomic import Staging, safe_join
+    from vlmkit.serialize import result_to_dict, to_json
+    from vlmkit.tracking import mot_text, write_annotated_video
+
+    stem = Path(path).stem or "video"
+    staging = Staging()
+    try:
+        staging.write_text(safe_join(out, f"{stem}.mot.txt"), mot_text(frames))
+        with staging.open(safe_join(out, f"{stem}.tracked.mp4"), "wb") as handle:
+            write_annotated_video(path, frames, handle, **clip)
+        staging.write_text(
+            safe_join(out, f"{stem}.json"), to_json(result_to_dict(result), indent=2) + "\n"
+        )
+        return staging.commit()
+    except BaseException:
+        staging.discard()
+        raise
+
+
+def _print(result: Any, *, as_json: bool) -> None:
+    if as_json:
+        from vlmkit.serialize import result_to_dict, to_json
+
+        typer.echo(to_json(result_to_dict(result), indent=2))
+        return
+    from vlmkit.video import format_timestamp
+
+    typer.echo(result.text)
+    for event in result.events:
+        typer.echo(f"{format_timestamp(event.start)}–{format_timestamp(event.end)} {event.text}")

@@ -171,13 +171,14 @@ class CliState:
                 mask_secrets(dict(config or {})),
                 "on" if cache else "off",
             )
+        settings: dict[str, Any] = dict(config or {})
         session = Session(
             backend,
             model=model,
             plugins=modules,
             strict=self.strict,
             cache=True if cache else None,
-            **dict(config or {}),
+            **settings,
         )
         if report_failures:
             for failure in session.plugin_failures:

@@ -249,6 +249,9 @@ class Staging:
         self._files: dict[Path, Path] = {}  # target -> staged temporary file
         self._unsynced: set[Path] = set()  # staged files written by us, not yet fsynced
         self._made: list[Path] = []  # folders created for staged files, parents first
+        # Folders already made or found since the last commit/discard: a sink staging one file
+        # per image into one folder checks that folder once, not once per file.
+        self._ready: set[Path] = set()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -261,6 +264,8 @@ class Staging:
             return list(self._files)
 
     def _make_parent(self, target: Path) -> None:
+        if target.parent in self._ready:
+            return
         missing: list[Path] = []
         folder = target.parent
         while not folder.exists() and folder != folder.parent:
@@ -269,6 +274,7 @@ class Staging:
         target.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self._made.extend(reversed(missing))
+            self._ready.add(target.parent)
 
     def _register(self, target: Path, temp: Path, *, written: bool) -> None:
         with self._lock:
@@ -343,6 +349,7 @@ class Staging:
             files, self._files = self._files, {}
             made, self._made = self._made, []
             unsynced, self._unsynced = self._unsynced, set()
+            self._ready = set()
         done: list[Path] = []
         try:
             _fsync_files([temp for temp in files.values() if temp in unsynced])
@@ -364,6 +371,7 @@ class Staging:
             files, self._files = self._files, {}
             made, self._made = self._made, []
             self._unsynced = set()
+            self._ready = set()
         _remove(files.values())
         _remove_empty(made)
 
@@ -393,15 +401,11 @@ def _resolved_root(root: str) -> Path:
     return Path(root).resolve()
 
 
-def safe_join(root: str | os.PathLike[str], relative: str | PurePath) -> Path:
-    """Join ``relative`` under ``root`` or raise :class:`~vlmkit.SinkError`.
-
-    ``relative`` is an input key such as ``"holiday/img 1.jpg"``; both ``/`` and ``\\`` count
-    as separators. Refused: an empty path, NUL bytes, text the file system cannot encode (a lone
-    surrogate), absolute paths, drive letters and UNC paths, ``..`` components, and any path
-    that resolves outside ``root`` through a symlink. Empty and ``.`` components are dropped,
-    so ``"a//./b"`` is ``root/a/b``.
-    """
+def relative_parts(relative: str | PurePath) -> list[str]:
+    """The components of an input key as an output path, checked as text only (no file system
+    access): the rules of :func:`safe_join` without its symlink check. Raises
+    :class:`~vlmkit.SinkError`. For names that are recorded but never written (a COCO
+    ``file_name``)."""
     text = relative.as_posix() if isinstance(relative, PurePath) else str(relative)
     if not text:
         raise SinkError("refusing an empty output path")
@@ -420,6 +424,20 @@ def safe_join(root: str | os.PathLike[str], relative: str | PurePath) -> Path:
         raise SinkError(f"refusing output path {text!r}: it names no file")
     if ".." in parts:
         raise SinkError(f"refusing output path {text!r}: '..' components are not allowed")
+    return parts
+
+
+def safe_join(root: str | os.PathLike[str], relative: str | PurePath) -> Path:
+    """Join ``relative`` under ``root`` or raise :class:`~vlmkit.SinkError`.
+
+    ``relative`` is an input key such as ``"holiday/img 1.jpg"``; both ``/`` and ``\\`` count
+    as separators. Refused: an empty path, NUL bytes, text the file system cannot encode (a lone
+    surrogate), absolute paths, drive letters and UNC paths, ``..`` components, and any path
+    that resolves outside ``root`` through a symlink. Empty and ``.`` components are dropped,
+    so ``"a//./b"`` is ``root/a/b``.
+    """
+    text = relative.as_posix() if isinstance(relative, PurePath) else str(relative)
+    parts = relative_parts(relative)
     base = Path(root)
     joined = base.joinpath(*parts)
     resolved_root = _resolved_root(os.path.abspath(base))

@@ -557,12 +557,10 @@ class Detections(Result):
         confidence = scores if n and not np.isnan(scores).any() else None
         mask_field: Any = None
         if self.has_masks:
-            dense = self.masks_dense()
             if masks == "dense" or not hasattr(sv, "CompactMask"):
-                mask_field = dense
+                mask_field = self.masks_dense()
             else:
-                width, height = self.image_size
-                mask_field = sv.CompactMask.from_dense(dense, self.xyxy, (height, width))
+                mask_field = _compact_masks(sv, self.masks, self.image_size)
         return sv.Detections(
             xyxy=self.xyxy.astype(np.float32) if n else np.zeros((0, 4), dtype=np.float32),
             class_id=self.class_ids(label_map),
@@ -570,6 +568,41 @@ class Detections(Result):
             mask=mask_field,
             data={"class_name": np.array(self.labels, dtype=object)},
         )
+
+
+def _compact_masks(sv: Any, masks: Sequence[Mask | None], image_size: tuple[int, int]) -> Any:
+    """Pack box-local masks into ``sv.CompactMask`` without materializing any full frame.
+
+    Each crop is the mask's own region clipped to the image, so ``to_dense()`` equals
+    :meth:`Detections.masks_dense` pixel for pixel (pixels outside the box are kept, unlike
+    ``CompactMask.from_dense`` which crops to the box). An item without a mask, or whose
+    mask lies outside the image, gets supervision's 1×1 all-False crop.
+    """
+    width, height = image_size
+    rles: list[np.ndarray] = []
+    shapes: list[tuple[int, int]] = []
+    offsets: list[tuple[int, int]] = []
+    for mask in masks:
+        crop: np.ndarray | None = None
+        cx0 = cy0 = 0
+        if mask is not None:
+            x0, y0, x1, y1 = mask.region
+            cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+            if cx1 > cx0 and cy1 > cy0:
+                crop = mask.binary[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+        if crop is None:
+            crop = np.zeros((1, 1), dtype=bool)
+            cx0, cy0 = min(max(cx0, 0), width - 1), min(max(cy0, 0), height - 1)
+        # supervision's public encoder: column-major (COCO) run lengths of the crop.
+        rles.append(np.asarray(sv.mask_to_rle(crop), dtype=np.int32))
+        shapes.append((int(crop.shape[0]), int(crop.shape[1])))
+        offsets.append((int(cx0), int(cy0)))
+    return sv.CompactMask(
+        rles,
+        np.array(shapes, dtype=np.int32).reshape(-1, 2),
+        np.array(offsets, dtype=np.int32).reshape(-1, 2),
+        (height, width),
+    )
 
 
 def _label_lookup(label_map: LabelMap | Sequence[str] | Mapping[str, int] | None):

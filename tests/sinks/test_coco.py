@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.sinks.conftest import H, W, box_det, detections, mask_det, ring_mask, two_part_mask
-from vlmkit.errors import ConfigError
+from vlmkit.errors import ConfigError, SinkError
 from vlmkit.sink import SinkItem
 from vlmkit.sinks.coco import CocoSink
 from vlmkit.types import Description
@@ -166,3 +166,35 @@ def test_unencodable_label_and_key_become_replacement_characters(tmp_path):
     assert [c["name"] for c in data["categories"]] == ["\ufffd"]  # one category for both
     assert [a["category_id"] for a in data["annotations"]] == [1, 1]
     assert data["images"][0]["file_name"] == "caf\ufffd.png"
+
+
+def test_write_touches_no_file_per_item(tmp_path, monkeypatch):
+    # The sink keeps answers in memory and writes one file at close: checking an item's key
+    # must not cost a file-system call per item (issue 16).
+    sink = CocoSink(tmp_path / "out")
+    calls: list[str] = []
+
+    def counting(name):
+        real = getattr(os, name)
+
+        def call(*args, **kwargs):
+            calls.append(name)
+            return real(*args, **kwargs)
+
+        return call
+
+    for name in ("lstat", "stat", "open"):
+        monkeypatch.setattr(os, name, counting(name))
+    for i in range(20):
+        sink.write(
+            SinkItem(key=f"sub/img{i}.png", result=detections([box_det([1, 1, 5, 5], "cat")]))
+        )
+    monkeypatch.undo()
+    assert calls == []
+    with pytest.raises(SinkError, match=r"'\.\.' components"):
+        sink.write(SinkItem(key="../up.png", result=detections([box_det([1, 1, 5, 5], "cat")])))
+    sink.close()
+    data = json.loads((tmp_path / "out" / "annotations.json").read_text())
+    assert [image["file_name"] for image in data["images"]] == sorted(
+        f"sub/img{i}.png" for i in range(20)
+    )

@@ -251,3 +251,37 @@ def test_image_with_mask_and_image_path_for_segment(tmp_path):
     write(out, [SinkItem(key="m.png", result=detections([det]), image_path=image)])
     ((_, _, got),) = list(read(tmp_path / "in", out, force_masks=True))
     assert len(got) == 1
+
+
+def test_folders_are_checked_once_not_per_file(tmp_path, monkeypatch):
+    # One label file and one image link per item go into the same two folders: staging makes
+    # (or finds) each folder once, not with a stat and a mkdir per file (issue 16).
+    images = [write_image(tmp_path / "in" / f"i{i}.png") for i in range(30)]
+    calls: list[str] = []
+
+    def counting(name):
+        real = getattr(os, name)
+
+        def call(*args, **kwargs):
+            calls.append(name)
+            return real(*args, **kwargs)
+
+        return call
+
+    sink = YoloSink(tmp_path / "out")
+    for name in ("stat", "mkdir"):
+        monkeypatch.setattr(os, name, counting(name))
+    for path in images:
+        result = detections([box_det([1, 1, 5, 5], "cat")])
+        sink.write(SinkItem(key=path.name, result=result, image_path=path))
+    written = list(calls)
+    calls.clear()
+    files = sink.close()
+    monkeypatch.undo()
+    assert written.count("mkdir") <= 3  # out/images/ (and out/), once
+    assert written.count("stat") <= len(images) + 5  # one per image: is it already in place?
+    assert calls.count("mkdir") <= 2 and calls.count("stat") <= 10  # labels/, at close
+    assert len(files) == 2 * len(images) + 1
+    for path in images:
+        assert os.path.samefile(tmp_path / "out" / "images" / path.name, path)
+        assert (tmp_path / "out" / "labels" / f"{path.stem}.txt").read_text().startswith("0 ")

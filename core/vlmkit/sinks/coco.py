@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from vlmkit.atomic import relative_parts
 from vlmkit.masks import mask_to_polygons, mask_to_rle
 from vlmkit.sink import (
     SinkItem,
@@ -140,8 +141,9 @@ class CocoSink(StagedSink):
             logger.debug("coco sink: skipping %s (%s)", item.key, type(result).__name__)
             return
         # file_name is data, but COCO readers (supervision's included) refuse names that climb
-        # out of the image folder: refuse such a key here, by the same rules as output paths.
-        safe_join(self.out_dir, item.key)
+        # out of the image folder: refuse such a key here, by the same rules as output paths
+        # (as text: nothing is written under the key, so no file system access per item).
+        relative_parts(item.key)
         size = result.image_size
         with self._lock:
             annotations = [self._annotation(det, size) for det in result.items]

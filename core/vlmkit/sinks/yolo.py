@@ -198,8 +198,9 @@ class YoloSink(StagedSink):
         self._roots: set[str] = set()
         self._missing_root = False
         self._warned_images_folder = False
-        # key -> (label file, [(label, line without class id)]), staged at prepare
-        self._labels: dict[str, tuple[Path, list[tuple[str, str]]]] = {}
+        # key -> (label file relative to labels/, [(label, line without class id)]), staged at
+        # prepare; a string, not a Path, as this is held for every item of the run
+        self._labels: dict[str, tuple[str, list[tuple[str, str]]]] = {}
         self._lock = threading.Lock()  # runners may write from several threads
 
     # ------------------------------------------------------------------------------------
@@ -231,7 +232,7 @@ class YoloSink(StagedSink):
             # Class ids are given at prepare, in key order, so they never depend on the order
             # in which answers arrived; the label files are staged then.
             labels = [utf8_safe(det.label) for det in result.items]
-            self._labels[item.key] = (label_path, list(zip(labels, lines, strict=True)))
+            self._labels[item.key] = (owner_key, list(zip(labels, lines, strict=True)))
         self._place_image(item, image_target)
 
     def _line(self, det: Detection, size: tuple[int, int]) -> str:
@@ -346,7 +347,7 @@ class YoloSink(StagedSink):
             label_map = self._class_map()
             files = [self._labels[key] for key in sorted(self._labels)]
             text = yaml.safe_dump(self.data(), allow_unicode=True, sort_keys=False)
-        for label_path, lines in files:
+        for relative, lines in files:
             body = "".join(f"{label_map.id(label)} {line}\n" for label, line in lines)
-            self.staging.write_text(label_path, body)
+            self.staging.write_text(self.labels_dir / relative, body)
         self.staging.write_text(self.data_yaml, text)

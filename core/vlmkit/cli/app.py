@@ -18,10 +18,12 @@ from vlmkit.cli.context import (
     ENV_CACHE,
     ENV_PLUGINS,
     CliState,
+    command_state,
     guarded,
     parse_pairs,
     parse_sink_options,
     plugin_specs,
+    seconds_option,
 )
 from vlmkit.cli.evaluation import eval_command
 from vlmkit.cli.track import track_command
@@ -256,19 +258,6 @@ def _global_options(
     ctx.call_on_close(state.stop_logging)
 
 
-def _state(ctx: typer.Context, plugin: list[str] | None, strict: bool, verbose: int) -> CliState:
-    """The invocation's state, with the global options given after the command name added
-    (``vlmkit detect x.jpg -v`` works like ``vlmkit -v detect x.jpg``)."""
-    state = ctx.ensure_object(CliState)
-    if plugin:
-        state.plugin_specs = list(dict.fromkeys([*state.plugin_specs, *plugin]))
-    state.strict = state.strict or strict
-    if verbose:
-        state.verbose += verbose
-        state.start_logging()
-    return state
-
-
 def _task_session(
     state: CliState,
     backend: str,
@@ -336,7 +325,7 @@ def backends(
     verbose: VerboseFlag = 0,
 ) -> None:
     """List installed backends, their tasks and distributions, and broken plugins."""
-    _listing(_state(ctx, plugin, strict, verbose), "backend", as_json)
+    _listing(command_state(ctx, plugin, strict, verbose), "backend", as_json)
 
 
 @app.command(rich_help_panel=PLUGINS_PANEL)
@@ -348,7 +337,7 @@ def sinks(
     verbose: VerboseFlag = 0,
 ) -> None:
     """List installed sinks (output formats) and broken plugins."""
-    _listing(_state(ctx, plugin, strict, verbose), "sink", as_json)
+    _listing(command_state(ctx, plugin, strict, verbose), "sink", as_json)
 
 
 # -- single-image tasks ---------------------------------------------------------------------
@@ -370,7 +359,7 @@ def detect(
     verbose: VerboseFlag = 0,
 ) -> None:
     """Find objects: one line per detection, boxes in original-image pixels."""
-    state = _state(ctx, plugin, strict, verbose)
+    state = command_state(ctx, plugin, strict, verbose)
     with guarded(state):
         what = _what_to_find(prompt, label)
         session, options = _task_session(state, backend, model, option, config, cache)
@@ -408,7 +397,7 @@ def segment(
     verbose: VerboseFlag = 0,
 ) -> None:
     """Find objects with masks: box, label and mask area per object."""
-    state = _state(ctx, plugin, strict, verbose)
+    state = command_state(ctx, plugin, strict, verbose)
     with guarded(state):
         what = _what_to_find(prompt, label)
         session, options = _task_session(state, backend, model, option, config, cache)
@@ -442,7 +431,7 @@ def describe(
     verbose: VerboseFlag = 0,
 ) -> None:
     """Caption or ask about one image, or several together (compare, VQA)."""
-    state = _state(ctx, plugin, strict, verbose)
+    state = command_state(ctx, plugin, strict, verbose)
     with guarded(state):
         from vlmkit.cli.output import ResultPrinter
 
@@ -474,7 +463,7 @@ def ocr(
     verbose: VerboseFlag = 0,
 ) -> None:
     """Read the text in images (with --boxes: one line per block, with its box)."""
-    state = _state(ctx, plugin, strict, verbose)
+    state = command_state(ctx, plugin, strict, verbose)
     with guarded(state):
         session, options = _task_session(state, backend, model, option, config, cache)
         with session:
@@ -514,9 +503,9 @@ def video(
     verbose: VerboseFlag = 0,
 ) -> None:
     """Ask about a video: timed events as "mm:ss–mm:ss text"."""
-    state = _state(ctx, plugin, strict, verbose)
+    state = command_state(ctx, plugin, strict, verbose)
     with guarded(state):
-        clip = {"start": _seconds("--start", start), "end": _seconds("--end", end)}
+        clip = {"start": seconds_option("--start", start), "end": seconds_option("--end", end)}
         session, options = _task_session(state, backend, model, option, config, cache)
         with session:
             _per_image(
@@ -526,18 +515,6 @@ def video(
                 as_json=as_json,
                 out=out,
             )
-
-
-def _seconds(flag: str, value: str | None) -> float | None:
-    if value is None:
-        return None
-    from vlmkit.errors import ConfigError, ParseError
-    from vlmkit.parsing import parse_timestamp
-
-    try:
-        return parse_timestamp(value)
-    except ParseError:
-        raise ConfigError(f"{flag} {value!r} is not a time (seconds, mm:ss or h:mm:ss)") from None
 
 
 # -- batch ----------------------------------------------------------------------------------
@@ -572,7 +549,7 @@ def export(
     verbose: VerboseFlag = 0,
 ) -> None:
     """Rebuild sink outputs (COCO, YOLO, previews) from a run ledger without calling a model."""
-    state = _state(ctx, plugin, strict, verbose)
+    state = command_state(ctx, plugin, strict, verbose)
     with guarded(state):
         from vlmkit.export import export as export_ledger
 
@@ -676,7 +653,7 @@ def label(
     verbose: VerboseFlag = 0,
 ) -> None:
     """Label many images into a resumable run folder and sinks (COCO, YOLO, previews)."""
-    state = _state(ctx, plugin, strict, verbose)
+    state = command_state(ctx, plugin, strict, verbose)
     with guarded(state):
         from vlmkit.errors import VlmkitError
 

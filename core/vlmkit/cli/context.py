@@ -348,3 +348,31 @@ def _where(state: CliState, message: str) -> str:
     if state.current and state.current not in message:
         return f"{state.current}: {message}"
     return message
+
+
+def command_state(
+    ctx: typer.Context, plugin: list[str] | None, strict: bool, verbose: int
+) -> CliState:
+    """The invocation's state, with the global options given after the command name added
+    (``vlmkit detect x.jpg -v`` works like ``vlmkit -v detect x.jpg``)."""
+    state = ctx.ensure_object(CliState)
+    if plugin:
+        state.plugin_specs = list(dict.fromkeys([*state.plugin_specs, *plugin]))
+    state.strict = state.strict or strict
+    if verbose:
+        state.verbose += verbose
+        state.start_logging()
+    return state
+
+
+def seconds_option(flag: str, value: str | None) -> float | None:
+    """A time given on the command line (seconds, mm:ss or h:mm:ss), or None."""
+    if value is None:
+        return None
+    from vlmkit.errors import ConfigError, ParseError
+    from vlmkit.parsing import parse_timestamp
+
+    try:
+        return parse_timestamp(value)
+    except ParseError:
+        raise ConfigError(f"{flag} {value!r} is not a time (seconds, mm:ss or h:mm:ss)") from None

@@ -19,6 +19,7 @@ from vlmkit.cli.context import (
     ENV_BACKEND,
     ENV_CACHE,
     CliState,
+    command_state,
     guarded,
     is_secret,
 )
@@ -36,18 +37,6 @@ PILOT_PANEL = "Pilot (with --try)"
 class IouType(enum.StrEnum):
     bbox = "bbox"
     segm = "segm"
-
-
-def _state(ctx: typer.Context, plugin: list[str] | None, strict: bool, verbose: int) -> CliState:
-    """The invocation's state with the global options given after the command name added."""
-    state = ctx.ensure_object(CliState)
-    if plugin:
-        state.plugin_specs = list(dict.fromkeys([*state.plugin_specs, *plugin]))
-    state.strict = state.strict or strict
-    if verbose:
-        state.verbose += verbose
-        state.start_logging()
-    return state
 
 
 def eval_command(
@@ -163,7 +152,7 @@ def eval_command(
 ) -> None:
     """Score a run against ground truth (mAP, P/R/F1, CER/WER, cost, latency); with --try,
     pilot several settings on a sample and print the `vlmkit label` command of the best."""
-    state = _state(ctx, plugin, strict, verbose)
+    state = command_state(ctx, plugin, strict, verbose)
     with guarded(state):
         from vlmkit.errors import ConfigError
         from vlmkit.evaluation.matching import parse_mapping

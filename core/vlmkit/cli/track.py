@@ -12,7 +12,14 @@ from typing import Annotated, Any
 
 import typer
 
-from vlmkit.cli.context import DEFAULT_BACKEND, ENV_BACKEND, ENV_CACHE, CliState, guarded
+from vlmkit.cli.context import (
+    DEFAULT_BACKEND,
+    ENV_BACKEND,
+    ENV_CACHE,
+    command_state,
+    guarded,
+    seconds_option,
+)
 
 __all__ = ["track_command"]
 
@@ -22,30 +29,6 @@ GLOBAL_PANEL = "Global options (also before the command)"
 class TrackTask(enum.StrEnum):
     detect = "detect"
     segment = "segment"
-
-
-def _state(ctx: typer.Context, plugin: list[str] | None, strict: bool, verbose: int) -> CliState:
-    """The invocation's state with the global options given after the command name added."""
-    state = ctx.ensure_object(CliState)
-    if plugin:
-        state.plugin_specs = list(dict.fromkeys([*state.plugin_specs, *plugin]))
-    state.strict = state.strict or strict
-    if verbose:
-        state.verbose += verbose
-        state.start_logging()
-    return state
-
-
-def _seconds(flag: str, value: str | None) -> float | None:
-    if value is None:
-        return None
-    from vlmkit.errors import ConfigError, ParseError
-    from vlmkit.parsing import parse_timestamp
-
-    try:
-        return parse_timestamp(value)
-    except ParseError:
-        raise ConfigError(f"{flag} {value!r} is not a time (seconds, mm:ss or h:mm:ss)") from None
 
 
 def track_command(
@@ -131,7 +114,7 @@ def track_command(
     writes the MOT-Challenge file, the video with boxes and ids drawn at its own frame rate,
     and the JSON result, all together or none.
     """
-    state = _state(ctx, plugin, strict, verbose)
+    state = command_state(ctx, plugin, strict, verbose)
     with guarded(state):
         from vlmkit.cli.context import parse_pairs
         from vlmkit.errors import ConfigError
@@ -141,7 +124,7 @@ def track_command(
         if labels and prompt is not None:
             raise ConfigError("give either --prompt or --label, not both")
         what: Any = list(labels) if labels else prompt
-        clip = {"start": _seconds("--start", start), "end": _seconds("--end", end)}
+        clip = {"start": seconds_option("--start", start), "end": seconds_option("--end", end)}
         options: dict[str, Any] = parse_pairs(option, flag="--option", state=state)
         settings = parse_pairs(config, flag="--config", state=state)
         state.current = path

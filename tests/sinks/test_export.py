@@ -312,3 +312,27 @@ def test_cli_export_of_an_image_fails_clearly(tmp_path):
     assert "is not a vlmkit run ledger" in result.output
     assert "bad line" not in result.output and "exported" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_checking_the_staged_files_resolves_each_folder_once_not_each_file(tmp_path, monkeypatch):
+    # Every staged file is checked (inside the output folder, not the ledger) before and after
+    # the commit; resolving each file and the output folder anew cost more CPU than the sinks
+    # themselves (issue 16). Folders are resolved once, whatever the number of files.
+    images = [write_image(tmp_path / "in" / f"i{i}.png") for i in range(40)]
+    items = [
+        SinkItem(key=p.name, result=detections([box_det([1, 1, 5, 5], "cat")]), image_path=p)
+        for p in images
+    ]
+    path = ledger_for(tmp_path, items)
+    real = os.path.realpath
+    resolved: list[str] = []
+
+    def counting(name, *args, **kwargs):
+        resolved.append(os.fspath(name))
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(os.path, "realpath", counting)
+    files = export(path, [CocoSink(path.parent), YoloSink(path.parent)], path.parent)
+    monkeypatch.undo()
+    assert len(files["YoloSink"]) == 2 * len(images) + 1
+    assert len(resolved) < len(images), resolved  # a few per folder, none per file

@@ -285,3 +285,33 @@ def test_folders_are_checked_once_not_per_file(tmp_path, monkeypatch):
     for path in images:
         assert os.path.samefile(tmp_path / "out" / "images" / path.name, path)
         assert (tmp_path / "out" / "labels" / f"{path.stem}.txt").read_text().startswith("0 ")
+
+
+def test_key_folders_are_checked_once_not_per_file(tmp_path, monkeypatch):
+    # Each item's label file and image go under labels/ and images/: the folders a key names
+    # are checked for links out of the output folder once, not walked again for every file
+    # (issue 16), and a link in a key's folder is still refused.
+    import vlmkit.sinks.yolo as yolo
+
+    images = [write_image(tmp_path / "in" / "sub" / f"i{i}.png") for i in range(30)]
+    joins: list[str] = []
+    real = yolo.safe_join
+
+    def counting(root, relative):
+        joins.append(str(relative))
+        return real(root, relative)
+
+    monkeypatch.setattr(yolo, "safe_join", counting)
+    sink = YoloSink(tmp_path / "out")
+    for path in images:
+        result = detections([box_det([1, 1, 5, 5], "cat")])
+        sink.write(SinkItem(key=f"sub/{path.name}", result=result, image_path=path))
+    files = sink.close()
+    assert len(joins) <= 4, joins
+    assert len(files) == 2 * len(images) + 1
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (tmp_path / "out" / "labels" / "evil").symlink_to(outside, target_is_directory=True)
+    sink = YoloSink(tmp_path / "out")
+    with pytest.raises(SinkError, match="outside"):
+        sink.write(SinkItem(key="evil/x.png", result=detections([]), image_path=images[0]))

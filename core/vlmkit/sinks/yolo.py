@@ -63,12 +63,14 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
+from vlmkit.atomic import relative_parts
 from vlmkit.errors import ConfigError, SinkError
 from vlmkit.masks import mask_to_polygons
 from vlmkit.sink import (
@@ -202,6 +204,7 @@ class YoloSink(StagedSink):
         # prepare; a string, not a Path, as this is held for every item of the run
         self._labels: dict[str, tuple[str, list[tuple[str, str]]]] = {}
         self._lock = threading.Lock()  # runners may write from several threads
+        self._folders: dict[tuple[Path, str], Path] = {}  # checked folders (see _join)
 
     # ------------------------------------------------------------------------------------
     def write(self, item: SinkItem) -> None:
@@ -209,15 +212,13 @@ class YoloSink(StagedSink):
         if not isinstance(result, Detections):
             logger.debug("yolo sink: skipping %s (%s)", item.key, type(result).__name__)
             return
-        key_path = PurePosixPath(item.key.replace("\\", "/"))
-        relative = (
-            key_path.with_suffix(".txt")
-            if key_path.suffix
-            else key_path.with_name(key_path.name + ".txt")
-        )
-        label_path = safe_join(self.labels_dir, relative.as_posix())
-        image_target = safe_join(self.images_dir, item.key) if self.copy_mode else None
-        owner_key = label_path.relative_to(self.labels_dir).as_posix()
+        parts = relative_parts(item.key)  # the key's rules, as text; links checked below
+        name = parts[-1]
+        dot = name.rfind(".")
+        stem = name[:dot] if 0 < dot < len(name) - 1 else name  # PurePath.suffix's rule
+        owner_key = "/".join([*parts[:-1], stem + ".txt"])
+        self._join(self.labels_dir, [*parts[:-1], stem + ".txt"])  # refuses a link out
+        image_target = self._join(self.images_dir, parts) if self.copy_mode else None
         # Everything that can fail on this item's data happens before any shared state changes,
         # so a refused item leaves no trace (no class, no claimed label file).
         lines = [self._line(det, result.image_size) for det in result.items]
@@ -234,6 +235,20 @@ class YoloSink(StagedSink):
             labels = [utf8_safe(det.label) for det in result.items]
             self._labels[item.key] = (owner_key, list(zip(labels, lines, strict=True)))
         self._place_image(item, image_target)
+
+    def _join(self, root: Path, parts: list[str]) -> Path:
+        """``safe_join(root, parts)`` with each folder checked once per sink, not per file:
+        one label file and one image per item land in a few folders (issue 16)."""
+        folder = "/".join(parts[:-1])
+        base = self._folders.get((root, folder)) if folder else root
+        if base is None:
+            base = self._folders.setdefault((root, folder), safe_join(root, folder))
+        path = base / parts[-1]
+        try:
+            link = stat.S_ISLNK(os.lstat(path).st_mode)
+        except OSError:
+            return path  # nothing there yet
+        return safe_join(root, "/".join(parts)) if link else path
 
     def _line(self, det: Detection, size: tuple[int, int]) -> str:
         """The coordinates of one object's line (without its class id)."""

@@ -158,6 +158,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs per concurrency")
     parser.add_argument("--quick", action="store_true", help="smoke run: 60 images, 1 round")
     parser.add_argument("--cpu-only", action="store_true", help="only the CPU-per-item table")
+    parser.add_argument("--core", help="another core for the CPU table (`git archive` of one)")
     args = parser.parse_args()
     if args.quick:
         IMAGES, args.rounds = 60, 1
@@ -207,6 +208,8 @@ def main() -> None:
             fake.close()
 
         scripted_env = {**env, "VLMKIT_LOAD_PLUGINS": "vlmkit"}
+        if args.core:  # e.g. the core before a change: `git archive REV core | tar -x -C DIR`
+            scripted_env["PYTHONPATH"] = os.pathsep.join([args.core, str(ROOT)])
         cpu: dict[str, list[dict]] = {"none": [], "coco+yolo": []}
         for round_ in range(3):  # interleaved, a fresh process each
             for name, sinks in (("none", []), ("coco+yolo", ["coco", "yolo"])):

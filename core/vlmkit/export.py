@@ -52,7 +52,7 @@ import json
 import logging
 import os
 import stat
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -275,6 +275,7 @@ class Exporter:
         self._unexpected = {name: 0 for name, _ in built}
         self._first_error: dict[str, Exception] = {}
         self._staged = [(n, cast(_TwoPhase, sink)) for n, sink in built if _two_phase(sink)]
+        self._staged_sinks = [(n, sink) for n, sink in built if _two_phase(sink)]
         self._plain = [(n, sink) for n, sink in built if not _two_phase(sink)]
 
     @property
@@ -321,7 +322,7 @@ class Exporter:
             self.records += 1
         chosen = {
             None: self.built,
-            "staged": [(n, sink) for n, sink in self.built if _two_phase(sink)],
+            "staged": self._staged_sinks,
             "plain": self._plain,
         }[only]
         item = SinkItem(
@@ -369,10 +370,12 @@ class Exporter:
                         f"sink {name!r} failed on every record ({type(cause).__name__}: "
                         f"{cause}); nothing was exported"
                     ) from cause
+            checked: dict[str, set[Path]] = {}  # staged files checked before the commit
             for name, two_phase in self._staged:
                 _finish(name, two_phase.prepare)
                 where = _TargetCheck(self.out, self.ledger)
-                for target in _staged_targets(two_phase):
+                checked[name] = set(_staged_targets(two_phase))
+                for target in checked[name]:
                     self._check_target(name, target, where)
             before = _fingerprint(self.ledger)
             files: dict[str, list[Path]] = {}
@@ -381,7 +384,7 @@ class Exporter:
                 self._check_files(name, files[name], before)
             for name, two_phase in self._staged:
                 files[name] = _finish(name, two_phase.commit)
-                self._check_files(name, files[name], before)
+                self._check_files(name, files[name], before, checked[name])
         except BaseException:
             self.discard()
             raise
@@ -408,7 +411,15 @@ class Exporter:
                 "sinks write only inside it"
             )
 
-    def _check_files(self, name: str, files: Iterable[Any], ledger_before: Any) -> None:
+    def _check_files(
+        self,
+        name: str,
+        files: Iterable[Any],
+        ledger_before: Any,
+        checked: Container[Path] = (),
+    ) -> None:
+        """After a sink finished: the ledger is untouched, and every file it says it wrote is
+        inside the output folder (``checked``: files it staged, checked just before)."""
         if ledger_before is not None and _fingerprint(self.ledger) != ledger_before:
             raise SinkError(
                 f"sink {name!r} changed the run's ledger ({self.ledger}); the sink is broken: "
@@ -416,7 +427,8 @@ class Exporter:
             )
         where = _TargetCheck(self.out, self.ledger)
         for path in files or ():
-            self._check_target(name, Path(path), where)
+            if Path(path) not in checked:
+                self._check_target(name, Path(path), where)
 
     def discard(self) -> None:
         """Drop every staged file (a failed cleanup is logged, never raised)."""
@@ -478,9 +490,16 @@ class _TargetCheck:
         self.ledger_path = ledger.resolve() if ledger is not None else None
         self.ledger_id = _file_id(ledger) if ledger is not None else None
         self._folders: dict[Path, Path] = {}
+        self._seen: dict[Path, tuple[Path, tuple[int, int] | None]] = {}
 
     def _resolved(self, path: Path) -> tuple[Path, tuple[int, int] | None]:
         """``path`` resolved, and its (device, inode) when it exists."""
+        found = self._seen.get(path)
+        if found is None:
+            found = self._seen[path] = self._resolve(path)
+        return found
+
+    def _resolve(self, path: Path) -> tuple[Path, tuple[int, int] | None]:
         absolute = path if path.is_absolute() else Path.cwd() / path
         try:
             info = os.lstat(absolute)

@@ -331,8 +331,19 @@ def test_checking_the_staged_files_resolves_each_folder_once_not_each_file(tmp_p
         resolved.append(os.fspath(name))
         return real(name, *args, **kwargs)
 
+    real_lstat = os.lstat
+    looked: list[str] = []
+
+    def lstat(name, *args, **kwargs):
+        looked.append(os.fspath(name))
+        return real_lstat(name, *args, **kwargs)
+
     monkeypatch.setattr(os.path, "realpath", counting)
+    monkeypatch.setattr(os, "lstat", lstat)
     files = export(path, [CocoSink(path.parent), YoloSink(path.parent)], path.parent)
     monkeypatch.undo()
     assert len(files["YoloSink"]) == 2 * len(images) + 1
     assert len(resolved) < len(images), resolved  # a few per folder, none per file
+    # each staged file is looked at once (is it a link?), not before and after the commit
+    staged = [p for p in looked if "/labels/" in p or "/images/" in p]
+    assert len(staged) <= 2 * (2 * len(images) + 1), len(staged)

@@ -278,7 +278,9 @@ def test_folders_are_checked_once_not_per_file(tmp_path, monkeypatch):
     calls.clear()
     files = sink.close()
     monkeypatch.undo()
-    assert written.count("mkdir") <= 3  # out/images/ (and out/), once
+    # out/images/ (and out/), once; labels/ once too, now that label files are staged as
+    # items arrive rather than at close
+    assert written.count("mkdir") <= 4
     assert written.count("stat") <= len(images) + 5  # one per image: is it already in place?
     assert calls.count("mkdir") <= 2 and calls.count("stat") <= 10  # labels/, at close
     assert len(files) == 2 * len(images) + 1
@@ -315,3 +317,41 @@ def test_key_folders_are_checked_once_not_per_file(tmp_path, monkeypatch):
     sink = YoloSink(tmp_path / "out")
     with pytest.raises(SinkError, match="outside"):
         sink.write(SinkItem(key="evil/x.png", result=detections([]), image_path=images[0]))
+
+
+def test_label_files_are_staged_as_items_arrive_and_only_changed_ones_at_close(tmp_path):
+    # Writing every label file at close put one file creation per image on the end of the
+    # run, after the last answer (issue 16). They are staged as items arrive, with the ids
+    # known then; close rewrites only the files whose ids changed (ids follow key order).
+    images = [write_image(tmp_path / "in" / f"i{i}.png") for i in range(6)]
+    sink = YoloSink(tmp_path / "out")
+    for path in reversed(images):  # answers arrive in reverse key order
+        label = "dog" if path.name == "i0.png" else "cat"  # the first key's label arrives last
+        result = detections([box_det([1, 1, 5, 5], label)])
+        sink.write(SinkItem(key=path.name, result=result, image_path=path))
+    staged = [p.name for p in sink.staging.targets if p.suffix == ".txt"]
+    assert sorted(staged) == sorted(f"i{i}.txt" for i in range(6))  # before close
+    rewritten: list[str] = []
+    write_text = sink.staging.write_text
+
+    def spy(path, text):
+        rewritten.append(Path(path).name)
+        return write_text(path, text)
+
+    sink.staging.write_text = spy
+    sink.close()
+    # On arrival "cat" got id 0 and "dog" id 1; in key order "dog" (i0) comes first: both
+    # ids changed, so all six files are rewritten, then data.yaml is staged.
+    assert sorted(rewritten) == sorted([*(f"i{i}.txt" for i in range(6)), "data.yaml"])
+    names = yaml.safe_load((tmp_path / "out" / "data.yaml").read_text())["names"]
+    assert names == {0: "dog", 1: "cat"}
+    assert (tmp_path / "out" / "labels" / "i0.txt").read_text().startswith("0 ")
+    assert (tmp_path / "out" / "labels" / "i3.txt").read_text().startswith("1 ")
+    sink = YoloSink(tmp_path / "out2")
+    for path in images:  # one label: the ids known on arrival are the final ones
+        sink.write(SinkItem(key=path.name, result=detections([box_det([1, 1, 5, 5], "cat")])))
+    rewritten.clear()
+    write_text = sink.staging.write_text
+    sink.staging.write_text = spy
+    sink.close()
+    assert rewritten == ["data.yaml"]

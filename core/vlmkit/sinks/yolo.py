@@ -33,8 +33,9 @@ Lines are ``class cx cy w h`` (normalized, 6 decimals) for boxes, and ``class x1
 (normalized) for masks. Class ids are 0-based and deterministic: ``categories=[...]`` fixes
 names and ids up front (``vlmkit label -l`` passes its labels, all of them, so ``-l unicorn``
 stays in ``names`` with no instance), other labels follow in order of first appearance, images
-in key order — never in the order answers arrived. Label files are staged when the sink is
-prepared (at the end of a run), once every id is known. An image with no objects gets an
+in key order — never in the order answers arrived. Label files are staged as items arrive,
+with the ids known then, and the few whose ids change once every id is known are staged again
+when the sink is prepared (at the end of a run). An image with no objects gets an
 empty label file (a background image). Class names are written as UTF-8; a character UTF-8
 cannot encode (a lone surrogate in a model's label) becomes U+FFFD, and such labels share one
 class.
@@ -191,6 +192,7 @@ class YoloSink(StagedSink):
         self.copy_mode = mode
         self.names_format = names
         self.label_map = LabelMap([utf8_safe(name) for name in class_names or ()])
+        self._early = LabelMap(self.label_map.names)  # ids in arrival order (see write)
         self.labels_dir = self.out_dir / "labels"
         self.images_dir = self.out_dir / "images"
         self.data_yaml = self.out_dir / "data.yaml"
@@ -230,10 +232,15 @@ class YoloSink(StagedSink):
                     f"labels/{owner_key}; YOLO matches labels to images by file stem, so rename "
                     "one of them"
                 )
-            # Class ids are given at prepare, in key order, so they never depend on the order
-            # in which answers arrived; the label files are staged then.
+            # Class ids are fixed at prepare, in key order, so they never depend on the order
+            # in which answers arrived. The label file is staged now with the ids known so far
+            # (in the common case the final ones), and prepare rewrites only the files whose
+            # ids changed: no file creation per image after a run's last answer (issue 16).
             labels = [utf8_safe(det.label) for det in result.items]
             self._labels[item.key] = (owner_key, list(zip(labels, lines, strict=True)))
+            pairs = self._labels[item.key][1]
+            body = "".join(f"{self._early.id(label)} {line}\n" for label, line in pairs)
+        self.staging.write_text(self.labels_dir / owner_key, body)
         self._place_image(item, image_target)
 
     def _join(self, root: Path, parts: list[str]) -> Path:
@@ -359,10 +366,12 @@ class YoloSink(StagedSink):
                 self.images_dir,
             )
         with self._lock:
-            label_map = self._class_map()
+            label_map, early = self._class_map(), self._early
             files = [self._labels[key] for key in sorted(self._labels)]
             text = yaml.safe_dump(self.data(), allow_unicode=True, sort_keys=False)
         for relative, lines in files:
+            if all(label_map.id(label) == early.id(label) for label, _line in lines):
+                continue  # staged by write with these very ids
             body = "".join(f"{label_map.id(label)} {line}\n" for label, line in lines)
             self.staging.write_text(self.labels_dir / relative, body)
         self.staging.write_text(self.data_yaml, text)

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -244,22 +245,34 @@ def _url_scheme(text: str) -> str | None:
     return None
 
 
+def _a_directory(name: str) -> MediaError:
+    return MediaError(
+        f"{name}: is a directory, not an image; pass image files (or scan the folder for "
+        "files with an image suffix)",
+        source=name,
+    )
+
+
 def _read_file(path: Path, name: str, *, max_bytes: int) -> bytes:
+    # One open and one fstat per image (a run reads every input once): not a stat, an is_dir
+    # stat and a pathlib open.
     try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise MediaError(
-                f"{name}: is a directory, not an image; pass image files (or scan the folder "
-                "for files with an image suffix)",
-                source=name,
-            )
-        if size > max_bytes:
-            raise MediaError(
-                f"{name}: {size:,} bytes is over max_bytes={max_bytes:,}; pass a larger "
-                "max_bytes if you trust this file",
-                source=name,
-            )
-        with path.open("rb") as handle:
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed by the with block below
+        except (IsADirectoryError, PermissionError):
+            if os.path.isdir(path):  # Windows cannot open a folder: permission denied
+                raise _a_directory(name) from None
+            raise
+        with handle:
+            info = os.fstat(handle.fileno())
+            if stat.S_ISDIR(info.st_mode):
+                raise _a_directory(name)
+            if info.st_size > max_bytes:
+                raise MediaError(
+                    f"{name}: {info.st_size:,} bytes is over max_bytes={max_bytes:,}; pass a "
+                    "larger max_bytes if you trust this file",
+                    source=name,
+                )
             data = handle.read(max_bytes + 1)
     except FileNotFoundError:
         raise MediaError(f"{name}: no such file; check the path", source=name) from None

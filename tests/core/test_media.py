@@ -9,6 +9,7 @@ import base64
 import hashlib
 import http.server
 import io
+import os
 import struct
 import sys
 import threading
@@ -330,6 +331,25 @@ def test_directories_and_missing_files(tmp_path: Path):
         load_image(tmp_path / "missing.jpg")
     with pytest.raises(MediaError, match="cannot load an image from a int"):
         load_image(42)  # type: ignore[arg-type]
+
+
+def test_a_file_is_read_with_one_open_and_no_separate_stat(tmp_path: Path, monkeypatch):
+    # A run loads every input once: its size and kind come from the open file (fstat), not
+    # from a stat and an is_dir stat before opening it (issue 16).
+    path = tmp_path / "a.png"
+    Image.new("RGB", (8, 6), "red").save(path)
+    calls: list[str] = []
+    real = os.stat
+
+    def counting(*args, **kwargs):
+        calls.append(str(args[0]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting)
+    loaded = load_image(path)
+    monkeypatch.undo()
+    assert loaded.size == (8, 6)
+    assert calls == []
 
 
 def test_files_and_bytes_over_max_bytes_are_refused(tmp_path: Path):

@@ -639,6 +639,24 @@ def label(
         float | None,
         typer.Option(metavar="USD", min=0, help="Stop before the estimated cost passes this."),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            metavar="NAME",
+            help="Who answers the items: local (threads in this process) or an installed "
+            "engine such as ray (pip install vlmkit-ray).",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESS", help="The engine's cluster, e.g. auto or ray://head:10001."
+        ),
+    ] = None,
+    engine_option: Annotated[
+        list[str] | None,
+        typer.Option(metavar="KEY=VALUE", help="Engine option, e.g. requests_per_s=10."),
+    ] = None,
     max_mask_pixels: MaxMaskPixels = None,
     max_mask_vertices: MaxMaskVertices = None,
     progress: Annotated[
@@ -674,6 +692,10 @@ def label(
             tuning: dict[str, Any] = {"concurrency": concurrency, "batch_size": batch_size}
             if mode != "sync":
                 tuning["mode"] = mode
+            if engine != "local" or address is not None or engine_option:
+                run = _engine_run(
+                    state, session, engine, address, engine_option, backend, model, config, cache
+                )
             results = run(
                 task.value,
                 inputs,
@@ -722,6 +744,46 @@ def label(
                 "re-run with --retry-failed to try them again",
                 code=1,
             )
+
+
+def _engine_run(
+    state: CliState,
+    session: Any,
+    name: str,
+    address: str | None,
+    engine_option: list[str] | None,
+    backend: str,
+    model: str | None,
+    config: list[str] | None,
+    cache: bool,
+) -> Any:
+    """``session.run``'s stand-in for ``--engine NAME``: the installed engine's run, whose
+    workers build their own Session from the same backend, model, --config and cache."""
+    from vlmkit.engines import LOCAL, SessionSpec, build_engine
+    from vlmkit.errors import ConfigError
+
+    options: dict[str, Any] = parse_pairs(engine_option, flag="--engine-option", state=state)
+    if address is not None:
+        options["address"] = address
+    if name == LOCAL:
+        raise ConfigError(
+            "--address and --engine-option need an engine such as --engine ray; the local "
+            "engine runs in this process"
+        )
+    built = build_engine(session, name, options)
+    spec = SessionSpec(
+        backend=backend,
+        model=model,
+        settings=parse_pairs(config, flag="--config", state=state),
+        cache=True if cache else None,
+    )
+
+    def run(task: str, inputs: Any, **arguments: Any) -> Any:
+        if arguments.pop("mode", "sync") != "sync":
+            raise ConfigError(f"--mode batch runs on the local engine, not on {name!r}")
+        return built.run(session, spec, task, inputs, **arguments)
+
+    return run
 
 
 app.command("eval", rich_help_panel=BATCH_PANEL)(eval_command)

@@ -1,0 +1,59 @@
+"""A local Ray cluster for the module's tests (``ray.init(num_cpus=2)``, shut down after) and
+the loopback fake Gemini. Skipped with the reason when vlmkit-ray (and Ray) is not installed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# A one-machine cluster on the loopback address: Ray otherwise finds this machine's outward
+# address (192.0.2.x here), which the test network guard refuses in Ray's own agents.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+ray = pytest.importorskip("ray", reason="vlmkit-ray is not installed: pip install -e plugins/ray")
+pytest.importorskip("vlmkit_ray", reason="vlmkit-ray is not installed: pip install -e plugins/ray")
+pytest.importorskip("vlmkit_gemini", reason="the Ray tests answer with the fake Gemini")
+
+from vlmkit_gemini.testing import FakeGemini  # noqa: E402
+
+ANSWER = '[{"box_2d": [100, 200, 500, 600], "label": "cat"}]'
+MODEL = "gemini-3.5-flash-lite"
+
+
+@pytest.fixture(scope="package")
+def ray_cluster() -> Iterator[Any]:
+    """One local cluster for all the Ray tests (starting one costs 5-15 s here)."""
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False  # in case Ray was imported before this module
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGemini]:
+    with FakeGemini() as server:
+        server.add_rule(text=ANSWER)
+        yield server
+        errors = server.errors
+    if errors:
+        pytest.fail("fake Gemini server error:\n" + "\n".join(errors), pytrace=False)
+
+
+def make_images(folder: Path, count: int) -> Path:
+    """``count`` small, distinct JPEGs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        pixels = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"img{i:03d}.jpg", quality=80)
+    return folder

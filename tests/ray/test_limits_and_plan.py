@@ -48,7 +48,7 @@ def test_no_limits_means_no_wait():
 
 def test_the_plan_splits_the_runs_concurrency_over_the_workers():
     api = plan(_Backend(concurrency=16), concurrency=16, pending=500, cluster={"CPU": 4.0})
-    assert (api.workers, api.threads, api.batch_size, api.num_gpus) == (4, 4, 8, 0.0)
+    assert (api.workers, api.threads, api.batch_size, api.num_gpus) == (4, 4, 16, 0.0)
     few = plan(_Backend(), concurrency=8, pending=1, cluster={"CPU": 4.0})
     assert few.workers == 1  # never more workers than items
 
@@ -56,7 +56,7 @@ def test_the_plan_splits_the_runs_concurrency_over_the_workers():
 def test_a_local_model_on_cuda_gets_one_gpu_per_worker_and_batches_of_its_size():
     gemma = _Backend(concurrency=8, batch_size=4, device="cuda")
     chosen = plan(gemma, concurrency=8, pending=100, cluster={"CPU": 16.0, "GPU": 2.0})
-    assert (chosen.workers, chosen.num_gpus, chosen.batch_size) == (2, 1.0, 8)
+    assert (chosen.workers, chosen.num_gpus, chosen.batch_size) == (2, 1.0, 16)
 
 
 def test_engines_are_discovered_through_the_plugin_layer():

@@ -15,7 +15,7 @@ import supervision as sv
 from pycocotools.coco import COCO
 
 import vlmkit.ray
-from tests.ray.conftest import MODEL, make_images
+from tests.ray.conftest import ANSWER, MODEL, make_images
 from vlmkit.engines import SessionSpec
 from vlmkit.ledger import read_ledger
 from vlmkit_ray import RayEngine
@@ -196,3 +196,31 @@ def test_vlmkit_label_with_engine_ray(ray_cluster, fake, tmp_path):
     assert len(fake.requests_of("generate")) == 12  # the re-run scheduled nothing
     other = CliRunner().invoke(app, [*command[:5], "dog", *command[6:]])
     assert other.exit_code != 0 and "different questions" in other.output  # run.json refuses
+
+
+def test_the_budget_is_one_for_the_whole_cluster(ray_cluster, fake, tmp_path):
+    folder = make_images(tmp_path / "photos", 40)
+    fake.clear_rules()  # every answer costs about $0.01 (4000 output tokens)
+    fake.add_rule(text=ANSWER, usage={"candidates_token_count": 4000})
+    summary = vlmkit.ray.label(
+        [folder], task="detect", prompt="cat", backend="gemini-api", model=MODEL,
+        settings=settings(fake), out=tmp_path / "out", cache=False,
+        concurrency=8, workers=2, budget_usd=0.1,
+    )  # fmt: skip
+    assert summary.stopped == "budget"
+    assert summary.cost_usd <= 0.1
+    # $0.1 pays for 9 such answers at most; two workers with a budget each would pay 18
+    sent = len(fake.requests_of("generate"))
+    assert 1 <= sent <= 9 and summary.done == sent
+    assert len(read_ledger(tmp_path / "out" / "results.jsonl")) == sent  # the rest stays to do
+
+
+def test_bad_credentials_stop_the_run_with_the_workers_error(ray_cluster, fake, tmp_path):
+    folder = make_images(tmp_path / "photos", 20)
+    fake.valid_keys = {"the-right-key"}
+    with pytest.raises(vlmkit.AuthError):
+        vlmkit.ray.label(
+            [folder], task="detect", prompt="cat", backend="gemini-api", model=MODEL,
+            settings=settings(fake), out=tmp_path / "out", cache=False, workers=2,
+        )  # fmt: skip
+    assert len(read_ledger(tmp_path / "out" / "results.jsonl")) == 0  # nothing recorded as failed

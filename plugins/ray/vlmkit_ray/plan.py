@@ -4,7 +4,8 @@ Taken from the backend's declarations, as a local run takes its concurrency from
 run's ``concurrency`` (default ``max(backend.concurrency, 2 * backend.batch_size)``) is the
 requests in flight across the whole cluster, split over the workers; a local model on a GPU
 (``backend.device`` is ``cuda...``) gets one GPU per worker; a batch keeps a worker's threads
-(or its model's batches) busy twice over.
+(four requests per thread: Ray's cost per batch is spread over more items, and a killed
+worker's batch is small) or its model's batches twice over.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def plan(
 
     def shape(workers: int) -> tuple[int, int]:
         threads = max(math.ceil(concurrency / workers), 1)
-        return threads, max(2 * threads, 2 * model_batch)
+        return threads, max(4 * threads, 2 * model_batch)
 
     threads, batch_size = shape(workers)
     batches = math.ceil(pending / batch_size)

@@ -11,6 +11,10 @@ job joins a running cluster: the cluster's start-up is reported apart, not in th
    command prints: first item to sinks written).
 2. Per-item cost: the fake answers at once; 50 and 500 images; the cost of one more item is
    ``(wall(500) - wall(50)) / 450`` and the fixed cost the rest, for each engine.
+3. The driver's share: what the Ray driver does per record whatever the cluster's size —
+   decode the worker's ledger line, append it to the ledger (fsync) and write it into the COCO
+   and YOLO sinks — timed on the 500 records of a finished run. It bounds the cluster's
+   throughput (one driver) and is the base of the projection in docs/scale.md.
 
 Rounds alternate local / Ray so that both meet the same load. The development machine is
 shared (2 cores, other jobs running): the figures are upper bounds; rerun on a quiet machine.
@@ -96,9 +100,39 @@ def main() -> None:
                                 print(engine, count, latency, f"{wall[0]:.2f} s", flush=True)
                 finally:
                     fake.close()
+            driver_ms = driver_cost_ms(Path(tmp) / f"ray-{LATENCY_S}-{IMAGES}-0", Path(tmp))
     finally:
         ray.shutdown()
     report(results, cluster_s, args.rounds)
+    print(
+        f"\ndriver per record (decode + ledger append with fsync + COCO and YOLO): "
+        f"{driver_ms:.2f} ms -> at most {1000 / driver_ms:.0f} records/s for one driver"
+    )
+
+
+def driver_cost_ms(run: Path, tmp: Path) -> float:
+    """Milliseconds the Ray driver spends per record (median of 3 passes over 500 records)."""
+    import json
+
+    import vlmkit
+    from vlmkit.export import export
+    from vlmkit.ledger import Ledger, LedgerRecord
+
+    session = vlmkit.Session()
+
+    lines = (run / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    passes = []
+    for index in range(3):
+        ledger_path = tmp / f"driver-{index}" / "results.jsonl"
+        started = time.perf_counter()
+        with Ledger(ledger_path) as ledger:
+            for line in lines:
+                ledger.append(LedgerRecord.from_dict(json.loads(line)))
+        export(
+            ledger_path, ["coco", "yolo"], ledger_path.parent / "sinks", resolve=session.sink_info
+        )
+        passes.append((time.perf_counter() - started) / len(lines) * 1e3)
+    return statistics.median(passes)
 
 
 def report(results: dict, cluster_s: float, rounds: int) -> None:

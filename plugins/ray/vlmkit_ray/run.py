@@ -138,6 +138,8 @@ class RayRun(Run):
                 try:
                     self.limits = ray.get(limiter.totals.remote())
                     ray.kill(limiter)
+                    if self.budget is not None:  # what the cluster spent, as a local run says
+                        self.budget.spent_usd = float(self.limits["spent_usd"] or 0.0)
                 except Exception as err:  # the cluster went away: nothing left to limit
                     log.debug("could not read the limiter's totals: %s", err)
 

@@ -1,5 +1,6 @@
-"""A local Ray cluster for the module's tests (``ray.init(num_cpus=2)``, shut down after) and
-the loopback fake Gemini. Skipped with the reason when vlmkit-ray (and Ray) is not installed."""
+"""A local Ray cluster for the package's tests (``ray.init(num_cpus=2)``, shut down after) and
+the loopback fake Gemini. Each test module skips itself, with the reason, when vlmkit-ray (and
+so Ray) is not installed."""
 
 from __future__ import annotations
 
@@ -13,15 +14,12 @@ import pytest
 from PIL import Image
 
 # A one-machine cluster on the loopback address: Ray otherwise finds this machine's outward
-# address (192.0.2.x here), which the test network guard refuses in Ray's own agents.
+# address (192.0.2.x here), which the test network guard refuses in Ray's own agents. Set
+# before Ray is imported (it reads them at import) and inherited by the processes it starts.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-ray = pytest.importorskip("ray", reason="vlmkit-ray is not installed: pip install -e plugins/ray")
-pytest.importorskip("vlmkit_ray", reason="vlmkit-ray is not installed: pip install -e plugins/ray")
-pytest.importorskip("vlmkit_gemini", reason="the Ray tests answer with the fake Gemini")
 
-from vlmkit_gemini.testing import FakeGemini  # noqa: E402
-
+SKIP_REASON = "vlmkit-ray is not installed (pip install -e plugins/ray)"
 ANSWER = '[{"box_2d": [100, 200, 500, 600], "label": "cat"}]'
 MODEL = "gemini-3.5-flash-lite"
 
@@ -29,6 +27,7 @@ MODEL = "gemini-3.5-flash-lite"
 @pytest.fixture(scope="package")
 def ray_cluster() -> Iterator[Any]:
     """One local cluster for all the Ray tests (starting one costs 5-15 s here)."""
+    ray = pytest.importorskip("ray", reason=SKIP_REASON)
     from ray._private import ray_constants
 
     ray_constants.ENABLE_RAY_CLUSTER = False  # in case Ray was imported before this module
@@ -40,8 +39,10 @@ def ray_cluster() -> Iterator[Any]:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeGemini]:
-    with FakeGemini() as server:
+def fake() -> Iterator[Any]:
+    """The fake Gemini, answering every image with one cat."""
+    testing = pytest.importorskip("vlmkit_gemini.testing", reason="the tests use the fake Gemini")
+    with testing.FakeGemini() as server:
         server.add_rule(text=ANSWER)
         yield server
         errors = server.errors

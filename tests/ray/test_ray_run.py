@@ -18,9 +18,12 @@ import supervision as sv
 from pycocotools.coco import COCO
 
 import vlmkit.ray
-from tests.ray.conftest import ANSWER, MODEL, make_images
+from tests.ray.conftest import ANSWER, MODEL, SKIP_REASON, make_images
 from vlmkit.engines import SessionSpec
 from vlmkit.ledger import read_ledger
+
+pytest.importorskip("ray", reason=SKIP_REASON)
+pytest.importorskip("vlmkit_ray", reason=SKIP_REASON)
 from vlmkit_ray import RayEngine
 
 pytestmark = pytest.mark.slow

@@ -44,6 +44,9 @@ def test_a_third_party_engine_answers_vlmkit_label_with_the_same_run_folder(tmp_
     assert call["label"] == "first"
     spec = call["spec"]  # what a worker needs to build the same Session
     assert (spec.backend, spec.settings) == ("scripted", {"api_key": "key-123456789"})
+    assert spec.plugins == ("tests.cli.scripted_backends", "tests.core.inline_engine")
+    with spec.session() as rebuilt:  # as a worker would
+        assert rebuilt.backend_info.name == "scripted" and "inline" in rebuilt.engines()
     assert call["arguments"]["prompt"] == "cat" and call["arguments"]["sinks"] == ["coco"]
     again = CliRunner().invoke(app, command, env=ENV)
     assert "resumed 3" in again.output

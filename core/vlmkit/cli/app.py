@@ -771,11 +771,17 @@ def _engine_run(
             "engine runs in this process"
         )
     built = build_engine(session, name, options)
+    # --plugin modules named like packages travel to the workers (importable there too); a
+    # plugin given as a .py file stays in this process
+    files = [entry for entry in state.plugin_specs if entry.endswith(".py") or "/" in entry]
+    if files:
+        state.warn(f"--plugin files stay on this machine, the engine's workers lack them: {files}")
     spec = SessionSpec(
         backend=backend,
         model=model,
         settings=parse_pairs(config, flag="--config", state=state),
         cache=True if cache else None,
+        plugins=[entry for entry in state.plugin_specs if entry not in files],
     )
 
     def run(task: str, inputs: Any, **arguments: Any) -> Any:

@@ -241,6 +241,11 @@ class RayRun(Run):
             close = getattr(batches, "close", None)
             if close is not None:
                 close()  # stops the dataset's execution: no worker starts another batch
+            if self.duplicates:
+                log.info(
+                    "%d answer(s) came back twice (a batch run again): recorded once",
+                    self.duplicates,
+                )
         if fatal is not None:
             raise fatal
 

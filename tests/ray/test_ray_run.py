@@ -29,17 +29,27 @@ from vlmkit_ray import RayEngine
 pytestmark = pytest.mark.slow
 
 
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
 def worker_pids() -> list[int]:
-    """The processes of this run's Ray Data worker actors (their title names the class)."""
+    """The processes of this test's Ray Data worker actors: their title names the class, and
+    they descend from this process (which started the local cluster), not from another run's."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
+            if b"LabelWorker" not in (entry / "cmdline").read_bytes():
+                continue
+            pid = int(entry.name)
+            while pid > 1 and pid != os.getpid():
+                pid = _parent(pid)
+        except (OSError, ValueError, IndexError):
             continue
-        if b"LabelWorker" in cmdline:
+        if pid == os.getpid():
             pids.append(int(entry.name))
     return pids
 

@@ -139,6 +139,8 @@ def test_resume_after_the_driver_stops_schedules_only_unfinished_keys(ray_cluste
         again = engine.run(session, spec, "detect", [folder], **arguments)
         outcomes = list(again)
     assert set(again.scheduled) == {f"img{i:03d}.jpg" for i in range(40)} - finished
+    context = ray_cluster.data.DataContext.get_current()
+    assert context.enable_progress_bars  # turned off for the run's datasets only
     assert again.summary.resumed == len(finished)
     assert {o.key for o in outcomes} == set(again.scheduled)
     assert len(read_ledger(tmp_path / "out" / "results.jsonl").done) == 40

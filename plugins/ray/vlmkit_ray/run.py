@@ -15,6 +15,7 @@ ledger holds every record it received; the same call resumes.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -41,16 +42,13 @@ log = logging.getLogger(__name__)
 
 def connect(address: str | None = None) -> Any:
     """Ray, connected: the running cluster of this process, else ``address`` (``"auto"``,
-    ``"ray://head:10001"``), else a new local one. Ray Data's progress bars stay off (the
-    run has its own)."""
+    ``"ray://head:10001"``), else a new local one."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no telemetry from a labelling job
     import ray
     import ray.data
 
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False)
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
     return ray
 
 
@@ -162,7 +160,18 @@ class RayRun(Run):
         ]
         # one block per batch, so the batches spread over the workers from the start
         blocks = max(math.ceil(len(rows) / plan_.batch_size), 1)
-        dataset = ray.data.from_items(rows, override_num_blocks=blocks)
+        # Ray Data's progress bars stay off (the run has its own): in the datasets' copy of the
+        # context only, not in the process's
+        context = copy.deepcopy(ray.data.DataContext.get_current())
+        context.enable_progress_bars = False
+        with ray.data.DataContext.current(context):
+            return self._map(ray.data.from_items(rows, override_num_blocks=blocks), limiter)
+
+    def _map(self, dataset: Any, limiter: Any) -> Any:
+        import ray.data
+
+        plan_ = self.plan
+        assert plan_ is not None
         return dataset.map_batches(
             LabelWorker,
             fn_constructor_kwargs={

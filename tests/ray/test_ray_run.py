@@ -268,3 +268,31 @@ def test_a_killed_driver_loses_no_recorded_answer_and_the_command_resumes(
     assert len(json.loads((out / "annotations.json").read_text())["images"]) == 100
     # the killed driver's workers may have had a few requests out: sent twice at most
     assert max(images_seen(fake).values()) <= 2
+
+
+def test_retry_failed_on_ray_parses_kept_answers_again_without_paying(
+    ray_cluster, fake, tmp_path, monkeypatch
+):
+    import vlmkit.tasks
+
+    folder = make_images(tmp_path / "photos", 6)
+    out = tmp_path / "out"
+
+    def old_parser(text, **kwargs):  # a parser with a bug, fixed in a later vlmkit
+        raise vlmkit.ParseError("cannot read this answer", raw_text=text)
+
+    spec = SessionSpec(backend="gemini-api", model=MODEL, settings=settings(fake))
+    with monkeypatch.context() as patch, spec.session() as session:  # a local run first
+        patch.setattr(vlmkit.tasks, "parse_detections", old_parser)
+        first = session.run("detect", [folder], "cat", out_dir=out)
+        list(first)
+    assert first.summary.failures == {"ParseError": 6}
+    paid = len(fake.requests_of("generate"))
+    with spec.session() as session:  # the same run folder, on Ray, whose workers parse right
+        retry = RayEngine(workers=2).run(
+            session, spec, "detect", [folder], prompt="cat", out_dir=out, retry_failed=True
+        )
+        list(retry)
+    assert retry.summary.done == 6 and retry.summary.reparsed == 6
+    assert len(fake.requests_of("generate")) == paid  # nothing paid again
+    assert len(read_ledger(out / "results.jsonl").done) == 6

@@ -211,11 +211,13 @@ class RayRun(Run):
         )
         try:
             for batch in batches:
-                for key, line, stop, usage in zip(
-                    batch["key"], batch["line"], batch["stop"], batch["usage"], strict=True
+                columns = ("key", "line", "stop", "usage", "reparsed")
+                for key, line, stop, usage, reparsed in zip(
+                    *(batch[name] for name in columns), strict=True
                 ):
-                    if usage:
+                    if usage:  # the run adds this to what its session spent (nothing, here)
                         self._dispatcher.unparsed_usage += Usage(**json.loads(str(usage)))
+                    self.summary.reparsed += int(reparsed)
                     if stop and fatal is None:
                         fatal = self._stopped(json.loads(str(stop)), limiter)
                     if not line:

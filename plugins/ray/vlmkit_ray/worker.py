@@ -6,7 +6,8 @@ Ray Data calls :class:`LabelWorker` with a batch of rows (``key``, ``path``, ``a
 recording as a local run — into an in-memory list instead of a ledger file, and returns one row
 per item: ``line`` is the item's ledger record (JSON; empty when the item was never sent, it
 stays to do), ``stop`` says on the batch's first row why the worker stopped sending (the
-budget, a fatal error), ``usage`` what the batch cost. The driver writes the one ledger.
+budget, a fatal error), ``usage`` what the batch cost and ``reparsed`` how many kept answers
+parsed again for free. The driver writes the one ledger.
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ class LabelWorker:
             "line": lines,
             "stop": [json.dumps(stop) if stop else ""] + [""] * (count - 1),
             "usage": [json.dumps(attrs.asdict(usage))] + [""] * (count - 1),
+            "reparsed": [summary.reparsed] + [0] * (count - 1),
         }
 
     def __del__(self) -> None:

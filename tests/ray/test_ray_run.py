@@ -296,3 +296,15 @@ def test_retry_failed_on_ray_parses_kept_answers_again_without_paying(
     assert retry.summary.done == 6 and retry.summary.reparsed == 6
     assert len(fake.requests_of("generate")) == paid  # nothing paid again
     assert len(read_ledger(out / "results.jsonl").done) == 6
+
+
+def test_any_file_name_travels_to_the_workers_and_back(ray_cluster, fake, tmp_path):
+    folder = make_images(tmp_path / "photos", 2)
+    odd = os.fsdecode(b"caf\xe9 \xff.jpg")  # not UTF-8: a lone surrogate in Python
+    (folder / "img000.jpg").rename(folder / odd)
+    summary = vlmkit.ray.label(
+        [folder], task="detect", prompt="cat", backend="gemini-api", model=MODEL,
+        settings=settings(fake), out=tmp_path / "out", cache=False, workers=1,
+    )  # fmt: skip
+    assert summary.done == 2 and summary.failed == 0
+    assert set(read_ledger(tmp_path / "out" / "results.jsonl").done) == {odd, "img001.jpg"}

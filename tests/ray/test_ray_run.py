@@ -308,3 +308,17 @@ def test_any_file_name_travels_to_the_workers_and_back(ray_cluster, fake, tmp_pa
     )  # fmt: skip
     assert summary.done == 2 and summary.failed == 0
     assert set(read_ledger(tmp_path / "out" / "results.jsonl").done) == {odd, "img001.jpg"}
+
+
+def test_a_worker_that_cannot_start_is_a_clear_error(ray_cluster, fake, tmp_path):
+    folder = make_images(tmp_path / "photos", 4)
+    spec = SessionSpec(  # a plugin module this process lacks too: the workers cannot start
+        backend="gemini-api", model=MODEL, settings=settings(fake), plugins=["no_such_plugin"]
+    )
+    with vlmkit.Session("gemini-api", model=MODEL, **settings(fake)) as session:
+        run = RayEngine(workers=1).run(
+            session, spec, "detect", [folder], prompt="cat", out_dir=tmp_path / "out"
+        )
+        with pytest.raises(vlmkit.VlmkitError, match=r"no_such_plugin.*every node has vlmkit"):
+            list(run)
+    assert run.summary.stopped == "error"

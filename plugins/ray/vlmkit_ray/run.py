@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,48 @@ def _error(stop: dict[str, str]) -> VlmkitError:
         return kind(stop.get("message", "a Ray worker stopped the run"))
     except TypeError:  # an error class with required extra arguments
         return VlmkitError(stop.get("message", "a Ray worker stopped the run"))
+
+
+_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
+
+
+def _causes(err: BaseException) -> list[BaseException]:
+    """``err`` and what it wraps (Ray nests the worker's error in its own, in ``cause`` or
+    the first argument), outermost first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and current not in chain:
+        chain.append(current)
+        inner = getattr(current, "cause", None) or current.__cause__
+        if inner is None and current.args and isinstance(current.args[0], BaseException):
+            inner = current.args[0]
+        current = inner if isinstance(inner, BaseException) else None
+    return chain
+
+
+def _cluster_failed(err: Exception) -> VlmkitError:
+    """Ray's error as a vlmkit error that says what went wrong on the worker and what to
+    check (what was recorded is kept)."""
+    chain = _causes(err)
+    for cause in chain:  # a vlmkit error raised on a worker says it best
+        if isinstance(cause, VlmkitError):
+            return _error({"type": type(cause).__name__, "message": str(cause)})
+    # Ray's text ends with the worker's traceback: its last "SomeError: ..." line says why
+    why = ""
+    for cause in chain:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(cause))
+        found = [line.strip() for line in text.splitlines() if _ERROR_LINE.match(line.strip())]
+        if found:
+            why = found[-1]
+            break
+    if not why:
+        why = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().split("\n", 1)[0]
+    why = why[:500]
+    return VlmkitError(
+        f"the Ray cluster failed this run ({type(err).__name__}: {why}). Check that every "
+        "node has vlmkit, the backend's distribution and any --plugin module installed, and "
+        "sees the images at the same paths; what was recorded is kept: re-run to resume"
+    )
 
 
 class RayRun(Run):
@@ -248,6 +291,11 @@ class RayRun(Run):
         except KeyboardInterrupt:
             self.summary.stopped = "interrupted"
             raise
+        except VlmkitError:
+            raise
+        except Exception as err:  # Ray's own: a worker that could not start, a lost cluster
+            self.summary.stopped = "error"
+            raise _cluster_failed(err) from err
         finally:
             close = getattr(batches, "close", None)
             if close is not None:

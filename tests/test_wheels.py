@@ -1,4 +1,4 @@
-"""docs/install.md's wheel command builds the four wheels, offline, with everything users need
+"""docs/install.md's wheel command builds the five wheels, offline, with everything users need
 (the testing utilities included)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow  # four wheel builds in a fresh pip process
+@pytest.mark.slow  # five wheel builds in a fresh pip process
 def test_the_documented_pip_wheel_command_builds_the_three_wheels(tmp_path):
     page = (ROOT / "docs" / "install.md").read_text(encoding="utf-8")
     command = re.search(r"\.venv/bin/pip (wheel [^\n]+)", page).group(1).split()
@@ -26,7 +26,7 @@ def test_the_documented_pip_wheel_command_builds_the_three_wheels(tmp_path):
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     wheels = {path.name.split("-")[0]: path for path in tmp_path.glob("*.whl")}
-    assert set(wheels) == {"vlmkit", "vlmkit_gemini", "vlmkit_gemma", "vlmkit_openai"}
+    assert set(wheels) == {"vlmkit", "vlmkit_gemini", "vlmkit_gemma", "vlmkit_openai", "vlmkit_ray"}
     with zipfile.ZipFile(wheels["vlmkit_gemini"]) as wheel:
         names = wheel.namelist()
         assert "vlmkit_gemini/testing/__main__.py" in names

@@ -31,7 +31,7 @@ from vlmkit.hookspecs import hookimpl
 from vlmkit.media import EncodedImage, LoadedImage, ResizePolicy, encode_image, load_image
 from vlmkit.parsing import parse
 from vlmkit.plugins import PluginFailure, PluginWarning
-from vlmkit.records import BackendInfo, Option, SinkInfo
+from vlmkit.records import BackendInfo, EngineInfo, Option, SinkInfo
 from vlmkit.runtime import Runtime
 from vlmkit.session import Session
 from vlmkit.sink import Sink, SinkItem, StagedSink
@@ -74,6 +74,7 @@ __all__ = [
     "Detection",
     "Detections",
     "EncodedImage",
+    "EngineInfo",
     "FinishReason",
     "Generation",
     "InvalidRequest",

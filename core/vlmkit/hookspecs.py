@@ -45,7 +45,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from vlmkit.backend import Backend, TaskRequest
-    from vlmkit.records import BackendInfo, SinkInfo
+    from vlmkit.records import BackendInfo, EngineInfo, SinkInfo
     from vlmkit.runtime import Runtime
     from vlmkit.types import Description, Detections, OcrResult, VideoResult
 
@@ -55,7 +55,7 @@ PROJECT_NAME = "vlmkit"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
-REGISTRATION_HOOKS = ("vlmkit_backends", "vlmkit_sinks")
+REGISTRATION_HOOKS = ("vlmkit_backends", "vlmkit_sinks", "vlmkit_engines")
 TASK_HOOKS = ("vlmkit_describe", "vlmkit_detect", "vlmkit_segment", "vlmkit_ocr", "vlmkit_video")
 
 
@@ -71,6 +71,20 @@ class VlmkitSpecs:
     @hookspec
     def vlmkit_sinks(self) -> Iterable[SinkInfo]:
         """Register output sinks: yield :class:`vlmkit.SinkInfo` records. Keep it cheap."""
+        return ()
+
+    @hookspec
+    def vlmkit_engines(self) -> Iterable[EngineInfo]:
+        """Register run engines: yield :class:`vlmkit.EngineInfo` records. Keep it cheap.
+
+        An engine answers a run's items another way than the local threads (``vlmkit label
+        --engine ray``) and returns the same :class:`vlmkit.runner.Run`: one ledger, resume,
+        sinks. Example (``vlmkit-ray``)::
+
+            @vlmkit.hookimpl
+            def vlmkit_engines():
+                yield vlmkit.EngineInfo(name="ray", factory=lambda **o: RayEngine(**o))
+        """
         return ()
 
     @hookspec(firstresult=True)

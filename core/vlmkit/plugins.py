@@ -23,7 +23,7 @@ import pluggy
 
 from vlmkit.errors import BackendNotFound, PluginError
 from vlmkit.hookspecs import PROJECT_NAME, REGISTRATION_HOOKS, TASK_HOOKS, VlmkitSpecs
-from vlmkit.records import BackendInfo, SinkInfo, normalize_name
+from vlmkit.records import BackendInfo, EngineInfo, SinkInfo, normalize_name
 
 __all__ = ["ENV_LOAD_PLUGINS", "PluginFailure", "PluginHost", "PluginWarning"]
 
@@ -290,6 +290,7 @@ class PluginHost:
             self._records = {
                 "backends": self._collect("vlmkit_backends", BackendInfo),
                 "sinks": self._collect("vlmkit_sinks", SinkInfo),
+                "engines": self._collect("vlmkit_engines", EngineInfo),
             }
         return self._records
 
@@ -299,11 +300,17 @@ class PluginHost:
     def sinks(self) -> Mapping[str, SinkInfo]:
         return self._all_records()["sinks"]
 
+    def engines(self) -> Mapping[str, EngineInfo]:
+        return self._all_records()["engines"]
+
     def backend(self, name: str) -> BackendInfo:
         return self._lookup("vlmkit_backends", "backend", name, self.backends())
 
     def sink(self, name: str) -> SinkInfo:
         return self._lookup("vlmkit_sinks", "sink", name, self.sinks())
+
+    def engine(self, name: str) -> EngineInfo:
+        return self._lookup("vlmkit_engines", "engine", name, self.engines())
 
     def _lookup(self, hook: str, kind: str, name: str, records: Mapping[str, Any]) -> Any:
         key = normalize_name(name)
@@ -321,10 +328,9 @@ class PluginHost:
                 str(f) for f in self.failures
             )
         elif not records:
-            where = (
-                "is the plugin installed, e.g. `pip install vlmkit-gemini`?"
-                if kind == "backend"
-                else "the built-in sinks come with vlmkit's own entry points;"
-            )
+            where = {
+                "backend": "is the plugin installed, e.g. `pip install vlmkit-gemini`?",
+                "engine": "is the plugin installed, e.g. `pip install vlmkit-ray`?",
+            }.get(kind, "the built-in sinks come with vlmkit's own entry points;")
             message += f" ({where} is {ENV_LOAD_PLUGINS} or entrypoints= limiting what loads?)"
         raise BackendNotFound(message)

@@ -14,7 +14,16 @@ import attrs
 
 from vlmkit.errors import ConfigError
 
-__all__ = ["MEDIA", "TASKS", "BackendInfo", "Option", "SinkInfo", "Task", "normalize_name"]
+__all__ = [
+    "MEDIA",
+    "TASKS",
+    "BackendInfo",
+    "EngineInfo",
+    "Option",
+    "SinkInfo",
+    "Task",
+    "normalize_name",
+]
 
 Task = Literal["describe", "detect", "segment", "ocr", "video"]
 TASKS: tuple[str, ...] = ("describe", "detect", "segment", "ocr", "video")
@@ -184,3 +193,23 @@ class SinkInfo:
     def _check_accepts(self, _attribute: object, value: frozenset[str]) -> None:
         if not value:
             raise ConfigError(f"sink {self.name!r} must accept at least one task")
+
+
+@attrs.frozen(kw_only=True)
+class EngineInfo:
+    """A run engine a plugin provides: another way to answer a run's items (Ray Data across a
+    cluster) under the same run-folder semantics as the local thread runner.
+
+    ``factory(**options)`` builds the engine, whose ``run(session, spec, task, inputs,
+    **run_arguments)`` returns a :class:`vlmkit.runner.Run` (:class:`vlmkit.engines.Engine`);
+    import heavy libraries inside it. ``options`` declares what the factory takes (``address``,
+    ``workers``, ...): values given as text (``--engine-option``) are converted and checked
+    first.
+    """
+
+    name: str = attrs.field(converter=normalize_name)
+    factory: Callable[..., Any] = attrs.field(validator=_callable)
+    description: str = ""
+    options: tuple[Option, ...] = attrs.field(default=(), converter=_options)
+    plugin: str | None = None
+    distribution: str | None = None

@@ -25,7 +25,7 @@ from vlmkit.media import LoadedImage, load_image
 from vlmkit.middleware import AnswerCache, UsageMeter, default_cache_dir
 from vlmkit.plugins import PluginFailure, PluginHost
 from vlmkit.prompts import prompt_for
-from vlmkit.records import BackendInfo, Option, SinkInfo
+from vlmkit.records import BackendInfo, EngineInfo, Option, SinkInfo
 from vlmkit.runtime import REQUEST_GATE, Runtime
 from vlmkit.sink import Sink
 from vlmkit.tasks import GenericTasks
@@ -217,6 +217,14 @@ class Session:
     def sinks(self) -> Mapping[str, SinkInfo]:
         """Installed sinks by name."""
         return self._host.sinks()
+
+    def engines(self) -> Mapping[str, EngineInfo]:
+        """Installed run engines by name (``vlmkit-ray`` adds ``ray``)."""
+        return self._host.engines()
+
+    def engine_info(self, name: str) -> EngineInfo:
+        """The record of the installed engine ``name`` (a clear error when there is none)."""
+        return self._host.engine(name)
 
     @property
     def plugin_failures(self) -> list[PluginFailure]:

@@ -639,6 +639,24 @@ def label(
         float | None,
         typer.Option(metavar="USD", min=0, help="Stop before the estimated cost passes this."),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            metavar="NAME",
+            help="Who answers the items: local (threads in this process) or an installed "
+            "engine such as ray (pip install vlmkit-ray).",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESS", help="The engine's cluster, e.g. auto or ray://head:10001."
+        ),
+    ] = None,
+    engine_option: Annotated[
+        list[str] | None,
+        typer.Option(metavar="KEY=VALUE", help="Engine option, e.g. requests_per_s=10."),
+    ] = None,
     max_mask_pixels: MaxMaskPixels = None,
     max_mask_vertices: MaxMaskVertices = None,
     progress: Annotated[
@@ -674,6 +692,12 @@ def label(
             tuning: dict[str, Any] = {"concurrency": concurrency, "batch_size": batch_size}
             if mode != "sync":
                 tuning["mode"] = mode
+            if engine != "local" or address is not None or engine_option:
+                from vlmkit.cli.engine import engine_run
+
+                run = engine_run(
+                    state, session, engine, address, engine_option, backend, model, config, cache
+                )
             results = run(
                 task.value,
                 inputs,

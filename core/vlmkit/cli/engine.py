@@ -1,0 +1,56 @@
+"""``vlmkit label --engine NAME``: the run of an installed engine (``vlmkit-ray``'s ``ray``)
+in place of ``Session.run``, with the recipe its workers build their own Session from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vlmkit.cli.context import CliState, parse_pairs
+
+__all__ = ["engine_run"]
+
+
+def engine_run(
+    state: CliState,
+    session: Any,
+    name: str,
+    address: str | None,
+    engine_option: list[str] | None,
+    backend: str,
+    model: str | None,
+    config: list[str] | None,
+    cache: bool,
+) -> Any:
+    """``session.run``'s stand-in for ``--engine NAME``: the installed engine's run, whose
+    workers build their own Session from the same backend, model, --config and cache."""
+    from vlmkit.engines import LOCAL, SessionSpec, build_engine
+    from vlmkit.errors import ConfigError
+
+    options: dict[str, Any] = parse_pairs(engine_option, flag="--engine-option", state=state)
+    if address is not None:
+        options["address"] = address
+    if name == LOCAL:
+        raise ConfigError(
+            "--address and --engine-option need an engine such as --engine ray; the local "
+            "engine runs in this process"
+        )
+    built = build_engine(session, name, options)
+    # --plugin modules named like packages travel to the workers (importable there too); a
+    # plugin given as a .py file stays in this process
+    files = [entry for entry in state.plugin_specs if entry.endswith(".py") or "/" in entry]
+    if files:
+        state.warn(f"--plugin files stay on this machine, the engine's workers lack them: {files}")
+    spec = SessionSpec(
+        backend=backend,
+        model=model,
+        settings=parse_pairs(config, flag="--config", state=state),
+        cache=True if cache else None,
+        plugins=[entry for entry in state.plugin_specs if entry not in files],
+    )
+
+    def run(task: str, inputs: Any, **arguments: Any) -> Any:
+        if arguments.pop("mode", "sync") != "sync":
+            raise ConfigError(f"--mode batch runs on the local engine, not on {name!r}")
+        return built.run(session, spec, task, inputs, **arguments)
+
+    return run

@@ -369,8 +369,9 @@ class Session:
         """Track objects through a local video: detect (or ``task="segment"``) on ``fps``
         frames per second of ``[start, end)`` and link the answers into tracks with ByteTrack.
 
-        ``frames`` of the result holds ``(timestamp, Detections)`` per sampled frame, in video
-        pixels, each detection with ``attributes["tracker_id"]``; ``events`` spans each track.
+        ``frames`` of the result holds a :class:`~vlmkit.FrameDetections` (frame index,
+        timestamp, detections in video pixels) per sampled frame, each detection with its
+        ``tracker_id``; ``events`` spans each track.
         Frames are streamed, never all held; with ``cache=`` on the session a re-run pays no
         finished frame again. See :mod:`vlmkit.tracking` (needs ``vlmkit[track]``).
         """

@@ -25,7 +25,7 @@ import attrs
 import numpy as np
 
 from vlmkit.errors import ConfigError, VlmkitError
-from vlmkit.types import Detections, LabelMap, TimedEvent, Usage, VideoResult
+from vlmkit.types import Detections, FrameDetections, LabelMap, TimedEvent, Usage, VideoResult
 
 if TYPE_CHECKING:
     from vlmkit.session import Session
@@ -43,23 +43,15 @@ __all__ = [
 
 #: The tasks whose answers can be tracked.
 TRACK_TASKS = ("detect", "segment")
-#: Where a detection's track id lives: ``detection.attributes[TRACKER_ID]`` (``None`` if untracked).
-TRACKER_ID = "tracker_id"
 
-
-@attrs.frozen(kw_only=True)
-class TrackedFrame:
-    """One sampled frame: its index in the video (from 0), its time in seconds, and its
-    detections in original video pixels, each with ``attributes["tracker_id"]``."""
-
-    index: int
-    timestamp_s: float
-    detections: Detections
+#: One sampled frame: its index in the video (from 0), its time in seconds, and its detections
+#: in original video pixels, each with its ``tracker_id`` (the entries of ``VideoResult.frames``).
+TrackedFrame = FrameDetections
 
 
 def tracker_ids(detections: Detections) -> list[int | None]:
     """The track id of each detection (``None`` where the tracker gave it none)."""
-    return [d.attributes.get(TRACKER_ID) for d in detections]
+    return list(detections.tracker_ids)
 
 
 def _new_tracker(lost_s: float) -> Any:
@@ -112,10 +104,7 @@ class _Linker:
             tracker_id = int(getattr(tracklet, "tracker_id", -1))
             if tracker_id >= 0:
                 ids[position] = tracker_id
-        items = [
-            attrs.evolve(d, attributes={**d.attributes, TRACKER_ID: ids[i]})
-            for i, d in enumerate(frame.detections)
-        ]
+        items = [attrs.evolve(d, tracker_id=ids[i]) for i, d in enumerate(frame.detections)]
         return attrs.evolve(frame, detections=attrs.evolve(frame.detections, items=items))
 
     def _update(self, frame: TrackedFrame) -> tuple[list[int | None], dict[int, Any]]:
@@ -251,15 +240,15 @@ def track(
 
 
 def video_result(frames: Iterable[TrackedFrame], *, duration_s: float | None = None) -> VideoResult:
-    """Tracked frames as a :class:`VideoResult`: ``frames`` holds ``(timestamp, Detections)``
-    per sampled frame, ``events`` one ``[first seen, last seen]`` event per track labelled
+    """Tracked frames as a :class:`VideoResult`: ``frames`` holds each sampled frame (index,
+    timestamp, detections), ``events`` one ``[first seen, last seen]`` event per track labelled
     ``"<label> #<id>"``, ``usage`` the sum over the frames."""
-    pairs: list[tuple[float, Detections]] = []
+    pairs: list[TrackedFrame] = []
     spans: dict[int, tuple[float, float, str]] = {}
     for tracked in frames:
-        pairs.append((tracked.timestamp_s, tracked.detections))
+        pairs.append(tracked)
         for detection in tracked.detections:
-            tracker_id = detection.attributes.get(TRACKER_ID)
+            tracker_id = detection.tracker_id
             if tracker_id is None:
                 continue
             first = spans.get(tracker_id, (tracked.timestamp_s, 0.0, detection.label))[0]
@@ -269,9 +258,9 @@ def video_result(frames: Iterable[TrackedFrame], *, duration_s: float | None = N
         for tid, (first, last, label) in sorted(spans.items(), key=lambda kv: (kv[1][0], kv[0]))
     ]
     usage = Usage.zero()
-    for _, detections in pairs:
-        usage = usage + detections.usage
-    provenance = pairs[0][1].provenance if pairs else None
+    for frame in pairs:
+        usage = usage + frame.detections.usage
+    provenance = pairs[0].detections.provenance if pairs else None
     if provenance is not None:
         provenance = attrs.evolve(provenance, task="track", raw_text=None, usage=usage)
     return VideoResult(
@@ -288,8 +277,13 @@ def mot_text(frames: Iterable[TrackedFrame]) -> str:
     where the model gave no score) for every tracked detection."""
     lines = []
     for frame in frames:
+        if frame.index is None:
+            raise ConfigError(
+                f"the frame at {frame.timestamp_s:g} s has no frame index, which MOT rows need; "
+                "pass frames from vlmkit.tracking.iter_track or Session.track"
+            )
         for detection in frame.detections:
-            tracker_id = detection.attributes.get(TRACKER_ID)
+            tracker_id = detection.tracker_id
             if tracker_id is None:
                 continue
             x1, y1, x2, y2 = detection.box.xyxy

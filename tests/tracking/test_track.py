@@ -60,6 +60,9 @@ def test_track_gives_every_square_one_id_for_the_whole_clip(
         result = s.track(video, LABELS, fps=2)
 
     assert [round(t, 2) for t, _ in result.frames] == [k / 2 for k in range(20)]
+    assert [f.index for f in result.frames] == [k * clip.FPS // 2 for k in range(20)]
+    assert all(d.tracker_id is not None for f in result.frames for d in f.detections)
+    assert not any("tracker_id" in d.attributes for f in result.frames for d in f.detections)
     assert generate_calls(fake) == 20  # one request per sampled frame
     assert all(d.image_size == (clip.WIDTH, clip.HEIGHT) for _, d in result.frames)
     ids = check_tracks(list(result.frames))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
@@ -28,12 +28,18 @@ from vlmkit.errors import ConfigError, VlmkitError
 from vlmkit.types import Detections, FrameDetections, LabelMap, TimedEvent, Usage, VideoResult
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from vlmkit.session import Session
 
 __all__ = [
     "TRACK_TASKS",
+    "FrameAnswer",
     "TrackedFrame",
+    "check_track_arguments",
+    "frame_workers",
     "iter_track",
+    "link_answers",
     "mot_text",
     "track",
     "tracker_ids",
@@ -148,13 +154,29 @@ class _Linker:
         return ids, spawned
 
 
-def _workers(session: Session, concurrency: int | None) -> int:
+def frame_workers(session: Session, concurrency: int | None) -> int:
+    """How many frames to have in flight: ``concurrency``, or what the backend takes at once."""
     if concurrency is not None:
         if isinstance(concurrency, bool) or int(concurrency) < 1:
             raise ConfigError(f"concurrency must be at least 1, got {concurrency!r}")
         return int(concurrency)
     backend = session.backend
     return max(1, int(getattr(backend, "concurrency", 1)), int(getattr(backend, "batch_size", 1)))
+
+
+#: How one sampled frame is answered: ``(frame index, timestamp in seconds, picture)`` to the
+#: detections in that picture's pixels (:func:`link_answers`).
+FrameAnswer = Callable[[int, float, "Image.Image"], Detections]
+
+
+def check_track_arguments(*, task: str, fps: float, lost_s: float) -> None:
+    """Raise :class:`~vlmkit.ConfigError` for a task, rate or lost time tracking cannot use."""
+    if task not in TRACK_TASKS:
+        raise ConfigError(f"task must be one of {', '.join(TRACK_TASKS)}, got {task!r}")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < 1000:
+        raise ConfigError(f"fps must be a positive number of frames per second, got {fps!r}")
+    if not isinstance(lost_s, (int, float)) or lost_s <= 0:
+        raise ConfigError(f"lost_s must be a positive number of seconds, got {lost_s!r}")
 
 
 def iter_track(
@@ -177,37 +199,64 @@ def iter_track(
     up to ``concurrency`` frames (default: the backend's own concurrency) are in flight. A track
     lost for longer than ``lost_s`` seconds ends; an object seen again later gets a new id.
     """
-    from vlmkit.video import iter_frames, probe_video
+    from vlmkit.video import probe_video
 
-    if task not in TRACK_TASKS:
-        raise ConfigError(f"task must be one of {', '.join(TRACK_TASKS)}, got {task!r}")
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < 1000:
-        raise ConfigError(f"fps must be a positive number of frames per second, got {fps!r}")
-    if not isinstance(lost_s, (int, float)) or lost_s <= 0:
-        raise ConfigError(f"lost_s must be a positive number of seconds, got {lost_s!r}")
+    check_track_arguments(task=task, fps=fps, lost_s=lost_s)
     name = os.fspath(video)
-    info = probe_video(name)  # an unreadable video fails here, before any model call
-    workers = _workers(session, concurrency)
-    linker = _Linker(float(lost_s))
+    probe_video(name)  # an unreadable video fails here, before any model call
     call: Any = session.detect if task == "detect" else session.segment
 
-    def link(timestamp: float, future: Future[Detections]) -> TrackedFrame | None:
+    def answer(_index: int, _timestamp: float, image: Image.Image) -> Detections:
+        detections: Detections = call(image, prompt, **options)
+        return detections
+
+    yield from link_answers(
+        name,
+        answer,
+        fps=float(fps),
+        start=start,
+        end=end,
+        lost_s=float(lost_s),
+        workers=frame_workers(session, concurrency),
+    )
+
+
+def link_answers(
+    video: str | os.PathLike[str],
+    answer: FrameAnswer,
+    *,
+    fps: float,
+    start: float | None = None,
+    end: float | None = None,
+    lost_s: float = 2.0,
+    workers: int = 1,
+) -> Iterator[TrackedFrame]:
+    """Decode ``fps`` frames per second of ``[start, end)``, have ``answer`` answer each (up to
+    ``workers`` at once, in threads) and yield the frames in order with their detections linked
+    by ByteTrack. :func:`iter_track` answers through the session; a run folder
+    (:mod:`vlmkit.videorun`) answers from its ledger first."""
+    from vlmkit.video import iter_frames, probe_video
+
+    name = os.fspath(video)
+    info = probe_video(name)
+    linker = _Linker(float(lost_s))
+
+    def link(index: int, timestamp: float, future: Future[Detections]) -> TrackedFrame | None:
         try:
             detections = future.result()
         except VlmkitError as err:
             err.add_note(f"while tracking {name} at {timestamp:.3f} s")
             raise
-        index = round(timestamp * info.fps) if info.fps > 0 else 0
         return linker.push(TrackedFrame(index=index, timestamp_s=timestamp, detections=detections))
 
     frames = iter_frames(name, fps=float(fps), max_frames=None, start_s=start, end_s=end)
-    pending: deque[tuple[float, Future[Detections]]] = deque()
+    pending: deque[tuple[int, float, Future[Detections]]] = deque()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vlmkit-track") as pool:
         try:
             for frame in frames:
-                pending.append(
-                    (frame.timestamp_s, pool.submit(call, frame.image, prompt, **options))
-                )
+                index = round(frame.timestamp_s * info.fps) if info.fps > 0 else 0
+                future = pool.submit(answer, index, frame.timestamp_s, frame.image)
+                pending.append((index, frame.timestamp_s, future))
                 del frame  # the pool holds the image until it is sent; nothing else does
                 if len(pending) >= workers:
                     done = link(*pending.popleft())
@@ -221,7 +270,7 @@ def iter_track(
             if last is not None:
                 yield last
         finally:
-            for _, future in pending:
+            for _, _, future in pending:
                 future.cancel()
 
 

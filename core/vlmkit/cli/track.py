@@ -155,24 +155,53 @@ def track_command(
 def _write(
     path: str, frames: list[Any], result: Any, out: Path, clip: dict[str, float | None]
 ) -> list[Path]:
-    """Stage the three files and move them into place together (none on failure)."""
-    from vlmkit.atomic import Staging, safe_join
-    from vlmkit.serialize import result_to_dict, to_json
-    from vlmkit.tracking import mot_text, write_annotated_video
+    """Stage the outputs and move them into place together (none on failure)."""
+    from vlmkit.videorun import write_track_outputs
 
-    stem = Path(path).stem or "video"
-    staging = Staging()
-    try:
-        staging.write_text(safe_join(out, f"{stem}.mot.txt"), mot_text(frames))
-        with staging.open(safe_join(out, f"{stem}.tracked.mp4"), "wb") as handle:
-            write_annotated_video(path, frames, handle, **clip)
-        staging.write_text(
-            safe_join(out, f"{stem}.json"), to_json(result_to_dict(result), indent=2) + "\n"
+    return write_track_outputs(path, frames, result, out, Path(path).stem or "video", **clip)
+
+
+def label_tracks(
+    state: Any,
+    session: Any,
+    inputs: list[str],
+    what: Any,
+    *,
+    out: Path,
+    fps: float,
+    task: str,
+    concurrency: int | None,
+    options: dict[str, Any],
+    as_json: bool,
+) -> None:
+    """``vlmkit label --task track``: every video of ``inputs`` into the run folder ``out``."""
+    from vlmkit.serialize import to_json
+    from vlmkit.videorun import run_tracks
+
+    with session:
+        summary = run_tracks(
+            session,
+            inputs,
+            what,
+            out_dir=out,
+            fps=fps,
+            task=task,
+            concurrency=concurrency,
+            options=options,
         )
-        return staging.commit()
-    except BaseException:
-        staging.discard()
-        raise
+    typer.echo(to_json(summary.to_dict(), indent=2) if as_json else str(summary))
+    if not summary.videos:
+        state.fail(
+            f"no videos found in {' '.join(inputs)}; check the paths (folders are read "
+            "recursively for video files: mp4, mov, webm, ...)",
+            code=1,
+        )
+    if summary.failed:
+        state.fail(
+            f"{summary.failed} video(s) failed (reasons in {out / 'tracks.jsonl'}); re-run the "
+            "command to try them again (frames already answered are not paid again)",
+            code=1,
+        )
 
 
 def _print(result: Any, *, as_json: bool) -> None:

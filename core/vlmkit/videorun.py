@@ -138,6 +138,7 @@ def track_output_names(stem: str) -> dict[str, str]:
         "mot": f"{stem}.mot.txt",
         "video": f"{stem}.tracked.mp4",
         "json": f"{stem}.json",
+        "coco": f"{stem}.coco.json",
     }
 
 
@@ -150,14 +151,26 @@ def write_track_outputs(
     *,
     start: float | None = None,
     end: float | None = None,
+    categories: Sequence[str] = (),
 ) -> list[Path]:
-    """Write one tracked video's MOT file, annotated MP4 and JSON result under ``out_dir`` as
+    """Write one tracked video's MOT file, annotated MP4, JSON result and per-frame COCO
+    (:mod:`vlmkit.videococo`; ``categories`` fixes the first category ids) under ``out_dir`` as
     ``STEM.*``: staged under hidden names and moved into place together, none on failure."""
     from vlmkit.atomic import Staging, safe_join
     from vlmkit.serialize import result_to_dict, to_json
     from vlmkit.tracking import mot_text, write_annotated_video
+    from vlmkit.video import probe_video
+    from vlmkit.videococo import video_coco
 
     names = track_output_names(stem)
+    info = probe_video(video)
+    coco = video_coco(
+        frames,
+        video_name=Path(video).name,
+        size=(info.width, info.height),
+        fps=info.fps,
+        categories=categories,
+    )
     staging = Staging()
     try:
         staging.write_text(safe_join(out_dir, names["mot"]), mot_text(frames))
@@ -166,6 +179,7 @@ def write_track_outputs(
         staging.write_text(
             safe_join(out_dir, names["json"]), to_json(result_to_dict(result), indent=2) + "\n"
         )
+        staging.write_text(safe_join(out_dir, names["coco"]), to_json(coco) + "\n")
         return staging.commit()
     except BaseException:
         staging.discard()
@@ -315,7 +329,8 @@ def _one_video(
         frames = list(link_answers(item.path, answer, fps=fps, lost_s=lost_s, workers=workers))
         result = video_result(frames, duration_s=duration)
         stem = str(Path(item.key).with_suffix(""))
-        written = write_track_outputs(item.path, frames, result, out, stem)
+        labels = list(prompt) if isinstance(prompt, (list, tuple)) else ()
+        written = write_track_outputs(item.path, frames, result, out, stem, categories=labels)
     except VlmkitError as err:
         message = str(err).splitlines()[0]
         ledger.append(

@@ -27,7 +27,7 @@ from tests.tracking.test_track import LABELS, MODEL
 from vlmkit.cli import app
 from vlmkit_gemini.testing import FakeGemini
 
-OUTPUTS = ("json", "mot.txt", "tracked.mp4")
+OUTPUTS = ("coco.json", "json", "mot.txt", "tracked.mp4")
 
 
 def label_args(inputs: Path, out: Path, fake: FakeGemini, *extra: str) -> list[str]:

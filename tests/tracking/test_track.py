@@ -155,3 +155,43 @@ def test_a_failure_mid_clip_then_a_rerun_pays_no_answered_frame_again(
             result = s.track(video, LABELS, fps=2, concurrency=1)
         assert generate_calls(server) == 8 + 13  # only the frames not answered before
     check_tracks(list(result.frames))
+
+
+def test_per_frame_coco_reads_back_with_pycocotools(
+    video: Path, fake: FakeGemini, tmp_path: Path
+) -> None:
+    from pycocotools.coco import COCO
+
+    from vlmkit.tracking import video_result
+    from vlmkit.videorun import write_track_outputs
+
+    with session(fake) as s:
+        frames = list(iter_track(s, video, LABELS, fps=2))
+    ids = check_tracks([(f.timestamp_s, f.detections) for f in frames])
+    written = write_track_outputs(
+        video, frames, video_result(frames), tmp_path, "squares", categories=LABELS
+    )
+    assert tmp_path / "squares.coco.json" in written
+
+    coco = COCO(str(tmp_path / "squares.coco.json"))
+    assert coco.dataset["videos"] == [
+        {"id": 1, "name": "squares.mp4", "width": clip.WIDTH, "height": clip.HEIGHT, "fps": 10.0}
+    ]
+    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == LABELS
+    images = coco.loadImgs(coco.getImgIds())
+    assert [image["frame_id"] for image in images] == [k * 5 for k in range(20)]
+    assert all(image["video_id"] == 1 for image in images)
+    assert len(coco.getAnnIds()) == 60
+    by_id = {tracker_id: name for name, tracker_id in ids.items()}
+    for image in images:
+        truth = clip.truth(image["frame_id"] / clip.FPS)
+        annotations = coco.loadAnns(coco.getAnnIds(imgIds=[image["id"]]))
+        assert sorted(a["track_id"] for a in annotations) == sorted(ids.values())
+        for annotation in annotations:
+            assert annotation["instance_id"] == annotation["track_id"]
+            name = by_id[annotation["track_id"]]
+            assert coco.cats[annotation["category_id"]]["name"] == f"{name} square"
+            x, y, w, h = annotation["bbox"]
+            x1, y1, x2, y2 = truth[name]
+            assert max(abs(x - x1), abs(y - y1), abs(x + w - x2), abs(y + h - y2)) <= 3
+    assert sorted(t["id"] for t in coco.dataset["tracks"]) == sorted(ids.values())

@@ -69,7 +69,7 @@ def track_command(
             "--out",
             metavar="DIR",
             file_okay=False,
-            help="Write VIDEO_STEM.mot.txt, VIDEO_STEM.tracked.mp4 and VIDEO_STEM.json here.",
+            help="Write VIDEO_STEM.mot.txt, .tracked.mp4, .json and .coco.json here.",
         ),
     ] = None,
     backend: Annotated[
@@ -112,7 +112,7 @@ def track_command(
     Detects on FPS frames per second (one model call each, several in flight) and links the
     boxes with ByteTrack. Prints one line per track ("mm:ss–mm:ss label #id"); with --out,
     writes the MOT-Challenge file, the video with boxes and ids drawn at its own frame rate,
-    and the JSON result, all together or none.
+    the JSON result and a per-frame COCO file, all together or none.
     """
     state = command_state(ctx, plugin, strict, verbose)
     with guarded(state):
@@ -145,7 +145,7 @@ def track_command(
                 )
             )
         result = video_result(frames, duration_s=info.duration_s)
-        written = _write(path, frames, result, out, clip) if out is not None else []
+        written = _write(path, frames, result, out, clip, what) if out is not None else []
         _print(result, as_json=as_json)
         for target in written:
             typer.echo(f"wrote {target}", err=True)
@@ -153,12 +153,20 @@ def track_command(
 
 
 def _write(
-    path: str, frames: list[Any], result: Any, out: Path, clip: dict[str, float | None]
+    path: str,
+    frames: list[Any],
+    result: Any,
+    out: Path,
+    clip: dict[str, float | None],
+    result_labels: Any,
 ) -> list[Path]:
     """Stage the outputs and move them into place together (none on failure)."""
     from vlmkit.videorun import write_track_outputs
 
-    return write_track_outputs(path, frames, result, out, Path(path).stem or "video", **clip)
+    labels = list(result_labels) if isinstance(result_labels, list) else ()
+    return write_track_outputs(
+        path, frames, result, out, Path(path).stem or "video", categories=labels, **clip
+    )
 
 
 def label_tracks(

@@ -352,12 +352,12 @@ def write_annotated_video(
     start: float | None = None,
     end: float | None = None,
 ) -> int:
-    """Write ``video`` with the tracked boxes, labels and track ids drawn on it as an MP4 to the
-    binary file ``out`` (seekable); return the number of frames written.
+    """Write ``video`` with the tracked boxes, masks, labels and track ids drawn on it as an
+    MP4 to the binary file ``out`` (seekable); return the number of frames written.
 
     Every frame of ``[start, end)`` is written at the source's frame rate; a frame between two
-    samples shows the boxes of the latest sample at or before it. Frames are decoded one at a
-    time.
+    samples shows the boxes (and masks, when tracking ``segment``) of the latest sample at or
+    before it: held, not moved. Frames are decoded one at a time; masks stay box-local.
     """
     import av
     import supervision as sv
@@ -369,6 +369,7 @@ def write_annotated_video(
     rate = info.fps if info.fps > 0 else 25.0
     width, height = info.width - info.width % 2, info.height - info.height % 2  # yuv420p
     boxes = sv.BoxAnnotator(color_lookup=sv.ColorLookup.TRACK)
+    masks = sv.MaskAnnotator(color_lookup=sv.ColorLookup.TRACK, opacity=0.5)
     labels = sv.LabelAnnotator(color_lookup=sv.ColorLookup.TRACK, text_scale=0.4)
     samples = sorted(frames, key=lambda f: f.timestamp_s)
     tolerance = 0.5 / rate
@@ -388,8 +389,11 @@ def write_annotated_video(
             pixels = np.asarray(frame.image.convert("RGB"))[:height, :width]
             if current is not None and len(current.detections):
                 if shown is None:
-                    shown = _drawable(current.detections)
-                scene = boxes.annotate(pixels.copy(), shown[0])
+                    shown = _drawable(current.detections, (width, height))
+                scene = pixels.copy()
+                if shown[0].mask is not None:
+                    scene = masks.annotate(scene, shown[0])
+                scene = boxes.annotate(scene, shown[0])
                 pixels = labels.annotate(scene, shown[0], labels=shown[1])
             picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
             for packet in stream.encode(picture):
@@ -400,18 +404,13 @@ def write_annotated_video(
     return written
 
 
-def _drawable(detections: Detections) -> tuple[Any, list[str]]:
-    import supervision as sv
-
-    ids = tracker_ids(detections)
-    keep = [i for i, tracker_id in enumerate(ids) if tracker_id is not None]
-    picked = detections.xyxy[keep] if keep else np.zeros((0, 4))
-    drawn = sv.Detections(
-        xyxy=picked.astype(np.float32),
-        class_id=np.zeros(len(keep), dtype=int),
-        tracker_id=np.array([ids[i] for i in keep], dtype=int),
-    )
-    texts = [f"{detections[i].label} #{ids[i]}" for i in keep]
+def _drawable(detections: Detections, size: tuple[int, int]) -> tuple[Any, list[str]]:
+    """The tracked detections as ``sv.Detections`` for a picture of ``size`` (box-local masks
+    as ``sv.CompactMask``, never full frames) and their ``label #id`` texts."""
+    kept = [d for d in detections if d.tracker_id is not None]
+    drawn = attrs.evolve(detections, items=kept, image_size=size).to_supervision()
+    drawn.class_id = np.zeros(len(kept), dtype=int)
+    texts = [f"{d.label} #{d.tracker_id}" for d in kept]
     return drawn, texts
 
 

@@ -195,3 +195,37 @@ def test_per_frame_coco_reads_back_with_pycocotools(
             x1, y1, x2, y2 = truth[name]
             assert max(abs(x - x1), abs(y - y1), abs(x + w - x2), abs(y + h - y2)) <= 3
     assert sorted(t["id"] for t in coco.dataset["tracks"]) == sorted(ids.values())
+
+
+def test_segment_tracks_draw_their_masks_in_the_annotated_video(
+    video: Path, tmp_path: Path
+) -> None:
+    import av
+
+    with FakeGemini() as server:
+        server.add_rule(
+            text=lambda request: json.dumps(
+                clip.gemini_answer(request.inline_data[0][1], masks=True)
+            )
+        )
+        with session(server) as s:
+            frames = list(iter_track(s, video, LABELS, fps=2, task="segment", start=0, end=2))
+    check_tracks([(f.timestamp_s, f.detections) for f in frames])
+    assert all(d.mask is not None for f in frames for d in f.detections)
+
+    target = tmp_path / "masks.mp4"
+    with open(target, "wb") as out:
+        assert write_annotated_video(video, frames, out, start=0, end=2) == 2 * clip.FPS
+    with av.open(str(target)) as container:
+        decoded = [f.to_ndarray(format="rgb24").astype(int) for f in container.decode(video=0)]
+    # frame 14 (1.4 s) holds the sample at 1.0 s (masks are held, not moved): the left strip of
+    # where the red square was then is grey background in the source by now, but is still
+    # covered by its mask, blended with the track's colour
+    x1, y1, _, y2 = (int(v) for v in clip.truth(1.0)["red"])
+    assert clip.truth(1.4)["red"][0] > x1 + 8
+    held = decoded[14][(y1 + y2) // 2, x1 + 5]
+    assert np.abs(clip.picture(1.4)[(y1 + y2) // 2, x1 + 5].astype(int) - 128).max() == 0
+    assert np.abs(held - 128).max() > 25, held
+    # on a sampled frame the square's own pixels are blended too: no longer the pure colour
+    centre = decoded[10][(y1 + y2) // 2, x1 + 20]
+    assert np.abs(centre - np.array(clip.SQUARES["red"][0])).max() > 30, centre

@@ -37,6 +37,7 @@ __all__ = [
     "FrameAnswer",
     "TrackedFrame",
     "check_track_arguments",
+    "choose_route",
     "frame_workers",
     "iter_track",
     "link_answers",
@@ -179,6 +180,42 @@ def check_track_arguments(*, task: str, fps: float, lost_s: float) -> None:
         raise ConfigError(f"lost_s must be a positive number of seconds, got {lost_s!r}")
 
 
+def choose_route(session: Session, route: str = "auto", task: str = "detect") -> str:
+    """The tracking route to take: ``"frames"`` or ``"native"`` (see
+    :data:`vlmkit.records.TRACK_ROUTES`).
+
+    ``"auto"`` takes ``frames`` — a detect request per sampled frame, the most accurate boxes —
+    when the backend declares it, else ``native``. A route the backend does not declare is an
+    :class:`~vlmkit.UnsupportedTask` naming the installed backends that do.
+    """
+    from vlmkit.errors import UnsupportedTask
+
+    if route not in ("auto", "frames", "native"):
+        raise ConfigError(f"route must be auto, frames or native, got {route!r}")
+    info = session.backend_info
+    declared = info.track_routes
+    if route == "auto":
+        route = "frames" if "frames" in declared or "native" not in declared else "native"
+    if route not in declared:
+        others = tuple(
+            name
+            for name, other in session.backends().items()
+            if route in other.track_routes and name != info.name
+        )
+        hint = f"; installed backends that can: {', '.join(others)}" if others else ""
+        raise UnsupportedTask(
+            f"backend {info.name!r} does not track by the {route!r} route (it declares: "
+            f"{', '.join(sorted(declared)) or 'none'}){hint}",
+            task="track",
+            alternatives=others,
+        )
+    if route == "native" and task != "detect":
+        raise ConfigError(
+            f"the native route tracks boxes only, not {task}; use route='frames' for masks"
+        )
+    return route
+
+
 def iter_track(
     session: Session,
     video: str | os.PathLike[str],
@@ -190,6 +227,7 @@ def iter_track(
     task: str = "detect",
     lost_s: float = 2.0,
     concurrency: int | None = None,
+    route: str = "auto",
     **options: Any,
 ) -> Iterator[TrackedFrame]:
     """Yield each sampled frame of ``video`` with its tracked detections, in order.
@@ -198,10 +236,19 @@ def iter_track(
     ``session.detect`` (or ``segment`` with ``task="segment"``) with ``prompt`` and ``options``;
     up to ``concurrency`` frames (default: the backend's own concurrency) are in flight. A track
     lost for longer than ``lost_s`` seconds ends; an object seen again later gets a new id.
+    ``route="native"`` instead asks the backend once for boxes at those times
+    (:mod:`vlmkit.nativetrack`); ``"auto"`` picks as :func:`choose_route` says.
     """
     from vlmkit.video import probe_video
 
     check_track_arguments(task=task, fps=fps, lost_s=lost_s)
+    if choose_route(session, route, task) == "native":
+        from vlmkit.nativetrack import iter_native_track
+
+        yield from iter_native_track(
+            session, video, prompt, fps=fps, start=start, end=end, lost_s=lost_s, **options
+        )
+        return
     name = os.fspath(video)
     probe_video(name)  # an unreadable video fails here, before any model call
     call: Any = session.detect if task == "detect" else session.segment

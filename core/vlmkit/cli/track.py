@@ -31,6 +31,12 @@ class TrackTask(enum.StrEnum):
     segment = "segment"
 
 
+class TrackRoute(enum.StrEnum):
+    auto = "auto"
+    frames = "frames"
+    native = "native"
+
+
 def track_command(
     ctx: typer.Context,
     path: Annotated[str, typer.Argument(metavar="VIDEO", help="A local video file.")],
@@ -55,6 +61,10 @@ def track_command(
     task: Annotated[
         TrackTask, typer.Option(help="Detect boxes, or segment (boxes with masks).")
     ] = TrackTask.detect,
+    route: Annotated[
+        TrackRoute,
+        typer.Option(help="frames: a request per frame; native: one video request (Gemini)."),
+    ] = TrackRoute.auto,
     lost: Annotated[
         float,
         typer.Option(min=0.01, metavar="SECONDS", help="A track unseen this long ends."),
@@ -140,7 +150,9 @@ def track_command(
                     task=task.value,
                     lost_s=lost,
                     concurrency=concurrency,
-                    **clip,
+                    route=route.value,
+                    start=clip["start"],
+                    end=clip["end"],
                     **options,
                 )
             )

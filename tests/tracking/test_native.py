@@ -1,0 +1,105 @@
+"""Gemini's native tracking route: one video request for boxes at timestamps, linked by the same
+ByteTrack. The fake Gemini answers it from the uploaded clip's own frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("trackers")
+pytest.importorskip("google.genai")
+
+import vlmkit
+from tests.tracking import clip
+from tests.tracking.test_track import LABELS, check_tracks, session
+from vlmkit.nativetrack import native_frames
+from vlmkit.testing import scripted_plugin
+from vlmkit_gemini.testing import FakeGemini
+
+
+@pytest.fixture
+def native_fake() -> Any:
+    with FakeGemini() as server:
+
+        def answer(request: Any) -> str:
+            ((_, uri),) = request.file_data
+            data = server.file_bytes(uri.rsplit("/", 1)[-1])
+            return json.dumps(clip.gemini_video_answer(data, request.prompt_text))
+
+        server.add_rule(text=answer)
+        yield server
+        errors = server.errors
+    assert not errors, errors
+
+
+def test_native_route_tracks_the_clip_with_one_request(
+    video: Path, native_fake: FakeGemini
+) -> None:
+    with session(native_fake) as s:
+        assert s.backend_info.track_routes == {"frames", "native"}
+        result = s.track(video, LABELS, fps=2, route="native")
+
+    (request,) = native_fake.requests_of("generate")  # the whole clip, once
+    assert request.video_metadata == [{"fps": 2.0}]
+    assert request.generation_config["response_mime_type"] == "application/json"
+    assert "00:00.0, 00:00.5, 00:01.0" in request.prompt_text and "box_2d" in request.prompt_text
+    assert [f.index for f in result.frames] == [k * 5 for k in range(20)]
+    assert [f.timestamp_s for f in result.frames] == [k / 2 for k in range(20)]
+    ids = check_tracks(list(result.frames))  # 0 id switches, boxes within 3 px
+    assert {e.label for e in result.events} == {f"{n} square #{i}" for n, i in ids.items()}
+    assert result.usage.prompt_tokens > 0
+
+
+def test_native_route_with_a_clip_range(video: Path, native_fake: FakeGemini) -> None:
+    with session(native_fake) as s:
+        result = s.track(video, LABELS, fps=1, start=2, end=6, route="native")
+    (request,) = native_fake.requests_of("generate")
+    assert request.video_metadata == [{"fps": 1.0, "start_offset": "2s", "end_offset": "6s"}]
+    assert [(f.index, f.timestamp_s) for f in result.frames] == [(k * 10, k) for k in range(2, 6)]
+    check_tracks(list(result.frames))
+
+
+def test_auto_takes_frames_and_an_undeclared_route_names_who_declares_it(video: Path) -> None:
+    with vlmkit.Session("scripted", plugins=[scripted_plugin("[]")], entrypoints=False) as s:
+        assert s.backend_info.track_routes == {"frames"}
+        with pytest.raises(vlmkit.UnsupportedTask, match="'native' route"):
+            s.track(video, ["thing"], route="native")
+        with pytest.raises(vlmkit.ConfigError, match="route must be"):
+            s.track(video, ["thing"], route="fast")
+        assert not s.backend.requests  # type: ignore[attr-defined]
+        assert len(s.track(video, ["thing"], fps=1).frames) == 10  # auto: frames
+
+
+def test_native_route_refuses_segment(video: Path, native_fake: FakeGemini) -> None:
+    with session(native_fake) as s, pytest.raises(vlmkit.ConfigError, match="boxes only"):
+        s.track(video, LABELS, route="native", task="segment")
+    assert not native_fake.requests_of("generate")
+
+
+def test_a_backend_declares_its_routes() -> None:
+    info = vlmkit.BackendInfo(
+        name="x", factory=lambda: None, tasks=["video"], track_routes=["native"]
+    )
+    assert info.track_routes == {"native"}
+    with pytest.raises(vlmkit.ConfigError, match="track_routes"):
+        vlmkit.BackendInfo(name="x", factory=lambda: None, tasks=["detect"], track_routes=["x"])
+
+
+def test_native_answers_are_parsed_tolerantly() -> None:
+    text = """```json
+    [{"time": "00:00.0", "boxes": [{"box_2d": [0, 0, 500, 500], "label": "a"}]},
+     {"time": "00:07.0", "boxes": []},
+     {"timestamp": 1, "boxes": [{"box_2d": [500, 500, 1000, 1000], "label": "a"}]}]
+    ```"""
+    frames = native_frames(
+        text, [0.0, 1.0, 2.0], step_s=1.0, video_fps=10, size=(200, 100), convention="yxyx-1000"
+    )
+    assert [f.index for f in frames] == [0, 10, 20]
+    assert frames[0].detections.xyxy.tolist() == [[0, 0, 100, 50]]
+    assert frames[1].detections.xyxy.tolist() == [[100, 50, 200, 100]]
+    assert len(frames[2].detections) == 0  # a time left out: nothing seen then
+    (skipped,) = frames[0].detections.report.skipped  # 00:07 was not asked for
+    assert "not asked for" in skipped.reason

@@ -33,6 +33,7 @@ from vlmkit.types import Detections, Usage, VideoResult
 if TYPE_CHECKING:
     from PIL import Image
 
+    from vlmkit.inputs import InputItem
     from vlmkit.ledger import Ledger, LedgerState
     from vlmkit.session import Session
     from vlmkit.tracking import TrackedFrame
@@ -252,7 +253,18 @@ def run_tracks(
                 for item in items:
                     summary.videos.append(
                         _one_video(
-                            item, out, state, ledger, call, prompt, options, fps, lost_s, workers
+                            item,
+                            _Plan(
+                                out=out,
+                                state=state,
+                                ledger=ledger,
+                                call=call,
+                                prompt=prompt,
+                                options=options,
+                                fps=float(fps),
+                                lost_s=float(lost_s),
+                                workers=workers,
+                            ),
                         )
                     )
             finally:
@@ -281,23 +293,27 @@ def _manifest(
     }
 
 
-def _one_video(
-    item: Any,
-    out: Path,
-    state: LedgerState,
-    ledger: Ledger,
-    call: Any,
-    prompt: str | Sequence[str] | None,
-    options: Mapping[str, Any],
-    fps: float,
-    lost_s: float,
-    workers: int,
-) -> VideoOutcome:
+@attrs.frozen(kw_only=True)
+class _Plan:
+    """What every video of one run shares: where it goes, the ledger, how frames are asked."""
+
+    out: Path
+    state: LedgerState
+    ledger: Ledger
+    call: Any  # session.detect or session.segment
+    prompt: str | Sequence[str] | None
+    options: Mapping[str, Any]
+    fps: float
+    lost_s: float
+    workers: int
+
+
+def _one_video(item: InputItem, plan: _Plan) -> VideoOutcome:
     from vlmkit.ledger import LedgerRecord
     from vlmkit.tracking import link_answers, video_result
     from vlmkit.video import probe_video
 
-    finished = state.get(item.key)
+    finished = plan.state.get(item.key)
     if finished is not None and finished.status == "done":
         done = finished.result
         sampled = len(done.frames) if isinstance(done, VideoResult) else 0
@@ -307,12 +323,12 @@ def _one_video(
 
     def answer(index: int, _timestamp: float, image: Image.Image) -> Detections:
         key = f"{item.key}#frame{index}"
-        record = state.get(key)
+        record = plan.state.get(key)
         if record is not None and record.status == "done" and isinstance(record.result, Detections):
             counter.add(paid=False)
             return record.result
-        detections: Detections = call(image, prompt, **options)
-        ledger.append(
+        detections: Detections = plan.call(image, plan.prompt, **plan.options)
+        plan.ledger.append(
             LedgerRecord(
                 key=key,
                 status="done",
@@ -326,14 +342,16 @@ def _one_video(
 
     try:
         duration = probe_video(item.path).duration_s
-        frames = list(link_answers(item.path, answer, fps=fps, lost_s=lost_s, workers=workers))
+        frames = list(
+            link_answers(item.path, answer, fps=plan.fps, lost_s=plan.lost_s, workers=plan.workers)
+        )
         result = video_result(frames, duration_s=duration)
         stem = str(Path(item.key).with_suffix(""))
-        labels = list(prompt) if isinstance(prompt, (list, tuple)) else ()
-        written = write_track_outputs(item.path, frames, result, out, stem, categories=labels)
+        labels = list(plan.prompt) if isinstance(plan.prompt, (list, tuple)) else ()
+        written = write_track_outputs(item.path, frames, result, plan.out, stem, categories=labels)
     except VlmkitError as err:
         message = str(err).splitlines()[0]
-        ledger.append(
+        plan.ledger.append(
             LedgerRecord(
                 key=item.key,
                 status="failed",
@@ -349,7 +367,7 @@ def _one_video(
             reused=counter.reused,
             error=message,
         )
-    ledger.append(
+    plan.ledger.append(
         LedgerRecord(key=item.key, status="done", result=result, image_path=str(item.path))
     )
     return VideoOutcome(

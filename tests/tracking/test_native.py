@@ -103,3 +103,27 @@ def test_native_answers_are_parsed_tolerantly() -> None:
     assert len(frames[2].detections) == 0  # a time left out: nothing seen then
     (skipped,) = frames[0].detections.report.skipped  # 00:07 was not asked for
     assert "not asked for" in skipped.reason
+
+
+def test_vlmkit_track_route_native_writes_the_four_outputs(
+    video: Path, native_fake: FakeGemini, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from vlmkit.cli import app
+
+    out = tmp_path / "out"
+    labels = [arg for label in LABELS for arg in ("-l", label)]
+    args = [
+        "track", str(video), *labels, "--fps", "1", "--route", "native",
+        "--backend", "gemini-api", "--model", "gemini-2.5-flash-lite", "--no-cache",
+        "--config", f"base_url={native_fake.base_url}", "--config", "api_key=test-key",
+        "--out", str(out),
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "80", "VLMKIT_CACHE": None})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "3 track(s) over 10 sampled frame(s)"
+    assert len(native_fake.requests_of("generate")) == 1
+    assert sorted(p.name for p in out.iterdir()) == [
+        "squares.coco.json", "squares.json", "squares.mot.txt", "squares.tracked.mp4",
+    ]  # fmt: skip

@@ -216,6 +216,7 @@ def run_tracks(
 ) -> TrackRunSummary:
     """Track ``prompt`` through every video in ``inputs`` (files, folders, globs) into the run
     folder ``out_dir``, resuming whatever an earlier run there finished (see the module)."""
+    from vlmkit.atomic import sweep_stale_files
     from vlmkit.inputs import collect_inputs
     from vlmkit.ledger import Ledger, read_ledger
     from vlmkit.manifest import check_manifest
@@ -245,28 +246,23 @@ def run_tracks(
     out.mkdir(parents=True, exist_ok=True)
     with RunLock(out):
         check_manifest(out, _manifest(session, task, prompt, fps, lost_s, options))
+        sweep_stale_files(out)  # outputs a killed run was staging when it died
         state = read_ledger(out / TRACK_LEDGER)
         with Ledger(out / TRACK_LEDGER, fsync=fsync, state=state) as ledger:
-            call: Any = session.detect if task == "detect" else session.segment
-            workers = frame_workers(session, concurrency)
+            plan = _Plan(
+                out=out,
+                state=state,
+                ledger=ledger,
+                call=session.detect if task == "detect" else session.segment,
+                prompt=prompt,
+                options=options,
+                fps=float(fps),
+                lost_s=float(lost_s),
+                workers=frame_workers(session, concurrency),
+            )
             try:
                 for item in items:
-                    summary.videos.append(
-                        _one_video(
-                            item,
-                            _Plan(
-                                out=out,
-                                state=state,
-                                ledger=ledger,
-                                call=call,
-                                prompt=prompt,
-                                options=options,
-                                fps=float(fps),
-                                lost_s=float(lost_s),
-                                workers=workers,
-                            ),
-                        )
-                    )
+                    summary.videos.append(_one_video(item, plan))
             finally:
                 summary.usage = usage_since(usage_before, session.usage)
                 summary.wall_s = time.monotonic() - started

@@ -125,6 +125,9 @@ def test_a_killed_run_resumes_without_paying_an_answered_frame_again(
         ledger = (out / "tracks.jsonl").read_text().splitlines()
         assert len(ledger) == kill_at - 1
 
+        # what a kill while staging would leave: a hidden temporary file of the dead process
+        stale = out / f".squares.mot.txt.{state['process'].pid}-0123456789ab.tmp"
+        stale.write_text("half a file")
         state["process"] = None
         result = invoke(args)
         assert result.exit_code == 0, result.output
@@ -132,6 +135,7 @@ def test_a_killed_run_resumes_without_paying_an_answered_frame_again(
     # every sampled frame answered once; the one request the kill cut off was never answered
     assert state["answered"] == 20 and state["received"] == 21
     assert all(path.is_file() for path in outputs(out, "squares"))
+    assert not stale.exists()  # swept once the re-run held the folder's lock
     rows = (out / "squares.mot.txt").read_text().splitlines()
     assert len(rows) == 60 and {row.split(",")[1] for row in rows} == {"0", "1", "2"}
 

@@ -242,6 +242,7 @@ def iter_track(
     from vlmkit.video import probe_video
 
     check_track_arguments(task=task, fps=fps, lost_s=lost_s)
+    workers = frame_workers(session, concurrency)
     if choose_route(session, route, task) == "native":
         from vlmkit.nativetrack import iter_native_track
 
@@ -264,7 +265,7 @@ def iter_track(
         start=start,
         end=end,
         lost_s=float(lost_s),
-        workers=frame_workers(session, concurrency),
+        workers=workers,
     )
 
 

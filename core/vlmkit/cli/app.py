@@ -667,7 +667,11 @@ def label(
     strict: StrictFlag = False,
     verbose: VerboseFlag = 0,
 ) -> None:
-    """Label many images into a resumable run folder and sinks (COCO, YOLO, previews)."""
+    """Label many images into a resumable run folder and sinks (COCO, YOLO, previews).
+
+    With --task track, follow objects through every video instead: per video a MOT file, an
+    annotated MP4, per-frame COCO and the JSON result, resumable frame by frame.
+    """
     state = command_state(ctx, plugin, strict, verbose)
     with guarded(state):
         from vlmkit.errors import VlmkitError

@@ -127,3 +127,15 @@ def test_vlmkit_track_route_native_writes_the_four_outputs(
     assert sorted(p.name for p in out.iterdir()) == [
         "squares.coco.json", "squares.json", "squares.mot.txt", "squares.tracked.mp4",
     ]  # fmt: skip
+
+
+def test_vlmkit_backends_lists_the_track_routes() -> None:
+    from typer.testing import CliRunner
+
+    from vlmkit.cli import app
+
+    result = CliRunner().invoke(app, ["backends", "--json"], env={"VLMKIT_LOAD_PLUGINS": None})
+    assert result.exit_code == 0, result.output
+    by_name = {b["name"]: b for b in json.loads(result.stdout)["backends"]}
+    assert by_name["gemini-api"]["track_routes"] == ["frames", "native"]
+    assert by_name["gemini-vertex"]["track_routes"] == ["frames", "native"]

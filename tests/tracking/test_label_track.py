@@ -146,3 +146,36 @@ def test_label_track_refuses_image_sinks_before_any_call(
     result = invoke(label_args(video, tmp_path / "run", fake, "--sink", "coco"))
     assert result.exit_code != 0 and "drop --sink" in result.output
     assert not fake.requests_of("generate")
+
+
+def test_a_failed_video_is_recorded_and_the_next_run_pays_only_the_rest(
+    video: Path, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "videos"
+    inputs.mkdir()
+    shutil.copy(video, inputs / "squares.mp4")
+    (inputs / "broken.mp4").write_text("not a video")
+    out = tmp_path / "run"
+    with FakeGemini() as server:
+
+        def answer(request: Any) -> str:
+            return json.dumps(clip.gemini_answer(request.inline_data[0][1]))
+
+        server.add_rule(text=answer, times=4)
+        server.add_rule(status=400, message="the request was refused", times=1)
+        server.add_rule(text=answer)
+        args = label_args(inputs, out, server, "--fps", "1", "--concurrency", "1")
+
+        first = invoke(args)
+        assert first.exit_code == 1
+        assert "2 video(s) failed" in first.output and "re-run the command" in first.output
+        assert "broken.mp4: failed" in first.stdout and "not a readable video" in first.stdout
+        assert "squares.mp4: failed" in first.stdout and "refused" in first.stdout
+        assert not any(path.exists() for path in outputs(out, "squares"))
+
+        (inputs / "broken.mp4").unlink()
+        second = invoke(args)
+        assert second.exit_code == 0, second.output
+        assert "(6 answered now, 4 from the ledger)" in second.stdout
+        assert len(server.requests_of("generate")) == 4 + 1 + 6
+    assert all(path.is_file() for path in outputs(out, "squares"))

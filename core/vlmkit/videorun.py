@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,11 +54,13 @@ TRACK_LEDGER = "tracks.jsonl"
 @attrs.frozen(kw_only=True)
 class VideoOutcome:
     """What became of one video: ``"done"`` (now), ``"resumed"`` (done by an earlier run) or
-    ``"failed"`` (with ``error``); ``paid`` frames were answered by the model in this run,
-    ``reused`` ones read back from the ledger; ``outputs`` are the files written."""
+    ``"failed"`` (with ``error``); ``paid``: the model requests made for it in this run (one per
+    frame on the ``frames`` route, one per video on the ``native`` route), ``reused``: frames
+    read back from the ledger; ``outputs`` are the files written."""
 
     key: str
     status: str
+    route: str = "frames"
     frames: int = 0
     paid: int = 0
     reused: int = 0
@@ -84,7 +86,8 @@ class TrackRunSummary:
         return self.count("failed")
 
     @property
-    def paid_frames(self) -> int:
+    def requests(self) -> int:
+        """Model requests made in this run (one per frame, or one per video when native)."""
         return sum(video.paid for video in self.videos)
 
     @property
@@ -96,7 +99,7 @@ class TrackRunSummary:
             "done": self.count("done"),
             "resumed": self.count("resumed"),
             "failed": self.failed,
-            "paid_frames": self.paid_frames,
+            "requests": self.requests,
             "reused_frames": self.reused_frames,
             "tokens": self.usage.total_tokens,
             "cost_usd": self.usage.cost_usd,
@@ -105,6 +108,7 @@ class TrackRunSummary:
                 {
                     "key": v.key,
                     "status": v.status,
+                    "route": v.route,
                     "frames": v.frames,
                     "paid": v.paid,
                     "reused": v.reused,
@@ -118,19 +122,24 @@ class TrackRunSummary:
         }
 
     def __str__(self) -> str:
-        lines = [
-            f"{v.key}: {v.status}"
-            + (f", {v.tracks} track(s) over {v.frames} frame(s)" if v.status != "failed" else "")
-            + (f" ({v.paid} answered now, {v.reused} from the ledger)" if v.frames else "")
-            + (f" — {v.error}" if v.error else "")
-            for v in self.videos
-        ]
+        lines = [_line(video) for video in self.videos]
         lines.append(
             f"{self.count('done')} video(s) done, {self.count('resumed')} already done, "
-            f"{self.failed} failed; {self.paid_frames} frame(s) answered by the model, "
-            f"{self.reused_frames} read back; {self.usage.total_tokens} tokens"
+            f"{self.failed} failed; {self.requests} model request(s), "
+            f"{self.reused_frames} frame(s) read back; {self.usage.total_tokens} tokens"
         )
         return "\n".join(lines)
+
+
+def _line(video: VideoOutcome) -> str:
+    text = f"{video.key}: {video.status}"
+    if video.status != "failed":
+        text += f", {video.tracks} track(s) over {video.frames} frame(s)"
+    if video.status == "done" and video.route == "native":
+        text += " (one video request)"
+    elif video.status != "resumed" and (video.paid or video.reused):
+        text += f" ({video.paid} answered now, {video.reused} from the ledger)"
+    return text + (f" — {video.error}" if video.error else "")
 
 
 def track_output_names(stem: str) -> dict[str, str]:
@@ -211,22 +220,29 @@ def run_tracks(
     task: str = "detect",
     lost_s: float = 2.0,
     concurrency: int | None = None,
+    route: str = "frames",
     options: Mapping[str, Any] | None = None,
     fsync: bool = True,
 ) -> TrackRunSummary:
     """Track ``prompt`` through every video in ``inputs`` (files, folders, globs) into the run
-    folder ``out_dir``, resuming whatever an earlier run there finished (see the module)."""
+    folder ``out_dir``, resuming whatever an earlier run there finished (see the module).
+
+    ``route="native"`` asks the backend once per video (:mod:`vlmkit.nativetrack`): a video is
+    then resumed whole, not frame by frame; ``"auto"`` picks as
+    :func:`vlmkit.tracking.choose_route` says."""
     from vlmkit.atomic import sweep_stale_files
     from vlmkit.inputs import collect_inputs
     from vlmkit.ledger import Ledger, read_ledger
     from vlmkit.manifest import check_manifest
     from vlmkit.outcomes import usage_since
     from vlmkit.runlock import RunLock
-    from vlmkit.tracking import check_track_arguments, frame_workers
+    from vlmkit.tracking import check_track_arguments, choose_route, frame_workers
     from vlmkit.video import is_video_path
 
     check_track_arguments(task=task, fps=fps, lost_s=lost_s)
-    session._check(task, "image")  # every frame is an image: an unsupported task fails now
+    route = choose_route(session, route, task)
+    if route == "frames":
+        session._check(task, "image")  # every frame is an image: an unsupported task fails now
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out must be a folder, but {out} is a file")
@@ -245,11 +261,13 @@ def run_tracks(
     started, usage_before = time.monotonic(), session.usage
     out.mkdir(parents=True, exist_ok=True)
     with RunLock(out):
-        check_manifest(out, _manifest(session, task, prompt, fps, lost_s, options))
+        check_manifest(out, _manifest(session, task, prompt, fps, lost_s, route, options))
         sweep_stale_files(out)  # outputs a killed run was staging when it died
         state = read_ledger(out / TRACK_LEDGER)
         with Ledger(out / TRACK_LEDGER, fsync=fsync, state=state) as ledger:
             plan = _Plan(
+                session=session,
+                route=route,
                 out=out,
                 state=state,
                 ledger=ledger,
@@ -275,9 +293,12 @@ def _manifest(
     prompt: str | Sequence[str] | None,
     fps: float,
     lost_s: float,
+    route: str,
     options: Mapping[str, Any],
 ) -> dict[str, Any]:
     settings = {**options, "fps": float(fps), "lost_s": float(lost_s), "tracked": task}
+    if route != "frames":  # folders of the frames route, written before routes, stay valid
+        settings["route"] = route
     return {
         "version": 1,
         "task": "track",
@@ -293,6 +314,8 @@ def _manifest(
 class _Plan:
     """What every video of one run shares: where it goes, the ledger, how frames are asked."""
 
+    session: Session
+    route: str
     out: Path
     state: LedgerState
     ledger: Ledger
@@ -314,7 +337,9 @@ def _one_video(item: InputItem, plan: _Plan) -> VideoOutcome:
         done = finished.result
         sampled = len(done.frames) if isinstance(done, VideoResult) else 0
         tracks = len(done.events) if isinstance(done, VideoResult) else 0
-        return VideoOutcome(key=item.key, status="resumed", frames=sampled, tracks=tracks)
+        return VideoOutcome(
+            key=item.key, status="resumed", route=plan.route, frames=sampled, tracks=tracks
+        )
     counter = _Counter()
 
     def answer(index: int, _timestamp: float, image: Image.Image) -> Detections:
@@ -338,9 +363,15 @@ def _one_video(item: InputItem, plan: _Plan) -> VideoOutcome:
 
     try:
         duration = probe_video(item.path).duration_s
-        frames = list(
-            link_answers(item.path, answer, fps=plan.fps, lost_s=plan.lost_s, workers=plan.workers)
-        )
+        if plan.route == "native":
+            frames = list(_native(item, plan))
+            counter.add(paid=True)
+        else:
+            frames = list(
+                link_answers(
+                    item.path, answer, fps=plan.fps, lost_s=plan.lost_s, workers=plan.workers
+                )
+            )
         result = video_result(frames, duration_s=duration)
         stem = str(Path(item.key).with_suffix(""))
         labels = list(plan.prompt) if isinstance(plan.prompt, (list, tuple)) else ()
@@ -359,6 +390,7 @@ def _one_video(item: InputItem, plan: _Plan) -> VideoOutcome:
         return VideoOutcome(
             key=item.key,
             status="failed",
+            route=plan.route,
             paid=counter.paid,
             reused=counter.reused,
             error=message,
@@ -369,9 +401,18 @@ def _one_video(item: InputItem, plan: _Plan) -> VideoOutcome:
     return VideoOutcome(
         key=item.key,
         status="done",
+        route=plan.route,
         frames=len(frames),
         paid=counter.paid,
         reused=counter.reused,
         tracks=len(result.events),
         outputs=tuple(written),
+    )
+
+
+def _native(item: InputItem, plan: _Plan) -> Iterator[TrackedFrame]:
+    from vlmkit.nativetrack import iter_native_track
+
+    return iter_native_track(
+        plan.session, item.path, plan.prompt, fps=plan.fps, lost_s=plan.lost_s, **plan.options
     )

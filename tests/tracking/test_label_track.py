@@ -76,7 +76,7 @@ def test_a_folder_of_videos_is_tracked_once_per_video(
     assert again.exit_code == 0, again.output
     summary = json.loads(again.stdout)
     assert [v["status"] for v in summary["videos"]] == ["resumed", "resumed"]
-    assert summary["paid_frames"] == 0 and len(fake.requests_of("generate")) == 20
+    assert summary["requests"] == 0 and len(fake.requests_of("generate")) == 20
 
     # another question in the same folder would mix answers: refused before any request
     other = invoke(label_args(inputs, out, fake, "--fps", "2"))

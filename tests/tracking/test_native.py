@@ -139,3 +139,31 @@ def test_vlmkit_backends_lists_the_track_routes() -> None:
     by_name = {b["name"]: b for b in json.loads(result.stdout)["backends"]}
     assert by_name["gemini-api"]["track_routes"] == ["frames", "native"]
     assert by_name["gemini-vertex"]["track_routes"] == ["frames", "native"]
+
+
+def test_label_track_route_native_asks_once_per_video_and_resumes_whole(
+    video: Path, native_fake: FakeGemini, tmp_path: Path
+) -> None:
+    import shutil
+
+    from tests.tracking.test_label_track import invoke, label_args, outputs
+
+    inputs = tmp_path / "videos"
+    inputs.mkdir()
+    shutil.copy(video, inputs / "squares.mp4")
+    args = label_args(inputs, tmp_path / "run", native_fake, "--fps", "1", "--route", "native")
+
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    assert "squares.mp4: done, 3 track(s) over 10 frame(s) (one video request)" in result.stdout
+    assert len(native_fake.requests_of("generate")) == 1
+    assert all(path.is_file() for path in outputs(tmp_path / "run", "squares"))
+    rows = (tmp_path / "run" / "squares.mot.txt").read_text().splitlines()
+    assert len(rows) == 30 and {row.split(",")[1] for row in rows} == {"0", "1", "2"}
+
+    again = invoke(args)
+    assert again.exit_code == 0 and "squares.mp4: resumed" in again.stdout
+    assert len(native_fake.requests_of("generate")) == 1
+    # the frames route in the same folder asks another question: refused
+    other = invoke(label_args(inputs, tmp_path / "run", native_fake, "--fps", "1"))
+    assert other.exit_code != 0 and "different run" in other.output

@@ -614,6 +614,14 @@ def label(
             "--track-task", metavar="detect|segment", help="--task track: boxes, or with masks."
         ),
     ] = "detect",
+    route: Annotated[
+        str,
+        typer.Option(
+            "--route",
+            metavar="auto|frames|native",
+            help="--task track: a request per frame, or one per video (Gemini).",
+        ),
+    ] = "auto",
     prompt: Prompt = None,
     label: Labels = None,
     backend: Backend = DEFAULT_BACKEND,
@@ -699,6 +707,7 @@ def label(
                 out=out,
                 fps=fps,
                 task=track_task,
+                route=route,
                 concurrency=concurrency,
                 options=call_options,
                 as_json=as_json,

@@ -190,6 +190,7 @@ def label_tracks(
     out: Path,
     fps: float,
     task: str,
+    route: str,
     concurrency: int | None,
     options: dict[str, Any],
     as_json: bool,
@@ -206,6 +207,7 @@ def label_tracks(
             out_dir=out,
             fps=fps,
             task=task,
+            route=route,
             concurrency=concurrency,
             options=options,
         )

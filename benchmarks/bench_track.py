@@ -3,7 +3,10 @@
 1. Frames per second of ``vlmkit.tracking.iter_track`` with an instant scripted backend versus
    the loop a user would write: ``sample_frames`` + ``Session.detect`` + ByteTrack, in the same
    process, on the same clip.
-2. Peak resident memory of a child process tracking a short and a 4× longer clip of the same
+2. With the outputs written: ``iter_track`` + ``write_track_outputs`` against the run folder of
+   ``vlmkit label --task track`` (``run_tracks``: a fsynced ledger line per answered frame), and
+   the re-run of a finished folder.
+3. Peak resident memory of a child process tracking a short and a 4× longer clip of the same
    picture size: flat means the frames are streamed, not held (``sample_frames`` in the hand
    loop holds them all).
 
@@ -83,6 +86,43 @@ def by_hand(clip: Path, fps: float) -> int:
     return count
 
 
+def with_outputs(clip: Path, fps: float) -> int:
+    """``iter_track`` and then the video's four outputs (MOT, MP4, JSON, COCO), no ledger."""
+    from vlmkit.tracking import iter_track, video_result
+    from vlmkit.videorun import write_track_outputs
+
+    with tempfile.TemporaryDirectory() as out, session() as s:
+        frames = list(iter_track(s, clip, ["thing"], fps=fps))
+        write_track_outputs(clip, frames, video_result(frames), out, "clip", categories=["thing"])
+    return len(frames)
+
+
+def with_run(clip: Path, fps: float, *, again: bool = False) -> int:
+    """``vlmkit label --task track``'s engine: the same, plus a fsynced ledger line per frame;
+    ``again``: time a second run that finds the video done (nothing answered or written)."""
+    from vlmkit.videorun import run_tracks
+
+    with tempfile.TemporaryDirectory() as out, session() as s:
+        summary = run_tracks(s, [clip], ["thing"], out_dir=out, fps=fps)
+        if again:
+            started = time.perf_counter()
+            run_tracks(s, [clip], ["thing"], out_dir=out, fps=fps)
+            print(f"  re-run of a finished folder: {time.perf_counter() - started:.3f} s")
+    return summary.paid_frames
+
+
+def run_folder(clip: Path, fps: float, repeats: int = 3) -> None:
+    """Frames per second with outputs: plain ``iter_track`` vs the resumable run folder."""
+    for name, function in (("track+outputs", with_outputs), ("run folder", with_run)):
+        rates = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            frames = function(clip, fps)
+            rates.append(frames / (time.perf_counter() - started))
+        print(f"{name:14s} {frames} sampled frames: median {statistics.median(rates):.1f} fps")
+    with_run(clip, fps, again=True)
+
+
 def peak_rss_mb(clip: Path, fps: float, function: str = "with_track") -> float:
     code = (
         "import resource, sys; sys.path.insert(0, 'benchmarks'); import bench_track as b; "
@@ -106,6 +146,7 @@ def main() -> None:
                 frames = function(short, fps)
                 rates.append(frames / (time.perf_counter() - started))
             print(f"{name:10s} {frames} sampled frames: median {statistics.median(rates):.1f} fps")
+        run_folder(short, fps)
         for name, clip in (("20 s clip", short), ("80 s clip", long)):
             print(
                 f"{name}: peak RSS track {peak_rss_mb(clip, fps):.0f} MB, hand loop "

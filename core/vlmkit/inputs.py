@@ -20,7 +20,7 @@ import errno
 import glob
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import attrs
@@ -120,7 +120,10 @@ def _glob_base(pattern: str) -> Path:
 
 
 def _expand(
-    inputs: Iterable[str | os.PathLike[str]], exclude: Path | None = None
+    inputs: Iterable[str | os.PathLike[str]],
+    exclude: Path | None = None,
+    accept: Callable[[Path], bool] = is_image_path,
+    kind: str = "an image file",
 ) -> tuple[list[tuple[str, Path]], list[SkippedInput]]:
     """``(key, path)`` of every input file in argument order, and what was skipped."""
     found: list[tuple[str, Path]] = []
@@ -131,8 +134,8 @@ def _expand(
         return excluded is None or not Path(os.path.realpath(path)).is_relative_to(excluded)
 
     def consider(path: Path, key: str, reason: str | None) -> None:
-        if reason is None and not is_image_path(path):
-            reason = "not an image file"
+        if reason is None and not accept(path):
+            reason = f"not {kind}"
         if reason is not None:
             skipped.append(SkippedInput(path=path, reason=reason))
         else:
@@ -169,14 +172,18 @@ def collect_inputs(
     inputs: Iterable[str | os.PathLike[str]],
     *,
     exclude: str | os.PathLike[str] | None = None,
+    accept: Callable[[Path], bool] = is_image_path,
+    kind: str = "an image file",
 ) -> tuple[list[InputItem], list[SkippedInput]]:
     """Expand files, folders (recursively) and globs into items with stable keys.
 
     Returns the items (one per file, in argument order, each folder's files sorted) and the
     inputs skipped with a reason. Files under ``exclude`` (the run's output folder) are left
     out. Raises :class:`~vlmkit.ConfigError` when two different files would get one key.
+    Folders and globs yield the files ``accept`` takes by name (images by default; ``kind``
+    says what those are in the reason others are skipped).
     """
-    found, skipped = _expand(inputs, Path(exclude) if exclude is not None else None)
+    found, skipped = _expand(inputs, Path(exclude) if exclude is not None else None, accept, kind)
     items: list[InputItem] = []
     by_file: set[Path] = set()
     by_key: dict[str, Path] = {}

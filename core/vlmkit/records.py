@@ -17,6 +17,7 @@ from vlmkit.errors import ConfigError
 __all__ = [
     "MEDIA",
     "TASKS",
+    "TRACK_ROUTES",
     "BackendInfo",
     "EngineInfo",
     "Option",
@@ -28,6 +29,9 @@ __all__ = [
 Task = Literal["describe", "detect", "segment", "ocr", "video"]
 TASKS: tuple[str, ...] = ("describe", "detect", "segment", "ocr", "video")
 MEDIA: tuple[str, ...] = ("image", "video")
+#: How a backend can track objects through a video: ``frames`` (detect on each sampled frame,
+#: any backend that detects) and ``native`` (one ``video`` request for boxes at timestamps).
+TRACK_ROUTES: tuple[str, ...] = ("frames", "native")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
@@ -64,6 +68,10 @@ def _tasks(values: Iterable[str]) -> frozenset[str]:
 
 def _media(values: Iterable[str]) -> frozenset[str]:
     return _subset(MEDIA, "media")(values)
+
+
+def _track_routes(values: Iterable[str]) -> frozenset[str]:
+    return _subset(TRACK_ROUTES, "track_routes")(values)
 
 
 def _options(values: Iterable[Option]) -> tuple[Option, ...]:
@@ -160,6 +168,12 @@ class BackendInfo:
     #: offset): part of the answer cache's key and of a run's identity. ``None`` (the default):
     #: every setting except credentials (:func:`vlmkit.identity.is_credential`).
     answer_settings: frozenset[str] | None = attrs.field(default=None, converter=_names)
+    #: the tracking routes it takes (:data:`TRACK_ROUTES`): ``frames`` needs ``detect``;
+    #: ``native`` needs ``video`` and means the backend answers one ``video`` request (JSON
+    #: mode) with boxes at the timestamps asked for (``Backend.track_video_prompt`` may word it)
+    track_routes: frozenset[str] = attrs.field(
+        default=frozenset({"frames"}), converter=_track_routes
+    )
 
     @tasks.validator
     def _check_tasks(self, _attribute: object, value: frozenset[str]) -> None:

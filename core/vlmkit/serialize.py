@@ -36,6 +36,7 @@ from vlmkit.types import (
     Detection,
     Detections,
     FinishReason,
+    FrameDetections,
     Mask,
     OcrBlock,
     OcrResult,
@@ -261,18 +262,25 @@ def _detection_to(detection: Detection) -> dict[str, Any]:
         out["point"] = [detection.point.x, detection.point.y]
     if detection.attributes:
         out["attributes"] = _json_value(detection.attributes)
+    if detection.tracker_id is not None:
+        out["tracker_id"] = detection.tracker_id
     return out
 
 
 def _detection_from(data: Mapping[str, Any]) -> Detection:
     point = data.get("point")
+    attributes = dict(data.get("attributes") or {})
+    tracker_id = data.get("tracker_id")
+    if tracker_id is None and isinstance(attributes.get("tracker_id"), int):
+        tracker_id = attributes.pop("tracker_id")  # written before tracker_id was a field
     return Detection(
         box=_box_from(data["box"]),
         label=data.get("label", ""),
         score=data.get("score"),
         mask=mask_from_dict(data["mask"]) if data.get("mask") is not None else None,
         point=Point(x=point[0], y=point[1]) if point is not None else None,
-        attributes=data.get("attributes") or {},
+        attributes=attributes,
+        tracker_id=tracker_id,
     )
 
 
@@ -344,17 +352,28 @@ def _video_to(result: VideoResult) -> dict[str, Any]:
             {"start": e.start, "end": e.end, "text": e.text, "label": e.label}
             for e in result.events
         ],
-        "frames": [[t, result_to_dict(d)] for t, d in result.frames],
+        "frames": [
+            {
+                "index": frame.index,
+                "timestamp_s": frame.timestamp_s,
+                "detections": result_to_dict(frame.detections),
+            }
+            for frame in result.frames
+        ],
     }
 
 
 def _video_from(data: Mapping[str, Any], common: dict[str, Any]) -> VideoResult:
     frames = []
-    for t, d in data.get("frames", ()):
+    for entry in data.get("frames", ()):
+        if isinstance(entry, Mapping):
+            index, t, d = entry.get("index"), entry["timestamp_s"], entry["detections"]
+        else:  # [timestamp, detections], written before frames carried their index
+            index, (t, d) = None, entry
         detections = result_from_dict(d)
         if not isinstance(detections, Detections):
             raise ConfigError(f"video frame at {t}s holds {d.get('type')!r}, not detections")
-        frames.append((t, detections))
+        frames.append(FrameDetections(index=index, timestamp_s=t, detections=detections))
     return VideoResult(
         text=data["text"],
         duration_s=data.get("duration_s"),

@@ -372,15 +372,20 @@ class Session:
         task: str = "detect",
         lost_s: float = 2.0,
         concurrency: int | None = None,
+        route: str = "auto",
         **options: Any,
     ) -> VideoResult:
         """Track objects through a local video: detect (or ``task="segment"``) on ``fps``
         frames per second of ``[start, end)`` and link the answers into tracks with ByteTrack.
 
-        ``frames`` of the result holds ``(timestamp, Detections)`` per sampled frame, in video
-        pixels, each detection with ``attributes["tracker_id"]``; ``events`` spans each track.
+        ``frames`` of the result holds a :class:`~vlmkit.FrameDetections` (frame index,
+        timestamp, detections in video pixels) per sampled frame, each detection with its
+        ``tracker_id``; ``events`` spans each track.
         Frames are streamed, never all held; with ``cache=`` on the session a re-run pays no
-        finished frame again. See :mod:`vlmkit.tracking` (needs ``vlmkit[track]``).
+        finished frame again. ``route``: ``"frames"`` (a detect request per sampled frame),
+        ``"native"`` (one video request for boxes at the sampled times, for backends that
+        declare it, such as Gemini) or ``"auto"`` (frames where declared). See
+        :mod:`vlmkit.tracking` (needs ``vlmkit[track]``).
         """
         from vlmkit.tracking import track
 
@@ -394,6 +399,7 @@ class Session:
             task=task,
             lost_s=lost_s,
             concurrency=concurrency,
+            route=route,
             **options,
         )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
@@ -25,15 +25,22 @@ import attrs
 import numpy as np
 
 from vlmkit.errors import ConfigError, VlmkitError
-from vlmkit.types import Detections, LabelMap, TimedEvent, Usage, VideoResult
+from vlmkit.types import Detections, FrameDetections, LabelMap, TimedEvent, Usage, VideoResult
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from vlmkit.session import Session
 
 __all__ = [
     "TRACK_TASKS",
+    "FrameAnswer",
     "TrackedFrame",
+    "check_track_arguments",
+    "choose_route",
+    "frame_workers",
     "iter_track",
+    "link_answers",
     "mot_text",
     "track",
     "tracker_ids",
@@ -43,23 +50,15 @@ __all__ = [
 
 #: The tasks whose answers can be tracked.
 TRACK_TASKS = ("detect", "segment")
-#: Where a detection's track id lives: ``detection.attributes[TRACKER_ID]`` (``None`` if untracked).
-TRACKER_ID = "tracker_id"
 
-
-@attrs.frozen(kw_only=True)
-class TrackedFrame:
-    """One sampled frame: its index in the video (from 0), its time in seconds, and its
-    detections in original video pixels, each with ``attributes["tracker_id"]``."""
-
-    index: int
-    timestamp_s: float
-    detections: Detections
+#: One sampled frame: its index in the video (from 0), its time in seconds, and its detections
+#: in original video pixels, each with its ``tracker_id`` (the entries of ``VideoResult.frames``).
+TrackedFrame = FrameDetections
 
 
 def tracker_ids(detections: Detections) -> list[int | None]:
     """The track id of each detection (``None`` where the tracker gave it none)."""
-    return [d.attributes.get(TRACKER_ID) for d in detections]
+    return list(detections.tracker_ids)
 
 
 def _new_tracker(lost_s: float) -> Any:
@@ -112,10 +111,7 @@ class _Linker:
             tracker_id = int(getattr(tracklet, "tracker_id", -1))
             if tracker_id >= 0:
                 ids[position] = tracker_id
-        items = [
-            attrs.evolve(d, attributes={**d.attributes, TRACKER_ID: ids[i]})
-            for i, d in enumerate(frame.detections)
-        ]
+        items = [attrs.evolve(d, tracker_id=ids[i]) for i, d in enumerate(frame.detections)]
         return attrs.evolve(frame, detections=attrs.evolve(frame.detections, items=items))
 
     def _update(self, frame: TrackedFrame) -> tuple[list[int | None], dict[int, Any]]:
@@ -159,13 +155,65 @@ class _Linker:
         return ids, spawned
 
 
-def _workers(session: Session, concurrency: int | None) -> int:
+def frame_workers(session: Session, concurrency: int | None) -> int:
+    """How many frames to have in flight: ``concurrency``, or what the backend takes at once."""
     if concurrency is not None:
         if isinstance(concurrency, bool) or int(concurrency) < 1:
             raise ConfigError(f"concurrency must be at least 1, got {concurrency!r}")
         return int(concurrency)
     backend = session.backend
     return max(1, int(getattr(backend, "concurrency", 1)), int(getattr(backend, "batch_size", 1)))
+
+
+#: How one sampled frame is answered: ``(frame index, timestamp in seconds, picture)`` to the
+#: detections in that picture's pixels (:func:`link_answers`).
+FrameAnswer = Callable[[int, float, "Image.Image"], Detections]
+
+
+def check_track_arguments(*, task: str, fps: float, lost_s: float) -> None:
+    """Raise :class:`~vlmkit.ConfigError` for a task, rate or lost time tracking cannot use."""
+    if task not in TRACK_TASKS:
+        raise ConfigError(f"task must be one of {', '.join(TRACK_TASKS)}, got {task!r}")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < 1000:
+        raise ConfigError(f"fps must be a positive number of frames per second, got {fps!r}")
+    if not isinstance(lost_s, (int, float)) or lost_s <= 0:
+        raise ConfigError(f"lost_s must be a positive number of seconds, got {lost_s!r}")
+
+
+def choose_route(session: Session, route: str = "auto", task: str = "detect") -> str:
+    """The tracking route to take: ``"frames"`` or ``"native"`` (see
+    :data:`vlmkit.records.TRACK_ROUTES`).
+
+    ``"auto"`` takes ``frames`` — a detect request per sampled frame, the most accurate boxes —
+    when the backend declares it, else ``native``. A route the backend does not declare is an
+    :class:`~vlmkit.UnsupportedTask` naming the installed backends that do.
+    """
+    from vlmkit.errors import UnsupportedTask
+
+    if route not in ("auto", "frames", "native"):
+        raise ConfigError(f"route must be auto, frames or native, got {route!r}")
+    info = session.backend_info
+    declared = info.track_routes
+    if route == "auto":
+        route = "frames" if "frames" in declared or "native" not in declared else "native"
+    if route not in declared:
+        others = tuple(
+            name
+            for name, other in session.backends().items()
+            if route in other.track_routes and name != info.name
+        )
+        hint = f"; installed backends that can: {', '.join(others)}" if others else ""
+        raise UnsupportedTask(
+            f"backend {info.name!r} does not track by the {route!r} route (it declares: "
+            f"{', '.join(sorted(declared)) or 'none'}){hint}",
+            task="track",
+            alternatives=others,
+        )
+    if route == "native" and task != "detect":
+        raise ConfigError(
+            f"the native route tracks boxes only, not {task}; use route='frames' for masks"
+        )
+    return route
 
 
 def iter_track(
@@ -179,6 +227,7 @@ def iter_track(
     task: str = "detect",
     lost_s: float = 2.0,
     concurrency: int | None = None,
+    route: str = "auto",
     **options: Any,
 ) -> Iterator[TrackedFrame]:
     """Yield each sampled frame of ``video`` with its tracked detections, in order.
@@ -187,38 +236,75 @@ def iter_track(
     ``session.detect`` (or ``segment`` with ``task="segment"``) with ``prompt`` and ``options``;
     up to ``concurrency`` frames (default: the backend's own concurrency) are in flight. A track
     lost for longer than ``lost_s`` seconds ends; an object seen again later gets a new id.
+    ``route="native"`` instead asks the backend once for boxes at those times
+    (:mod:`vlmkit.nativetrack`); ``"auto"`` picks as :func:`choose_route` says.
     """
-    from vlmkit.video import iter_frames, probe_video
+    from vlmkit.video import probe_video
 
-    if task not in TRACK_TASKS:
-        raise ConfigError(f"task must be one of {', '.join(TRACK_TASKS)}, got {task!r}")
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < 1000:
-        raise ConfigError(f"fps must be a positive number of frames per second, got {fps!r}")
-    if not isinstance(lost_s, (int, float)) or lost_s <= 0:
-        raise ConfigError(f"lost_s must be a positive number of seconds, got {lost_s!r}")
+    check_track_arguments(task=task, fps=fps, lost_s=lost_s)
+    workers = frame_workers(session, concurrency)
+    if choose_route(session, route, task) == "native":
+        from vlmkit.nativetrack import iter_native_track
+
+        yield from iter_native_track(
+            session, video, prompt, fps=fps, start=start, end=end, lost_s=lost_s, **options
+        )
+        return
     name = os.fspath(video)
-    info = probe_video(name)  # an unreadable video fails here, before any model call
-    workers = _workers(session, concurrency)
-    linker = _Linker(float(lost_s))
+    probe_video(name)  # an unreadable video fails here, before any model call
     call: Any = session.detect if task == "detect" else session.segment
 
-    def link(timestamp: float, future: Future[Detections]) -> TrackedFrame | None:
+    def answer(_index: int, _timestamp: float, image: Image.Image) -> Detections:
+        detections: Detections = call(image, prompt, **options)
+        return detections
+
+    yield from link_answers(
+        name,
+        answer,
+        fps=float(fps),
+        start=start,
+        end=end,
+        lost_s=float(lost_s),
+        workers=workers,
+    )
+
+
+def link_answers(
+    video: str | os.PathLike[str],
+    answer: FrameAnswer,
+    *,
+    fps: float,
+    start: float | None = None,
+    end: float | None = None,
+    lost_s: float = 2.0,
+    workers: int = 1,
+) -> Iterator[TrackedFrame]:
+    """Decode ``fps`` frames per second of ``[start, end)``, have ``answer`` answer each (up to
+    ``workers`` at once, in threads) and yield the frames in order with their detections linked
+    by ByteTrack. :func:`iter_track` answers through the session; a run folder
+    (:mod:`vlmkit.videorun`) answers from its ledger first."""
+    from vlmkit.video import iter_frames, probe_video
+
+    name = os.fspath(video)
+    info = probe_video(name)
+    linker = _Linker(float(lost_s))
+
+    def link(index: int, timestamp: float, future: Future[Detections]) -> TrackedFrame | None:
         try:
             detections = future.result()
         except VlmkitError as err:
             err.add_note(f"while tracking {name} at {timestamp:.3f} s")
             raise
-        index = round(timestamp * info.fps) if info.fps > 0 else 0
         return linker.push(TrackedFrame(index=index, timestamp_s=timestamp, detections=detections))
 
     frames = iter_frames(name, fps=float(fps), max_frames=None, start_s=start, end_s=end)
-    pending: deque[tuple[float, Future[Detections]]] = deque()
+    pending: deque[tuple[int, float, Future[Detections]]] = deque()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vlmkit-track") as pool:
         try:
             for frame in frames:
-                pending.append(
-                    (frame.timestamp_s, pool.submit(call, frame.image, prompt, **options))
-                )
+                index = round(frame.timestamp_s * info.fps) if info.fps > 0 else 0
+                future = pool.submit(answer, index, frame.timestamp_s, frame.image)
+                pending.append((index, frame.timestamp_s, future))
                 del frame  # the pool holds the image until it is sent; nothing else does
                 if len(pending) >= workers:
                     done = link(*pending.popleft())
@@ -232,7 +318,7 @@ def iter_track(
             if last is not None:
                 yield last
         finally:
-            for _, future in pending:
+            for _, _, future in pending:
                 future.cancel()
 
 
@@ -251,15 +337,15 @@ def track(
 
 
 def video_result(frames: Iterable[TrackedFrame], *, duration_s: float | None = None) -> VideoResult:
-    """Tracked frames as a :class:`VideoResult`: ``frames`` holds ``(timestamp, Detections)``
-    per sampled frame, ``events`` one ``[first seen, last seen]`` event per track labelled
+    """Tracked frames as a :class:`VideoResult`: ``frames`` holds each sampled frame (index,
+    timestamp, detections), ``events`` one ``[first seen, last seen]`` event per track labelled
     ``"<label> #<id>"``, ``usage`` the sum over the frames."""
-    pairs: list[tuple[float, Detections]] = []
+    pairs: list[TrackedFrame] = []
     spans: dict[int, tuple[float, float, str]] = {}
     for tracked in frames:
-        pairs.append((tracked.timestamp_s, tracked.detections))
+        pairs.append(tracked)
         for detection in tracked.detections:
-            tracker_id = detection.attributes.get(TRACKER_ID)
+            tracker_id = detection.tracker_id
             if tracker_id is None:
                 continue
             first = spans.get(tracker_id, (tracked.timestamp_s, 0.0, detection.label))[0]
@@ -269,9 +355,9 @@ def video_result(frames: Iterable[TrackedFrame], *, duration_s: float | None = N
         for tid, (first, last, label) in sorted(spans.items(), key=lambda kv: (kv[1][0], kv[0]))
     ]
     usage = Usage.zero()
-    for _, detections in pairs:
-        usage = usage + detections.usage
-    provenance = pairs[0][1].provenance if pairs else None
+    for frame in pairs:
+        usage = usage + frame.detections.usage
+    provenance = pairs[0].detections.provenance if pairs else None
     if provenance is not None:
         provenance = attrs.evolve(provenance, task="track", raw_text=None, usage=usage)
     return VideoResult(
@@ -288,8 +374,13 @@ def mot_text(frames: Iterable[TrackedFrame]) -> str:
     where the model gave no score) for every tracked detection."""
     lines = []
     for frame in frames:
+        if frame.index is None:
+            raise ConfigError(
+                f"the frame at {frame.timestamp_s:g} s has no frame index, which MOT rows need; "
+                "pass frames from vlmkit.tracking.iter_track or Session.track"
+            )
         for detection in frame.detections:
-            tracker_id = detection.attributes.get(TRACKER_ID)
+            tracker_id = detection.tracker_id
             if tracker_id is None:
                 continue
             x1, y1, x2, y2 = detection.box.xyxy
@@ -309,12 +400,12 @@ def write_annotated_video(
     start: float | None = None,
     end: float | None = None,
 ) -> int:
-    """Write ``video`` with the tracked boxes, labels and track ids drawn on it as an MP4 to the
-    binary file ``out`` (seekable); return the number of frames written.
+    """Write ``video`` with the tracked boxes, masks, labels and track ids drawn on it as an
+    MP4 to the binary file ``out`` (seekable); return the number of frames written.
 
     Every frame of ``[start, end)`` is written at the source's frame rate; a frame between two
-    samples shows the boxes of the latest sample at or before it. Frames are decoded one at a
-    time.
+    samples shows the boxes (and masks, when tracking ``segment``) of the latest sample at or
+    before it: held, not moved. Frames are decoded one at a time; masks stay box-local.
     """
     import av
     import supervision as sv
@@ -326,6 +417,7 @@ def write_annotated_video(
     rate = info.fps if info.fps > 0 else 25.0
     width, height = info.width - info.width % 2, info.height - info.height % 2  # yuv420p
     boxes = sv.BoxAnnotator(color_lookup=sv.ColorLookup.TRACK)
+    masks = sv.MaskAnnotator(color_lookup=sv.ColorLookup.TRACK, opacity=0.5)
     labels = sv.LabelAnnotator(color_lookup=sv.ColorLookup.TRACK, text_scale=0.4)
     samples = sorted(frames, key=lambda f: f.timestamp_s)
     tolerance = 0.5 / rate
@@ -345,8 +437,11 @@ def write_annotated_video(
             pixels = np.asarray(frame.image.convert("RGB"))[:height, :width]
             if current is not None and len(current.detections):
                 if shown is None:
-                    shown = _drawable(current.detections)
-                scene = boxes.annotate(pixels.copy(), shown[0])
+                    shown = _drawable(current.detections, (width, height))
+                scene = pixels.copy()
+                if shown[0].mask is not None:
+                    scene = masks.annotate(scene, shown[0])
+                scene = boxes.annotate(scene, shown[0])
                 pixels = labels.annotate(scene, shown[0], labels=shown[1])
             picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
             for packet in stream.encode(picture):
@@ -357,18 +452,13 @@ def write_annotated_video(
     return written
 
 
-def _drawable(detections: Detections) -> tuple[Any, list[str]]:
-    import supervision as sv
-
-    ids = tracker_ids(detections)
-    keep = [i for i, tracker_id in enumerate(ids) if tracker_id is not None]
-    picked = detections.xyxy[keep] if keep else np.zeros((0, 4))
-    drawn = sv.Detections(
-        xyxy=picked.astype(np.float32),
-        class_id=np.zeros(len(keep), dtype=int),
-        tracker_id=np.array([ids[i] for i in keep], dtype=int),
-    )
-    texts = [f"{detections[i].label} #{ids[i]}" for i in keep]
+def _drawable(detections: Detections, size: tuple[int, int]) -> tuple[Any, list[str]]:
+    """The tracked detections as ``sv.Detections`` for a picture of ``size`` (box-local masks
+    as ``sv.CompactMask``, never full frames) and their ``label #id`` texts."""
+    kept = [d for d in detections if d.tracker_id is not None]
+    drawn = attrs.evolve(detections, items=kept, image_size=size).to_supervision()
+    drawn.class_id = np.zeros(len(kept), dtype=int)
+    texts = [f"{d.label} #{d.tracker_id}" for d in kept]
     return drawn, texts
 
 

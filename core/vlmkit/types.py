@@ -27,6 +27,7 @@ __all__ = [
     "Detection",
     "Detections",
     "FinishReason",
+    "FrameDetections",
     "LabelMap",
     "Mask",
     "OcrBlock",
@@ -418,10 +419,22 @@ def _label(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _tracker_id(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ConfigError(f"tracker_id must be a non-negative integer or None, got {value!r}")
+    return int(value)
+
+
 @attrs.frozen(kw_only=True)
 class Detection:
     """One found object: a box, a label, and optionally a score, a mask, a point and attributes
-    (any extra keys the model returned for the item)."""
+    (any extra keys the model returned for the item).
+
+    ``tracker_id`` is the object's track id when the detection comes from a tracked video
+    (:meth:`vlmkit.Session.track`): the same object keeps the same id on every frame.
+    """
 
     box: Box
     label: str = attrs.field(default="", converter=_label)
@@ -429,6 +442,7 @@ class Detection:
     mask: Mask | None = None
     point: Point | None = None
     attributes: dict[str, Any] = attrs.field(factory=dict, converter=_attributes, hash=False)
+    tracker_id: int | None = attrs.field(default=None, converter=_tracker_id)
 
     @score.validator
     def _check_score(self, _attribute: object, value: float | None) -> None:
@@ -510,6 +524,11 @@ class Detections(Result):
         return tuple(d.mask for d in self.items)
 
     @property
+    def tracker_ids(self) -> tuple[int | None, ...]:
+        """Each detection's track id (``None`` where it has none)."""
+        return tuple(d.tracker_id for d in self.items)
+
+    @property
     def has_masks(self) -> bool:
         return any(d.mask is not None for d in self.items)
 
@@ -546,7 +565,8 @@ class Detections(Result):
         Class ids come from ``label_map`` (a :class:`LabelMap` shared across a run keeps them
         stable; a list fixes them by position); ``data["class_name"]`` holds the labels.
         Masks are passed as ``sv.CompactMask`` (crop-sized, the default) or as a dense
-        ``(N, H, W)`` array with ``masks="dense"``.
+        ``(N, H, W)`` array with ``masks="dense"``. Track ids go to ``tracker_id`` (``-1``
+        for a detection without one), which is ``None`` when no detection has an id.
         """
         import supervision as sv
 
@@ -566,8 +586,15 @@ class Detections(Result):
             class_id=self.class_ids(label_map),
             confidence=confidence,
             mask=mask_field,
+            tracker_id=_sv_tracker_ids(self.tracker_ids),
             data={"class_name": np.array(self.labels, dtype=object)},
         )
+
+
+def _sv_tracker_ids(ids: tuple[int | None, ...]) -> np.ndarray | None:
+    if all(tracker_id is None for tracker_id in ids):
+        return None
+    return np.array([-1 if tracker_id is None else tracker_id for tracker_id in ids], dtype=int)
 
 
 def _compact_masks(sv: Any, masks: Sequence[Mask | None], image_size: tuple[int, int]) -> Any:
@@ -697,10 +724,38 @@ class TimedEvent:
 
 
 @attrs.frozen(kw_only=True)
+class FrameDetections:
+    """The detections on one frame of a video: the frame's index in the source video (from 0;
+    ``None`` when unknown), its time in seconds, and the detections in video pixels.
+
+    It unpacks like the ``(timestamp, detections)`` pair it replaces:
+    ``for timestamp, detections in result.frames``.
+    """
+
+    index: int | None = attrs.field(default=None, converter=attrs.converters.optional(int))
+    timestamp_s: float = attrs.field(converter=float)
+    detections: Detections
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.timestamp_s, self.detections))
+
+
+def _frames(value: Iterable[Any]) -> tuple[FrameDetections, ...]:
+    frames = []
+    for frame in value:
+        if not isinstance(frame, FrameDetections):
+            timestamp, detections = frame
+            frame = FrameDetections(timestamp_s=timestamp, detections=detections)
+        frames.append(frame)
+    return tuple(frames)
+
+
+@attrs.frozen(kw_only=True)
 class VideoResult(Result):
-    """An answer about a video: the text, timed events in seconds, optional per-frame detections."""
+    """An answer about a video: the text, timed events in seconds, optional per-frame detections
+    (:class:`FrameDetections`, in frame order; a ``(timestamp, detections)`` pair is accepted)."""
 
     text: str
     events: tuple[TimedEvent, ...] = attrs.field(default=(), converter=_as_tuple)
-    frames: tuple[tuple[float, Detections], ...] = attrs.field(default=(), converter=_as_tuple)
+    frames: tuple[FrameDetections, ...] = attrs.field(default=(), converter=_frames)
     duration_s: float | None = None

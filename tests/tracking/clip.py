@@ -7,6 +7,7 @@ fake model's answers are computed with it from the pixels it receives.
 
 from __future__ import annotations
 
+import base64
 import io
 from pathlib import Path
 
@@ -72,13 +73,15 @@ def find_squares(pixels: np.ndarray) -> dict[str, tuple[float, float, float, flo
     return found
 
 
-def gemini_answer(image_bytes: bytes) -> list[dict[str, object]]:
-    """What a perfect Gemini answers for one image: ``box_2d`` as ``[y1, x1, y2, x2]`` on 0–1000."""
+def gemini_answer(image_bytes: bytes, *, masks: bool = False) -> list[dict[str, object]]:
+    """What a perfect Gemini answers for one image: ``box_2d`` as ``[y1, x1, y2, x2]`` on 0–1000;
+    with ``masks``, Gemini 2.5's ``mask``: a PNG probability map of the box (a square fills it)."""
     with Image.open(io.BytesIO(image_bytes)) as image:
         pixels = np.asarray(image.convert("RGB"))
     height, width = pixels.shape[:2]
-    return [
-        {
+    answer: list[dict[str, object]] = []
+    for name, (x1, y1, x2, y2) in find_squares(pixels).items():
+        item: dict[str, object] = {
             "box_2d": [
                 round(y1 / height * 1000),
                 round(x1 / width * 1000),
@@ -87,5 +90,39 @@ def gemini_answer(image_bytes: bytes) -> list[dict[str, object]]:
             ],
             "label": f"{name} square",
         }
-        for name, (x1, y1, x2, y2) in find_squares(pixels).items()
+        if masks:
+            item["mask"] = _full_mask_png()
+        answer.append(item)
+    return answer
+
+
+def _full_mask_png() -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((16, 16), 255, np.uint8), "L").save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def gemini_video_answer(video_bytes: bytes, prompt: str) -> list[dict[str, object]]:
+    """What a perfect Gemini answers to the native "track in video" request: for every
+    ``MM:SS.s`` time the prompt lists, the squares found in the frame the video shows then."""
+    import re
+
+    import av
+
+    times = [
+        int(minutes) * 60 + float(seconds)
+        for minutes, seconds in re.findall(r"\b(\d{2}):(\d{2}\.\d)\b", prompt)
     ]
+    pictures: dict[float, np.ndarray] = {}
+    with av.open(io.BytesIO(video_bytes)) as container:
+        for frame in container.decode(video=0):
+            pictures[float(frame.time)] = frame.to_ndarray(format="rgb24")
+    shown = sorted(pictures)
+    answer: list[dict[str, object]] = []
+    for when in times:
+        at = min(shown, key=lambda t: abs(t - when))
+        buffer = io.BytesIO()
+        Image.fromarray(pictures[at]).save(buffer, "PNG")
+        boxes = gemini_answer(buffer.getvalue())
+        answer.append({"time": f"{int(when // 60):02d}:{when % 60:04.1f}", "boxes": boxes})
+    return answer

@@ -39,7 +39,7 @@ def test_track_writes_mot_video_and_json_together(
     assert result.stdout.splitlines()[0] == "3 track(s) over 20 sampled frame(s)"
     assert "00:00–00:09 red square #0" in result.stdout
     assert sorted(p.name for p in out.iterdir()) == [
-        "squares.json", "squares.mot.txt", "squares.tracked.mp4",
+        "squares.coco.json", "squares.json", "squares.mot.txt", "squares.tracked.mp4",
     ]  # fmt: skip
     rows = [line.split(",") for line in (out / "squares.mot.txt").read_text().splitlines()]
     assert len(rows) == 60 and {row[1] for row in rows} == {"0", "1", "2"}

@@ -60,6 +60,9 @@ def test_track_gives_every_square_one_id_for_the_whole_clip(
         result = s.track(video, LABELS, fps=2)
 
     assert [round(t, 2) for t, _ in result.frames] == [k / 2 for k in range(20)]
+    assert [f.index for f in result.frames] == [k * clip.FPS // 2 for k in range(20)]
+    assert all(d.tracker_id is not None for f in result.frames for d in f.detections)
+    assert not any("tracker_id" in d.attributes for f in result.frames for d in f.detections)
     assert generate_calls(fake) == 20  # one request per sampled frame
     assert all(d.image_size == (clip.WIDTH, clip.HEIGHT) for _, d in result.frames)
     ids = check_tracks(list(result.frames))
@@ -152,3 +155,77 @@ def test_a_failure_mid_clip_then_a_rerun_pays_no_answered_frame_again(
             result = s.track(video, LABELS, fps=2, concurrency=1)
         assert generate_calls(server) == 8 + 13  # only the frames not answered before
     check_tracks(list(result.frames))
+
+
+def test_per_frame_coco_reads_back_with_pycocotools(
+    video: Path, fake: FakeGemini, tmp_path: Path
+) -> None:
+    from pycocotools.coco import COCO
+
+    from vlmkit.tracking import video_result
+    from vlmkit.videorun import write_track_outputs
+
+    with session(fake) as s:
+        frames = list(iter_track(s, video, LABELS, fps=2))
+    ids = check_tracks([(f.timestamp_s, f.detections) for f in frames])
+    written = write_track_outputs(
+        video, frames, video_result(frames), tmp_path, "squares", categories=LABELS
+    )
+    assert tmp_path / "squares.coco.json" in written
+
+    coco = COCO(str(tmp_path / "squares.coco.json"))
+    assert coco.dataset["videos"] == [
+        {"id": 1, "name": "squares.mp4", "width": clip.WIDTH, "height": clip.HEIGHT, "fps": 10.0}
+    ]
+    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == LABELS
+    images = coco.loadImgs(coco.getImgIds())
+    assert [image["frame_id"] for image in images] == [k * 5 for k in range(20)]
+    assert all(image["video_id"] == 1 for image in images)
+    assert len(coco.getAnnIds()) == 60
+    by_id = {tracker_id: name for name, tracker_id in ids.items()}
+    for image in images:
+        truth = clip.truth(image["frame_id"] / clip.FPS)
+        annotations = coco.loadAnns(coco.getAnnIds(imgIds=[image["id"]]))
+        assert sorted(a["track_id"] for a in annotations) == sorted(ids.values())
+        for annotation in annotations:
+            assert annotation["instance_id"] == annotation["track_id"]
+            name = by_id[annotation["track_id"]]
+            assert coco.cats[annotation["category_id"]]["name"] == f"{name} square"
+            x, y, w, h = annotation["bbox"]
+            x1, y1, x2, y2 = truth[name]
+            assert max(abs(x - x1), abs(y - y1), abs(x + w - x2), abs(y + h - y2)) <= 3
+    assert sorted(t["id"] for t in coco.dataset["tracks"]) == sorted(ids.values())
+
+
+def test_segment_tracks_draw_their_masks_in_the_annotated_video(
+    video: Path, tmp_path: Path
+) -> None:
+    import av
+
+    with FakeGemini() as server:
+        server.add_rule(
+            text=lambda request: json.dumps(
+                clip.gemini_answer(request.inline_data[0][1], masks=True)
+            )
+        )
+        with session(server) as s:
+            frames = list(iter_track(s, video, LABELS, fps=2, task="segment", start=0, end=2))
+    check_tracks([(f.timestamp_s, f.detections) for f in frames])
+    assert all(d.mask is not None for f in frames for d in f.detections)
+
+    target = tmp_path / "masks.mp4"
+    with open(target, "wb") as out:
+        assert write_annotated_video(video, frames, out, start=0, end=2) == 2 * clip.FPS
+    with av.open(str(target)) as container:
+        decoded = [f.to_ndarray(format="rgb24").astype(int) for f in container.decode(video=0)]
+    # frame 14 (1.4 s) holds the sample at 1.0 s (masks are held, not moved): the left strip of
+    # where the red square was then is grey background in the source by now, but is still
+    # covered by its mask, blended with the track's colour
+    x1, y1, _, y2 = (int(v) for v in clip.truth(1.0)["red"])
+    assert clip.truth(1.4)["red"][0] > x1 + 8
+    held = decoded[14][(y1 + y2) // 2, x1 + 5]
+    assert np.abs(clip.picture(1.4)[(y1 + y2) // 2, x1 + 5].astype(int) - 128).max() == 0
+    assert np.abs(held - 128).max() > 25, held
+    # on a sampled frame the square's own pixels are blended too: no longer the pure colour
+    centre = decoded[10][(y1 + y2) // 2, x1 + 20]
+    assert np.abs(centre - np.array(clip.SQUARES["red"][0])).max() > 30, centre

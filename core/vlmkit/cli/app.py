@@ -197,6 +197,7 @@ class LabelTask(enum.StrEnum):
     segment = "segment"
     describe = "describe"
     ocr = "ocr"
+    track = "track"
 
 
 # -- global options -------------------------------------------------------------------------
@@ -590,15 +591,37 @@ def export(
 def label(
     ctx: typer.Context,
     inputs: Annotated[
-        list[str], typer.Argument(metavar="INPUT", help="Image files, folders or globs.")
+        list[str],
+        typer.Argument(metavar="INPUT", help="Image (video for track) files, folders, globs."),
     ],
     out: Annotated[
         Path, typer.Option("--out", metavar="DIR", help="Run folder (ledger and sink outputs).")
     ],
     task: Annotated[
         LabelTask,
-        typer.Option(metavar="detect|segment|describe|ocr", help="The task to run on every image."),
+        typer.Option(
+            metavar="detect|segment|describe|ocr|track",
+            help="The task to run on every image; track: follow objects through every video.",
+        ),
     ] = LabelTask.detect,
+    fps: Annotated[
+        float,
+        typer.Option(min=0.01, metavar="FPS", help="--task track: frames per second to detect on."),
+    ] = 1.0,
+    track_task: Annotated[
+        str,
+        typer.Option(
+            "--track-task", metavar="detect|segment", help="--task track: boxes, or with masks."
+        ),
+    ] = "detect",
+    route: Annotated[
+        str,
+        typer.Option(
+            "--route",
+            metavar="auto|frames|native",
+            help="--task track: a request per frame, or one per video (Gemini).",
+        ),
+    ] = "auto",
     prompt: Prompt = None,
     label: Labels = None,
     backend: Backend = DEFAULT_BACKEND,
@@ -670,7 +693,11 @@ def label(
     strict: StrictFlag = False,
     verbose: VerboseFlag = 0,
 ) -> None:
-    """Label many images into a resumable run folder and sinks (COCO, YOLO, previews)."""
+    """Label many images into a resumable run folder and sinks (COCO, YOLO, previews).
+
+    With --task track, follow objects through every video instead: per video a MOT file, an
+    annotated MP4, per-frame COCO and the JSON result, resumable frame by frame.
+    """
     state = command_state(ctx, plugin, strict, verbose)
     with guarded(state):
         from vlmkit.errors import VlmkitError
@@ -680,8 +707,30 @@ def label(
         sink_options = parse_sink_options(sink_option, sinks_chosen, state=state)
         session, options = _task_session(state, backend, model, option, config, cache)
         call_options: dict[str, Any] = dict(options)
-        if task is LabelTask.segment:
+        if task is LabelTask.segment or (task is LabelTask.track and track_task == "segment"):
             call_options.update(_mask_options(max_mask_pixels, max_mask_vertices))
+        if task is LabelTask.track:
+            from vlmkit.cli.track import label_tracks
+
+            if sinks_chosen or mode != "sync" or budget is not None:
+                raise VlmkitError(
+                    "--task track writes its own outputs per video (MOT, annotated MP4, COCO, "
+                    "JSON) and runs in sync mode without a budget: drop --sink, --mode, --budget"
+                )
+            label_tracks(
+                state,
+                session,
+                inputs,
+                what,
+                out=out,
+                fps=fps,
+                task=track_task,
+                route=route,
+                concurrency=concurrency,
+                options=call_options,
+                as_json=as_json,
+            )
+            return
         with session:
             run = getattr(session, "run", None)
             if run is None:

@@ -229,6 +229,7 @@ def _record(kind: str, info: Any) -> dict[str, Any]:
     record = {"name": info.name, what: sorted(getattr(info, what))}
     if kind == "backend":
         record["media"] = sorted(info.media)
+        record["track_routes"] = sorted(getattr(info, "track_routes", ()))  # Session.track
         record["settings"] = [_option_record(o) for o in info.settings]  # --config
         record["options"] = [_option_record(o) for o in _backend_options(info)]  # --option
     else:

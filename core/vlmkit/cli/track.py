@@ -31,6 +31,12 @@ class TrackTask(enum.StrEnum):
     segment = "segment"
 
 
+class TrackRoute(enum.StrEnum):
+    auto = "auto"
+    frames = "frames"
+    native = "native"
+
+
 def track_command(
     ctx: typer.Context,
     path: Annotated[str, typer.Argument(metavar="VIDEO", help="A local video file.")],
@@ -55,6 +61,10 @@ def track_command(
     task: Annotated[
         TrackTask, typer.Option(help="Detect boxes, or segment (boxes with masks).")
     ] = TrackTask.detect,
+    route: Annotated[
+        TrackRoute,
+        typer.Option(help="frames: a request per frame; native: one video request (Gemini)."),
+    ] = TrackRoute.auto,
     lost: Annotated[
         float,
         typer.Option(min=0.01, metavar="SECONDS", help="A track unseen this long ends."),
@@ -69,7 +79,7 @@ def track_command(
             "--out",
             metavar="DIR",
             file_okay=False,
-            help="Write VIDEO_STEM.mot.txt, VIDEO_STEM.tracked.mp4 and VIDEO_STEM.json here.",
+            help="Write VIDEO_STEM.mot.txt, .tracked.mp4, .json and .coco.json here.",
         ),
     ] = None,
     backend: Annotated[
@@ -112,7 +122,7 @@ def track_command(
     Detects on FPS frames per second (one model call each, several in flight) and links the
     boxes with ByteTrack. Prints one line per track ("mm:ss–mm:ss label #id"); with --out,
     writes the MOT-Challenge file, the video with boxes and ids drawn at its own frame rate,
-    and the JSON result, all together or none.
+    the JSON result and a per-frame COCO file, all together or none.
     """
     state = command_state(ctx, plugin, strict, verbose)
     with guarded(state):
@@ -140,12 +150,14 @@ def track_command(
                     task=task.value,
                     lost_s=lost,
                     concurrency=concurrency,
-                    **clip,
+                    route=route.value,
+                    start=clip["start"],
+                    end=clip["end"],
                     **options,
                 )
             )
         result = video_result(frames, duration_s=info.duration_s)
-        written = _write(path, frames, result, out, clip) if out is not None else []
+        written = _write(path, frames, result, out, clip, what) if out is not None else []
         _print(result, as_json=as_json)
         for target in written:
             typer.echo(f"wrote {target}", err=True)
@@ -153,26 +165,65 @@ def track_command(
 
 
 def _write(
-    path: str, frames: list[Any], result: Any, out: Path, clip: dict[str, float | None]
+    path: str,
+    frames: list[Any],
+    result: Any,
+    out: Path,
+    clip: dict[str, float | None],
+    result_labels: Any,
 ) -> list[Path]:
-    """Stage the three files and move them into place together (none on failure)."""
-    from vlmkit.atomic import Staging, safe_join
-    from vlmkit.serialize import result_to_dict, to_json
-    from vlmkit.tracking import mot_text, write_annotated_video
+    """Stage the outputs and move them into place together (none on failure)."""
+    from vlmkit.videorun import write_track_outputs
 
-    stem = Path(path).stem or "video"
-    staging = Staging()
-    try:
-        staging.write_text(safe_join(out, f"{stem}.mot.txt"), mot_text(frames))
-        with staging.open(safe_join(out, f"{stem}.tracked.mp4"), "wb") as handle:
-            write_annotated_video(path, frames, handle, **clip)
-        staging.write_text(
-            safe_join(out, f"{stem}.json"), to_json(result_to_dict(result), indent=2) + "\n"
+    labels = list(result_labels) if isinstance(result_labels, list) else ()
+    return write_track_outputs(
+        path, frames, result, out, Path(path).stem or "video", categories=labels, **clip
+    )
+
+
+def label_tracks(
+    state: Any,
+    session: Any,
+    inputs: list[str],
+    what: Any,
+    *,
+    out: Path,
+    fps: float,
+    task: str,
+    route: str,
+    concurrency: int | None,
+    options: dict[str, Any],
+    as_json: bool,
+) -> None:
+    """``vlmkit label --task track``: every video of ``inputs`` into the run folder ``out``."""
+    from vlmkit.serialize import to_json
+    from vlmkit.videorun import run_tracks
+
+    with session:
+        summary = run_tracks(
+            session,
+            inputs,
+            what,
+            out_dir=out,
+            fps=fps,
+            task=task,
+            route=route,
+            concurrency=concurrency,
+            options=options,
         )
-        return staging.commit()
-    except BaseException:
-        staging.discard()
-        raise
+    typer.echo(to_json(summary.to_dict(), indent=2) if as_json else str(summary))
+    if not summary.videos:
+        state.fail(
+            f"no videos found in {' '.join(inputs)}; check the paths (folders are read "
+            "recursively for video files: mp4, mov, webm, ...)",
+            code=1,
+        )
+    if summary.failed:
+        state.fail(
+            f"{summary.failed} video(s) failed (reasons in {out / 'tracks.jsonl'}); re-run the "
+            "command to try them again (frames already answered are not paid again)",
+            code=1,
+        )
 
 
 def _print(result: Any, *, as_json: bool) -> None:

@@ -62,6 +62,7 @@ from vlmkit_gemini.options import DEFAULT_MAX_OUTPUT_TOKENS, OPTION_NAMES, OPTIO
 from vlmkit_gemini.pricing import Price, PriceTable, estimate_cost
 from vlmkit_gemini.retry import RetryPolicy
 from vlmkit_gemini.segtokens import refuse_seg_tokens
+from vlmkit_gemini.videotrack import track_video_prompt
 
 if TYPE_CHECKING:
     from google import genai
@@ -286,6 +287,8 @@ class GeminiBackend(Backend):
 
     convention: str = "yxyx-1000"
     options: Sequence[Option] = OPTIONS
+    #: the prompt of the native tracking route (vlmkit_gemini.videotrack)
+    track_video_prompt = staticmethod(track_video_prompt)
     max_images: int | None = 3600
     concurrency: int = 16  # the ``concurrency`` argument sets it per instance
     batch_size: int = 1

@@ -13,6 +13,8 @@ import vlmkit
 from vlmkit_gemini.options import API_SETTINGS, OPTIONS, VERTEX_SETTINGS
 
 _TASKS = ("describe", "detect", "segment", "ocr", "video")
+# a request per sampled frame, or one video request for boxes at timestamps (videotrack.py)
+_TRACK_ROUTES = ("frames", "native")
 # The construction settings that change answers (what is asked, where, of which pixels): the
 # answer cache and run folders key on these; timeouts, retries and concurrency do not count.
 _API_ANSWERS = ("base_url", "api_version", "max_image_side", "image_format", "jpeg_quality")
@@ -42,6 +44,7 @@ def vlmkit_backends() -> Iterator[vlmkit.BackendInfo]:
         settings=API_SETTINGS,
         answer_settings=_API_ANSWERS,
         options=OPTIONS,
+        track_routes=_TRACK_ROUTES,
     )
     yield vlmkit.BackendInfo(
         name="gemini-vertex",
@@ -52,4 +55,5 @@ def vlmkit_backends() -> Iterator[vlmkit.BackendInfo]:
         settings=VERTEX_SETTINGS,
         answer_settings=_VERTEX_ANSWERS,
         options=OPTIONS,
+        track_routes=_TRACK_ROUTES,
     )

@@ -1,0 +1,418 @@
+"""Track objects through a folder of videos into a run folder, resumably (``vlmkit label --task
+track``).
+
+Every answered frame is appended to the run folder's track ledger (``OUT/tracks.jsonl``,
+fsynced, the format of :mod:`vlmkit.ledger`) as soon as it comes back, keyed
+``VIDEO_KEY#frameN``; a re-run after a crash, a kill or Ctrl-C answers those frames from the
+ledger and pays only for the rest. When a video's frames are all answered they are linked into
+tracks (:func:`vlmkit.tracking.link_answers`) and its outputs — MOT file, annotated MP4, JSON
+result — are staged and moved into place together (:func:`write_track_outputs`); only then is
+the video itself recorded as done (key ``VIDEO_KEY``, its :class:`~vlmkit.VideoResult`), so a
+finished video is skipped whole next time. One video failing (unreadable file, a refused request)
+is recorded with its reason and the run goes on; the next run tries it again, paying only for
+the frames it had not answered.
+
+The folder is the runner's: one writer at a time (:class:`vlmkit.runlock.RunLock`), and a
+``run.json`` that refuses a resumed run asking another question (:mod:`vlmkit.manifest`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from vlmkit.errors import ConfigError, VlmkitError
+from vlmkit.types import Detections, Usage, VideoResult
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from vlmkit.inputs import InputItem
+    from vlmkit.ledger import Ledger, LedgerState
+    from vlmkit.session import Session
+    from vlmkit.tracking import TrackedFrame
+
+__all__ = [
+    "TRACK_LEDGER",
+    "TrackRunSummary",
+    "VideoOutcome",
+    "run_tracks",
+    "track_output_names",
+    "write_track_outputs",
+]
+
+#: The track ledger of a run folder: answered frames and finished videos.
+TRACK_LEDGER = "tracks.jsonl"
+
+
+@attrs.frozen(kw_only=True)
+class VideoOutcome:
+    """What became of one video: ``"done"`` (now), ``"resumed"`` (done by an earlier run) or
+    ``"failed"`` (with ``error``); ``paid``: the model requests made for it in this run (one per
+    frame on the ``frames`` route, one per video on the ``native`` route), ``reused``: frames
+    read back from the ledger; ``outputs`` are the files written."""
+
+    key: str
+    status: str
+    route: str = "frames"
+    frames: int = 0
+    paid: int = 0
+    reused: int = 0
+    tracks: int = 0
+    outputs: tuple[Path, ...] = ()
+    error: str | None = None
+
+
+@attrs.define
+class TrackRunSummary:
+    """Totals of a tracking run, printed at the end by ``vlmkit label --task track``."""
+
+    videos: list[VideoOutcome] = attrs.field(factory=list)
+    skipped_inputs: dict[str, str] = attrs.field(factory=dict)
+    usage: Usage = attrs.field(factory=Usage.zero)
+    wall_s: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for video in self.videos if video.status == status)
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
+
+    @property
+    def requests(self) -> int:
+        """Model requests made in this run (one per frame, or one per video when native)."""
+        return sum(video.paid for video in self.videos)
+
+    @property
+    def reused_frames(self) -> int:
+        return sum(video.reused for video in self.videos)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "done": self.count("done"),
+            "resumed": self.count("resumed"),
+            "failed": self.failed,
+            "requests": self.requests,
+            "reused_frames": self.reused_frames,
+            "tokens": self.usage.total_tokens,
+            "cost_usd": self.usage.cost_usd,
+            "wall_s": round(self.wall_s, 3),
+            "videos": [
+                {
+                    "key": v.key,
+                    "status": v.status,
+                    "route": v.route,
+                    "frames": v.frames,
+                    "paid": v.paid,
+                    "reused": v.reused,
+                    "tracks": v.tracks,
+                    "outputs": [str(p) for p in v.outputs],
+                    "error": v.error,
+                }
+                for v in self.videos
+            ],
+            "skipped_inputs": dict(self.skipped_inputs),
+        }
+
+    def __str__(self) -> str:
+        lines = [_line(video) for video in self.videos]
+        lines.append(
+            f"{self.count('done')} video(s) done, {self.count('resumed')} already done, "
+            f"{self.failed} failed; {self.requests} model request(s), "
+            f"{self.reused_frames} frame(s) read back; {self.usage.total_tokens} tokens"
+        )
+        return "\n".join(lines)
+
+
+def _line(video: VideoOutcome) -> str:
+    text = f"{video.key}: {video.status}"
+    if video.status != "failed":
+        text += f", {video.tracks} track(s) over {video.frames} frame(s)"
+    if video.status == "done" and video.route == "native":
+        text += " (one video request)"
+    elif video.status != "resumed" and (video.paid or video.reused):
+        text += f" ({video.paid} answered now, {video.reused} from the ledger)"
+    return text + (f" — {video.error}" if video.error else "")
+
+
+def track_output_names(stem: str) -> dict[str, str]:
+    """The file names of one video's outputs, by kind."""
+    return {
+        "mot": f"{stem}.mot.txt",
+        "video": f"{stem}.tracked.mp4",
+        "json": f"{stem}.json",
+        "coco": f"{stem}.coco.json",
+    }
+
+
+def write_track_outputs(
+    video: str | os.PathLike[str],
+    frames: Sequence[TrackedFrame],
+    result: VideoResult,
+    out_dir: str | os.PathLike[str],
+    stem: str,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    categories: Sequence[str] = (),
+) -> list[Path]:
+    """Write one tracked video's MOT file, annotated MP4, JSON result and per-frame COCO
+    (:mod:`vlmkit.videococo`; ``categories`` fixes the first category ids) under ``out_dir`` as
+    ``STEM.*``: staged under hidden names and moved into place together, none on failure."""
+    from vlmkit.atomic import Staging, safe_join
+    from vlmkit.serialize import result_to_dict, to_json
+    from vlmkit.tracking import mot_text, write_annotated_video
+    from vlmkit.video import probe_video
+    from vlmkit.videococo import video_coco
+
+    names = track_output_names(stem)
+    info = probe_video(video)
+    coco = video_coco(
+        frames,
+        video_name=Path(video).name,
+        size=(info.width, info.height),
+        fps=info.fps,
+        categories=categories,
+    )
+    staging = Staging()
+    try:
+        staging.write_text(safe_join(out_dir, names["mot"]), mot_text(frames))
+        with staging.open(safe_join(out_dir, names["video"]), "wb") as handle:
+            write_annotated_video(video, frames, handle, start=start, end=end)
+        staging.write_text(
+            safe_join(out_dir, names["json"]), to_json(result_to_dict(result), indent=2) + "\n"
+        )
+        staging.write_text(safe_join(out_dir, names["coco"]), to_json(coco) + "\n")
+        return staging.commit()
+    except BaseException:
+        staging.discard()
+        raise
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.paid = 0
+        self.reused = 0
+
+    def add(self, *, paid: bool) -> None:
+        with self._lock:
+            if paid:
+                self.paid += 1
+            else:
+                self.reused += 1
+
+
+def run_tracks(
+    session: Session,
+    inputs: Iterable[str | os.PathLike[str]],
+    prompt: str | Sequence[str] | None = None,
+    *,
+    out_dir: str | os.PathLike[str],
+    fps: float = 1.0,
+    task: str = "detect",
+    lost_s: float = 2.0,
+    concurrency: int | None = None,
+    route: str = "frames",
+    options: Mapping[str, Any] | None = None,
+    fsync: bool = True,
+) -> TrackRunSummary:
+    """Track ``prompt`` through every video in ``inputs`` (files, folders, globs) into the run
+    folder ``out_dir``, resuming whatever an earlier run there finished (see the module).
+
+    ``route="native"`` asks the backend once per video (:mod:`vlmkit.nativetrack`): a video is
+    then resumed whole, not frame by frame; ``"auto"`` picks as
+    :func:`vlmkit.tracking.choose_route` says."""
+    from vlmkit.atomic import sweep_stale_files
+    from vlmkit.inputs import collect_inputs
+    from vlmkit.ledger import Ledger, read_ledger
+    from vlmkit.manifest import check_manifest
+    from vlmkit.outcomes import usage_since
+    from vlmkit.runlock import RunLock
+    from vlmkit.tracking import check_track_arguments, choose_route, frame_workers
+    from vlmkit.video import is_video_path
+
+    check_track_arguments(task=task, fps=fps, lost_s=lost_s)
+    route = choose_route(session, route, task)
+    if route == "frames":
+        session._check(task, "image")  # every frame is an image: an unsupported task fails now
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out must be a folder, but {out} is a file")
+    items, skipped = collect_inputs(inputs, exclude=out, accept=is_video_path, kind="a video file")
+    stems: dict[str, str] = {}
+    for item in items:  # outputs are named after the video: two must not share a name
+        stem = str(Path(item.key).with_suffix(""))
+        if stem in stems:
+            raise ConfigError(
+                f"{stems[stem]} and {item.key} would write the same outputs ({stem}.*) in "
+                f"{out}; rename one, or track them into separate --out folders"
+            )
+        stems[stem] = item.key
+    options = dict(options or {})
+    summary = TrackRunSummary(skipped_inputs={str(s.path): s.reason for s in skipped})
+    started, usage_before = time.monotonic(), session.usage
+    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):
+        check_manifest(out, _manifest(session, task, prompt, fps, lost_s, route, options))
+        sweep_stale_files(out)  # outputs a killed run was staging when it died
+        state = read_ledger(out / TRACK_LEDGER)
+        with Ledger(out / TRACK_LEDGER, fsync=fsync, state=state) as ledger:
+            plan = _Plan(
+                session=session,
+                route=route,
+                out=out,
+                state=state,
+                ledger=ledger,
+                call=session.detect if task == "detect" else session.segment,
+                prompt=prompt,
+                options=options,
+                fps=float(fps),
+                lost_s=float(lost_s),
+                workers=frame_workers(session, concurrency),
+            )
+            try:
+                for item in items:
+                    summary.videos.append(_one_video(item, plan))
+            finally:
+                summary.usage = usage_since(usage_before, session.usage)
+                summary.wall_s = time.monotonic() - started
+    return summary
+
+
+def _manifest(
+    session: Session,
+    task: str,
+    prompt: str | Sequence[str] | None,
+    fps: float,
+    lost_s: float,
+    route: str,
+    options: Mapping[str, Any],
+) -> dict[str, Any]:
+    settings = {**options, "fps": float(fps), "lost_s": float(lost_s), "tracked": task}
+    if route != "frames":  # folders of the frames route, written before routes, stay valid
+        settings["route"] = route
+    return {
+        "version": 1,
+        "task": "track",
+        "prompt": prompt if isinstance(prompt, (str, type(None))) else list(prompt),
+        "backend": session.backend_info.name,
+        "model": getattr(session.backend, "model", None),
+        "options": {k: settings[k] for k in sorted(settings)},
+        "settings": session.backend_identity.get("settings", {}),
+    }
+
+
+@attrs.frozen(kw_only=True)
+class _Plan:
+    """What every video of one run shares: where it goes, the ledger, how frames are asked."""
+
+    session: Session
+    route: str
+    out: Path
+    state: LedgerState
+    ledger: Ledger
+    call: Any  # session.detect or session.segment
+    prompt: str | Sequence[str] | None
+    options: Mapping[str, Any]
+    fps: float
+    lost_s: float
+    workers: int
+
+
+def _one_video(item: InputItem, plan: _Plan) -> VideoOutcome:
+    from vlmkit.ledger import LedgerRecord
+    from vlmkit.tracking import link_answers, video_result
+    from vlmkit.video import probe_video
+
+    finished = plan.state.get(item.key)
+    if finished is not None and finished.status == "done":
+        done = finished.result
+        sampled = len(done.frames) if isinstance(done, VideoResult) else 0
+        tracks = len(done.events) if isinstance(done, VideoResult) else 0
+        return VideoOutcome(
+            key=item.key, status="resumed", route=plan.route, frames=sampled, tracks=tracks
+        )
+    counter = _Counter()
+
+    def answer(index: int, _timestamp: float, image: Image.Image) -> Detections:
+        key = f"{item.key}#frame{index}"
+        record = plan.state.get(key)
+        if record is not None and record.status == "done" and isinstance(record.result, Detections):
+            counter.add(paid=False)
+            return record.result
+        detections: Detections = plan.call(image, plan.prompt, **plan.options)
+        plan.ledger.append(
+            LedgerRecord(
+                key=key,
+                status="done",
+                result=detections,
+                image_path=str(item.path),
+                image_size=detections.image_size,
+            )
+        )
+        counter.add(paid=True)
+        return detections
+
+    try:
+        duration = probe_video(item.path).duration_s
+        if plan.route == "native":
+            frames = list(_native(item, plan))
+            counter.add(paid=True)
+        else:
+            frames = list(
+                link_answers(
+                    item.path, answer, fps=plan.fps, lost_s=plan.lost_s, workers=plan.workers
+                )
+            )
+        result = video_result(frames, duration_s=duration)
+        stem = str(Path(item.key).with_suffix(""))
+        labels = list(plan.prompt) if isinstance(plan.prompt, (list, tuple)) else ()
+        written = write_track_outputs(item.path, frames, result, plan.out, stem, categories=labels)
+    except VlmkitError as err:
+        message = str(err).splitlines()[0]
+        plan.ledger.append(
+            LedgerRecord(
+                key=item.key,
+                status="failed",
+                error=message,
+                error_type=type(err).__name__,
+                image_path=str(item.path),
+            )
+        )
+        return VideoOutcome(
+            key=item.key,
+            status="failed",
+            route=plan.route,
+            paid=counter.paid,
+            reused=counter.reused,
+            error=message,
+        )
+    plan.ledger.append(
+        LedgerRecord(key=item.key, status="done", result=result, image_path=str(item.path))
+    )
+    return VideoOutcome(
+        key=item.key,
+        status="done",
+        route=plan.route,
+        frames=len(frames),
+        paid=counter.paid,
+        reused=counter.reused,
+        tracks=len(result.events),
+        outputs=tuple(written),
+    )
+
+
+def _native(item: InputItem, plan: _Plan) -> Iterator[TrackedFrame]:
+    from vlmkit.nativetrack import iter_native_track
+
+    return iter_native_track(
+        plan.session, item.path, plan.prompt, fps=plan.fps, lost_s=plan.lost_s, **plan.options
+    )

@@ -16,8 +16,8 @@ from vlmkit.errors import ConfigError
 
 __all__ = ["MEDIA", "TASKS", "BackendInfo", "Option", "SinkInfo", "Task", "normalize_name"]
 
-Task = Literal["describe", "detect", "segment", "ocr", "video"]
-TASKS: tuple[str, ...] = ("describe", "detect", "segment", "ocr", "video")
+Task = Literal["describe", "detect", "segment", "ocr", "video", "points"]
+TASKS: tuple[str, ...] = ("describe", "detect", "segment", "ocr", "video", "points")
 MEDIA: tuple[str, ...] = ("image", "video")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 

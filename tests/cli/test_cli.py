@@ -76,7 +76,7 @@ def test_backends_table_and_json(vlm):
     table = vlm("backends")
     assert table.exit_code == 0, table.output
     rows = {line.split()[0]: line for line in table.stdout.splitlines()[1:] if line.strip()}
-    assert "describe, detect, ocr, segment, video" in rows["scripted"]
+    assert "describe, detect, ocr, points, segment, video" in rows["scripted"]
     assert "image, video" in rows["scripted"]
     assert "problems" not in table.stdout
 

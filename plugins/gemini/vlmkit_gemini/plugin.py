@@ -12,7 +12,7 @@ from typing import Any
 import vlmkit
 from vlmkit_gemini.options import API_SETTINGS, OPTIONS, VERTEX_SETTINGS
 
-_TASKS = ("describe", "detect", "segment", "ocr", "video")
+_TASKS = ("describe", "detect", "segment", "ocr", "video", "points")
 # The construction settings that change answers (what is asked, where, of which pixels): the
 # answer cache and run folders key on these; timeouts, retries and concurrency do not count.
 _API_ANSWERS = ("base_url", "api_version", "max_image_side", "image_format", "jpeg_quality")

@@ -94,7 +94,7 @@ def test_sinks_lists_the_core_sinks_with_their_distribution(vlm):
         assert name in result.stdout
     listed = json.loads(vlm("sinks", "--json").stdout)
     coco = next(s for s in listed["sinks"] if s["name"] == "coco")
-    assert coco["accepts"] == ["detect", "segment"]
+    assert coco["accepts"] == ["detect", "points", "segment"]
     assert coco["distribution"].startswith("vlmkit ")
 
 

@@ -56,7 +56,7 @@ def vlmkit_sinks() -> list[SinkInfo]:
             name="coco",
             factory=_coco,
             accepts={"detect", "segment", "points"},
-            description="one COCO JSON (boxes; masks as exact RLE or polygons)",
+            description="one COCO JSON (boxes; masks as exact RLE or polygons; points: keypoints)",
             options=(
                 Option(name="filename", default="annotations.json", help="the JSON file"),
                 _CATEGORIES,

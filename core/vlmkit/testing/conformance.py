@@ -191,7 +191,7 @@ def check_backend(
     ``plugins``: plugins to register (a backend not installed as a distribution); then no
     installed plugin loads unless ``entrypoints`` says so. ``entrypoints`` (default): only the
     installed plugin providing ``backend`` and vlmkit's built-ins; ``True``: every installed
-    plugin, strictly. ``tasks``: the tasks to run (default: all five; undeclared ones must be
+    plugin, strictly. ``tasks``: the tasks to run (default: all of them; undeclared ones must be
     refused). ``accuracy=False`` skips the oracle comparison of boxes (for a backend whose
     model cannot be faked, such as a random test checkpoint); ``huge=False`` leaves out the
     3001×2003 sample. Other keywords go to the backend's factory.

@@ -67,3 +67,30 @@ def test_a_cut_off_pointing_answer_is_an_outcome(fake_gemini, gemini_session):
     )
     points = gemini_session().points(SAMPLES["rgb-97x61.png"].data, "cup")
     assert points.labels == ("cup",) and points.report.truncated and not points.complete
+
+
+def test_a_batch_run_of_points_asks_and_answers_as_the_synchronous_call(
+    fake_gemini, gemini_session, tmp_path
+):
+    fake_gemini.add_rule(text=true_answers(fake_gemini))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "rgb.png").write_bytes(SAMPLES["rgb-97x61.png"].data)
+    session = gemini_session(model=None, batch_poll_interval_s=0.0, cache=False)
+    sync = session.points(photos / "rgb.png", ["red square", "blue square"])
+    run = session.run(
+        "points",
+        [photos],
+        ["red square", "blue square"],
+        out_dir=tmp_path / "out",
+        mode="batch",
+        sinks=["coco"],
+    )
+    (outcome,) = list(run)
+    (direct,) = fake_gemini.requests_of("generate")
+    (batched,) = fake_gemini.requests_of("batch_generate")
+    assert batched.prompt_text == direct.prompt_text
+    assert batched.generation_config == direct.generation_config
+    assert outcome.status == "done" and outcome.result.xy.tolist() == sync.xy.tolist()
+    coco = json.loads((tmp_path / "out" / "annotations.json").read_text())
+    assert [a["keypoints"][2] for a in coco["annotations"]] == [2, 2]

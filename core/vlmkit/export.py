@@ -63,7 +63,7 @@ from vlmkit.errors import ConfigError, SinkError
 from vlmkit.ledger import LedgerRecord, LedgerState, read_ledger
 from vlmkit.records import TASKS, SinkInfo
 from vlmkit.sink import Sink, SinkItem, build_sink, confine_options
-from vlmkit.types import Description, Detections, OcrResult, VideoResult
+from vlmkit.types import Description, Detections, OcrResult, Points, VideoResult
 
 __all__ = [
     "CATEGORY_SINKS",
@@ -187,7 +187,13 @@ def _task_of(result: Any) -> str | None:
     task = getattr(provenance, "task", None)
     if task:
         return str(task)
-    kinds = {Description: "describe", Detections: "detect", OcrResult: "ocr", VideoResult: "video"}
+    kinds = {
+        Description: "describe",
+        Detections: "detect",
+        OcrResult: "ocr",
+        VideoResult: "video",
+        Points: "points",
+    }
     return next((t for kind, t in kinds.items() if isinstance(result, kind)), None)
 
 

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from vlmkit.backend import Backend, TaskRequest
     from vlmkit.records import BackendInfo, EngineInfo, SinkInfo
     from vlmkit.runtime import Runtime
-    from vlmkit.types import Description, Detections, OcrResult, VideoResult
+    from vlmkit.types import Description, Detections, OcrResult, Points, VideoResult
 
 __all__ = ["PROJECT_NAME", "REGISTRATION_HOOKS", "TASK_HOOKS", "VlmkitSpecs", "hookimpl"]
 
@@ -56,7 +56,14 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 REGISTRATION_HOOKS = ("vlmkit_backends", "vlmkit_sinks", "vlmkit_engines")
-TASK_HOOKS = ("vlmkit_describe", "vlmkit_detect", "vlmkit_segment", "vlmkit_ocr", "vlmkit_video")
+TASK_HOOKS = (
+    "vlmkit_describe",
+    "vlmkit_detect",
+    "vlmkit_segment",
+    "vlmkit_ocr",
+    "vlmkit_video",
+    "vlmkit_points",
+)
 
 
 class VlmkitSpecs:
@@ -116,3 +123,15 @@ class VlmkitSpecs:
         self, backend: Backend, request: TaskRequest, runtime: Runtime
     ) -> VideoResult | None:
         """Answer a question about a video, with timed events."""
+
+    @hookspec(firstresult=True)
+    def vlmkit_points(
+        self, backend: Backend, request: TaskRequest, runtime: Runtime
+    ) -> Points | None:
+        """Point at things in one image: labelled points in original-image pixels.
+
+        The generic route asks for Google's pointing format (``[{"point": [y, x], "label":
+        ...}]`` on 0–1000 for ``yxyx-1000`` backends) and parses it; a backend declares
+        ``"points"`` in its ``BackendInfo.tasks`` to be offered it. Added after the first
+        five tasks: backends that do not declare it are never called with it.
+        """

@@ -151,6 +151,10 @@ class AnswerCache:
     def lookup_video(self, backend, request, runtime):  # type: ignore[no-untyped-def]
         return self.lookup(backend, request, runtime)
 
+    @hookimpl(tryfirst=True, specname="vlmkit_points")
+    def lookup_points(self, backend, request, runtime):  # type: ignore[no-untyped-def]
+        return self.lookup(backend, request, runtime)
+
     @hookimpl(wrapper=True, specname="vlmkit_describe")
     def store_describe(self, backend, request, runtime):  # type: ignore[no-untyped-def]
         return (yield from self._around(backend, request, runtime))
@@ -169,6 +173,10 @@ class AnswerCache:
 
     @hookimpl(wrapper=True, specname="vlmkit_video")
     def store_video(self, backend, request, runtime):  # type: ignore[no-untyped-def]
+        return (yield from self._around(backend, request, runtime))
+
+    @hookimpl(wrapper=True, specname="vlmkit_points")
+    def store_points(self, backend, request, runtime):  # type: ignore[no-untyped-def]
         return (yield from self._around(backend, request, runtime))
 
 
@@ -219,4 +227,8 @@ class UsageMeter:
 
     @hookimpl(wrapper=True, specname="vlmkit_video")
     def meter_video(self, request):  # type: ignore[no-untyped-def]
+        return (yield from self._around(request))
+
+    @hookimpl(wrapper=True, specname="vlmkit_points")
+    def meter_points(self, request):  # type: ignore[no-untyped-def]
         return (yield from self._around(request))

@@ -959,6 +959,18 @@ def _polygons(value: Any) -> list[np.ndarray]:
 
 
 # -- points -----------------------------------------------------------------------------------
+def _point_row(value: Any, key: str, order: str) -> list[float]:
+    """One point's two numbers in the convention's ``order``; ``{"x": .., "y": ..}`` objects
+    are read by name, so their key order does not matter."""
+    if isinstance(value, Mapping):
+        keys = {str(k).lower(): v for k, v in value.items()}
+        if "x" in keys and "y" in keys:
+            x, y = _number(keys["x"]), _number(keys["y"])
+            return [y, x] if order == "yxyx" else [x, y]
+        raise _ItemError(f"{key} object has unexpected keys {sorted(keys)}")
+    return _numbers(value, 2, key)
+
+
 def parse_points(
     text: str,
     *,
@@ -967,22 +979,23 @@ def parse_points(
     transform: Transform | None = None,
     provenance: Provenance | None = None,
 ) -> Points:
-    """Parse a pointing answer (``[{"point": [y, x], "label": ...}]`` on 0–1000) into
-    :class:`~vlmkit.Points` in original-image pixels."""
+    """Parse a pointing answer (``[{"point": [y, x], "label": ...}]`` on 0–1000, the format
+    Google documents for Gemini) into :class:`~vlmkit.Points` in original-image pixels.
+
+    The same layer as boxes: the bounded JSON pass (fences, prose, truncated lists, dialect
+    repairs), the backend's ``convention``, the ``transform`` of a resized or padded image, and
+    a clamp into the image. An item without a usable point (missing, NaN, too many numbers, a
+    number past the float range) is skipped alone and listed in ``report.skipped``; extra keys
+    are kept in ``Point.attributes``.
+    """
     conv = Convention.parse(convention)
     tf = _resolve_transform(image_size, transform)
-
-    def accept(value: Any) -> bool:
-        items = _items_of(value)
-        return items is not None and (not items or any(isinstance(i, Mapping) for i in items))
-
-    found = extract_json(text, accept=accept)
+    found = extract_json(text, accept=_accept_items)
     items = _items_of(found.value) or []
-    skipped: list[SkippedItem] = []
-    rows: list[list[float]] = []
-    labels: list[str] = []
+    skipped: list[SkippedItem] = list(found.unreadable)
     unreadable = {s.index for s in found.unreadable}
-    skipped.extend(found.unreadable)
+    rows: list[list[float]] = []
+    extras: list[tuple[str, float | None, dict[str, Any]]] = []
     for index, item in enumerate(items):
         if not isinstance(item, Mapping):
             if index not in unreadable:
@@ -993,23 +1006,36 @@ def parse_points(
             key, value = _first(item, _POINT_KEYS)
             if key is None:
                 raise _ItemError("no point (expected a 'point' key)")
-            rows.append(_numbers(value, 2, key))
+            rows.append(_point_row(value, key, conv.order))
         except _ItemError as err:
             skipped.append(SkippedItem(index=index, reason=str(err), excerpt=_excerpt(item)))
             continue
-        labels.append(_label_of(item)[0])
+        label, label_key = _label_of(item)
+        score, score_key = _score_of(item)
+        used = {key, label_key, score_key}
+        extras.append((label, score, {k: v for k, v in item.items() if k not in used}))
     if items and not rows:
         raise ParseError(
-            f"none of the {len(items)} items in the answer is a usable point",
+            f"none of the {len(items)} items in the answer is a usable point "
+            f"({skipped[0].reason if skipped else 'unknown reason'})",
             raw_text=text,
             reason="no-usable-items",
+        )
+    if found.truncated and not rows:
+        raise ParseError(
+            "the answer was cut off before its first complete point",
+            raw_text=text,
+            reason="truncated",
         )
     point_convention = Convention(order=conv.order, scale=conv.scale)
     xy, clamped = points_to_pixels(np.asarray(rows).reshape(-1, 2), point_convention, tf)
     width, height = tf.original_size
     clipped = np.clip(xy, 0.0, [width, height])
     clamped += int(np.any(clipped != xy, axis=1).sum())
-    points = [(Point(x=x, y=y), label) for (x, y), label in zip(clipped, labels, strict=True)]
+    points = [
+        Point(x=x, y=y, label=label, score=score, attributes=attributes)
+        for (x, y), (label, score, attributes) in zip(clipped, extras, strict=True)
+    ]
     return Points(
         items=points,
         image_size=tf.original_size,

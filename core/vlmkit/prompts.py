@@ -64,6 +64,18 @@ OCR_BOXES = (
 )
 DESCRIBE = "What is shown in this image?"
 DESCRIBE_MANY = "Caption these images."
+# Google's pointing prompt (Gemini cookbook, Robotics-ER docs), for all prominent items...
+POINTS_ALL = (
+    "Point to no more than 10 items in the image. The label returned should be an identifying "
+    'name for the object detected. The answer should follow the json format: [{"point": '
+    '<point>, "label": <label1>}, ...]. The points are in [y, x] format normalized to 0-1000.'
+)
+# ... and for named things: one point per instance, in the same documented format.
+POINTS = (
+    "Point to the {things} in the image, one point per instance. The answer should follow the "
+    'json format: [{{"point": <point>, "label": <label1>}}, ...]. The points are in [y, x] '
+    "format normalized to 0-1000. {label_rule}"
+)
 VIDEO = (
     "Describe the key events in this video. For each event give its time range as MM:SS - MM:SS "
     "followed by a short description, one event per line."
@@ -76,6 +88,7 @@ DEFAULT_PROMPTS: dict[str, str] = {
     "ocr": OCR,
     "describe": DESCRIBE,
     "video": VIDEO,
+    "points": POINTS_ALL,
 }
 
 # The Gemini cookbook's system instruction for detection (keeps answers JSON and bounded).
@@ -98,6 +111,8 @@ TEMPLATE_NAMES: tuple[str, ...] = (
     "describe",
     "describe_many",
     "video",
+    "points",
+    "points_all",
 )
 
 
@@ -114,6 +129,9 @@ class PromptTemplates:
     describe: str = DESCRIBE
     describe_many: str = DESCRIBE_MANY
     video: str = VIDEO
+    # Added with the pointing task: templates built before it get Google's yxyx-1000 prompts.
+    points: str = POINTS
+    points_all: str = POINTS_ALL
 
     def with_overrides(self, overrides: Mapping[str, str] | None) -> PromptTemplates:
         """These templates with a backend's own ones in place (unknown names are refused)."""
@@ -136,6 +154,7 @@ GOOGLE = PromptTemplates(
 )
 
 _AXES = {"yxyx": "[ymin, xmin, ymax, xmax]", "xyxy": "[x1, y1, x2, y2]"}
+_POINT_AXES = {"yxyx": "y, x", "xyxy": "x, y"}
 
 
 def _grid(convention: Convention) -> str:
@@ -158,7 +177,15 @@ def _coordinate_templates(convention: Convention) -> PromptTemplates:
         f'contains {box}, the segmentation mask of that box in the key "mask" as a base64 PNG, '
         'and the text label in the key "label". {label_rule}'
     )
+    point = f"[{_POINT_AXES[convention.order]}] {_grid(convention)}"
+    points = (
+        "Point to the {things} in the image, one point per instance. Output a JSON list where "
+        f'each entry contains the point in the key "point" as {point} and the text label in the '
+        'key "label". {label_rule}'
+    )
     return PromptTemplates(
+        points=points,
+        points_all=points.format(things="prominent items (at most 10)", label_rule=DESCRIPTIVE),
         detect=detect,
         detect_all=(
             "Detect all of the prominent items in the image. Output a JSON list where each entry "
@@ -198,6 +225,9 @@ def templates_for(
         base = _coordinate_templates(parsed)
     return base.with_overrides(overrides)
 
+
+#: the tasks whose prompt names the things to find (labels or a short description)
+_FIND_TASKS = ("detect", "segment", "points")
 
 _ARTICLE = re.compile(r"^(?:the|a|an)\s+", re.IGNORECASE)
 _DETERMINER = re.compile(
@@ -252,8 +282,8 @@ def labels_prompt(
     description of the things to find and the model picks descriptive labels."""
     names = [str(label).strip() for label in labels if str(label).strip()]
     if not names:
-        return templates.segment_all if task == "segment" else templates.detect_all
-    template = templates.segment if task == "segment" else templates.detect
+        return str(getattr(templates, f"{task}_all", templates.detect_all))
+    template = str(getattr(templates, task)) if task in _FIND_TASKS else templates.detect
     description = names[0] if not exact and len(names) == 1 else ""
     return _fill(template, names, exact=exact, description=description)
 
@@ -279,7 +309,7 @@ def _default(task: str, templates: PromptTemplates, images: int, boxes: bool) ->
         return templates.describe_many if images > 1 else templates.describe
     if task == "ocr":
         return templates.ocr_boxes if boxes else templates.ocr
-    if task in ("detect", "segment"):
+    if task in _FIND_TASKS:
         return labels_prompt(task, (), templates=templates)
     return str(getattr(templates, task))
 
@@ -308,10 +338,10 @@ def prompt_for(
     if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
         return _default(task, chosen, images, boxes), ()
     if isinstance(prompt, str):
-        if task in ("detect", "segment") and not is_instruction(prompt):
+        if task in _FIND_TASKS and not is_instruction(prompt):
             return labels_prompt(task, [prompt], exact=False, templates=chosen), ()
         return prompt, ()
     labels = tuple(str(label) for label in prompt)
-    if task in ("detect", "segment"):
+    if task in _FIND_TASKS:
         return labels_prompt(task, labels, templates=chosen), labels
     raise TypeError(f"{task} takes a prompt string, not a list of labels")

@@ -26,8 +26,8 @@ __all__ = [
     "normalize_name",
 ]
 
-Task = Literal["describe", "detect", "segment", "ocr", "video"]
-TASKS: tuple[str, ...] = ("describe", "detect", "segment", "ocr", "video")
+Task = Literal["describe", "detect", "segment", "ocr", "video", "points"]
+TASKS: tuple[str, ...] = ("describe", "detect", "segment", "ocr", "video", "points")
 MEDIA: tuple[str, ...] = ("image", "video")
 #: How a backend can track objects through a video: ``frames`` (detect on each sampled frame,
 #: any backend that detects) and ``native`` (one ``video`` request for boxes at timestamps).

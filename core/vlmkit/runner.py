@@ -60,7 +60,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-RUN_TASKS = ("detect", "segment", "describe", "ocr")
+RUN_TASKS = ("detect", "segment", "describe", "ocr", "points")
 LEDGER_NAME = "results.jsonl"
 
 

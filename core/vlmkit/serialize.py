@@ -383,17 +383,39 @@ def _video_from(data: Mapping[str, Any], common: dict[str, Any]) -> VideoResult:
     )
 
 
+def _point_to(point: Point) -> dict[str, Any]:
+    out: dict[str, Any] = {"x": point.x, "y": point.y, "label": point.label}
+    if point.score is not None:
+        out["score"] = point.score
+    if point.attributes:
+        out["attributes"] = _json_value(point.attributes)
+    return out
+
+
+def _point_from(data: Any) -> Point:
+    if isinstance(data, (list, tuple)):  # the first ledgers wrote [x, y, label]
+        x, y, label = data
+        return Point(x=x, y=y, label=label)
+    return Point(
+        x=data["x"],
+        y=data["y"],
+        label=data.get("label", ""),
+        score=data.get("score"),
+        attributes=data.get("attributes") or {},
+    )
+
+
 def _points_to(result: Points) -> dict[str, Any]:
     return {
         "image_size": list(result.image_size),
-        "items": [[p.x, p.y, label] for p, label in result.items],
+        "items": [_point_to(p) for p in result.items],
     }
 
 
 def _points_from(data: Mapping[str, Any], common: dict[str, Any]) -> Points:
     return Points(
         image_size=data["image_size"],
-        items=tuple((Point(x=x, y=y), label) for x, y, label in data.get("items", ())),
+        items=tuple(_point_from(p) for p in data.get("items", ())),
         **common,
     )
 

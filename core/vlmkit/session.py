@@ -29,7 +29,7 @@ from vlmkit.records import BackendInfo, EngineInfo, Option, SinkInfo
 from vlmkit.runtime import REQUEST_GATE, Runtime
 from vlmkit.sink import Sink
 from vlmkit.tasks import GenericTasks
-from vlmkit.types import Description, Detections, OcrResult, Usage, VideoResult
+from vlmkit.types import Description, Detections, OcrResult, Points, Usage, VideoResult
 
 if TYPE_CHECKING:
     from vlmkit.runner import Run
@@ -297,6 +297,24 @@ class Session:
             images=(self._load(image),),
             labels=labels,
             options={**options, "threshold": int(threshold)},
+            description=prompt,
+        )
+
+    def points(
+        self, image: Any, prompt: str | Sequence[str] | None = None, **options: Any
+    ) -> Points:
+        """Point at things: labelled points in original-image pixels (Google's pointing task).
+
+        ``prompt`` is a list of labels, a short description of the things to point at, or a
+        full instruction; without one the model points at up to 10 prominent items.
+        """
+        text, labels = self._prompt("points", prompt)
+        return self._call(
+            "points",
+            text,
+            images=(self._load(image),),
+            labels=labels,
+            options=options,
             description=prompt,
         )
 

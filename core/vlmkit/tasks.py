@@ -25,6 +25,7 @@ from vlmkit.parsing import (
     parse_description,
     parse_detections,
     parse_ocr,
+    parse_points,
     parse_video,
 )
 from vlmkit.prompts import SYSTEM_PROMPTS
@@ -35,13 +36,14 @@ from vlmkit.types import (
     FinishReason,
     OcrResult,
     ParseReport,
+    Points,
     Provenance,
     VideoResult,
 )
 
 __all__ = ["GenericTasks", "build_request", "provenance_for", "run_generic"]
 
-_JSON_TASKS = ("detect", "segment")
+_JSON_TASKS = ("detect", "segment", "points")
 
 
 def _prepare(backend: Backend, request: TaskRequest) -> tuple[SentImage, ...]:
@@ -179,6 +181,35 @@ class GenericTasks:
         if generation.finish is FinishReason.MAX_TOKENS and not result.report.truncated:
             result = attrs.evolve(result, report=attrs.evolve(result.report, truncated=True))
         return result
+
+    @hookimpl(trylast=True)
+    def vlmkit_points(self, backend: Backend, request: TaskRequest, runtime: Runtime) -> Points:
+        sent, generation, provenance = _call(runtime, backend, request)
+        transform = _transform(sent, generation)
+        if _unfinished(generation):
+            return Points(
+                image_size=transform.original_size,
+                provenance=attrs.evolve(provenance, finish=_empty_finish(generation)),
+            )
+        assert generation.text is not None
+        try:
+            result = parse_points(
+                generation.text,
+                transform=transform,
+                convention=backend.convention,
+                provenance=provenance,
+            )
+        except ParseError as err:
+            if generation.finish is FinishReason.STOP or err.reason != "truncated":
+                raise
+            return Points(
+                image_size=transform.original_size,
+                provenance=provenance,
+                report=ParseReport(truncated=generation.finish is FinishReason.MAX_TOKENS),
+            )
+        if request.labels and request.settings.get("only_labels", False):
+            result = result.filter(request.labels)
+        return _flag_cut(result, generation)
 
     @hookimpl(trylast=True)
     def vlmkit_describe(

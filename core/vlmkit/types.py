@@ -48,6 +48,14 @@ def _as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(value)
 
 
+def _attributes(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    return dict(value or {})
+
+
+def _label(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
 def _finite(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not math.isfinite(value):
         raise ConfigError(f"{attribute.name} must be a finite number, got {value!r}")
@@ -127,10 +135,24 @@ class Box:
 
 @attrs.frozen(kw_only=True)
 class Point:
-    """A point in original-image pixels."""
+    """A point in original-image pixels, with what the model said about it.
+
+    The answer of the pointing task (:class:`Points`) is made of these: ``label`` names the
+    thing pointed at, ``score`` is the model's confidence when it gave one, ``attributes``
+    holds any other keys of the answer's item. A bare ``Point(x=..., y=...)`` is plain
+    geometry (:attr:`Detection.point`).
+    """
 
     x: float = attrs.field(converter=float, validator=_finite)
     y: float = attrs.field(converter=float, validator=_finite)
+    label: str = attrs.field(default="", converter=_label)
+    score: float | None = attrs.field(default=None)
+    attributes: dict[str, Any] = attrs.field(factory=dict, converter=_attributes, hash=False)
+
+    @score.validator
+    def _check_score(self, _attribute: object, value: float | None) -> None:
+        if value is not None and not math.isfinite(value):
+            raise ConfigError(f"score must be finite, got {value!r}")
 
     @property
     def xy(self) -> tuple[float, float]:
@@ -411,14 +433,6 @@ class Result:
         return self.finish is FinishReason.STOP and not self.report.truncated
 
 
-def _attributes(value: Mapping[str, Any] | None) -> dict[str, Any]:
-    return dict(value or {})
-
-
-def _label(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
 def _tracker_id(value: Any) -> int | None:
     if value is None:
         return None
@@ -650,25 +664,63 @@ def _label_lookup(label_map: LabelMap | Sequence[str] | Mapping[str, int] | None
     return lookup
 
 
+def _point_items(value: Iterable[Any]) -> tuple[Point, ...]:
+    """Points as given, or the older ``(Point, label)`` pairs folded into labelled points."""
+    items = []
+    for item in value:
+        if isinstance(item, Point):
+            items.append(item)
+        elif isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], Point):
+            items.append(attrs.evolve(item[0], label=_label(item[1])))
+        else:
+            raise ConfigError(f"Points items must be vlmkit.Point values, got {item!r}")
+    return tuple(items)
+
+
 @attrs.frozen(kw_only=True)
 class Points(Result):
-    """Labelled points found in one image (the "point to ..." task)."""
+    """Labelled points found in one image (the pointing task), in pixels of that image."""
 
-    items: tuple[tuple[Point, str], ...] = attrs.field(default=(), converter=_as_tuple)
+    items: tuple[Point, ...] = attrs.field(default=(), converter=_point_items)
     image_size: tuple[int, int] = attrs.field(converter=_size)
 
     def __len__(self) -> int:
         return len(self.items)
 
+    def __iter__(self) -> Iterator[Point]:
+        return iter(self.items)
+
+    @overload
+    def __getitem__(self, index: int) -> Point: ...
+    @overload
+    def __getitem__(self, index: slice) -> Points: ...
+    def __getitem__(self, index: int | slice) -> Point | Points:
+        if isinstance(index, slice):
+            return attrs.evolve(self, items=self.items[index])
+        return self.items[index]
+
     @property
     def xy(self) -> np.ndarray:
+        """``(N, 2)`` float64 array of ``x, y`` pixels."""
         if not self.items:
             return np.zeros((0, 2), dtype=np.float64)
-        return np.array([p.xy for p, _ in self.items], dtype=np.float64)
+        return np.array([p.xy for p in self.items], dtype=np.float64)
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return tuple(label for _, label in self.items)
+        return tuple(p.label for p in self.items)
+
+    @property
+    def scores(self) -> np.ndarray:
+        """``(N,)`` float64 scores; NaN where the model gave none."""
+        return np.array(
+            [np.nan if p.score is None else p.score for p in self.items], dtype=np.float64
+        )
+
+    def filter(self, labels: Iterable[str]) -> Points:
+        """Keep only points whose label is one of ``labels`` (case-insensitive)."""
+        wanted = {label.casefold() for label in labels}
+        return attrs.evolve(self, items=[p for p in self.items if p.label.casefold() in wanted])
 
 
 @attrs.frozen(kw_only=True)

@@ -25,6 +25,8 @@ MASK_PNG = "data:image/png;base64," + base64.b64encode(_buffer.getvalue()).decod
 DETECT = '```json\n[{"box_2d": [100, 200, 500, 600], "label": "cat"}]\n```'
 SEGMENT = f'[{{"box_2d": [0, 0, 500, 500], "mask": "{MASK_PNG}", "label": "ramp"}}]'
 VIDEO = "00:00 - 00:01 a grey screen\n00:01 - 00:02 it turns white"
+# Google's pointing format ([y, x] on 0-1000); the dog lies off the grid and is clamped.
+POINTS = '[{"point": [250, 100], "label": "cat"}, {"point": [500, 1200], "label": "dog"}]'
 OPTIONS = (
     vlmkit.Option(name="max_soft_tokens", type=int, choices=(70, 140, 280)),
     vlmkit.Option(name="api_token", type=str),
@@ -48,6 +50,7 @@ SCRIPT = {
     "describe": _describe,
     "ocr": _ocr,
     "video": VIDEO,
+    "points": POINTS,
 }
 
 

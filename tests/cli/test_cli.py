@@ -76,7 +76,7 @@ def test_backends_table_and_json(vlm):
     table = vlm("backends")
     assert table.exit_code == 0, table.output
     rows = {line.split()[0]: line for line in table.stdout.splitlines()[1:] if line.strip()}
-    assert "describe, detect, ocr, segment, video" in rows["scripted"]
+    assert "describe, detect, ocr, points, segment, video" in rows["scripted"]
     assert "image, video" in rows["scripted"]
     assert "problems" not in table.stdout
 
@@ -94,7 +94,7 @@ def test_sinks_lists_the_core_sinks_with_their_distribution(vlm):
         assert name in result.stdout
     listed = json.loads(vlm("sinks", "--json").stdout)
     coco = next(s for s in listed["sinks"] if s["name"] == "coco")
-    assert coco["accepts"] == ["detect", "segment"]
+    assert coco["accepts"] == ["detect", "points", "segment"]
     assert coco["distribution"].startswith("vlmkit ")
 
 

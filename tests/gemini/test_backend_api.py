@@ -39,7 +39,7 @@ def test_both_backends_are_registered_through_the_entry_point():
     backends = vlmkit.Session().backends()
     for name in ("gemini-api", "gemini-vertex"):
         info = backends[name]
-        assert info.tasks == {"describe", "detect", "segment", "ocr", "video"}
+        assert info.tasks == {"describe", "detect", "segment", "ocr", "video", "points"}
         assert info.media == {"image", "video"}
         assert info.distribution.startswith("vlmkit-gemini ")
         assert info.plugin == "gemini"

@@ -116,7 +116,7 @@ def test_sinks_are_registered_through_the_entry_point():
     points = {e.name: e.value for e in entry_points(group="vlmkit")}
     assert points.get("sinks") == "vlmkit.sinks.plugin"
     assert set(REGISTRY) == {"coco", "yolo", "annotate", "jsonl"}
-    assert REGISTRY["coco"].accepts == {"detect", "segment"}
+    assert REGISTRY["coco"].accepts == {"detect", "segment", "points"}
 
 
 @pytest.mark.parametrize("name", ["coco", "yolo", "annotate", "jsonl"])

@@ -237,13 +237,31 @@ def test_video_round_trip(result):
 @given(
     st.builds(
         Points,
-        items=st.lists(st.tuples(st.builds(Point, x=floats, y=floats), text), max_size=4),
+        items=st.lists(
+            st.builds(
+                Point,
+                x=floats,
+                y=floats,
+                label=text,
+                score=st.none() | st.floats(0, 1),
+                attributes=st.dictionaries(text, json_values, max_size=2),
+            ),
+            max_size=4,
+        ),
         image_size=sizes,
         **common,
     )
 )
 def test_points_round_trip(result):
     assert roundtrip(result) == result
+
+
+def test_points_from_the_first_ledger_format_still_read():
+    data = result_to_dict(Points(image_size=(10, 10), items=[Point(x=1, y=2, label="cup")]))
+    data["items"] = [[1.0, 2.0, "cup"]]  # how ledgers wrote points before labels had scores
+    assert result_from_dict(data) == Points(
+        image_size=(10, 10), items=[Point(x=1, y=2, label="cup")]
+    )
 
 
 def test_dict_shape_is_versioned_and_typed():

@@ -197,6 +197,7 @@ class LabelTask(enum.StrEnum):
     segment = "segment"
     describe = "describe"
     ocr = "ocr"
+    points = "points"
     track = "track"
 
 
@@ -416,6 +417,38 @@ def segment(
 
 
 @app.command(rich_help_panel=TASKS_PANEL)
+def points(
+    ctx: typer.Context,
+    images: Images,
+    prompt: Prompt = None,
+    label: Labels = None,
+    backend: Backend = DEFAULT_BACKEND,
+    model: Model = None,
+    option: Options = None,
+    config: Config = None,
+    as_json: Json = False,
+    out: Out = None,
+    cache: Cache = True,
+    plugin: PluginFlag = None,
+    strict: StrictFlag = False,
+    verbose: VerboseFlag = 0,
+) -> None:
+    """Point at things: one line per point (label, x, y in original-image pixels)."""
+    state = command_state(ctx, plugin, strict, verbose)
+    with guarded(state):
+        what = _what_to_find(prompt, label)
+        session, options = _task_session(state, backend, model, option, config, cache)
+        with session:
+            _per_image(
+                state,
+                images,
+                lambda image: session.points(image, what, **options),
+                as_json=as_json,
+                out=out,
+            )
+
+
+@app.command(rich_help_panel=TASKS_PANEL)
 def describe(
     ctx: typer.Context,
     images: Images,
@@ -600,7 +633,7 @@ def label(
     task: Annotated[
         LabelTask,
         typer.Option(
-            metavar="detect|segment|describe|ocr|track",
+            metavar="detect|segment|describe|ocr|points|track",
             help="The task to run on every image; track: follow objects through every video.",
         ),
     ] = LabelTask.detect,

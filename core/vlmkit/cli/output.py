@@ -20,7 +20,7 @@ from vlmkit.serialize import to_json
 
 if TYPE_CHECKING:
     from vlmkit.plugins import PluginFailure
-    from vlmkit.types import Box, Detections, OcrResult, Result, VideoResult
+    from vlmkit.types import Box, Detections, OcrResult, Points, Result, VideoResult
 
 __all__ = ["ResultPrinter", "format_time", "print_listing"]
 
@@ -77,6 +77,16 @@ def detection_lines(result: Detections) -> list[str]:
     return lines
 
 
+def point_lines(result: Points) -> list[str]:
+    labels = [safe_line(label) or "(no label)" for label in result.labels]
+    width = min(max((len(label) for label in labels), default=0), _MAX_LABEL_WIDTH)
+    lines = []
+    for label, point in zip(labels, result.items, strict=True):
+        line = f"{label.ljust(width)}  ({point.x:.1f}, {point.y:.1f})"
+        lines.append(line + (f"  score={point.score:.2f}" if point.score is not None else ""))
+    return lines
+
+
 def ocr_lines(result: OcrResult, *, boxes: bool) -> list[str]:
     if boxes and any(block.box is not None for block in result.blocks):
         return [
@@ -99,10 +109,12 @@ def video_lines(result: VideoResult) -> list[str]:
 
 
 def human_lines(result: Result, *, boxes: bool = False) -> list[str]:
-    from vlmkit.types import Description, Detections, OcrResult, VideoResult
+    from vlmkit.types import Description, Detections, OcrResult, Points, VideoResult
 
     if isinstance(result, Detections):
         return detection_lines(result)
+    if isinstance(result, Points):
+        return point_lines(result)
     if isinstance(result, OcrResult):
         return ocr_lines(result, boxes=boxes)
     if isinstance(result, VideoResult):
@@ -114,7 +126,7 @@ def human_lines(result: Result, *, boxes: bool = False) -> list[str]:
 
 def notes(result: Result) -> list[str]:
     """What deserves a look: repairs and skipped items, an unusual finish, an empty answer."""
-    from vlmkit.types import Detections
+    from vlmkit.types import Detections, Points
 
     found = []
     if result.provenance is not None and result.provenance.cached:
@@ -127,6 +139,8 @@ def notes(result: Result) -> list[str]:
         found.append(f"finish reason: {finish}" + (f" ({hint})" if hint else ""))
     if isinstance(result, Detections) and not len(result):
         found.append("no detections")
+    if isinstance(result, Points) and not len(result):
+        found.append("no points")
     return found
 
 

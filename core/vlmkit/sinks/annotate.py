@@ -9,6 +9,8 @@ appended). Previews are staged as items arrive and all appear at :meth:`Annotate
 * Detections: ``sv.MaskAnnotator`` (masks passed as ``sv.CompactMask``, crop-sized),
   ``sv.BoxAnnotator`` and a label annotator, all with ``sv.ColorLookup.CLASS`` and class ids that
   stay stable for the whole run, so a class keeps its colour on every image.
+* Points: a dot (``sv.DotAnnotator``, dark outline) on each point, coloured by class like
+  boxes, with its label placed inside the image by the same label annotator.
 * OCR: the blocks that have boxes are drawn with their text; the full text goes in a caption
   strip under the image. Descriptions: a caption strip.
 
@@ -64,7 +66,7 @@ from vlmkit.sink import (
     safe_join,
     utf8_safe,
 )
-from vlmkit.types import Description, Detections, LabelMap, OcrResult
+from vlmkit.types import Description, Detections, LabelMap, OcrResult, Points
 
 __all__ = ["AnnotateSink", "find_font", "has_glyph", "needs_cjk"]
 
@@ -285,7 +287,7 @@ class AnnotateSink(StagedSink):
     0.5), ``quality`` (JPEG/WebP, 90), ``masks`` and ``labels`` (draw them; default true).
     """
 
-    accepts = frozenset({"detect", "segment", "ocr", "describe"})
+    accepts = frozenset({"detect", "segment", "ocr", "describe", "points"})
 
     def __init__(
         self,
@@ -335,7 +337,7 @@ class AnnotateSink(StagedSink):
     # ------------------------------------------------------------------------------------
     def write(self, item: SinkItem) -> None:
         result = item.result
-        if not isinstance(result, Detections | OcrResult | Description):
+        if not isinstance(result, Detections | OcrResult | Description | Points):
             logger.debug("annotate sink: skipping %s (%s)", item.key, type(result).__name__)
             return
         target = self._target(item.key)
@@ -363,6 +365,8 @@ class AnnotateSink(StagedSink):
             with self._lock:  # class ids are shared state
                 sv_detections = result.to_supervision(self.label_map)
             image = self._draw(image, sv_detections, self._labels(result))
+        elif isinstance(result, Points):
+            image = self._draw_points(image, result)
         elif isinstance(result, OcrResult):
             image = self._draw_ocr(image, result)
             image = self._caption(image, utf8_safe(result.text))
@@ -419,7 +423,9 @@ class AnnotateSink(StagedSink):
             self._warned_font = True
         return path
 
-    def _draw(self, image, detections, labels: list[str], *, by_class: bool = True):
+    def _draw(self, image, detections, labels: list[str], *, by_class: bool = True, dots: int = 0):
+        """Masks, boxes and labels; with ``dots`` (a radius), a dot at each box centre instead
+        of the box (the pointing task's small boxes around each point)."""
         import supervision as sv
 
         width, height = image.size
@@ -433,9 +439,13 @@ class AnnotateSink(StagedSink):
                 scene, detections
             )
         thickness = self.thickness or max(2, round(longest / 500))
-        scene = sv.BoxAnnotator(thickness=thickness, color_lookup=lookup).annotate(
-            scene, detections
-        )
+        if dots:
+            marker: Any = sv.DotAnnotator(
+                radius=dots, color_lookup=lookup, outline_thickness=max(1, dots // 4)
+            )
+        else:
+            marker = sv.BoxAnnotator(thickness=thickness, color_lookup=lookup)
+        scene = marker.annotate(scene, detections)
         if self.draw_labels and any(labels):
             if all(label.isascii() for label in labels):
                 annotator: Any = sv.LabelAnnotator(
@@ -457,6 +467,27 @@ class AnnotateSink(StagedSink):
         from PIL import Image
 
         return Image.fromarray(np.ascontiguousarray(scene[:, :, ::-1]))
+
+    def _draw_points(self, image, result: Points):
+        import supervision as sv
+
+        if not len(result):
+            return image
+        width, height = image.size
+        radius = max(5, round(max(width, height) / 120), (self.thickness or 0) * 2)
+        # centres on pixels of the image (a point clamped to the right edge sits on x = width)
+        xy = np.clip(result.xy, 0.0, [width - 1, height - 1])
+        with self._lock:  # class ids are shared state
+            class_id = np.array([self.label_map.id(p.label) for p in result], dtype=int)
+        detections = sv.Detections(
+            xyxy=np.hstack([xy - radius, xy + radius]).astype(np.float32),
+            class_id=class_id,
+        )
+        labels = [
+            utf8_safe(p.label if p.score is None else f"{p.label} {p.score:.2f}".strip())
+            for p in result
+        ]
+        return self._draw(image, detections, labels, dots=radius)
 
     def _draw_ocr(self, image, result: OcrResult):
         import supervision as sv

@@ -20,8 +20,11 @@ Masks (``mask_format``):
   sink logs one warning per run the first time it drops one (``holes_dropped`` counts them).
   A mask with no traceable contour (single pixels, 1-pixel lines) is written as RLE instead.
 
-Annotations without a mask carry no ``segmentation`` key. Only ``detect``/``segment`` results
-(:class:`~vlmkit.Detections`) are written; other results are skipped. Labels never become file
+Annotations without a mask carry no ``segmentation`` key. ``points`` results
+(:class:`~vlmkit.Points`) are written as COCO keypoints: each point is an annotation of its
+label's category with ``keypoints: [x, y, 2]`` (2: labelled and visible), ``num_keypoints`` 1,
+and a zero-size ``bbox``/``area`` at the point; such categories declare ``keypoints:
+["point"]`` and an empty ``skeleton``. Other results are skipped. Labels never become file
 names. The file is UTF-8: a character UTF-8 cannot encode (a lone surrogate in a model's label)
 is written as U+FFFD — in the category name too, so such labels share one category (the ledger
 keeps the exact text).
@@ -52,7 +55,7 @@ from vlmkit.sink import (
     safe_join,
     utf8_safe,
 )
-from vlmkit.types import Detections, LabelMap, Mask
+from vlmkit.types import Detections, LabelMap, Mask, Points
 
 __all__ = ["CocoSink"]
 
@@ -96,6 +99,19 @@ def _visible_area(mask: Mask, image_size: tuple[int, int]) -> int:
     return int(np.count_nonzero(mask.binary[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]))
 
 
+def _keypoint(point: Any) -> dict[str, Any]:
+    """A point as a one-keypoint COCO annotation (visibility 2: labelled and visible)."""
+    return {
+        "category_id": utf8_safe(point.label),  # the label, until to_dict numbers them
+        "keypoints": [point.x, point.y, 2],
+        "num_keypoints": 1,
+        "bbox": [point.x, point.y, 0.0, 0.0],
+        "area": 0.0,
+        "iscrowd": 0,
+        "score": point.score if point.score is not None else 1.0,
+    }
+
+
 class CocoSink(StagedSink):
     """Collects detections of a run and writes one COCO JSON at :meth:`close`.
 
@@ -104,7 +120,7 @@ class CocoSink(StagedSink):
     (``"rle"`` or ``"polygon"``), ``indent`` (JSON indentation, default compact).
     """
 
-    accepts = frozenset({"detect", "segment"})
+    accepts = frozenset({"detect", "segment", "points"})
 
     def __init__(
         self,
@@ -137,7 +153,7 @@ class CocoSink(StagedSink):
     # ------------------------------------------------------------------------------------
     def write(self, item: SinkItem) -> None:
         result = item.result
-        if not isinstance(result, Detections):
+        if not isinstance(result, Detections | Points):
             logger.debug("coco sink: skipping %s (%s)", item.key, type(result).__name__)
             return
         # file_name is data, but COCO readers (supervision's included) refuse names that climb
@@ -146,7 +162,10 @@ class CocoSink(StagedSink):
         relative_parts(item.key)
         size = result.image_size
         with self._lock:
-            annotations = [self._annotation(det, size) for det in result.items]
+            if isinstance(result, Points):
+                annotations = [_keypoint(point) for point in result.items]
+            else:
+                annotations = [self._annotation(det, size) for det in result.items]
             # A key written twice (a retried item) keeps its image id position, newest content.
             self._images[item.key] = {
                 "file_name": item.key,
@@ -196,6 +215,7 @@ class CocoSink(StagedSink):
         # Deterministic ids, whatever order the answers came in: images in key order;
         # categories as fixed by ``categories``, then in first appearance in key order.
         label_map = LabelMap(self.label_map.names)
+        pointed: set[str] = set()  # categories with keypoint annotations
         ordered = [self._images[key] for key in sorted(self._images)]
         for image_id, entry in enumerate(ordered, start=1):
             images.append(
@@ -208,12 +228,15 @@ class CocoSink(StagedSink):
             )
             for ann in entry["annotations"]:
                 category_id = label_map.id(ann["category_id"]) + 1
+                if "keypoints" in ann:
+                    pointed.add(ann["category_id"])
                 annotations.append(
                     {"id": len(annotations) + 1, "image_id": image_id, **ann}
                     | {"category_id": category_id}
                 )
-        categories = [
+        categories: list[dict[str, Any]] = [
             {"id": i, "name": name, "supercategory": "object"}
+            | ({"keypoints": ["point"], "skeleton": []} if name in pointed else {})
             for i, name in enumerate(label_map.names, start=1)
         ]
         return {

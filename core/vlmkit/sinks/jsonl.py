@@ -27,7 +27,7 @@ __all__ = ["JsonlSink"]
 class JsonlSink(StagedSink):
     """Writes ledger-format lines to ``results.jsonl`` (option ``filename``)."""
 
-    accepts = frozenset({"describe", "detect", "segment", "ocr", "video"})
+    accepts = frozenset({"describe", "detect", "segment", "ocr", "video", "points"})
 
     def __init__(
         self, out_dir: str | Path, *, filename: str = "results.jsonl", **options: Any

@@ -55,8 +55,8 @@ def vlmkit_sinks() -> list[SinkInfo]:
         SinkInfo(
             name="coco",
             factory=_coco,
-            accepts={"detect", "segment"},
-            description="one COCO JSON (boxes; masks as exact RLE or polygons)",
+            accepts={"detect", "segment", "points"},
+            description="one COCO JSON (boxes; masks as exact RLE or polygons; points: keypoints)",
             options=(
                 Option(name="filename", default="annotations.json", help="the JSON file"),
                 _CATEGORIES,
@@ -83,7 +83,7 @@ def vlmkit_sinks() -> list[SinkInfo]:
         SinkInfo(
             name="annotate",
             factory=_annotate,
-            accepts={"detect", "segment", "ocr", "describe"},
+            accepts={"detect", "segment", "ocr", "describe", "points"},
             description="annotated preview images (boxes, masks, labels in any script)",
             options=(
                 Option(name="folder", default="annotated", help="sub-folder of the images"),
@@ -100,7 +100,7 @@ def vlmkit_sinks() -> list[SinkInfo]:
         SinkInfo(
             name="jsonl",
             factory=_jsonl,
-            accepts={"describe", "detect", "segment", "ocr", "video"},
+            accepts={"describe", "detect", "segment", "ocr", "video", "points"},
             description="lossless results as ledger lines (results.jsonl)",
             options=(Option(name="filename", default="results.jsonl", help="the JSONL file"),),
         ),

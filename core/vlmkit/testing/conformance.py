@@ -28,7 +28,7 @@ from vlmkit.errors import ConfigError, UnsupportedTask, VlmkitError
 from vlmkit.geometry import Convention
 from vlmkit.records import TASKS, Option
 from vlmkit.testing.oracle import TARGET_COLORS, OracleSample, oracle_samples, tolerance_px
-from vlmkit.types import Description, Detections, Mask, OcrResult, Result, VideoResult
+from vlmkit.types import Description, Detections, Mask, OcrResult, Points, Result, VideoResult
 
 __all__ = ["ConformanceReport", "check_backend", "sample_images"]
 
@@ -38,6 +38,7 @@ _RESULT_TYPES: dict[str, type[Result]] = {
     "segment": Detections,
     "ocr": OcrResult,
     "video": VideoResult,
+    "points": Points,
 }
 
 
@@ -129,6 +130,12 @@ def _check_result(task: str, result: Any, size: tuple[int, int], where: str) -> 
                 problems.append(f"{where}: label is not a string: {detection.label!r}")
             if detection.mask is not None and not isinstance(detection.mask, Mask):
                 problems.append(f"{where}: mask is not a vlmkit.Mask")
+    if isinstance(result, Points):
+        if result.image_size != size:
+            problems.append(f"{where}: image_size {result.image_size} != original size {size}")
+        xy, (w, h) = result.xy, size
+        if len(xy) and ((xy < 0).any() or (xy[:, 0] > w).any() or (xy[:, 1] > h).any()):
+            problems.append(f"{where}: points outside the image: {xy.tolist()}")
     if isinstance(result, (Description, OcrResult, VideoResult)) and not isinstance(
         result.text, str
     ):
@@ -136,13 +143,21 @@ def _check_result(task: str, result: Any, size: tuple[int, int], where: str) -> 
     return problems
 
 
-def _check_accuracy(sample: OracleSample, result: Detections, where: str) -> tuple[list[str], bool]:
-    """Compare boxes with the sample's targets; also say whether the answer named any target."""
+def _check_accuracy(
+    sample: OracleSample, result: Detections | Points, where: str
+) -> tuple[list[str], bool]:
+    """Compare boxes (or points, with the targets' centres) with the sample's targets; also say
+    whether the answer named any target."""
     problems: list[str] = []
     tolerance = tolerance_px(sample.size)
     named = any(label in TARGET_COLORS for label in result.labels)
     for target in sample.targets:
-        boxes = [d.box.xyxy for d in result if d.label == target.label]
+        if isinstance(result, Points):
+            x0, y0, x1, y1 = target.xyxy
+            target = attrs.evolve(target, xyxy=((x0 + x1) / 2, (y0 + y1) / 2) * 2)
+            boxes = [(p.x, p.y, p.x, p.y) for p in result if p.label == target.label]
+        else:
+            boxes = [d.box.xyxy for d in result if d.label == target.label]
         if not boxes:
             problems.append(f"{where}: the {target.label} at {list(target.xyxy)} was not found")
             continue
@@ -176,7 +191,7 @@ def check_backend(
     ``plugins``: plugins to register (a backend not installed as a distribution); then no
     installed plugin loads unless ``entrypoints`` says so. ``entrypoints`` (default): only the
     installed plugin providing ``backend`` and vlmkit's built-ins; ``True``: every installed
-    plugin, strictly. ``tasks``: the tasks to run (default: all five; undeclared ones must be
+    plugin, strictly. ``tasks``: the tasks to run (default: all of them; undeclared ones must be
     refused). ``accuracy=False`` skips the oracle comparison of boxes (for a backend whose
     model cannot be faked, such as a random test checkpoint); ``huge=False`` leaves out the
     3001×2003 sample. Other keywords go to the backend's factory.
@@ -228,13 +243,13 @@ def check_backend(
                         continue
                     size = load_image(data).size if data is not None else (0, 0)
                     found = _check_result(task, result, size, where)
-                    if accuracy and not found and isinstance(result, Detections) and name:
+                    if accuracy and not found and isinstance(result, (Detections, Points)):
                         off, hit = _check_accuracy(oracle[name], result, where)
                         found.extend(off)
                         named = named or hit
                     report.problems.extend(found)
                     report.checked.append(where)
-        located = wanted & set(info.tasks) & {"detect", "segment"}
+        located = wanted & set(info.tasks) & {"detect", "segment", "points"}
         if accuracy and located and not named:
             report.problems = [p for p in report.problems if "was not found" not in p]
             report.problems.append(
@@ -250,6 +265,6 @@ def check_backend(
 def _run(session: Any, task: str, data: bytes | None, tmp: Path) -> Any:
     if task == "video":
         return session.video(_sample_video(tmp))
-    if task in ("detect", "segment"):
+    if task in ("detect", "segment", "points"):
         return getattr(session, task)(data, list(TARGET_COLORS))
     return getattr(session, task)(data)

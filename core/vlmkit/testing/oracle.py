@@ -201,7 +201,7 @@ def _number(value: float, convention: Convention) -> float | int:
 
 
 def _write_box(
-    box: tuple[int, int, int, int], size: tuple[int, int], convention: Convention
+    box: tuple[float, float, float, float], size: tuple[int, int], convention: Convention
 ) -> list[float | int]:
     x1, y1, x2, y2 = (float(v) for v in box)
     width, height = size
@@ -210,6 +210,12 @@ def _write_box(
         x1, x2, y1, y2 = x1 * sx, x2 * sx, y1 * sy, y2 * sy
     values = [y1, x1, y2, x2] if convention.order == "yxyx" else [x1, y1, x2, y2]
     return [_number(v, convention) for v in values]
+
+
+def _centre(box: tuple[int, int, int, int]) -> tuple[float, float, float, float]:
+    """A box collapsed onto its centre, so :func:`_write_box` writes the point first."""
+    x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return (x, y, x, y)
 
 
 def _mask_png(image: Any, label: str, box: tuple[int, int, int, int]) -> str:
@@ -226,9 +232,10 @@ def true_answer(image: Any, convention: str | Convention, *, task: str = "detect
     """What a perfect model answers for ``image`` (as it received it) in ``convention``.
 
     ``task`` ``"detect"`` writes boxes and labels; ``"segment"`` adds box-local PNG masks;
-    ``"ocr"`` writes no text (the samples carry none). Conventions: ``yxyx-1000`` (key
-    ``box_2d``), ``xyxy-pixels`` / ``xyxy-1000`` / ``xyxy-1`` (key ``bbox_2d``), ``loc-1024``
-    (PaliGemma ``<locNNNN>`` tokens).
+    ``"points"`` writes the centre of each target (key ``point``, two numbers in the
+    convention's axis order and grid); ``"ocr"`` writes no text (the samples carry none).
+    Conventions: ``yxyx-1000`` (key ``box_2d``), ``xyxy-pixels`` / ``xyxy-1000`` / ``xyxy-1``
+    (key ``bbox_2d``), ``loc-1024`` (PaliGemma ``<locNNNN>`` tokens).
     """
     parsed = Convention.parse(convention)
     pixels = _pixels(image)
@@ -244,6 +251,13 @@ def true_answer(image: Any, convention: str | Convention, *, task: str = "detect
             tokens = "".join(f"<loc{min(bins - 1, round(v * bins)):04d}>" for v in values)
             parts.append(f"{tokens} {label}")
         return " ; ".join(parts)
+    if task == "points":
+        return json.dumps(
+            [
+                {"point": _write_box(_centre(box), size, parsed)[:2], "label": label}
+                for label, box in found.items()
+            ]
+        )
     key = "box_2d" if parsed.order == "yxyx" else "bbox_2d"
     items: list[dict[str, Any]] = []
     for label, box in found.items():

@@ -131,11 +131,15 @@ def scripted_plugin(
     script: Script = "",
     *,
     name: str = "scripted",
-    tasks: Iterable[str] = TASKS,
+    tasks: Iterable[str] | None = None,
     media: Iterable[str] = MEDIA,
     **backend_options: Any,
 ) -> object:
     """A plugin registering a :class:`ScriptedBackend` named ``name``.
+
+    ``tasks`` defaults to every task, except ``points`` when ``script`` is a per-task mapping
+    without an answer for it: scripts written before the pointing task keep their declarations
+    (and pass :func:`~vlmkit.testing.check_backend` unchanged).
 
     >>> import vlmkit
     >>> from vlmkit.testing import scripted_plugin
@@ -147,4 +151,8 @@ def scripted_plugin(
     def factory(**config: Any) -> ScriptedBackend:
         return ScriptedBackend(script, **{**backend_options, **config})
 
+    if tasks is None:
+        tasks = TASKS
+        if isinstance(script, Mapping) and "points" not in script:
+            tasks = tuple(task for task in TASKS if task != "points")
     return _ScriptedPlugin(name, tasks, media, factory)

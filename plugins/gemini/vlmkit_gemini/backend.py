@@ -94,7 +94,9 @@ SEGMENTATION_MODELS = ("gemini-3.6-flash", "gemini-3.8-flash", "gemini-3.5-flash
 #: Request budget for inline media: Google's documented 20 MB request limit (base64 included).
 DEFAULT_INLINE_LIMIT = 20 * 1000 * 1000
 _REQUEST_OVERHEAD = 8 * 1024  # JSON framing, config and headers around the media
-_SPATIAL_TASKS = ("detect", "segment")
+# Spatial answers get the thinking Google advises for them (off on 2.5: Robotics-ER's pointing
+# sample and the segmentation guide set thinking_budget=0).
+_SPATIAL_TASKS = ("detect", "segment", "points")
 _SEEN_MAX = 4096  # image hashes remembered for upload-on-reuse
 _CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 

@@ -23,6 +23,7 @@ __all__ = [
 #: a page of OCR) while still stopping a runaway answer long before the model's 65,536 limit.
 DEFAULT_MAX_OUTPUT_TOKENS: dict[str, int] = {
     "detect": 16384,
+    "points": 16384,
     "segment": 32768,
     "ocr": 16384,
     "describe": 8192,

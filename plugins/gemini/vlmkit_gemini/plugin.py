@@ -12,7 +12,7 @@ from typing import Any
 import vlmkit
 from vlmkit_gemini.options import API_SETTINGS, OPTIONS, VERTEX_SETTINGS
 
-_TASKS = ("describe", "detect", "segment", "ocr", "video")
+_TASKS = ("describe", "detect", "segment", "ocr", "video", "points")
 # a request per sampled frame, or one video request for boxes at timestamps (videotrack.py)
 _TRACK_ROUTES = ("frames", "native")
 # The construction settings that change answers (what is asked, where, of which pixels): the

@@ -7,7 +7,15 @@ function of the request. ``python -m vlmkit_gemini.testing`` runs it as a server
 docs/try-offline.md.
 """
 
-from vlmkit_gemini.testing.answers import ImageAnswers, load_function
+from vlmkit_gemini.testing.answers import ImageAnswers, load_function, true_answers
 from vlmkit_gemini.testing.fake_server import FakeGemini, Headers, RecordedRequest, Rule
 
-__all__ = ["FakeGemini", "Headers", "ImageAnswers", "RecordedRequest", "Rule", "load_function"]
+__all__ = [
+    "FakeGemini",
+    "Headers",
+    "ImageAnswers",
+    "RecordedRequest",
+    "Rule",
+    "load_function",
+    "true_answers",
+]

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from vlmkit_gemini.testing.fake_server import FakeGemini, RecordedRequest
 
-__all__ = ["DEFAULT_TOLERANCE", "ImageAnswers", "load_function"]
+__all__ = ["DEFAULT_TOLERANCE", "ImageAnswers", "load_function", "true_answers"]
 
 #: Largest mean difference (0–255 per channel) between two thumbnails of "the same image".
 #: Re-encoding and resizing a photo stays well below 5; two different photos are far above 30.
@@ -139,21 +139,8 @@ class ImageAnswers:
         best = int(np.argmin(distances))
         return self._table[best][0] if distances[best] <= self.tolerance else None
 
-    def _first_image(self, request: RecordedRequest) -> bytes | None:
-        for mime, data in request.inline_data:
-            if mime.startswith("image/"):
-                return data
-        if self.fake is not None:
-            for mime, uri in request.file_data:
-                if mime.startswith("image/") and "/files/" in uri:
-                    try:
-                        return self.fake.file_bytes(uri.rsplit("/", 1)[-1])
-                    except KeyError:
-                        continue
-        return None
-
     def __call__(self, request: RecordedRequest) -> Any:
-        image = self._first_image(request)
+        image = _first_image(request, self.fake)
         key = self.lookup(image) if image is not None else None
         if key is None:
             if self.default is None:
@@ -166,6 +153,45 @@ class ImageAnswers:
         else:
             answer = next(spec for known, _, spec in self._table if known == key)
         return answer(request) if callable(answer) else answer
+
+
+def _first_image(request: RecordedRequest, fake: FakeGemini | None) -> bytes | None:
+    """The encoded bytes of the request's first image: inline, or uploaded to ``fake``."""
+    for mime, data in request.inline_data:
+        if mime.startswith("image/"):
+            return data
+    if fake is not None:
+        for mime, uri in request.file_data:
+            if mime.startswith("image/") and "/files/" in uri:
+                try:
+                    return fake.file_bytes(uri.rsplit("/", 1)[-1])
+                except KeyError:
+                    continue
+    return None
+
+
+def true_answers(
+    fake: FakeGemini | None = None, *, convention: str = "yxyx-1000"
+) -> Callable[[RecordedRequest], str]:
+    """An answer function computed from the pixels each request carries: what a perfect model
+    answers for the coloured squares of :func:`vlmkit.testing.oracle_samples` (or any image
+    with squares of :data:`vlmkit.testing.oracle.TARGET_COLORS`), by
+    :func:`vlmkit.testing.true_answer`. The task is read from the prompt the way Gemini would:
+    points when it asks for ``"point"``, masks when it asks for ``"mask"``, boxes otherwise::
+
+        fake.add_rule(text=true_answers(fake))
+    """
+    from vlmkit.testing import true_answer
+
+    def answer(request: RecordedRequest) -> str:
+        image = _first_image(request, fake)
+        if image is None:
+            raise LookupError("the request carries no image to answer about")
+        prompt = request.prompt_text
+        task = "points" if '"point"' in prompt else "segment" if '"mask"' in prompt else "detect"
+        return true_answer(image, convention, task=task)
+
+    return answer
 
 
 def load_function(spec: str) -> Callable[[RecordedRequest], Any]:

@@ -306,6 +306,34 @@ def _per_image(
     printer.finish()
 
 
+def _find_in_each(
+    ctx: typer.Context,
+    images: list[str],
+    find: tuple[str | None, list[str] | None],
+    session_args: tuple[str, str | None, list[str] | None, list[str] | None, bool],
+    flags: tuple[list[str] | None, bool, int],
+    ask: Any,
+    *,
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    """The body of detect, segment and points: ``ask(session, image, what, options)`` per image,
+    ``find`` being ``(--prompt, --label)``, ``session_args`` ``(backend, model, --option,
+    --config, cache)`` and ``flags`` ``(--plugin, --strict, -v)``."""
+    state = command_state(ctx, *flags)
+    with guarded(state):
+        what = _what_to_find(*find)
+        session, options = _task_session(state, *session_args)
+        with session:
+            _per_image(
+                state,
+                images,
+                lambda image: ask(session, image, what, options),
+                as_json=as_json,
+                out=out,
+            )
+
+
 # -- plugin listings ------------------------------------------------------------------------
 def _listing(state: CliState, kind: str, as_json: bool) -> None:
     from vlmkit.cli.output import print_listing
@@ -361,18 +389,16 @@ def detect(
     verbose: VerboseFlag = 0,
 ) -> None:
     """Find objects: one line per detection, boxes in original-image pixels."""
-    state = command_state(ctx, plugin, strict, verbose)
-    with guarded(state):
-        what = _what_to_find(prompt, label)
-        session, options = _task_session(state, backend, model, option, config, cache)
-        with session:
-            _per_image(
-                state,
-                images,
-                lambda image: session.detect(image, what, **options),
-                as_json=as_json,
-                out=out,
-            )
+    _find_in_each(
+        ctx,
+        images,
+        (prompt, label),
+        (backend, model, option, config, cache),
+        (plugin, strict, verbose),
+        lambda session, image, what, options: session.detect(image, what, **options),
+        as_json=as_json,
+        out=out,
+    )
 
 
 @app.command(rich_help_panel=TASKS_PANEL)
@@ -399,21 +425,19 @@ def segment(
     verbose: VerboseFlag = 0,
 ) -> None:
     """Find objects with masks: box, label and mask area per object."""
-    state = command_state(ctx, plugin, strict, verbose)
-    with guarded(state):
-        what = _what_to_find(prompt, label)
-        session, options = _task_session(state, backend, model, option, config, cache)
-        limits = _mask_options(max_mask_pixels, max_mask_vertices)
-        with session:
-            _per_image(
-                state,
-                images,
-                lambda image: session.segment(
-                    image, what, threshold=threshold, **options, **limits
-                ),
-                as_json=as_json,
-                out=out,
-            )
+    limits = _mask_options(max_mask_pixels, max_mask_vertices)
+    _find_in_each(
+        ctx,
+        images,
+        (prompt, label),
+        (backend, model, option, config, cache),
+        (plugin, strict, verbose),
+        lambda session, image, what, options: session.segment(
+            image, what, threshold=threshold, **options, **limits
+        ),
+        as_json=as_json,
+        out=out,
+    )
 
 
 @app.command(rich_help_panel=TASKS_PANEL)
@@ -434,18 +458,16 @@ def points(
     verbose: VerboseFlag = 0,
 ) -> None:
     """Point at things: one line per point (label, x, y in original-image pixels)."""
-    state = command_state(ctx, plugin, strict, verbose)
-    with guarded(state):
-        what = _what_to_find(prompt, label)
-        session, options = _task_session(state, backend, model, option, config, cache)
-        with session:
-            _per_image(
-                state,
-                images,
-                lambda image: session.points(image, what, **options),
-                as_json=as_json,
-                out=out,
-            )
+    _find_in_each(
+        ctx,
+        images,
+        (prompt, label),
+        (backend, model, option, config, cache),
+        (plugin, strict, verbose),
+        lambda session, image, what, options: session.points(image, what, **options),
+        as_json=as_json,
+        out=out,
+    )
 
 
 @app.command(rich_help_panel=TASKS_PANEL)

@@ -194,8 +194,13 @@ class Ledger:
         self.state = state
         self.on_append = on_append
         self._lock = threading.Lock()
-        self._synced = threading.Condition(self._lock)  # close() waits for fsyncs in flight
-        self._syncing = 0
+        # Group commit: lines are numbered as written; one thread at a time flushes the file
+        # (the "leader"), which makes every line written before its fsync durable; the others
+        # wait for a flush that covers their line instead of each issuing their own.
+        self._synced = threading.Condition(self._lock)
+        self._written = 0  # lines written so far
+        self._durable = 0  # lines known to be on disk
+        self._syncing = False  # a leader's fsync is in flight (close() waits for it)
         self._fd: int | None = None
         self._torn = False
 
@@ -233,17 +238,33 @@ class Ledger:
                 self.on_append(record)
             if not self.fsync:
                 return
-            self._syncing += 1
-        # Outside the lock: appends from other threads go on meanwhile, and one flush makes all
-        # of them durable (a group commit); each append still returns only once its own line
-        # is on disk, and close() waits for it (the descriptor stays open until then).
+            self._written += 1
+            mine = self._written
+        self._sync_through(fd, mine)
+
+    def _sync_through(self, fd: int, line: int) -> None:
+        """Return once line number ``line`` is on disk: either a flush already in flight or
+        done covers it, or this thread flushes (outside the lock, so appends go on meanwhile)
+        and thereby makes every line written so far durable. close() waits for the flush."""
+        with self._lock:
+            while True:
+                if self._durable >= line:
+                    return
+                if not self._syncing:
+                    break
+                self._synced.wait()
+            self._syncing = True
+            target = self._written
+        flushed = False
         try:
             os.fsync(fd)
+            flushed = True
         finally:
             with self._lock:
-                self._syncing -= 1
-                if not self._syncing:
-                    self._synced.notify_all()
+                if flushed:  # a failed flush makes nothing durable: the next waiter retries
+                    self._durable = max(self._durable, target)
+                self._syncing = False
+                self._synced.notify_all()
 
     def close(self) -> None:
         with self._lock:

@@ -250,3 +250,55 @@ def test_close_waits_for_an_fsync_in_flight(tmp_path, monkeypatch):
     closing.join(5)
     assert not closing.is_alive() and len(synced) == 1
     assert list(read_ledger(tmp_path / "results.jsonl").done) == ["a"]
+
+
+def test_concurrent_appends_share_flushes_and_each_returns_once_its_line_is_on_disk(
+    tmp_path, monkeypatch
+):
+    """Group commit (issue 16): 16 threads appending at once need a few fsyncs, not 16, and no
+    append returns before a flush that began after its line was written has finished."""
+    import os
+
+    import vlmkit.ledger as ledger_module
+
+    path = tmp_path / "results.jsonl"
+    flushed_sizes: list[int] = []  # file size each completed fsync covered
+    real_fsync = os.fsync
+    start = threading.Barrier(16)
+
+    def slow_fsync(fd: int) -> None:
+        size = os.fstat(fd).st_size
+        threading.Event().wait(0.05)  # a disk that takes its time: the others queue behind
+        real_fsync(fd)
+        flushed_sizes.append(size)
+
+    monkeypatch.setattr(ledger_module.os, "fsync", slow_fsync)
+    violations: list[str] = []
+    with Ledger(path) as ledger:
+
+        def worker(n: int) -> None:
+            start.wait()
+            ledger.append(done(f"k{n}"))
+            line_end = next(
+                end
+                for end, line in _line_ends(path)
+                if json.loads(line)["key"] == f"k{n}"  # where this thread's line ends
+            )
+            if not any(size >= line_end for size in flushed_sizes):
+                violations.append(f"k{n} returned before its line was flushed")
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not violations
+    assert len(read_ledger(path).done) == 16
+    assert 1 <= len(flushed_sizes) <= 4  # one flush per thread before group commit: 16
+
+
+def _line_ends(path):
+    offset = 0
+    for line in path.read_bytes().splitlines(keepends=True):
+        offset += len(line)
+        yield offset, line

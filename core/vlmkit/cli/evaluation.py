@@ -23,6 +23,7 @@ from vlmkit.cli.context import (
     guarded,
     is_secret,
 )
+from vlmkit.cli.params import PluginFlag, StrictFlag, VerboseFlag
 
 if TYPE_CHECKING:
     from vlmkit.evaluation import Evaluation
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["eval_command"]
 
-GLOBAL_PANEL = "Global options (also before the command)"
 PILOT_PANEL = "Pilot (with --try)"
 
 
@@ -122,33 +122,9 @@ def eval_command(
             help="Reuse answers from the on-disk cache.",
         ),
     ] = True,
-    plugin: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--plugin",
-            metavar="MODULE",
-            rich_help_panel=GLOBAL_PANEL,
-            help="Import a plugin module (dotted name or .py file) and register it; repeatable.",
-        ),
-    ] = None,
-    strict: Annotated[
-        bool,
-        typer.Option(
-            "--strict",
-            rich_help_panel=GLOBAL_PANEL,
-            help="A broken plugin is an error, not a warning.",
-        ),
-    ] = False,
-    verbose: Annotated[
-        int,
-        typer.Option(
-            "--verbose",
-            "-v",
-            count=True,
-            rich_help_panel=GLOBAL_PANEL,
-            help="Log to stderr (-vv: debug); show tracebacks.",
-        ),
-    ] = 0,
+    plugin: PluginFlag = None,
+    strict: StrictFlag = False,
+    verbose: VerboseFlag = 0,
 ) -> None:
     """Score a run against ground truth (mAP, P/R/F1, CER/WER, cost, latency); with --try,
     pilot several settings on a sample and print the `vlmkit label` command of the best."""

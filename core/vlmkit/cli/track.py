@@ -14,16 +14,23 @@ import typer
 
 from vlmkit.cli.context import (
     DEFAULT_BACKEND,
-    ENV_BACKEND,
     ENV_CACHE,
     command_state,
     guarded,
     seconds_option,
 )
+from vlmkit.cli.params import (
+    Backend,
+    Config,
+    Json,
+    Model,
+    Options,
+    PluginFlag,
+    StrictFlag,
+    VerboseFlag,
+)
 
 __all__ = ["track_command"]
-
-GLOBAL_PANEL = "Global options (also before the command)"
 
 
 class TrackTask(enum.StrEnum):
@@ -82,24 +89,11 @@ def track_command(
             help="Write VIDEO_STEM.mot.txt, .tracked.mp4, .json and .coco.json here.",
         ),
     ] = None,
-    backend: Annotated[
-        str,
-        typer.Option("--backend", "-b", envvar=ENV_BACKEND, metavar="NAME", help="Backend name."),
-    ] = DEFAULT_BACKEND,
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", metavar="NAME", help="Model.")
-    ] = None,
-    option: Annotated[
-        list[str] | None,
-        typer.Option("--option", metavar="KEY=VALUE", help="Per-call backend option."),
-    ] = None,
-    config: Annotated[
-        list[str] | None,
-        typer.Option("--config", metavar="KEY=VALUE", help="Backend setting (constructor)."),
-    ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the result as one JSON document.")
-    ] = False,
+    backend: Backend = DEFAULT_BACKEND,
+    model: Model = None,
+    option: Options = None,
+    config: Config = None,
+    as_json: Json = False,
     cache: Annotated[
         bool,
         typer.Option(
@@ -108,14 +102,9 @@ def track_command(
             help="Reuse answers from the on-disk cache: a re-run pays no finished frame again.",
         ),
     ] = True,
-    plugin: Annotated[
-        list[str] | None,
-        typer.Option("--plugin", metavar="MODULE", rich_help_panel=GLOBAL_PANEL),
-    ] = None,
-    strict: Annotated[bool, typer.Option("--strict", rich_help_panel=GLOBAL_PANEL)] = False,
-    verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, rich_help_panel=GLOBAL_PANEL)
-    ] = 0,
+    plugin: PluginFlag = None,
+    strict: StrictFlag = False,
+    verbose: VerboseFlag = 0,
 ) -> None:
     """Follow objects through a video with stable ids: MOT file and annotated video.
 

@@ -5,7 +5,8 @@ backend, the way it is called), :mod:`vlmkit.calloptions` (a call's options and 
 the capability check), and methods defined by concern in their own modules —
 :mod:`vlmkit.sessionimages` (describe, detect, segment, points, ocr),
 :mod:`vlmkit.sessionvideo` (video, track), :mod:`vlmkit.sessionrun` (batch runs) and
-:mod:`vlmkit.sessionplugins` (what is installed, sinks).
+:mod:`vlmkit.sessionplugins` (what is installed, sinks). The class body binds those functions by
+name, so each is still a method in Session's own namespace, with its signature and docstring.
 
 >>> import vlmkit
 >>> with vlmkit.Session(backend="gemini-api", model="gemini-3.6-flash") as s:  # doctest: +SKIP

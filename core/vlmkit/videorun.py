@@ -8,9 +8,12 @@ ledger and pays only for the rest. When a video's frames are all answered they a
 tracks (:func:`vlmkit.tracking.link_answers`) and its outputs — MOT file, annotated MP4, JSON
 result — are staged and moved into place together (:func:`write_track_outputs`); only then is
 the video itself recorded as done (key ``VIDEO_KEY``, its :class:`~vlmkit.VideoResult`), so a
-finished video is skipped whole next time. One video failing (unreadable file, a refused request)
-is recorded with its reason and the run goes on; the next run tries it again, paying only for
-the frames it had not answered.
+finished video is skipped whole next time. On the ``frames`` route that done record holds the
+tracks (``events``) but not the frames: they are the ``VIDEO_KEY#frameN`` records it follows
+(the tracked frames are in the video's JSON output), so no frame is stored twice. A done record
+written before that, with every frame inside, still reads. One video failing (unreadable file,
+a refused request) is recorded with its reason and the run goes on; the next run tries it again,
+paying only for the frames it had not answered.
 
 The folder is the runner's: one writer at a time (:class:`vlmkit.runlock.RunLock`), and a
 ``run.json`` that refuses a resumed run asking another question (:mod:`vlmkit.manifest`).
@@ -19,8 +22,10 @@ The folder is the runner's: one writer at a time (:class:`vlmkit.runlock.RunLock
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +54,8 @@ __all__ = [
 
 #: The track ledger of a run folder: answered frames and finished videos.
 TRACK_LEDGER = "tracks.jsonl"
+#: The key of one answered frame's record: ``VIDEO_KEY#frameN``.
+_FRAME_KEY = re.compile(r"(?P<video>.+)#frame(?P<index>\d+)")
 
 
 @attrs.frozen(kw_only=True)
@@ -277,6 +284,7 @@ def run_tracks(
                 fps=float(fps),
                 lost_s=float(lost_s),
                 workers=frame_workers(session, concurrency),
+                frame_records=_frame_records(state),
             )
             try:
                 for item in items:
@@ -325,6 +333,17 @@ class _Plan:
     fps: float
     lost_s: float
     workers: int
+    frame_records: Mapping[str, int]  # video key -> its answered-frame records, as read
+
+
+def _frame_records(state: LedgerState) -> Counter[str]:
+    """How many answered-frame records (``VIDEO_KEY#frameN``) each video has in the ledger."""
+    counts: Counter[str] = Counter()
+    for key in state.records:
+        match = _FRAME_KEY.fullmatch(key)
+        if match is not None:
+            counts[match["video"]] += 1
+    return counts
 
 
 def _one_video(item: InputItem, plan: _Plan) -> VideoOutcome:
@@ -335,7 +354,10 @@ def _one_video(item: InputItem, plan: _Plan) -> VideoOutcome:
     finished = plan.state.get(item.key)
     if finished is not None and finished.status == "done":
         done = finished.result
+        # a done record of the frames route references its frame records (one written before
+        # that holds its frames itself)
         sampled = len(done.frames) if isinstance(done, VideoResult) else 0
+        sampled = sampled or plan.frame_records.get(item.key, 0)
         tracks = len(done.events) if isinstance(done, VideoResult) else 0
         return VideoOutcome(
             key=item.key, status="resumed", route=plan.route, frames=sampled, tracks=tracks
@@ -395,8 +417,11 @@ def _one_video(item: InputItem, plan: _Plan) -> VideoOutcome:
             reused=counter.reused,
             error=message,
         )
+    # The frames route's frames are in the ledger already (VIDEO#frameN): the done record keeps
+    # the tracks and refers to them, so a long video's frames are not stored (and read) twice.
+    kept = result if plan.route == "native" else attrs.evolve(result, frames=())
     plan.ledger.append(
-        LedgerRecord(key=item.key, status="done", result=result, image_path=str(item.path))
+        LedgerRecord(key=item.key, status="done", result=kept, image_path=str(item.path))
     )
     return VideoOutcome(
         key=item.key,

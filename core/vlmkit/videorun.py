@@ -15,24 +15,32 @@ written before that, with every frame inside, still reads. One video failing (un
 a refused request) is recorded with its reason and the run goes on; the next run tries it again,
 paying only for the frames it had not answered.
 
+On the ``native`` route (one request per video) the answer is recorded as ``VIDEO_KEY#answer``
+the moment it arrives, before it is parsed. If anything fails after that — the answer does not
+parse, the outputs cannot be written, a crash — the next run parses the kept answer again
+through the same pipeline for free (:data:`vlmkit.budget.REPLAY`, as the image runner re-parses
+a kept answer) and asks the model again only if that still fails; a request that got no answer
+(a refused request, an API error) is simply asked again.
+
 The folder is the runner's: one writer at a time (:class:`vlmkit.runlock.RunLock`), and a
 ``run.json`` that refuses a resumed run asking another question (:mod:`vlmkit.manifest`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from vlmkit.errors import ConfigError, VlmkitError
+from vlmkit.errors import ConfigError, ParseError, SinkError, VlmkitError
 from vlmkit.types import Detections, Usage, VideoResult
 
 if TYPE_CHECKING:
@@ -52,8 +60,12 @@ __all__ = [
     "write_track_outputs",
 ]
 
+logger = logging.getLogger(__name__)
+
 #: The track ledger of a run folder: answered frames and finished videos.
 TRACK_LEDGER = "tracks.jsonl"
+#: The key of a native-route video's kept answer: ``VIDEO_KEY#answer``.
+_ANSWER_SUFFIX = "#answer"
 #: The key of one answered frame's record: ``VIDEO_KEY#frameN``.
 _FRAME_KEY = re.compile(r"(?P<video>.+)#frame(?P<index>\d+)")
 
@@ -143,7 +155,7 @@ def _line(video: VideoOutcome) -> str:
     if video.status != "failed":
         text += f", {video.tracks} track(s) over {video.frames} frame(s)"
     if video.status == "done" and video.route == "native":
-        text += " (one video request)"
+        text += " (one video request)" if video.paid else " (its answer read back from the ledger)"
     elif video.status != "resumed" and (video.paid or video.reused):
         text += f" ({video.paid} answered now, {video.reused} from the ledger)"
     return text + (f" — {video.error}" if video.error else "")
@@ -209,12 +221,12 @@ class _Counter:
         self.paid = 0
         self.reused = 0
 
-    def add(self, *, paid: bool) -> None:
+    def add(self, *, paid: bool, count: int = 1) -> None:
         with self._lock:
             if paid:
-                self.paid += 1
+                self.paid += count
             else:
-                self.reused += 1
+                self.reused += count
 
 
 def run_tracks(
@@ -386,8 +398,7 @@ def _one_video(item: InputItem, plan: _Plan) -> VideoOutcome:
     try:
         duration = probe_video(item.path).duration_s
         if plan.route == "native":
-            frames = list(_native(item, plan))
-            counter.add(paid=True)
+            frames = _native(item, plan, counter)
         else:
             frames = list(
                 link_answers(
@@ -397,7 +408,15 @@ def _one_video(item: InputItem, plan: _Plan) -> VideoOutcome:
         result = video_result(frames, duration_s=duration)
         stem = str(Path(item.key).with_suffix(""))
         labels = list(plan.prompt) if isinstance(plan.prompt, (list, tuple)) else ()
-        written = write_track_outputs(item.path, frames, result, plan.out, stem, categories=labels)
+        try:
+            written = write_track_outputs(
+                item.path, frames, result, plan.out, stem, categories=labels
+            )
+        except OSError as err:
+            raise SinkError(
+                f"could not write the outputs of {item.key} in {plan.out} ({err}); fix that and "
+                "re-run: its answers are kept in the ledger"
+            ) from err
     except VlmkitError as err:
         message = str(err).splitlines()[0]
         plan.ledger.append(
@@ -435,9 +454,53 @@ def _one_video(item: InputItem, plan: _Plan) -> VideoOutcome:
     )
 
 
-def _native(item: InputItem, plan: _Plan) -> Iterator[TrackedFrame]:
+def _native(item: InputItem, plan: _Plan, counter: _Counter) -> list[TrackedFrame]:
+    """The native route's frames of one video: from its answer kept in the ledger by an earlier
+    run when that still parses (free), else from one request, whose answer is recorded before it
+    is parsed (see the module)."""
+    from vlmkit.backend import Generation
+    from vlmkit.budget import REPLAY
+    from vlmkit.ledger import LedgerRecord
     from vlmkit.nativetrack import iter_native_track
+    from vlmkit.types import VideoResult
 
-    return iter_native_track(
-        plan.session, item.path, plan.prompt, fps=plan.fps, lost_s=plan.lost_s, **plan.options
-    )
+    def track(**extra: Any) -> list[TrackedFrame]:
+        return list(
+            iter_native_track(
+                plan.session,
+                item.path,
+                plan.prompt,
+                fps=plan.fps,
+                lost_s=plan.lost_s,
+                **extra,
+                **plan.options,
+            )
+        )
+
+    kept = plan.state.get(item.key + _ANSWER_SUFFIX)
+    raw = kept.result.raw_text if kept is not None and kept.result is not None else None
+    if kept is not None and kept.result is not None and raw is not None:
+        finish = kept.result.finish
+        token = REPLAY.set(Generation(text=raw, finish=finish))  # the next model call: free
+        try:
+            frames = track()
+        except ParseError as err:  # the kept answer is no use: ask again, as the image runner
+            logger.info("%s: the kept answer still does not parse (%s); asking again", item, err)
+        else:
+            counter.add(paid=False, count=len(frames))  # every frame read back, none paid
+            return frames
+        finally:
+            REPLAY.reset(token)
+
+    def keep(answer: VideoResult) -> None:
+        counter.add(paid=True)
+        plan.ledger.append(
+            LedgerRecord(
+                key=item.key + _ANSWER_SUFFIX,
+                status="done",
+                result=VideoResult(text="", provenance=answer.provenance),
+                image_path=str(item.path),
+            )
+        )
+
+    return track(on_answer=keep)

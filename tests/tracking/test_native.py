@@ -245,3 +245,46 @@ def test_an_unreadable_native_answer_is_kept_and_a_refused_request_asked_again(
         assert len(server.requests_of("generate")) == 3
         errors = server.errors
     assert not errors, errors
+
+
+def test_a_run_killed_after_the_native_answer_arrived_does_not_pay_for_it_again(
+    video: Path, native_fake: FakeGemini, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from tests.tracking.test_label_track import invoke, outputs
+
+    args, out = _native_run(tmp_path, video, native_fake)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VLMKIT_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vlmkit.cli", *args],
+        env={**env, "COLUMNS": "80"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+    def kill_while_staging() -> None:  # the answer is in; its outputs are being written
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline:
+            if out.is_dir() and any(out.glob(".squares.*.tmp")):
+                process.send_signal(signal.SIGKILL)
+                return
+            time.sleep(0.002)
+
+    killer = threading.Thread(target=kill_while_staging)
+    killer.start()
+    _, err = process.communicate(timeout=120)
+    killer.join()
+    assert process.returncode == -signal.SIGKILL, err.decode()
+    assert len(native_fake.requests_of("generate")) == 1
+    assert not any(path.is_file() for path in outputs(out, "squares"))
+
+    again = invoke(args)
+    assert again.exit_code == 0, again.output
+    assert "squares.mp4: done, 3 track(s) over 10 frame(s) (its answer read back" in again.stdout
+    assert len(native_fake.requests_of("generate")) == 1

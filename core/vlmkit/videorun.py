@@ -20,7 +20,8 @@ the moment it arrives, before it is parsed. If anything fails after that — the
 parse, the outputs cannot be written, a crash — the next run parses the kept answer again
 through the same pipeline for free (:data:`vlmkit.budget.REPLAY`, as the image runner re-parses
 a kept answer) and asks the model again only if that still fails; a request that got no answer
-(a refused request, an API error) is simply asked again.
+(a refused request, an API error) is simply asked again. An answer cut off by the token limit
+fails the video (its later frames would have no boxes) and is asked again next run.
 
 The folder is the runner's: one writer at a time (:class:`vlmkit.runlock.RunLock`), and a
 ``run.json`` that refuses a resumed run asking another question (:mod:`vlmkit.manifest`).
@@ -465,7 +466,7 @@ def _native(item: InputItem, plan: _Plan, counter: _Counter) -> list[TrackedFram
     from vlmkit.types import VideoResult
 
     def track(**extra: Any) -> list[TrackedFrame]:
-        return list(
+        frames = list(
             iter_native_track(
                 plan.session,
                 item.path,
@@ -476,6 +477,8 @@ def _native(item: InputItem, plan: _Plan, counter: _Counter) -> list[TrackedFram
                 **plan.options,
             )
         )
+        _refuse_cut_off(frames)
+        return frames
 
     kept = plan.state.get(item.key + _ANSWER_SUFFIX)
     raw = kept.result.raw_text if kept is not None and kept.result is not None else None
@@ -504,3 +507,21 @@ def _native(item: InputItem, plan: _Plan, counter: _Counter) -> list[TrackedFram
         )
 
     return track(on_answer=keep)
+
+
+def _refuse_cut_off(frames: Sequence[TrackedFrame]) -> None:
+    """A native answer cut off by the token limit leaves the frames after the cut without boxes:
+    a failure (as a cut-off answer is for the image runner), never a done video missing them."""
+    from vlmkit.types import FinishReason
+
+    first = frames[0].detections if frames else None
+    if first is None or not (first.report.truncated or first.finish is FinishReason.MAX_TOKENS):
+        return
+    detail = first.provenance.detail if first.provenance is not None else None
+    raise ParseError(
+        "the tracking answer was cut off by the token limit, so the frames after the cut would "
+        "have no boxes; re-run to ask again, or track with a lower --fps or --route frames"
+        + (f" ({detail})" if detail else ""),
+        reason="truncated",
+        raw_text=first.raw_text or "",
+    )

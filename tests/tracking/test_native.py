@@ -288,3 +288,38 @@ def test_a_run_killed_after_the_native_answer_arrived_does_not_pay_for_it_again(
     assert again.exit_code == 0, again.output
     assert "squares.mp4: done, 3 track(s) over 10 frame(s) (its answer read back" in again.stdout
     assert len(native_fake.requests_of("generate")) == 1
+
+
+def test_a_native_answer_cut_off_by_the_token_limit_fails_the_video_instead_of_dropping_frames(
+    video: Path, tmp_path: Path
+) -> None:
+    from tests.tracking.test_label_track import invoke, outputs
+
+    with FakeGemini() as server:
+
+        def answer(request: Any) -> str:
+            ((_, uri),) = request.file_data
+            data = server.file_bytes(uri.rsplit("/", 1)[-1])
+            return json.dumps(clip.gemini_video_answer(data, request.prompt_text))
+
+        def cut(request: Any) -> str:
+            text = answer(request)
+            return text[: len(text) // 2]  # the model hit max_output_tokens half-way
+
+        server.add_rule(text=cut, finish_reason="MAX_TOKENS", times=1)
+        server.add_rule(text=answer)
+        args, out = _native_run(tmp_path, video, server)
+
+        first = invoke(args)
+        assert first.exit_code == 1, first.output
+        assert "squares.mp4: failed" in first.stdout and "cut off" in first.stdout
+        assert not any(path.exists() for path in outputs(out, "squares"))
+
+        # the kept answer would be cut off again: the model is asked again
+        second = invoke(args)
+        assert second.exit_code == 0, second.output
+        assert len(server.requests_of("generate")) == 2
+        errors = server.errors
+    assert not errors, errors
+    rows = (out / "squares.mot.txt").read_text().splitlines()
+    assert len(rows) == 30  # every square on every one of the 10 frames

@@ -391,14 +391,14 @@ def _native(item: InputItem, plan: _Plan, counter: _Counter) -> list[TrackedFram
         return frames
 
     kept = plan.state.get(item.key + _ANSWER_SUFFIX)
-    raw = kept.result.raw_text if kept is not None and kept.result is not None else None
-    if kept is not None and kept.result is not None and raw is not None:
-        finish = kept.result.finish
-        token = REPLAY.set(Generation(text=raw, finish=finish))  # the next model call: free
+    answer = kept.result if kept is not None else None
+    if answer is not None and answer.raw_text is not None:
+        # the next model call returns the kept answer: parsed again, nothing paid
+        token = REPLAY.set(Generation(text=answer.raw_text, finish=answer.finish))
         try:
             frames = track()
         except ParseError as err:  # the kept answer is no use: ask again, as the image runner
-            logger.info("%s: the kept answer still does not parse (%s); asking again", item, err)
+            logger.info("%s: its kept answer does not parse (%s); asking again", item.key, err)
         else:
             counter.add(paid=False, count=len(frames))  # every frame read back, none paid
             return frames

@@ -108,7 +108,7 @@ def with_run(clip: Path, fps: float, *, again: bool = False) -> int:
             started = time.perf_counter()
             run_tracks(s, [clip], ["thing"], out_dir=out, fps=fps)
             print(f"  re-run of a finished folder: {time.perf_counter() - started:.3f} s")
-    return summary.paid_frames
+    return summary.requests
 
 
 def run_folder(clip: Path, fps: float, repeats: int = 3) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -31,6 +31,7 @@ from vlmkit.types import ParseReport, SkippedItem
 if TYPE_CHECKING:
     from vlmkit.session import Session
     from vlmkit.tracking import TrackedFrame
+    from vlmkit.types import VideoResult
 
 __all__ = ["TRACK_VIDEO", "format_time", "iter_native_track", "native_frames", "track_times"]
 
@@ -147,10 +148,14 @@ def iter_native_track(
     start: float | None = None,
     end: float | None = None,
     lost_s: float = 2.0,
+    on_answer: Callable[[VideoResult], None] | None = None,
     **options: Any,
 ) -> Iterator[TrackedFrame]:
     """Track through ``video`` with one ``video`` request (see the module); yield the frames
-    in order, linked by ByteTrack. The request's provenance and usage go with the first frame."""
+    in order, linked by ByteTrack. The request's provenance and usage go with the first frame.
+
+    ``on_answer`` is called with the model's answer as soon as it arrives, before it is parsed:
+    a run keeps it (:mod:`vlmkit.videorun`), so a failure after that never pays for it again."""
     from vlmkit.tracking import _Linker
     from vlmkit.video import probe_video
 
@@ -172,6 +177,8 @@ def iter_native_track(
         else TRACK_VIDEO.format(things=things, times=listed)
     )
     answer = session.video(name, text, fps=float(fps), start=start, end=end, json=True, **options)
+    if answer.raw_text is not None and on_answer is not None:
+        on_answer(answer)
     if answer.raw_text is None:
         raise ParseError(
             f"{name}: the model gave no answer to the tracking request (finish: {answer.finish})",

@@ -8,9 +8,20 @@ ledger and pays only for the rest. When a video's frames are all answered they a
 tracks (:func:`vlmkit.tracking.link_answers`) and its outputs — MOT file, annotated MP4, JSON
 result — are staged and moved into place together (:func:`write_track_outputs`); only then is
 the video itself recorded as done (key ``VIDEO_KEY``, its :class:`~vlmkit.VideoResult`), so a
-finished video is skipped whole next time. One video failing (unreadable file, a refused request)
-is recorded with its reason and the run goes on; the next run tries it again, paying only for
-the frames it had not answered.
+finished video is skipped whole next time. On the ``frames`` route that done record holds the
+tracks (``events``) but not the frames: they are the ``VIDEO_KEY#frameN`` records it follows
+(the tracked frames are in the video's JSON output), so no frame is stored twice. A done record
+written before that, with every frame inside, still reads. One video failing (unreadable file,
+a refused request) is recorded with its reason and the run goes on; the next run tries it again,
+paying only for the frames it had not answered.
+
+On the ``native`` route (one request per video) the answer is recorded as ``VIDEO_KEY#answer``
+the moment it arrives, before it is parsed. If anything fails after that — the answer does not
+parse, the outputs cannot be written, a crash — the next run parses the kept answer again
+through the same pipeline for free (:data:`vlmkit.budget.REPLAY`, as the image runner re-parses
+a kept answer) and asks the model again only if that still fails; a request that got no answer
+(a refused request, an API error) is simply asked again. An answer cut off by the token limit
+fails the video (its later frames would have no boxes) and is asked again next run.
 
 The folder is the runner's: one writer at a time (:class:`vlmkit.runlock.RunLock`), and a
 ``run.json`` that refuses a resumed run asking another question (:mod:`vlmkit.manifest`).
@@ -18,17 +29,21 @@ The folder is the runner's: one writer at a time (:class:`vlmkit.runlock.RunLock
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from vlmkit.errors import ConfigError, VlmkitError
-from vlmkit.types import Detections, Usage, VideoResult
+from vlmkit.errors import ConfigError, ParseError, SinkError, VlmkitError
+from vlmkit.types import Detections, VideoResult
+from vlmkit.videosummary import TrackRunSummary, VideoOutcome
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -47,99 +62,14 @@ __all__ = [
     "write_track_outputs",
 ]
 
+logger = logging.getLogger(__name__)
+
 #: The track ledger of a run folder: answered frames and finished videos.
 TRACK_LEDGER = "tracks.jsonl"
-
-
-@attrs.frozen(kw_only=True)
-class VideoOutcome:
-    """What became of one video: ``"done"`` (now), ``"resumed"`` (done by an earlier run) or
-    ``"failed"`` (with ``error``); ``paid``: the model requests made for it in this run (one per
-    frame on the ``frames`` route, one per video on the ``native`` route), ``reused``: frames
-    read back from the ledger; ``outputs`` are the files written."""
-
-    key: str
-    status: str
-    route: str = "frames"
-    frames: int = 0
-    paid: int = 0
-    reused: int = 0
-    tracks: int = 0
-    outputs: tuple[Path, ...] = ()
-    error: str | None = None
-
-
-@attrs.define
-class TrackRunSummary:
-    """Totals of a tracking run, printed at the end by ``vlmkit label --task track``."""
-
-    videos: list[VideoOutcome] = attrs.field(factory=list)
-    skipped_inputs: dict[str, str] = attrs.field(factory=dict)
-    usage: Usage = attrs.field(factory=Usage.zero)
-    wall_s: float = 0.0
-
-    def count(self, status: str) -> int:
-        return sum(1 for video in self.videos if video.status == status)
-
-    @property
-    def failed(self) -> int:
-        return self.count("failed")
-
-    @property
-    def requests(self) -> int:
-        """Model requests made in this run (one per frame, or one per video when native)."""
-        return sum(video.paid for video in self.videos)
-
-    @property
-    def reused_frames(self) -> int:
-        return sum(video.reused for video in self.videos)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "done": self.count("done"),
-            "resumed": self.count("resumed"),
-            "failed": self.failed,
-            "requests": self.requests,
-            "reused_frames": self.reused_frames,
-            "tokens": self.usage.total_tokens,
-            "cost_usd": self.usage.cost_usd,
-            "wall_s": round(self.wall_s, 3),
-            "videos": [
-                {
-                    "key": v.key,
-                    "status": v.status,
-                    "route": v.route,
-                    "frames": v.frames,
-                    "paid": v.paid,
-                    "reused": v.reused,
-                    "tracks": v.tracks,
-                    "outputs": [str(p) for p in v.outputs],
-                    "error": v.error,
-                }
-                for v in self.videos
-            ],
-            "skipped_inputs": dict(self.skipped_inputs),
-        }
-
-    def __str__(self) -> str:
-        lines = [_line(video) for video in self.videos]
-        lines.append(
-            f"{self.count('done')} video(s) done, {self.count('resumed')} already done, "
-            f"{self.failed} failed; {self.requests} model request(s), "
-            f"{self.reused_frames} frame(s) read back; {self.usage.total_tokens} tokens"
-        )
-        return "\n".join(lines)
-
-
-def _line(video: VideoOutcome) -> str:
-    text = f"{video.key}: {video.status}"
-    if video.status != "failed":
-        text += f", {video.tracks} track(s) over {video.frames} frame(s)"
-    if video.status == "done" and video.route == "native":
-        text += " (one video request)"
-    elif video.status != "resumed" and (video.paid or video.reused):
-        text += f" ({video.paid} answered now, {video.reused} from the ledger)"
-    return text + (f" — {video.error}" if video.error else "")
+#: The key of a native-route video's kept answer: ``VIDEO_KEY#answer``.
+_ANSWER_SUFFIX = "#answer"
+#: The key of one answered frame's record: ``VIDEO_KEY#frameN``.
+_FRAME_KEY = re.compile(r"(?P<video>.+)#frame(?P<index>\d+)")
 
 
 def track_output_names(stem: str) -> dict[str, str]:
@@ -202,12 +132,12 @@ class _Counter:
         self.paid = 0
         self.reused = 0
 
-    def add(self, *, paid: bool) -> None:
+    def add(self, *, paid: bool, count: int = 1) -> None:
         with self._lock:
             if paid:
-                self.paid += 1
+                self.paid += count
             else:
-                self.reused += 1
+                self.reused += count
 
 
 def run_tracks(
@@ -277,6 +207,7 @@ def run_tracks(
                 fps=float(fps),
                 lost_s=float(lost_s),
                 workers=frame_workers(session, concurrency),
+                frame_records=_frame_records(state),
             )
             try:
                 for item in items:
@@ -325,6 +256,17 @@ class _Plan:
     fps: float
     lost_s: float
     workers: int
+    frame_records: Mapping[str, int]  # video key -> its answered-frame records, as read
+
+
+def _frame_records(state: LedgerState) -> Counter[str]:
+    """How many answered-frame records (``VIDEO_KEY#frameN``) each video has in the ledger."""
+    counts: Counter[str] = Counter()
+    for key in state.records:
+        match = _FRAME_KEY.fullmatch(key)
+        if match is not None:
+            counts[match["video"]] += 1
+    return counts
 
 
 def _one_video(item: InputItem, plan: _Plan) -> VideoOutcome:
@@ -335,7 +277,10 @@ def _one_video(item: InputItem, plan: _Plan) -> VideoOutcome:
     finished = plan.state.get(item.key)
     if finished is not None and finished.status == "done":
         done = finished.result
+        # a done record of the frames route references its frame records (one written before
+        # that holds its frames itself)
         sampled = len(done.frames) if isinstance(done, VideoResult) else 0
+        sampled = sampled or plan.frame_records.get(item.key, 0)
         tracks = len(done.events) if isinstance(done, VideoResult) else 0
         return VideoOutcome(
             key=item.key, status="resumed", route=plan.route, frames=sampled, tracks=tracks
@@ -364,8 +309,7 @@ def _one_video(item: InputItem, plan: _Plan) -> VideoOutcome:
     try:
         duration = probe_video(item.path).duration_s
         if plan.route == "native":
-            frames = list(_native(item, plan))
-            counter.add(paid=True)
+            frames = _native(item, plan, counter)
         else:
             frames = list(
                 link_answers(
@@ -375,7 +319,15 @@ def _one_video(item: InputItem, plan: _Plan) -> VideoOutcome:
         result = video_result(frames, duration_s=duration)
         stem = str(Path(item.key).with_suffix(""))
         labels = list(plan.prompt) if isinstance(plan.prompt, (list, tuple)) else ()
-        written = write_track_outputs(item.path, frames, result, plan.out, stem, categories=labels)
+        try:
+            written = write_track_outputs(
+                item.path, frames, result, plan.out, stem, categories=labels
+            )
+        except OSError as err:
+            raise SinkError(
+                f"could not write the outputs of {item.key} in {plan.out} ({err}); fix that and "
+                "re-run: its answers are kept in the ledger"
+            ) from err
     except VlmkitError as err:
         message = str(err).splitlines()[0]
         plan.ledger.append(
@@ -395,8 +347,11 @@ def _one_video(item: InputItem, plan: _Plan) -> VideoOutcome:
             reused=counter.reused,
             error=message,
         )
+    # The frames route's frames are in the ledger already (VIDEO#frameN): the done record keeps
+    # the tracks and refers to them, so a long video's frames are not stored (and read) twice.
+    kept = result if plan.route == "native" else attrs.evolve(result, frames=())
     plan.ledger.append(
-        LedgerRecord(key=item.key, status="done", result=result, image_path=str(item.path))
+        LedgerRecord(key=item.key, status="done", result=kept, image_path=str(item.path))
     )
     return VideoOutcome(
         key=item.key,
@@ -410,9 +365,73 @@ def _one_video(item: InputItem, plan: _Plan) -> VideoOutcome:
     )
 
 
-def _native(item: InputItem, plan: _Plan) -> Iterator[TrackedFrame]:
+def _native(item: InputItem, plan: _Plan, counter: _Counter) -> list[TrackedFrame]:
+    """The native route's frames of one video: from its answer kept in the ledger by an earlier
+    run when that still parses (free), else from one request, whose answer is recorded before it
+    is parsed (see the module)."""
+    from vlmkit.backend import Generation
+    from vlmkit.budget import REPLAY
+    from vlmkit.ledger import LedgerRecord
     from vlmkit.nativetrack import iter_native_track
+    from vlmkit.types import VideoResult
 
-    return iter_native_track(
-        plan.session, item.path, plan.prompt, fps=plan.fps, lost_s=plan.lost_s, **plan.options
+    def track(**extra: Any) -> list[TrackedFrame]:
+        frames = list(
+            iter_native_track(
+                plan.session,
+                item.path,
+                plan.prompt,
+                fps=plan.fps,
+                lost_s=plan.lost_s,
+                **extra,
+                **plan.options,
+            )
+        )
+        _refuse_cut_off(frames)
+        return frames
+
+    kept = plan.state.get(item.key + _ANSWER_SUFFIX)
+    answer = kept.result if kept is not None else None
+    if answer is not None and answer.raw_text is not None:
+        # the next model call returns the kept answer: parsed again, nothing paid
+        token = REPLAY.set(Generation(text=answer.raw_text, finish=answer.finish))
+        try:
+            frames = track()
+        except ParseError as err:  # the kept answer is no use: ask again, as the image runner
+            logger.info("%s: its kept answer does not parse (%s); asking again", item.key, err)
+        else:
+            counter.add(paid=False, count=len(frames))  # every frame read back, none paid
+            return frames
+        finally:
+            REPLAY.reset(token)
+
+    def keep(answer: VideoResult) -> None:
+        counter.add(paid=True)
+        plan.ledger.append(
+            LedgerRecord(
+                key=item.key + _ANSWER_SUFFIX,
+                status="done",
+                result=VideoResult(text="", provenance=answer.provenance),
+                image_path=str(item.path),
+            )
+        )
+
+    return track(on_answer=keep)
+
+
+def _refuse_cut_off(frames: Sequence[TrackedFrame]) -> None:
+    """A native answer cut off by the token limit leaves the frames after the cut without boxes:
+    a failure (as a cut-off answer is for the image runner), never a done video missing them."""
+    from vlmkit.types import FinishReason
+
+    first = frames[0].detections if frames else None
+    if first is None or not (first.report.truncated or first.finish is FinishReason.MAX_TOKENS):
+        return
+    detail = first.provenance.detail if first.provenance is not None else None
+    raise ParseError(
+        "the tracking answer was cut off by the token limit, so the frames after the cut would "
+        "have no boxes; re-run to ask again, or track with a lower --fps or --route frames"
+        + (f" ({detail})" if detail else ""),
+        reason="truncated",
+        raw_text=first.raw_text or "",
     )

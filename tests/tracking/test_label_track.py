@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 pytest.importorskip("trackers")
 pytest.importorskip("google.genai")
 
+import vlmkit
 from tests.tracking import clip
 from tests.tracking.test_track import LABELS, MODEL
 from vlmkit.cli import app
@@ -179,3 +180,46 @@ def test_a_failed_video_is_recorded_and_the_next_run_pays_only_the_rest(
         assert "(6 answered now, 4 from the ledger)" in second.stdout
         assert len(server.requests_of("generate")) == 4 + 1 + 6
     assert all(path.is_file() for path in outputs(out, "squares"))
+
+
+def test_a_finished_video_keeps_its_frames_once_in_the_ledger(
+    video: Path, fake: FakeGemini, tmp_path: Path
+) -> None:
+    from vlmkit.ledger import LedgerRecord, read_ledger
+    from vlmkit.serialize import result_from_dict
+
+    inputs = tmp_path / "videos"
+    inputs.mkdir()
+    shutil.copy(video, inputs / "squares.mp4")
+    out = tmp_path / "run"
+    args = label_args(inputs, out, fake, "--fps", "1")
+    assert invoke(args).exit_code == 0
+
+    lines = (out / "tracks.jsonl").read_bytes().splitlines(keepends=True)
+    keys = [json.loads(line)["key"] for line in lines]
+    assert keys[-1] == "squares.mp4"  # frames are answered concurrently: any order before it
+    assert sorted(keys[:-1]) == sorted(f"squares.mp4#frame{k * clip.FPS}" for k in range(10))
+    frame_bytes = sum(len(line) for line in lines[:-1])
+    # the done record references its frame records instead of holding the frames again
+    done = read_ledger(out / "tracks.jsonl").get("squares.mp4")
+    assert done is not None and isinstance(done.result, vlmkit.VideoResult)
+    assert done.result.frames == () and len(done.result.events) == 3
+    assert len(lines[-1]) * 5 < frame_bytes
+    # what the same run wrote before: the done record held every tracked frame again
+    tracked = result_from_dict(json.loads((out / "squares.json").read_text()))
+    old_done = LedgerRecord(key="squares.mp4", status="done", result=tracked)
+    old_bytes = frame_bytes + len(old_done.to_line())
+    assert len(tracked.frames) == 10 and old_bytes > 1.8 * frame_bytes
+    assert (out / "tracks.jsonl").stat().st_size < 0.6 * old_bytes
+
+    # a ledger written the old way (frames inside the done record) still reads and resumes
+    (out / "tracks.jsonl").write_bytes(b"".join(lines[:-1]) + old_done.to_line())
+    again = invoke(args)
+    assert again.exit_code == 0, again.output
+    assert "squares.mp4: resumed, 3 track(s) over 10 frame(s)" in again.stdout
+    assert len(fake.requests_of("generate")) == 10
+    # and a new one resumes with the same report, counting the frame records it references
+    (out / "tracks.jsonl").write_bytes(b"".join(lines))
+    third = invoke(args)
+    assert "squares.mp4: resumed, 3 track(s) over 10 frame(s)" in third.stdout
+    assert len(fake.requests_of("generate")) == 10

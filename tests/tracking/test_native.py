@@ -167,3 +167,159 @@ def test_label_track_route_native_asks_once_per_video_and_resumes_whole(
     # the frames route in the same folder asks another question: refused
     other = invoke(label_args(inputs, tmp_path / "run", native_fake, "--fps", "1"))
     assert other.exit_code != 0 and "different run" in other.output
+
+
+def _native_run(tmp_path: Path, video: Path, server: FakeGemini) -> tuple[list[str], Path]:
+    import shutil
+
+    from tests.tracking.test_label_track import label_args
+
+    inputs = tmp_path / "videos"
+    inputs.mkdir(exist_ok=True)
+    shutil.copy(video, inputs / "squares.mp4")
+    out = tmp_path / "run"
+    return label_args(inputs, out, server, "--fps", "1", "--route", "native"), out
+
+
+def test_a_native_answer_received_before_a_failure_is_not_paid_again(
+    video: Path, native_fake: FakeGemini, tmp_path: Path
+) -> None:
+    from tests.tracking.test_label_track import invoke, outputs
+
+    args, out = _native_run(tmp_path, video, native_fake)
+    # the answer arrives, then its outputs cannot be written: a folder sits where one goes
+    (out / "squares.mot.txt" / "in-the-way").mkdir(parents=True)
+    first = invoke(args)
+    assert first.exit_code == 1, first.output
+    assert "squares.mp4: failed" in first.stdout and "could not write" in first.stdout
+    assert len(native_fake.requests_of("generate")) == 1
+    assert not any(path.is_file() for path in outputs(out, "squares"))
+
+    (out / "squares.mot.txt" / "in-the-way").rmdir()
+    (out / "squares.mot.txt").rmdir()
+    second = invoke(args)
+    assert second.exit_code == 0, second.output
+    assert "squares.mp4: done, 3 track(s) over 10 frame(s) (its answer read back" in second.stdout
+    assert len(native_fake.requests_of("generate")) == 1  # the kept answer, parsed again
+    rows = (out / "squares.mot.txt").read_text().splitlines()
+    assert len(rows) == 30 and {row.split(",")[1] for row in rows} == {"0", "1", "2"}
+
+
+def test_an_unreadable_native_answer_is_kept_and_a_refused_request_asked_again(
+    video: Path, tmp_path: Path
+) -> None:
+    from tests.tracking.test_label_track import invoke
+    from vlmkit.ledger import read_ledger
+
+    with FakeGemini() as server:
+
+        def answer(request: Any) -> str:
+            ((_, uri),) = request.file_data
+            data = server.file_bytes(uri.rsplit("/", 1)[-1])
+            return json.dumps(clip.gemini_video_answer(data, request.prompt_text))
+
+        server.add_rule(status=400, message="the request was refused", times=1)
+        server.add_rule(text="Sorry, I cannot give boxes at timestamps.", times=1)
+        server.add_rule(text=answer)
+        args, out = _native_run(tmp_path, video, server)
+
+        refused = invoke(args)  # no answer came back: nothing is kept
+        assert refused.exit_code == 1 and "refused" in refused.stdout
+        assert "squares.mp4#answer" not in read_ledger(out / "tracks.jsonl")
+
+        unreadable = invoke(args)  # an answer came back but holds no boxes: kept, with why
+        assert unreadable.exit_code == 1 and "no JSON list of timed boxes" in unreadable.stdout
+        ledger = read_ledger(out / "tracks.jsonl")
+        kept = ledger.get("squares.mp4#answer")
+        assert kept is not None and kept.result is not None
+        assert kept.result.raw_text == "Sorry, I cannot give boxes at timestamps."
+        failed = ledger.get("squares.mp4")
+        assert failed is not None and failed.status == "failed"
+        assert failed.error_type == "ParseError"
+
+        # the kept answer is parsed again first, for free; it still holds no boxes, so the
+        # model is asked again (as the image runner does with a kept answer)
+        done = invoke(args)
+        assert done.exit_code == 0, done.output
+        assert "squares.mp4: done, 3 track(s) over 10 frame(s) (one video request)" in done.stdout
+        assert len(server.requests_of("generate")) == 3
+        errors = server.errors
+    assert not errors, errors
+
+
+def test_a_run_killed_after_the_native_answer_arrived_does_not_pay_for_it_again(
+    video: Path, native_fake: FakeGemini, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from tests.tracking.test_label_track import invoke, outputs
+
+    args, out = _native_run(tmp_path, video, native_fake)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VLMKIT_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vlmkit.cli", *args],
+        env={**env, "COLUMNS": "80"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+    def kill_while_staging() -> None:  # the answer is in; its outputs are being written
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline:
+            if out.is_dir() and any(out.glob(".squares.*.tmp")):
+                process.send_signal(signal.SIGKILL)
+                return
+            time.sleep(0.002)
+
+    killer = threading.Thread(target=kill_while_staging)
+    killer.start()
+    _, err = process.communicate(timeout=120)
+    killer.join()
+    assert process.returncode == -signal.SIGKILL, err.decode()
+    assert len(native_fake.requests_of("generate")) == 1
+    assert not any(path.is_file() for path in outputs(out, "squares"))
+
+    again = invoke(args)
+    assert again.exit_code == 0, again.output
+    assert "squares.mp4: done, 3 track(s) over 10 frame(s) (its answer read back" in again.stdout
+    assert len(native_fake.requests_of("generate")) == 1
+
+
+def test_a_native_answer_cut_off_by_the_token_limit_fails_the_video_instead_of_dropping_frames(
+    video: Path, tmp_path: Path
+) -> None:
+    from tests.tracking.test_label_track import invoke, outputs
+
+    with FakeGemini() as server:
+
+        def answer(request: Any) -> str:
+            ((_, uri),) = request.file_data
+            data = server.file_bytes(uri.rsplit("/", 1)[-1])
+            return json.dumps(clip.gemini_video_answer(data, request.prompt_text))
+
+        def cut(request: Any) -> str:
+            text = answer(request)
+            return text[: len(text) // 2]  # the model hit max_output_tokens half-way
+
+        server.add_rule(text=cut, finish_reason="MAX_TOKENS", times=1)
+        server.add_rule(text=answer)
+        args, out = _native_run(tmp_path, video, server)
+
+        first = invoke(args)
+        assert first.exit_code == 1, first.output
+        assert "squares.mp4: failed" in first.stdout and "cut off" in first.stdout
+        assert not any(path.exists() for path in outputs(out, "squares"))
+
+        # the kept answer would be cut off again: the model is asked again
+        second = invoke(args)
+        assert second.exit_code == 0, second.output
+        assert len(server.requests_of("generate")) == 2
+        errors = server.errors
+    assert not errors, errors
+    rows = (out / "squares.mot.txt").read_text().splitlines()
+    assert len(rows) == 30  # every square on every one of the 10 frames

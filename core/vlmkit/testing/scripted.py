@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from vlmkit.backend import Backend, Generation, Request
-from vlmkit.errors import BackendError
+from vlmkit.errors import BackendError, ConfigError, UnsupportedTask
 from vlmkit.hookspecs import hookimpl
 from vlmkit.records import MEDIA, TASKS, BackendInfo, Option
 from vlmkit.types import FinishReason, Usage
@@ -25,7 +25,8 @@ class ScriptedBackend(Backend):
     ``script`` is one answer for everything, a list of answers used in order, a mapping from
     task name to either of those, or a callable ``request -> answer``. An answer is model text,
     a full :class:`~vlmkit.Generation` (to script usage or finish reasons), or an exception to
-    raise (to script failures). Every request is recorded in :attr:`requests`.
+    raise (to script failures). Every request is recorded in :attr:`requests`. A request for a
+    task a per-task mapping leaves out raises :class:`~vlmkit.UnsupportedTask`.
     """
 
     def __init__(
@@ -61,7 +62,12 @@ class ScriptedBackend(Backend):
         key = "*"
         if isinstance(script, Mapping):
             if request.task not in script:
-                raise BackendError(f"the script has no answer for task {request.task!r}")
+                raise UnsupportedTask(
+                    f"the script has no answer for task {request.task!r} (it answers "
+                    f"{', '.join(map(str, script)) or 'nothing'}); add a {request.task!r} entry "
+                    "to the script",
+                    task=request.task,
+                )
             script, key = script[request.task], request.task
         if isinstance(script, (list, tuple)):
             with self._lock:
@@ -137,9 +143,11 @@ def scripted_plugin(
 ) -> object:
     """A plugin registering a :class:`ScriptedBackend` named ``name``.
 
-    ``tasks`` defaults to every task, except ``points`` when ``script`` is a per-task mapping
-    without an answer for it: scripts written before the pointing task keep their declarations
-    (and pass :func:`~vlmkit.testing.check_backend` unchanged).
+    The backend declares exactly the tasks the script answers: every task for one answer, a
+    list or a callable; the mapping's tasks for a per-task mapping (a task it leaves out is then
+    refused by the Session with :class:`~vlmkit.UnsupportedTask`). ``tasks`` narrows that
+    declaration; declaring a task the mapping has no answer for, or a mapping key that is no
+    task, is a :class:`~vlmkit.ConfigError`.
 
     >>> import vlmkit
     >>> from vlmkit.testing import scripted_plugin
@@ -151,8 +159,26 @@ def scripted_plugin(
     def factory(**config: Any) -> ScriptedBackend:
         return ScriptedBackend(script, **{**backend_options, **config})
 
+    return _ScriptedPlugin(name, _declared(script, tasks), media, factory)
+
+
+def _declared(script: Script, tasks: Iterable[str] | None) -> tuple[str, ...]:
+    """The tasks a scripted backend declares: those its script answers (see scripted_plugin)."""
+    if not isinstance(script, Mapping):
+        return TASKS if tasks is None else tuple(tasks)
+    unknown = [str(key) for key in script if key not in TASKS]
+    if unknown:
+        raise ConfigError(
+            f"the script answers {', '.join(map(repr, unknown))}, which is not a task; "
+            f"the tasks are {', '.join(TASKS)}"
+        )
     if tasks is None:
-        tasks = TASKS
-        if isinstance(script, Mapping) and "points" not in script:
-            tasks = tuple(task for task in TASKS if task != "points")
-    return _ScriptedPlugin(name, tasks, media, factory)
+        return tuple(task for task in TASKS if task in script)
+    missing = [task for task in tasks if task not in script]
+    if missing:
+        raise ConfigError(
+            f"tasks= declares {', '.join(map(repr, missing))} but the script has no answer for "
+            f"{', '.join(map(repr, missing))}; add a {missing[0]!r} entry to the script or leave "
+            "it out of tasks="
+        )
+    return tuple(tasks)

@@ -65,9 +65,10 @@ def make_images(folder: Path, count: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(count):
         source = sources[index % len(sources)]
-        shift = (index // len(sources)) * 2
+        step, lap = divmod(index // len(sources), 100)[::-1]
+        shift = step * 2
         box = (shift, shift // 2, min(source.width, 480 + shift), min(source.height, 360 + shift))
-        source.crop(box).save(folder / f"img{index:04d}.jpg", quality=90)
+        source.crop(box).save(folder / f"img{index:04d}.jpg", quality=90 - lap % 10)
 
 
 # -- the children: one measured variant each ---------------------------------------------------

@@ -311,6 +311,8 @@ def boxes_to_pixels(
     area are dropped — each counted in the returned :class:`BoxRepairs`, whose ``keep`` marks
     the rows that survived. Without ``repair`` the values are mapped as they are.
     """
+    # Array methods and ufuncs rather than the np.* wrappers: a detection answer has a few
+    # boxes, so per-call overhead, not arithmetic, is this function's cost (issue 16).
     conv = Convention.parse(convention)
     raw = np.asarray(values, dtype=np.float64).reshape(-1, 4)
     xyxy = raw[:, [1, 0, 3, 2]] if conv.order == "yxyx" else raw.copy()
@@ -318,15 +320,14 @@ def boxes_to_pixels(
     swapped = clamped = degenerate = 0
     keep = np.ones(n, dtype=bool)
     if repair and n:
-        fixed = np.concatenate(
-            [np.minimum(xyxy[:, :2], xyxy[:, 2:]), np.maximum(xyxy[:, :2], xyxy[:, 2:])], axis=1
-        )
-        swapped = int(np.any(fixed != xyxy, axis=1).sum())
+        low, high = xyxy[:, :2], xyxy[:, 2:]
+        fixed = np.concatenate((np.minimum(low, high), np.maximum(low, high)), axis=1)
+        swapped = int((fixed != xyxy).any(axis=1).sum())
         upper = np.tile(_grid_extent(conv, transform), 2)
-        clipped = np.clip(fixed, 0.0, upper)
-        clamped = int(np.any(clipped != fixed, axis=1).sum())
+        clipped = np.minimum(np.maximum(fixed, 0.0), upper)
+        clamped = int((clipped != fixed).any(axis=1).sum())
         keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
-        degenerate = int((~keep).sum())
+        degenerate = n - int(keep.sum())
         xyxy = clipped
     if conv.scale is not None:
         sent_w, sent_h = transform.sent_size

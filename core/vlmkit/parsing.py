@@ -804,8 +804,8 @@ def _build_detections(
     # Boxes on the grid can still fall in padding outside the original image: clip to it.
     width, height = tf.original_size
     bounds = np.array([width, height, width, height], dtype=np.float64)
-    clipped = np.clip(pixels, 0.0, bounds)
-    outside = np.any(clipped != pixels, axis=1) & repairs.keep
+    clipped = np.minimum(np.maximum(pixels, 0.0), bounds)  # np.clip, without its wrapper
+    outside = (clipped != pixels).any(axis=1) & repairs.keep
     keep = repairs.keep & (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
     degenerate = int((repairs.keep & ~keep).sum()) + repairs.degenerate
 

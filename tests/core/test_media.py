@@ -221,6 +221,32 @@ def test_exif_orientation_six_comes_back_upright(tmp_path: Path):
     np.testing.assert_allclose(back[0], (0, 0, 20, 10), atol=1)
 
 
+def test_an_upright_file_is_not_copied_after_decoding(tmp_path: Path, monkeypatch):
+    """Issue 16: an upright RGB JPEG read from a file is handed over as decoded, not copied
+    (a copy is 36 MB for a 12 MP photo); the pixels stay usable after loading."""
+    copies: list[tuple[int, int]] = []
+    original_copy = Image.Image.copy
+
+    def counting_copy(self: Image.Image) -> Image.Image:
+        copies.append(self.size)
+        return original_copy(self)
+
+    monkeypatch.setattr(Image.Image, "copy", counting_copy)
+    path = tmp_path / "upright.jpg"
+    path.write_bytes(encoded(quadrants(), "JPEG", quality=95))
+    loaded = load_image(path)
+    assert copies == []
+    pixels = np.asarray(loaded.image)  # not closed: the decoded pixels are still there
+    assert pixels.shape == (80, 120, 3)
+    assert tuple(pixels[5, 5]) == pytest.approx((255, 0, 0), abs=8)
+    assert tuple(pixels[75, 115]) == pytest.approx((255, 255, 0), abs=8)
+    encode_image(loaded)  # and the encoder can work with it
+
+    rotated = tmp_path / "rotated.jpg"
+    rotated.write_bytes(exif_jpeg(quadrants(), 6))
+    assert load_image(rotated).size == (80, 120)  # a rotated one still is turned upright
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_every_orientation_maps_back_to_the_stored_grid(orientation: int):
     stored = Image.new("RGB", (64, 40), (0, 0, 0))

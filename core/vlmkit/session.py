@@ -82,6 +82,7 @@ class Session:
         self._lock = threading.Lock()
         self._closed = False
         self._opened: OpenedBackend | None = None
+        self._prompts: dict[tuple[Any, ...], tuple[str, tuple[str, ...]]] = {}
         self.usage_meter = UsageMeter()
         self.cache: AnswerCache | None = None
         pm = self._host.pm
@@ -187,15 +188,29 @@ class Session:
         return load_image(image)
 
     def _prompt(self, task: str, prompt: Any, **kwargs: Any) -> tuple[str, tuple[str, ...]]:
-        """The task prompt in the backend's declared convention (or its own templates)."""
+        """The task prompt in the backend's declared convention (or its own templates).
+
+        Built once per (task, prompt, options) and session: a run asks the same for every item
+        (issue 16). Prompts that are not strings or lists of strings are not remembered."""
+        key: tuple[Any, ...] | None = None
+        if isinstance(prompt, str | None) or (
+            isinstance(prompt, list | tuple) and all(isinstance(p, str) for p in prompt)
+        ):
+            labels = prompt if prompt is None or isinstance(prompt, str) else tuple(prompt)
+            key = (task, type(prompt).__name__, labels, tuple(sorted(kwargs.items())))
+            if key in self._prompts:
+                return self._prompts[key]
         backend = self.backend
-        return prompt_for(
+        built = prompt_for(
             task,
             prompt,
             convention=backend.convention,
             templates=getattr(backend, "prompt_templates", None),
             **kwargs,
         )
+        if key is not None:
+            self._prompts[key] = built
+        return built
 
     def _check(self, task: str, medium: str) -> None:
         check_supported(self.backend_info, task, medium, self.supporting)

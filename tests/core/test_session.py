@@ -96,6 +96,33 @@ def test_label_lists_and_default_prompts():
     assert '"box_2d"' in prompts[3] and '"text"' in prompts[3]
 
 
+def test_a_prompt_is_built_once_per_session_and_still_differs_where_it_should(monkeypatch):
+    """Issue 16: a run asks the same prompt for every item; the session builds it once."""
+    import vlmkit.session as session_module
+
+    built = []
+    real = session_module.prompt_for
+
+    def counting(*args, **kwargs):
+        built.append(args[:2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(session_module, "prompt_for", counting)
+    with session_for(CAT) as session:
+        for _ in range(3):
+            session.detect(WIDE, ["person", "car"])
+        session.detect(WIDE, ("person", "car"))  # the same labels as a tuple
+        session.detect(WIDE, "person")  # a description, not a label list
+        session.detect(WIDE)
+        session.describe([WIDE, WIDE])
+        session.describe([WIDE])  # another image count: another prompt
+        prompts = [r.prompt for r in session.backend.requests]
+    assert len(built) == 6
+    assert prompts[0] == prompts[1] == prompts[2] == prompts[3]
+    assert len({prompts[3], prompts[4], prompts[5]}) == 3
+    assert prompts[6] == "Caption these images." and prompts[7] != prompts[6]
+
+
 def test_per_call_options_are_validated_against_the_declaration():
     budget = Option(name="max_soft_tokens", type=int, choices=(70, 140, 280))
     with session_for(CAT, options=[budget]) as session:

@@ -66,6 +66,7 @@ import logging
 import os
 import stat
 import threading
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -157,7 +158,7 @@ def mask_to_yolo_polygon(mask: Mask, image_size: tuple[int, int]) -> np.ndarray 
     return ring + np.array([cx0 - 1, cy0 - 1], dtype=np.float64)
 
 
-def _fmt(values: np.ndarray) -> str:
+def _fmt(values: Iterable[float]) -> str:
     return " ".join(f"{v:.6f}" for v in values)
 
 
@@ -260,15 +261,17 @@ class YoloSink(StagedSink):
     def _line(self, det: Detection, size: tuple[int, int]) -> str:
         """The coordinates of one object's line (without its class id)."""
         width, height = size
-        scale = np.array([width, height], dtype=np.float64)
         if det.mask is not None:
             ring = mask_to_yolo_polygon(det.mask, size)
             if ring is not None:
+                scale = np.array([width, height], dtype=np.float64)
                 return _fmt(np.clip(ring / scale, 0.0, 1.0).ravel())
+        # Four numbers: plain floats, not NumPy arrays, whose per-call cost was most of this
+        # sink's per-item CPU (issue 16); ``+ 0.0`` writes 0 for -0.0 as np.clip did.
         box = det.box.clip(size)
         cx, cy = box.center
-        values = np.array([cx / width, cy / height, box.width / width, box.height / height])
-        return _fmt(np.clip(values, 0.0, 1.0))
+        values = (cx / width, cy / height, box.width / width, box.height / height)
+        return _fmt([min(max(value, 0.0), 1.0) + 0.0 for value in values])
 
     def _place_image(self, item: SinkItem, target: Path | None) -> None:
         if item.image_path is None:

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from vlmkit.errors import ConfigError, ParseError, SinkError, VlmkitError
+from vlmkit.outcomes import outcome_problem
 from vlmkit.types import Detections, VideoResult
 from vlmkit.videosummary import TrackRunSummary, VideoOutcome
 
@@ -294,16 +295,28 @@ def _one_video(item: InputItem, plan: _Plan) -> VideoOutcome:
             counter.add(paid=False)
             return record.result
         detections: Detections = plan.call(image, plan.prompt, **plan.options)
+        # A cut-off, blocked or empty answer is a failed frame, as it is a failed item for the
+        # image runner: recorded with its reason (the next run asks again), never a done frame
+        # missing its boxes.
+        problem = outcome_problem(detections)
         plan.ledger.append(
             LedgerRecord(
                 key=key,
-                status="done",
+                status="done" if problem is None else "failed",
                 result=detections,
                 image_path=str(item.path),
                 image_size=detections.image_size,
+                error=None if problem is None else problem[1],
+                error_type=None if problem is None else problem[0],
             )
         )
         counter.add(paid=True)
+        if problem is not None:
+            raise ParseError(
+                f"frame {index}: {problem[1]}; re-run to ask again (answered frames are kept)",
+                raw_text=detections.raw_text or "",
+                reason=problem[0].lower(),
+            )
         return detections
 
     try:

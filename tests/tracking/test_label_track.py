@@ -182,6 +182,41 @@ def test_a_failed_video_is_recorded_and_the_next_run_pays_only_the_rest(
     assert all(path.is_file() for path in outputs(out, "squares"))
 
 
+def test_a_cut_off_frame_answer_fails_the_video_and_is_asked_again(
+    video: Path, tmp_path: Path
+) -> None:
+    """A frame whose answer the token limit cut off is a failed frame, never a done one
+    missing its boxes (the image runner fails such an item too); the next run asks only it and
+    the frames not yet answered."""
+    inputs = tmp_path / "videos"
+    inputs.mkdir()
+    shutil.copy(video, inputs / "squares.mp4")
+    out = tmp_path / "run"
+    with FakeGemini() as server:
+
+        def answer(request: Any) -> str:
+            return json.dumps(clip.gemini_answer(request.inline_data[0][1]))
+
+        server.add_rule(text=answer, times=4)
+        server.add_rule(text=answer, finish_reason="MAX_TOKENS", times=1)
+        server.add_rule(text=answer)
+        args = label_args(inputs, out, server, "--fps", "1", "--concurrency", "1")
+
+        first = invoke(args)
+        assert first.exit_code == 1, first.output
+        assert "squares.mp4: failed" in first.stdout and "cut off" in first.stdout
+        assert not any(path.exists() for path in outputs(out, "squares"))
+        records = [json.loads(line) for line in (out / "tracks.jsonl").read_text().splitlines()]
+        cut = [r for r in records if r.get("error_type") == "Truncated"]
+        assert len(cut) == 1 and cut[0]["status"] == "failed" and "#frame" in cut[0]["key"]
+
+        second = invoke(args)
+        assert second.exit_code == 0, second.output
+        assert "(6 answered now, 4 from the ledger)" in second.stdout
+        assert len(server.requests_of("generate")) == 4 + 1 + 6
+    assert all(path.is_file() for path in outputs(out, "squares"))
+
+
 def test_a_finished_video_keeps_its_frames_once_in_the_ledger(
     video: Path, fake: FakeGemini, tmp_path: Path
 ) -> None:

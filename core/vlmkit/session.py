@@ -43,6 +43,10 @@ from vlmkit.types import Usage
 
 __all__ = ["Session"]
 
+#: Prompts a session remembers (a run asks one; a loop with a new prompt per image must not
+#: grow the session without bound).
+_PROMPTS_KEPT = 64
+
 
 class Session:
     """A configured backend plus its plugin pipeline.
@@ -209,6 +213,8 @@ class Session:
             **kwargs,
         )
         if key is not None:
+            if len(self._prompts) >= _PROMPTS_KEPT:
+                self._prompts.clear()
             self._prompts[key] = built
         return built
 

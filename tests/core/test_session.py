@@ -122,6 +122,12 @@ def test_a_prompt_is_built_once_per_session_and_still_differs_where_it_should(mo
     assert len({prompts[3], prompts[4], prompts[5]}) == 3
     assert prompts[6] == "Caption these images." and prompts[7] != prompts[6]
 
+    with session_for(CAT) as session:  # a new prompt per image keeps the memo bounded
+        for index in range(200):
+            session.detect(WIDE, f"thing number {index}")
+        assert len(session._prompts) <= session_module._PROMPTS_KEPT
+        assert "thing number 199" in session.backend.requests[-1].prompt
+
 
 def test_per_call_options_are_validated_against_the_declaration():
     budget = Option(name="max_soft_tokens", type=int, choices=(70, 140, 280))

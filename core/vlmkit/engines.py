@@ -1,7 +1,8 @@
 """Run engines: where a run's items are answered, under one set of run-folder semantics.
 
-The default engine is the local thread runner (:class:`vlmkit.runner.Run`). A plugin adds
-others through the ``vlmkit_engines`` registration hook (``vlmkit-ray`` adds ``ray``: Ray Data
+The default engine is the local thread runner (:class:`vlmkit.runner.Run`). The core registers
+``processes`` (worker processes on this machine, :mod:`vlmkit.processes`) through the same
+``vlmkit_engines`` registration hook any plugin uses (``vlmkit-ray`` adds ``ray``: Ray Data
 across a cluster). Whatever the engine, the run folder is the same — one ledger written by this
 process, resume, ``run.json``, the run lock, sinks written once at the end — because an
 engine returns a :class:`~vlmkit.runner.Run` whose ``_process`` answers the items its way (as

@@ -214,9 +214,14 @@ class Ledger:
         _seal(fd)
         return fd
 
-    def append(self, record: LedgerRecord) -> None:
-        """Append ``record`` as one line and (by default) fsync it before returning."""
-        line = record.to_line()
+    def append(self, record: LedgerRecord, *, line: bytes | None = None, sync: bool = True) -> None:
+        """Append ``record`` as one line and (by default) fsync it before returning.
+
+        ``line`` is the record's :meth:`LedgerRecord.to_line` when the caller has it already
+        (a worker process made it). ``sync=False`` leaves the flush to a later :meth:`sync`,
+        so a caller recording many records at once flushes them once."""
+        if line is None:
+            line = record.to_line()
         with self._lock:
             if self._fd is None:
                 self._fd = self._open()
@@ -240,7 +245,15 @@ class Ledger:
                 return
             self._written += 1
             mine = self._written
-        self._sync_through(fd, mine)
+        if sync:
+            self._sync_through(fd, mine)
+
+    def sync(self) -> None:
+        """Return once every line appended so far is on disk (one flush covers them all)."""
+        with self._lock:
+            fd, last = self._fd, self._written
+        if fd is not None and self.fsync and last:
+            self._sync_through(fd, last)
 
     def _sync_through(self, fd: int, line: int) -> None:
         """Return once line number ``line`` is on disk: either a flush already in flight or

@@ -1,0 +1,208 @@
+"""A run answered by worker processes on this machine: :class:`ProcessRun`.
+
+Everything the run folder promises stays with the core's :class:`vlmkit.runner.Run` in this
+(the parent's) process: the run lock, ``run.json``, resume, the one ledger, the sinks fed as
+records arrive and committed once at the end, the summary. Only the answering moves: the
+pending items are dealt to ``workers`` processes (:mod:`vlmkit.processes.worker`), each with
+its own Session and its share of the requests in flight, and each record they send back is
+appended to the ledger here, fsynced, before it counts. Records that arrive together share
+one flush.
+
+Why: the google-genai SDK itself needs a few milliseconds of CPU per request (request
+building, pydantic, httpx), so one Python process tops out near one core's worth of requests
+whatever its threads; processes use the machine's other cores (docs/benchmarks.md).
+
+A worker that dies (killed, out of memory) loses nothing recorded: its items not yet
+recorded stay to do, the run says so and stops; the same command resumes (answers the dead
+worker had received are in the answer cache when it is on, the default of ``vlmkit label``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from vlmkit import errors
+from vlmkit.engines import SessionSpec
+from vlmkit.errors import ConfigError, VlmkitError
+from vlmkit.inputs import InputItem
+from vlmkit.ledger import LedgerRecord
+from vlmkit.outcomes import ItemOutcome
+from vlmkit.processes.pool import Collector, WorkerProcess
+from vlmkit.processes.worker import Shard
+from vlmkit.runner import Run
+
+if TYPE_CHECKING:
+    from vlmkit.ledger import Ledger
+    from vlmkit.sinkfeed import SinkFeed
+
+__all__ = ["ProcessRun"]
+
+log = logging.getLogger(__name__)
+
+
+def _error(error_type: str, message: str) -> VlmkitError:
+    """A worker's fatal error, as the same vlmkit error class here."""
+    kind = getattr(errors, error_type, None)
+    if not (isinstance(kind, type) and issubclass(kind, VlmkitError)):
+        kind = VlmkitError
+    try:
+        return kind(message)
+    except TypeError:  # an error class with required extra arguments
+        return VlmkitError(message)
+
+
+class ProcessRun(Run):
+    """A :class:`vlmkit.runner.Run` whose items are answered by ``workers`` processes.
+
+    ``spec`` rebuilds the session in every worker. The run's ``concurrency`` is the requests
+    in flight across all workers; its ``budget_usd`` is split evenly between them (each stops
+    at its share, so the run never spends more than the budget).
+    """
+
+    def __init__(
+        self,
+        session: Any,
+        task: str,
+        inputs: Any,
+        *,
+        spec: SessionSpec,
+        workers: int = 2,
+        batch_size: int | None = None,
+        **run_arguments: Any,
+    ) -> None:
+        if batch_size is not None:  # the default concurrency reads the model batch
+            session.set_batch_size(batch_size)
+        super().__init__(session, task, inputs, **run_arguments)
+        if workers < 1:
+            raise ConfigError(f"workers must be at least 1, got {workers}")
+        self.spec = spec
+        self.workers = int(workers)
+        self.batch_size = batch_size
+
+    def _shards(self, pending: list[InputItem], attempts: dict[str, int]) -> list[Shard]:
+        count = max(min(self.workers, len(pending)), 1)
+        threads = max(math.ceil(self.concurrency / count), 1)
+        share = self.budget_usd / count if self.budget_usd is not None else None
+        replays = self._dispatcher.replays
+        shards = []
+        for index in range(count):
+            mine = pending[index::count]  # dealt round-robin: each worker gets a like mix
+            keys = [item.key for item in mine]
+            shards.append(
+                Shard(
+                    index=index,
+                    spec=self.spec,
+                    task=self.task,
+                    prompt=self.prompt,
+                    options=self.options,
+                    items=tuple((item.key, str(item.path)) for item in mine),
+                    attempts={key: attempts[key] for key in keys if key in attempts},
+                    replays={key: replays[key] for key in keys if key in replays},
+                    threads=threads,
+                    pixel_budget=max(self._dispatcher.pixel_budget.limit // count, 1),
+                    budget_usd=share,
+                    batch_size=self.batch_size,
+                )
+            )
+        return shards
+
+    def _process(
+        self,
+        pending: list[InputItem],
+        attempts: dict[str, int],
+        ledger: Ledger,
+        feed: SinkFeed | None,
+    ) -> Iterator[ItemOutcome]:
+        if not pending:
+            return
+        collector = Collector([], {item.key: item for item in pending})
+        workers = collector.workers
+        try:
+            for shard in self._shards(pending, attempts):
+                collector.add(WorkerProcess.start(shard))
+            yield from self._collect(collector, ledger, feed)
+        except GeneratorExit:  # the caller stopped iterating: record what is paid for
+            for worker in workers:
+                worker.stop()
+            while collector.open:
+                for record, item in collector.poll(ledger, timeout=1.0):
+                    self.summary.count(self._outcome(record, item))
+            raise
+        except KeyboardInterrupt:  # a second Ctrl-C: abandon what is in flight
+            for worker in workers:
+                worker.process.kill()
+            raise
+        finally:
+            for worker in workers:
+                worker.stop()  # nothing new; a worker gone already is fine
+            for worker in workers:
+                worker.finish()
+
+    def _collect(
+        self, collector: Collector, ledger: Ledger, feed: SinkFeed | None
+    ) -> Iterator[ItemOutcome]:
+        fatal: VlmkitError | None = None
+        interrupted = False
+        while collector.open:
+            if feed is not None:
+                feed.pump()
+            if self._interrupt_requested and not interrupted:
+                interrupted = True  # in-flight answers are recorded, nothing new starts
+                self.summary.stopped = "interrupted"
+                collector.stop_all()
+            recorded = collector.poll(ledger, timeout=0.1)
+            fatal = self._take_news(collector, fatal)
+            for record, item in recorded:
+                outcome = self._outcome(record, item)
+                self._report(outcome)
+                yield outcome
+        if interrupted:
+            raise KeyboardInterrupt
+        if fatal is not None:
+            raise fatal
+
+    @staticmethod
+    def _outcome(record: LedgerRecord, item: InputItem) -> ItemOutcome:
+        return ItemOutcome(
+            key=record.key,
+            path=item.path,
+            status=record.status,
+            result=record.result,
+            error=record.error,
+            error_type=record.error_type,
+        )
+
+    def _take_news(self, collector: Collector, fatal: VlmkitError | None) -> VlmkitError | None:
+        """What the workers said about themselves: a stop (the budget: the others stop too;
+        a fatal error or a lost worker: the run stops, the first reason wins), their costs."""
+        for why, error_type, message in collector.stops:
+            collector.stop_all()
+            if why == "budget":
+                if self.summary.stopped is None:
+                    self.summary.stopped = "budget"
+                    log.warning("budget reached: no new request is sent")
+            elif fatal is None:
+                self.summary.stopped = why
+                fatal = _error(error_type, message)
+        for worker in collector.lost:
+            collector.stop_all()
+            if fatal is None:
+                self.summary.stopped = "error"
+                fatal = VlmkitError(
+                    f"a worker process died (worker {worker.index}, pid {worker.process.pid}, "
+                    f"exit code {worker.process.returncode}): the items it had not recorded "
+                    "stay to do; what was recorded is kept. Re-run the same command to resume "
+                    "(answers it had received are in the answer cache when the cache is on)"
+                )
+        for usage, reparsed, spent in collector.ends:
+            self._dispatcher.unparsed_usage += usage  # the run adds it to this session's (none)
+            self.summary.reparsed += reparsed
+            if self.budget is not None:
+                self.budget.spent_usd += spent
+        collector.stops.clear()
+        collector.lost.clear()
+        collector.ends.clear()
+        return fatal

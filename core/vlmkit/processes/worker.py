@@ -1,0 +1,180 @@
+"""One worker process of the ``processes`` engine: its own Session, its share of the items.
+
+The worker builds a Session from the run's :class:`~vlmkit.engines.SessionSpec` and answers
+its shard with the core's own :class:`~vlmkit.dispatch.Dispatcher` — the same bounded
+concurrency, retries, pixel budget, re-parsing of kept answers and failure recording as a
+local run — but its "ledger" forwards each record, as its ledger line, to the parent process,
+which writes the one real ledger. Messages on the worker's pipe to the parent:
+
+- ``("record", line)``: one item's ledger line (bytes), as it was recorded;
+- ``("stop", why, error_type, message)``: the worker stopped sending (``"budget"``, or a fatal
+  error such as bad credentials);
+- ``("end", index, usage, reparsed, spent_usd)``: the worker is done; what its answers cost.
+
+A worker is its own interpreter, ``python -m vlmkit.processes.worker DOWN UP``, started in its
+own session (the terminal's Ctrl-C reaches only the parent) with two inherited pipes: DOWN
+brings the shard, then anything (or its end) means "start nothing new" — the parent's Ctrl-C,
+another worker's fatal error, or the parent gone, so a worker never outlives its run; UP takes
+the messages. Not :mod:`multiprocessing`'s spawn: that runs the user's ``__main__`` again in
+every child (a script without an ``if __name__ == "__main__"`` guard would start its run
+again there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from vlmkit.engines import SessionSpec
+from vlmkit.inputs import InputItem
+from vlmkit.ledger import LedgerRecord
+
+__all__ = ["Shard", "main", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class Shard:
+    """What one worker answers: ``items`` as ``(key, path)`` pairs, with the run's question.
+
+    ``attempts`` and ``replays`` are the run's for these keys; ``threads`` the requests this
+    worker keeps in flight; ``budget_usd`` its share of the run's budget (None: no cap)."""
+
+    index: int
+    spec: SessionSpec
+    task: str
+    prompt: Any
+    options: dict[str, Any]
+    items: tuple[tuple[str, str], ...]
+    attempts: dict[str, int]
+    replays: dict[str, str]
+    threads: int
+    pixel_budget: int
+    budget_usd: float | None = None
+    batch_size: int | None = None
+
+
+class _Results:
+    """The worker's end of its pipe to the parent, shared by the worker's threads."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()
+
+    def put(self, message: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._connection.send(message)
+
+
+class _Forward:
+    """The dispatcher's ledger in a worker: each record goes to the parent as its line."""
+
+    def __init__(self, results: _Results) -> None:
+        self.path = Path("<worker process>")
+        self._results = results
+
+    def append(self, record: LedgerRecord) -> None:
+        self._results.put(("record", record.to_line()))
+
+
+def _watch(down: Any, dispatcher: Any) -> None:
+    """Start nothing new once the parent says so, or is gone (its pipe ends)."""
+    with contextlib.suppress(EOFError, OSError):
+        down.recv()
+    dispatcher.stop.set()
+
+
+def serve(shard: Shard, down: Any, up: Any) -> None:
+    """Answer ``shard``, sending records on ``up``; ``down`` says when to stop."""
+    results = _Results(up)
+    from vlmkit.budget import Budget
+    from vlmkit.dispatch import Dispatcher
+    from vlmkit.errors import VlmkitError
+    from vlmkit.outcomes import RunSummary, usage_since
+    from vlmkit.pixels import image_pixels
+    from vlmkit.types import Usage
+
+    usage, reparsed, spent = Usage.zero(), 0, 0.0
+    try:
+        session = shard.spec.session()
+    except Exception as err:  # a plugin that cannot load here, bad settings
+        results.put(("stop", "error", type(err).__name__, f"a worker could not start: {err}"))
+        results.put(("end", shard.index, usage, reparsed, spent))
+        return
+    try:
+        if shard.batch_size is not None:
+            session.set_batch_size(shard.batch_size)
+        method = getattr(session, shard.task)
+
+        def call(item: InputItem) -> Any:
+            return method(str(item.path), shard.prompt, **shard.options)
+
+        summary = RunSummary()
+        budget = Budget(shard.budget_usd) if shard.budget_usd is not None else None
+        dispatcher = Dispatcher(
+            call=call,
+            backend=session.backend,
+            concurrency=shard.threads,
+            budget=budget,
+            pixel_budget=shard.pixel_budget,
+            summary=summary,
+            report=lambda outcome: None,
+        )
+        items = [InputItem(key=key, path=Path(path)) for key, path in shard.items]
+        dispatcher.pixels = image_pixels(item.path for item in items)
+        dispatcher.replays = dict(shard.replays)
+        before = session.usage
+        watcher = threading.Thread(
+            target=_watch, args=(down, dispatcher), name="vlmkit-stop", daemon=True
+        )
+        watcher.start()
+        try:
+            for _ in dispatcher.process(items, shard.attempts, _Forward(results), None):  # type: ignore[arg-type]
+                pass
+            if summary.stopped == "budget":
+                results.put(("stop", "budget", "BudgetReached", "budget reached"))
+        except VlmkitError as err:  # no item's fault (credentials, quota): the run stops
+            results.put(("stop", summary.stopped or "error", type(err).__name__, str(err)))
+        except Exception as err:  # a bug: say it, the parent stops the run
+            log.exception("worker %d failed", shard.index)
+            results.put(("stop", "error", type(err).__name__, f"a worker failed: {err}"))
+        usage = usage_since(before, session.usage) + dispatcher.unparsed_usage
+        reparsed = summary.reparsed
+        spent = budget.spent_usd if budget is not None else 0.0
+    finally:
+        session.close()
+        results.put(("end", shard.index, usage, reparsed, spent))
+
+
+def main(argv: list[str]) -> int:
+    """``python -m vlmkit.processes.worker DOWN UP``: the worker process."""
+    from multiprocessing.connection import Connection
+
+    down = Connection(int(argv[0]), writable=False)
+    up = Connection(int(argv[1]), readable=False)
+    try:
+        shard = down.recv()
+    except EOFError:  # the parent went away before sending the shard
+        return 0
+    try:
+        serve(shard, down, up)
+    except BrokenPipeError:  # the parent went away: what it did not read stays to do
+        return 0
+    finally:
+        up.close()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    logging.basicConfig(level=logging.WARNING)
+    sys.exit(main(sys.argv[1:]))

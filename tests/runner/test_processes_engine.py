@@ -1,0 +1,385 @@
+"""The ``processes`` engine: a run answered by worker processes on this machine, against the
+loopback fake Gemini through the real SDK. The run folder's guarantees hold as for a local run:
+every image once in the ledger and the sinks, Ctrl-C and a killed worker lose nothing
+recorded, the same call resumes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import supervision as sv
+from PIL import Image
+from pycocotools.coco import COCO
+
+from vlmkit.engines import SessionSpec, build_engine
+from vlmkit.errors import AuthError, VlmkitError
+from vlmkit.ledger import read_ledger
+
+testing = pytest.importorskip("vlmkit_gemini.testing", reason="the tests use the fake Gemini")
+pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers in /proc")
+
+ANSWER = '[{"box_2d": [100, 200, 500, 600], "label": "cat"}]'
+MODEL = "gemini-3.5-flash-lite"
+
+
+@pytest.fixture
+def fake() -> Any:
+    with testing.FakeGemini() as server:
+        server.add_rule(text=ANSWER)
+        yield server
+        errors = server.errors
+    if errors:
+        pytest.fail("fake Gemini server error:\n" + "\n".join(errors), pytrace=False)
+
+
+def make_images(folder: Path, count: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        pixels = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"img{i:03d}.jpg", quality=80)
+    return folder
+
+
+def spec_for(fake: Any, tmp_path: Path, **settings: str) -> SessionSpec:
+    return SessionSpec(
+        backend="gemini-api",
+        model=MODEL,
+        settings={"api_key": "test-key", "base_url": fake.base_url, **settings},
+        cache=str(tmp_path / "cache"),
+    )
+
+
+def images_seen(fake: Any) -> Counter[str]:
+    return Counter(
+        hashlib.sha256(data).hexdigest()
+        for request in fake.requests_of("generate")
+        for _mime, data in request.inline_data
+    )
+
+
+def workers_alive() -> list[int]:
+    """The pids of this process's live worker processes (``python -m vlmkit.processes.worker``)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if b"vlmkit.processes.worker" not in (entry / "cmdline").read_bytes():
+                continue
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[1]) == os.getpid():
+            pids.append(int(entry.name))
+    return pids
+
+
+def label(spec: SessionSpec, folder: Path, out: Path, progress: Any = False, **arguments: Any):
+    with spec.session() as session:
+        engine = build_engine(session, "processes", {"workers": "2"})
+        run = engine.run(
+            session,
+            spec,
+            "detect",
+            [folder],
+            prompt=["cat"],
+            out_dir=out,
+            sinks=["coco", "yolo"],
+            concurrency=4,
+            progress=progress,
+            **arguments,
+        )
+        outcomes = list(run)
+        return run, outcomes
+
+
+def test_two_worker_processes_label_every_image_once_into_the_same_files_as_a_local_run(
+    fake, tmp_path
+):
+    folder = make_images(tmp_path / "photos", 30)
+    seen_workers: list[int] = []
+
+    def progress(outcome: Any) -> None:
+        if not seen_workers:
+            seen_workers.append(len(workers_alive()))
+
+    run, outcomes = label(spec_for(fake, tmp_path), folder, tmp_path / "out", progress)
+    assert seen_workers == [2]  # answered by two processes, not by this one's threads
+    assert run.summary.done == 30 and run.summary.failed == 0, str(run.summary)
+    assert len(outcomes) == 30 and {o.path for o in outcomes} == set(folder.glob("*.jpg"))
+    assert max(images_seen(fake).values()) == 1 and len(images_seen(fake)) == 30
+    lines = (tmp_path / "out" / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 30 and len({json.loads(line)["key"] for line in lines}) == 30
+    assert not workers_alive()
+
+    # the same images labelled by the local engine give the same ledger results and sinks
+    with spec_for(fake, tmp_path).session() as session:
+        list(
+            session.run(
+                "detect",
+                [folder],
+                prompt=["cat"],
+                out_dir=tmp_path / "local",
+                sinks=["coco", "yolo"],
+                concurrency=4,
+            )
+        )
+    mine = read_ledger(tmp_path / "out" / "results.jsonl").done
+    local = read_ledger(tmp_path / "local" / "results.jsonl").done
+    assert set(mine) == set(local)
+    for key, record in mine.items():
+        assert np.array_equal(record.result.xyxy, local[key].result.xyxy)
+        assert record.result.labels == local[key].result.labels
+    coco = COCO(str(tmp_path / "out" / "annotations.json"))
+    assert len(coco.getImgIds()) == 30 and len(coco.getAnnIds()) == 30
+    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == ["cat"]
+    yolo = sv.DetectionDataset.from_yolo(
+        images_directory_path=str(folder),
+        annotations_directory_path=str(tmp_path / "out" / "labels"),
+        data_yaml_path=str(tmp_path / "out" / "data.yaml"),
+    )
+    assert len(yolo) == 30
+    assert all(len(detections) == 1 for _path, _image, detections in yolo)
+    assert (tmp_path / "out" / "labels" / "img000.txt").read_text() == (
+        tmp_path / "local" / "labels" / "img000.txt"
+    ).read_text()
+
+
+def test_ctrl_c_records_what_is_in_flight_and_the_same_call_resumes(fake, tmp_path):
+    folder = make_images(tmp_path / "photos", 40)
+    fake.latency_s = 0.05
+    spec = spec_for(fake, tmp_path)
+    count = [0]
+    runs: list[Any] = []
+
+    def progress(outcome: Any) -> None:
+        count[0] += 1
+        if count[0] == 8:
+            runs[0]._dispatcher.request_interrupt()  # what a first Ctrl-C does
+
+    with spec.session() as session:
+        engine = build_engine(session, "processes", {"workers": "2"})
+        run = engine.run(
+            session,
+            spec,
+            "detect",
+            [folder],
+            prompt=["cat"],
+            out_dir=tmp_path / "out",
+            sinks=["coco"],
+            concurrency=4,
+            progress=progress,
+        )
+        runs.append(run)
+        with pytest.raises(KeyboardInterrupt):
+            list(run)
+    assert run.summary.stopped == "interrupted"
+    recorded = read_ledger(tmp_path / "out" / "results.jsonl").done
+    # what was in flight when Ctrl-C came was finished and recorded, nothing new was started
+    assert 8 <= len(recorded) < 40
+    assert sum(images_seen(fake).values()) == len(recorded)
+    assert not (tmp_path / "out" / "annotations.json").exists()  # no sinks from a stopped run
+    assert not workers_alive()
+
+    again, _outcomes = label(spec, folder, tmp_path / "out")
+    assert again.summary.resumed == len(recorded)
+    assert again.summary.done == 40 - len(recorded)
+    ledger = read_ledger(tmp_path / "out" / "results.jsonl")
+    assert len(ledger.done) == 40 and len(list(ledger)) == 40
+    assert max(images_seen(fake).values()) == 1  # nothing asked twice
+    assert len(COCO(str(tmp_path / "out" / "annotations.json")).getImgIds()) == 40
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="kills a worker with SIGKILL")
+def test_a_killed_worker_stops_the_run_keeping_what_was_recorded_and_a_rerun_finishes(
+    fake, tmp_path
+):
+    folder = make_images(tmp_path / "photos", 40)
+    fake.latency_s = 0.05
+    spec = spec_for(fake, tmp_path)
+    killed: list[int] = []
+
+    def progress(outcome: Any) -> None:
+        if not killed:
+            victim = workers_alive()[0]
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+
+    with pytest.raises(VlmkitError, match="a worker process died") as caught:
+        label(spec, folder, tmp_path / "out", progress)
+    assert f"pid {killed[0]}, exit code -9" in str(caught.value)
+    assert not workers_alive()  # the other worker was stopped, not left running
+    recorded = read_ledger(tmp_path / "out" / "results.jsonl").done
+    assert 1 <= len(recorded) < 40
+
+    again, _outcomes = label(spec, folder, tmp_path / "out")
+    assert again.summary.done + again.summary.resumed == 40
+    assert len(read_ledger(tmp_path / "out" / "results.jsonl").done) == 40
+    # the dead worker's answers that reached the cache cost nothing the second time; at most
+    # what it had in flight (its 2 threads) was asked twice
+    seen = images_seen(fake)
+    assert len(seen) == 40 and sum(seen.values()) <= 40 + 2
+    assert len(COCO(str(tmp_path / "out" / "annotations.json")).getImgIds()) == 40
+
+
+def test_bad_credentials_in_a_worker_stop_the_run_with_the_same_error(fake, tmp_path):
+    folder = make_images(tmp_path / "photos", 6)
+    fake.add_rule(
+        status=403, error_status="PERMISSION_DENIED", message="API key not valid", first=True
+    )
+    with pytest.raises(AuthError):
+        label(spec_for(fake, tmp_path), folder, tmp_path / "out")
+    assert not workers_alive()
+    assert not read_ledger(tmp_path / "out" / "results.jsonl").done  # no item failed for it
+
+
+def test_the_budget_is_split_between_the_workers_and_never_passed(fake, tmp_path):
+    folder = make_images(tmp_path / "photos", 40)
+    fake.clear_rules()  # every answer costs about $0.01 (4000 output tokens)
+    fake.add_rule(text=ANSWER, usage={"candidates_token_count": 4000})
+    run, _outcomes = label(spec_for(fake, tmp_path), folder, tmp_path / "out", budget_usd=0.1)
+    assert run.summary.stopped == "budget"
+    assert run.summary.cost_usd <= 0.1
+    sent = len(fake.requests_of("generate"))
+    assert 1 <= sent <= 9 and run.summary.done == sent  # $0.1 pays for 9 such answers at most
+    assert len(read_ledger(tmp_path / "out" / "results.jsonl")) == sent  # the rest stays to do
+
+
+def test_vlmkit_label_with_engine_processes(fake, tmp_path):
+    from typer.testing import CliRunner
+
+    from vlmkit.cli import app
+
+    folder = make_images(tmp_path / "photos", 12)
+    command = [
+        "label", str(folder), "--task", "detect", "--prompt", "cat", "--backend", "gemini-api",
+        "--model", MODEL, "--config", f"base_url={fake.base_url}",
+        "--config", "api_key=test-key-cli", "--out", str(tmp_path / "out"), "--sink", "coco",
+        "--no-progress", "--no-cache", "--engine", "processes", "--engine-option", "workers=2",
+    ]  # fmt: skip
+    done = CliRunner().invoke(app, command)
+    assert done.exit_code == 0, done.output
+    assert "done 12, failed 0" in done.output
+    assert "test-key-cli" not in done.output
+    assert len(json.loads((tmp_path / "out" / "annotations.json").read_text())["images"]) == 12
+    again = CliRunner().invoke(app, command)
+    assert "resumed 12" in again.output
+    assert len(fake.requests_of("generate")) == 12  # the re-run sent nothing
+    wrong = CliRunner().invoke(app, [*command[:-1], "workers=0"])
+    assert wrong.exit_code != 0 and "workers" in wrong.output
+
+
+def test_records_appended_together_are_flushed_once_and_written_as_given(tmp_path, monkeypatch):
+    import vlmkit.ledger as ledger_module
+    from vlmkit.ledger import Ledger, LedgerRecord
+
+    flushes: list[int] = []
+    real_fsync = ledger_module.os.fsync
+    monkeypatch.setattr(ledger_module.os, "fsync", lambda fd: (flushes.append(fd), real_fsync(fd)))
+    records = [
+        LedgerRecord(key=f"k{i}", status="failed", error="no", error_type="ParseError")
+        for i in range(5)
+    ]
+    with Ledger(tmp_path / "results.jsonl") as ledger:
+        for record in records:
+            ledger.append(record, line=record.to_line(), sync=False)
+        assert flushes == []
+        ledger.sync()
+        assert len(flushes) == 1  # one flush makes the five lines durable
+    lines = (tmp_path / "results.jsonl").read_bytes().splitlines(keepends=True)
+    assert lines == [record.to_line() for record in records]
+    assert list(read_ledger(tmp_path / "results.jsonl").failed) == [f"k{i}" for i in range(5)]
+
+
+SCRIPT = """
+import os, sys
+from pathlib import Path
+from vlmkit.engines import SessionSpec, build_engine
+
+# no `if __name__ == "__main__":` guard: the workers must not run this script again
+base_url, folder, out, signal_file = sys.argv[1:5]
+spec = SessionSpec(backend="gemini-api", model="gemini-3.5-flash-lite", cache=False,
+                   settings={"api_key": "test-key", "base_url": base_url})
+seen = [0]
+
+def progress(outcome):
+    seen[0] += 1
+    if seen[0] == 5:
+        Path(signal_file).write_text("5")
+
+with spec.session() as session:
+    engine = build_engine(session, "processes", {"workers": 2})
+    run = engine.run(session, spec, "detect", [folder], prompt="cat", out_dir=out,
+                     concurrency=2, progress=progress)
+    for _ in run:
+        pass
+print("done", run.summary.done, "resumed", run.summary.resumed)
+"""
+
+
+def processes_marked(mark: str) -> list[int]:
+    """Live processes whose environment carries ``mark`` (a run and its workers)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if mark.encode() in (entry / "environ").read_bytes():
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":
+                    pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_a_script_without_a_main_guard_works_and_a_killed_parent_leaves_no_worker_behind(
+    fake, tmp_path
+):
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    folder = make_images(tmp_path / "photos", 40)
+    fake.latency_s = 0.1
+    script = tmp_path / "label.py"
+    script.write_text(SCRIPT)
+    mark = f"VLMKIT_TEST_RUN={uuid.uuid4().hex}"
+    env = {**os.environ, mark.split("=")[0]: mark.split("=")[1]}
+    arguments = [sys.executable, str(script), fake.base_url, str(folder), str(tmp_path / "out")]
+    signal_file = tmp_path / "five-done"
+    parent = subprocess.Popen([*arguments, str(signal_file)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not signal_file.exists() and parent.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert signal_file.exists(), f"the run did not get going (exit code {parent.poll()})"
+        assert len(processes_marked(mark)) == 3  # the parent and its two workers, no more
+        parent.kill()  # SIGKILL: no cleanup runs in the parent
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while processes_marked(mark) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert processes_marked(mark) == []  # the workers saw their pipe end and exited
+    finally:
+        parent.kill()
+    recorded = len(read_ledger(tmp_path / "out" / "results.jsonl").done)
+    assert 5 <= recorded < 40
+
+    again = subprocess.run(
+        [*arguments, str(tmp_path / "unused")], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.split() == ["done", str(40 - recorded), "resumed", str(recorded)]
+    assert len(read_ledger(tmp_path / "out" / "results.jsonl").done) == 40

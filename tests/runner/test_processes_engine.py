@@ -383,3 +383,22 @@ def test_a_script_without_a_main_guard_works_and_a_killed_parent_leaves_no_worke
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.split() == ["done", str(40 - recorded), "resumed", str(recorded)]
     assert len(read_ledger(tmp_path / "out" / "results.jsonl").done) == 40
+
+
+def test_the_workers_do_not_repeat_the_warnings_of_building_the_session(fake, tmp_path, capfd):
+    from typer.testing import CliRunner
+
+    from vlmkit.cli import app
+
+    folder = make_images(tmp_path / "photos", 4)
+    command = [
+        "label", str(folder), "--task", "detect", "--prompt", "cat", "--backend", "gemini-api",
+        "--model", "gemini-2.5-flash", "--config", f"base_url={fake.base_url}",
+        "--config", "api_key=test-key", "--out", str(tmp_path / "out"), "--no-progress",
+        "--no-cache", "--engine", "processes", "--engine-option", "workers=2",
+    ]  # fmt: skip
+    with pytest.warns(UserWarning, match="gemini-2.5-flash was shut down"):  # the parent's
+        done = CliRunner().invoke(app, command)
+    assert done.exit_code == 0, done.output
+    said = done.output + capfd.readouterr().err
+    assert "was shut down" not in said  # not once more per worker process

@@ -26,6 +26,7 @@ import contextlib
 import logging
 import signal
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,9 @@ def serve(shard: Shard, down: Any, up: Any) -> None:
 
     usage, reparsed, spent = Usage.zero(), 0, 0.0
     try:
-        session = shard.spec.session()
+        with warnings.catch_warnings():  # the parent built the same session and said them
+            warnings.simplefilter("ignore")
+            session = shard.spec.session()
     except Exception as err:  # a plugin that cannot load here, bad settings
         results.put(("stop", "error", type(err).__name__, f"a worker could not start: {err}"))
         results.put(("end", shard.index, usage, reparsed, spent))

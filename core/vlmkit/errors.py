@@ -22,6 +22,7 @@ __all__ = [
     "TransientError",
     "UnsupportedTask",
     "VlmkitError",
+    "error_named",
 ]
 
 
@@ -115,3 +116,16 @@ class Blocked(BackendError):
 
 class SinkError(VlmkitError):
     """A sink could not write its output."""
+
+
+def error_named(type_name: str, message: str) -> VlmkitError:
+    """The vlmkit error class ``type_name`` (``"AuthError"``) with ``message``: an error raised
+    in another process (an engine's worker), raised here as the same kind. A name that is not
+    a vlmkit error, or a class that needs more arguments, gives a plain :class:`VlmkitError`."""
+    kind = globals().get(type_name)
+    if isinstance(kind, type) and issubclass(kind, VlmkitError):
+        try:
+            return kind(message)
+        except TypeError:  # an error class with required extra arguments
+            pass
+    return VlmkitError(message)

@@ -402,3 +402,14 @@ def test_the_workers_do_not_repeat_the_warnings_of_building_the_session(fake, tm
     assert done.exit_code == 0, done.output
     said = done.output + capfd.readouterr().err
     assert "was shut down" not in said  # not once more per worker process
+
+
+def test_an_error_from_another_process_is_raised_here_as_the_same_kind():
+    from vlmkit.errors import ParseError, RateLimited, error_named
+
+    assert type(error_named("AuthError", "bad key")) is AuthError
+    assert str(error_named("AuthError", "bad key")) == "bad key"
+    assert type(error_named("RateLimited", "slow down")) is RateLimited
+    assert type(error_named("ParseError", "no JSON")) is ParseError
+    for name in ("KeyError", "os", "error_named", ""):  # not a vlmkit error class
+        assert type(error_named(name, "it failed")) is VlmkitError

@@ -24,9 +24,8 @@ import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from vlmkit import errors
 from vlmkit.engines import SessionSpec
-from vlmkit.errors import ConfigError, VlmkitError
+from vlmkit.errors import ConfigError, VlmkitError, error_named
 from vlmkit.inputs import InputItem
 from vlmkit.ledger import LedgerRecord
 from vlmkit.outcomes import ItemOutcome
@@ -41,17 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["ProcessRun"]
 
 log = logging.getLogger(__name__)
-
-
-def _error(error_type: str, message: str) -> VlmkitError:
-    """A worker's fatal error, as the same vlmkit error class here."""
-    kind = getattr(errors, error_type, None)
-    if not (isinstance(kind, type) and issubclass(kind, VlmkitError)):
-        kind = VlmkitError
-    try:
-        return kind(message)
-    except TypeError:  # an error class with required extra arguments
-        return VlmkitError(message)
 
 
 class ProcessRun(Run):
@@ -186,7 +174,7 @@ class ProcessRun(Run):
                     log.warning("budget reached: no new request is sent")
             elif fatal is None:
                 self.summary.stopped = why
-                fatal = _error(error_type, message)
+                fatal = error_named(error_type, message)
         for worker in collector.lost:
             collector.stop_all()
             if fatal is None:

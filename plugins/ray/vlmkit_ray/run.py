@@ -55,13 +55,9 @@ def connect(address: str | None = None) -> Any:
 
 def _error(stop: dict[str, str]) -> VlmkitError:
     """A worker's fatal error, as the same vlmkit error class here."""
-    kind = getattr(errors, stop.get("type", ""), None)
-    if not (isinstance(kind, type) and issubclass(kind, VlmkitError)):
-        kind = VlmkitError
-    try:
-        return kind(stop.get("message", "a Ray worker stopped the run"))
-    except TypeError:  # an error class with required extra arguments
-        return VlmkitError(stop.get("message", "a Ray worker stopped the run"))
+    return errors.error_named(
+        stop.get("type", ""), stop.get("message", "a Ray worker stopped the run")
+    )
 
 
 _ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import random
 import re
 import secrets
 import shutil
@@ -56,6 +57,7 @@ _FSYNC_THREADS = 8  # concurrent fsyncs at a commit: file systems batch them int
 #: instead of opening and fsyncing every file: a YOLO export has one label file per image.
 SYNCFS_FROM = 32
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_O_BINARY = getattr(os, "O_BINARY", 0)
 
 
 def utf8_safe(text: str) -> str:
@@ -139,7 +141,7 @@ def sweep_stale_files(root: str | os.PathLike[str]) -> int:
     return removed
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync_file(path: str | os.PathLike[str]) -> None:
     # POSIX fsyncs through a read-only descriptor; Windows needs one open for writing.
     flags = os.O_RDWR | getattr(os, "O_BINARY", 0) if os.name == "nt" else os.O_RDONLY
     fd = os.open(path, flags)
@@ -170,13 +172,13 @@ def _syncfs(folder: Path) -> bool:
     return True
 
 
-def _fsync_files(paths: list[Path]) -> None:
+def _fsync_files(paths: list[str]) -> None:
     """Make ``paths`` durable: many files by flushing each file system that holds them once
     (``syncfs``, Linux), otherwise one fsync each, several at once (fsync releases the GIL)."""
     if len(paths) >= SYNCFS_FROM:
         devices: dict[int, Path] = {}
-        for folder in dict.fromkeys(path.parent for path in paths):
-            devices.setdefault(os.stat(folder).st_dev, folder)
+        for folder in dict.fromkeys(os.path.dirname(path) for path in paths):
+            devices.setdefault(os.stat(folder).st_dev, Path(folder))
         if all([_syncfs(folder) for folder in devices.values()]):
             return
     if len(paths) <= 2:
@@ -277,15 +279,23 @@ class Staging:
     can leave some targets new and others old. :meth:`discard` removes the staged files and the
     folders staging created (when empty). Staging a target again replaces its staged content but
     keeps its position. Thread-safe.
+
+    A sink stages one or two files per image, so the per-file work is kept to the file itself:
+    paths are held as text, a folder is looked up once until the commit, a written file is one
+    create, one write and one close, and temporary names come from a generator seeded once
+    (the operating system's randomness cost more than the file; an ``O_EXCL`` create or a link
+    never replaces a file, whatever its name).
     """
 
     def __init__(self) -> None:
-        self._files: dict[Path, Path] = {}  # target -> staged temporary file
-        self._unsynced: set[Path] = set()  # staged files written by us, not yet fsynced
-        self._made: list[Path] = []  # folders created for staged files, parents first
+        self._files: dict[str, str] = {}  # target -> staged temporary file
+        self._unsynced: set[str] = set()  # staged files written by us, not yet fsynced
+        self._made: list[str] = []  # folders created for staged files, parents first
         # Folders already made or found since the last commit/discard: a sink staging one file
         # per image into one folder checks that folder once, not once per file.
-        self._ready: set[Path] = set()
+        self._ready: set[str] = set()
+        self._new: set[str] = set()  # the folders of _made, for made()
+        self._names = random.Random(os.urandom(16))
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -295,22 +305,36 @@ class Staging:
     def targets(self) -> list[Path]:
         """The targets staged so far, in commit order."""
         with self._lock:
-            return list(self._files)
+            return [Path(target) for target in self._files]
 
-    def _make_parent(self, target: Path) -> None:
-        if target.parent in self._ready:
+    def made(self, folder: str | os.PathLike[str]) -> bool:
+        """Whether this staging created ``folder`` since the last commit or discard. Such a
+        folder holds nothing but staged temporary files, so no target in it exists yet: a sink
+        need not look for one there."""
+        return os.fspath(folder) in self._new
+
+    def _temp(self, target: str) -> str:
+        """A hidden temporary name next to ``target`` (the pattern :func:`_temp_path` makes)."""
+        folder, name = os.path.split(target)
+        token = self._names.getrandbits(48)
+        return os.path.join(folder, f".{name[:40]}.{os.getpid()}-{token:012x}.tmp")
+
+    def _make_parent(self, folder: str) -> None:
+        if folder in self._ready:
             return
-        missing: list[Path] = []
-        folder = target.parent
-        while not folder.exists() and folder != folder.parent:
-            missing.append(folder)
-            folder = folder.parent
-        target.parent.mkdir(parents=True, exist_ok=True)
+        missing: list[str] = []
+        current = folder
+        while current and not os.path.exists(current) and current != os.path.dirname(current):
+            missing.append(current)
+            current = os.path.dirname(current)
+        if missing:  # (a file where a folder should be fails at the file's creation)
+            os.makedirs(folder, exist_ok=True)
         with self._lock:
             self._made.extend(reversed(missing))
-            self._ready.add(target.parent)
+            self._new.update(missing)
+            self._ready.add(folder)
 
-    def _register(self, target: Path, temp: Path, *, written: bool) -> None:
+    def _register(self, target: str, temp: str, *, written: bool) -> None:
         with self._lock:
             previous = self._files.get(target)
             self._files[target] = temp
@@ -319,7 +343,8 @@ class Staging:
             if previous is not None:
                 self._unsynced.discard(previous)
         if previous is not None:
-            previous.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(previous)
 
     @contextlib.contextmanager
     def open(
@@ -331,15 +356,36 @@ class Staging:
         newline: str | None = None,
     ) -> Iterator[IO[Any]]:
         """Stage ``path``: like :func:`atomic_open`, but the target changes only at commit."""
-        target = Path(path)
-        self._make_parent(target)
-        with _temp_file(target, mode, encoding, newline, sync=False) as (handle, temp):
+        target = os.fspath(path)
+        self._make_parent(os.path.dirname(target))
+        with _temp_file(Path(target), mode, encoding, newline, sync=False) as (handle, temp):
             yield handle
-        self._register(target, temp, written=True)
+        self._register(target, os.fspath(temp), written=True)
 
     def write_bytes(self, path: str | os.PathLike[str], data: bytes) -> Path:
-        with self.open(path, "wb") as handle:
-            handle.write(data)
+        """Stage ``data`` as the file ``path``: one create, one write, one close."""
+        target = os.fspath(path)
+        self._make_parent(os.path.dirname(target))
+        temp = self._temp(target)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o666)
+        try:
+            written = os.write(fd, data)
+            if written < len(data):  # a short write (a signal, a nearly full disk): go on
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(fd, view) :]
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+        try:
+            os.close(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+        self._register(target, temp, written=True)
         return Path(path)
 
     def write_text(self, path: str | os.PathLike[str], text: str) -> Path:
@@ -352,18 +398,28 @@ class Staging:
     ) -> bool:
         """Stage a copy of the file ``source`` at ``path``: a hard link when ``link`` and the
         file system allows it, else a byte copy. Returns whether it was linked. Raises
-        :class:`OSError` when ``source`` cannot be read."""
-        target = Path(path)
+        :class:`OSError` when ``source`` cannot be found (or, for a copy, read)."""
+        target = os.fspath(path)
+        folder = os.path.dirname(target)
+        if link and folder in self._ready:  # the common case: one link, nothing looked up
+            temp = self._temp(target)
+            try:
+                os.link(source, temp)
+            except OSError:
+                pass  # the careful way below finds out why
+            else:
+                self._register(target, temp, written=False)  # the source's own data
+                return True
         with open(source, "rb"):  # a missing or unreadable source fails before any folder is made
             pass
-        self._make_parent(target)
+        self._make_parent(folder)
         if link:
-            temp = _temp_path(target)
+            temp = self._temp(target)
             try:
                 os.link(source, temp)
             except OSError:
                 with contextlib.suppress(OSError):
-                    temp.unlink(missing_ok=True)
+                    os.unlink(temp)
                 if not os.path.isfile(source):
                     raise
             else:
@@ -383,8 +439,8 @@ class Staging:
             files, self._files = self._files, {}
             made, self._made = self._made, []
             unsynced, self._unsynced = self._unsynced, set()
-            self._ready = set()
-        done: list[Path] = []
+            self._ready, self._new = set(), set()
+        done: list[str] = []
         try:
             _fsync_files([temp for temp in files.values() if temp in unsynced])
             for target, temp in files.items():
@@ -394,10 +450,10 @@ class Staging:
             _remove(temp for target, temp in files.items() if target not in done)
             _remove_empty(made)
             raise
-        for folder in dict.fromkeys(target.parent for target in done):
-            _fsync_dir(folder)
-            _sweep_stale(folder)  # left by a run or export that was killed
-        return done
+        for folder in dict.fromkeys(os.path.dirname(target) for target in done):
+            _fsync_dir(Path(folder))
+            _sweep_stale(Path(folder))  # left by a run or export that was killed
+        return [Path(target) for target in done]
 
     def discard(self) -> None:
         """Remove every staged file and the folders created for them (when empty)."""
@@ -405,22 +461,22 @@ class Staging:
             files, self._files = self._files, {}
             made, self._made = self._made, []
             self._unsynced = set()
-            self._ready = set()
+            self._ready, self._new = set(), set()
         _remove(files.values())
         _remove_empty(made)
 
 
-def _remove(paths: Iterable[Path]) -> None:
+def _remove(paths: Iterable[str]) -> None:
     for path in paths:
         with contextlib.suppress(OSError):
-            path.unlink(missing_ok=True)
+            os.unlink(path)
 
 
-def _remove_empty(folders: list[Path]) -> None:
+def _remove_empty(folders: list[str]) -> None:
     """Remove ``folders`` (parents listed first) that are empty, deepest first."""
     for folder in reversed(folders):
         with contextlib.suppress(OSError):
-            folder.rmdir()
+            os.rmdir(folder)
 
 
 def _is_junction(info: os.stat_result) -> bool:

@@ -67,7 +67,7 @@ import os
 import stat
 import threading
 from collections.abc import Iterable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -207,7 +207,7 @@ class YoloSink(StagedSink):
         # prepare; a string, not a Path, as this is held for every item of the run
         self._labels: dict[str, tuple[str, list[tuple[str, str]]]] = {}
         self._lock = threading.Lock()  # runners may write from several threads
-        self._folders: dict[tuple[Path, str], Path] = {}  # checked folders (see _join)
+        self._folders: dict[tuple[Path, str], str] = {}  # checked folders (see _join)
 
     # ------------------------------------------------------------------------------------
     def write(self, item: SinkItem) -> None:
@@ -220,7 +220,7 @@ class YoloSink(StagedSink):
         dot = name.rfind(".")
         stem = name[:dot] if 0 < dot < len(name) - 1 else name  # PurePath.suffix's rule
         owner_key = "/".join([*parts[:-1], stem + ".txt"])
-        self._join(self.labels_dir, [*parts[:-1], stem + ".txt"])  # refuses a link out
+        label_target = self._join(self.labels_dir, [*parts[:-1], stem + ".txt"])
         image_target = self._join(self.images_dir, parts) if self.copy_mode else None
         # Everything that can fail on this item's data happens before any shared state changes,
         # so a refused item leaves no trace (no class, no claimed label file).
@@ -241,22 +241,27 @@ class YoloSink(StagedSink):
             self._labels[item.key] = (owner_key, list(zip(labels, lines, strict=True)))
             pairs = self._labels[item.key][1]
             body = "".join(f"{self._early.id(label)} {line}\n" for label, line in pairs)
-        self.staging.write_text(self.labels_dir / owner_key, body)
-        self._place_image(item, image_target)
+        self.staging.write_bytes(label_target, body.encode("utf-8"))
+        self._place_image(item, parts, image_target)
 
-    def _join(self, root: Path, parts: list[str]) -> Path:
+    def _join(self, root: Path, parts: list[str]) -> str:
         """``safe_join(root, parts)`` with each folder checked once per sink, not per file:
-        one label file and one image per item land in a few folders (issue 16)."""
+        one label file and one image per item land in a few folders (issue 16). The file
+        itself is looked at (a link leading out is refused) only in a folder that existed
+        before: in one the staging made, nothing is there yet."""
         folder = "/".join(parts[:-1])
-        base = self._folders.get((root, folder)) if folder else root
+        base = self._folders.get((root, folder))
         if base is None:
-            base = self._folders.setdefault((root, folder), safe_join(root, folder))
-        path = base / parts[-1]
+            checked = safe_join(root, folder) if folder else root
+            base = self._folders.setdefault((root, folder), os.fspath(checked))
+        path = os.path.join(base, parts[-1])
+        if self.staging.made(base):
+            return path
         try:
             link = stat.S_ISLNK(os.lstat(path).st_mode)
         except OSError:
             return path  # nothing there yet
-        return safe_join(root, "/".join(parts)) if link else path
+        return os.fspath(safe_join(root, "/".join(parts))) if link else path
 
     def _line(self, det: Detection, size: tuple[int, int]) -> str:
         """The coordinates of one object's line (without its class id)."""
@@ -273,24 +278,15 @@ class YoloSink(StagedSink):
         values = (cx / width, cy / height, box.width / width, box.height / height)
         return _fmt([min(max(value, 0.0), 1.0) + 0.0 for value in values])
 
-    def _place_image(self, item: SinkItem, target: Path | None) -> None:
+    def _place_image(self, item: SinkItem, key_parts: list[str], target: str | None) -> None:
         if item.image_path is None:
             with self._lock:
                 self._missing_root = True
                 if target is not None:
                     self.images_missing += 1
             return
-        source = Path(item.image_path)
-        key_parts = PurePosixPath(item.key.replace("\\", "/")).parts
-        if len(source.parts) > len(key_parts) and source.parts[-len(key_parts) :] == key_parts:
-            root = Path(*source.parts[: -len(key_parts)])
-        elif source.parts == key_parts:
-            root = Path(".")
-        else:
-            root = source.parent
-        with self._lock:
-            self._roots.add(os.path.abspath(root))
-        if target is None:
+        if target is None:  # labels only: data.yaml names the input folder (see data)
+            self._add_root(item.image_path, key_parts)
             return
         if "images" in key_parts[:-1] and not self._warned_images_folder:
             self._warned_images_folder = True
@@ -300,9 +296,12 @@ class YoloSink(StagedSink):
                 "not find this image's labels (rename the folder)",
                 item.key,
             )
+        source = item.image_path
         try:
-            if target.exists() and os.path.samefile(source, target):
-                self._note(target)
+            # In a folder the staging made nothing is in place yet: no need to look.
+            fresh = self.staging.made(os.path.dirname(target))
+            if not fresh and os.path.exists(target) and os.path.samefile(source, target):
+                self._note(Path(target))
                 return
             linked = self.staging.place(target, source, link=self.copy_mode == "link")
         except OSError:
@@ -314,6 +313,20 @@ class YoloSink(StagedSink):
         if self.copy_mode == "link" and not linked:
             with self._lock:
                 self.images_copied += 1
+
+    def _add_root(self, image_path: Path, key_parts: list[str]) -> None:
+        """Record the input folder of an image (its path less the key's parts)."""
+        source = Path(image_path)
+        if len(source.parts) > len(key_parts) and list(source.parts[-len(key_parts) :]) == (
+            key_parts
+        ):
+            root = Path(*source.parts[: -len(key_parts)])
+        elif list(source.parts) == key_parts:
+            root = Path(".")
+        else:
+            root = source.parent
+        with self._lock:
+            self._roots.add(os.path.abspath(root))
 
     # ------------------------------------------------------------------------------------
     def _class_map(self) -> LabelMap:

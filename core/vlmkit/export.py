@@ -13,8 +13,9 @@ registry provides one; this module does not depend on the plugin layer.
 Guarantees:
 
 * **Every key is checked before any sink sees it.** Each ``done`` record's key is checked as an
-  output path (:func:`vlmkit.atomic.safe_join`: no ``..``, no absolute path, no character a file
-  name cannot hold) before the sinks are given the record.
+  output path (the rules of :func:`vlmkit.atomic.safe_join`: no ``..``, no absolute path, no
+  character a file name cannot hold, no folder that leads out of the output folder) before the
+  sinks are given the record.
 * **One bad item never fails the export.** A record whose key is refused is skipped for every
   sink (so all outputs hold the same items); a record one sink refuses (:class:`~vlmkit.
   SinkError`, e.g. two keys that map to the same YOLO label file) or cannot convert is skipped
@@ -58,7 +59,7 @@ from typing import Any, Protocol, cast
 
 import attrs
 
-from vlmkit.atomic import safe_join
+from vlmkit.atomic import relative_parts, safe_join
 from vlmkit.errors import ConfigError, SinkError
 from vlmkit.ledger import LedgerRecord, LedgerState, read_ledger
 from vlmkit.records import TASKS, SinkInfo
@@ -280,6 +281,7 @@ class Exporter:
         self._skips = _Skips()
         self._unexpected = {name: 0 for name, _ in built}
         self._first_error: dict[str, Exception] = {}
+        self._key_folders: set[str] = set()  # key folders checked (see _check_key)
         self._staged = [(n, cast(_TwoPhase, sink)) for n, sink in built if _two_phase(sink)]
         self._staged_sinks = [(n, sink) for n, sink in built if _two_phase(sink)]
         self._plain = [(n, sink) for n, sink in built if not _two_phase(sink)]
@@ -319,7 +321,7 @@ class Exporter:
             return
         first_pass = only != "plain"
         try:
-            safe_join(self.out, record.key)
+            self._check_key(record.key)
         except SinkError as err:
             if first_pass:
                 self._skips.add(record.key, str(err))
@@ -364,6 +366,16 @@ class Exporter:
                 self._skips.add(record.key, f"{type(err).__name__}: {err}", name)
                 self._unexpected[name] += 1
                 self._first_error.setdefault(name, err)
+
+    def _check_key(self, key: str) -> None:
+        """Refuse a key that cannot be an output path: its rules as text, each of its folders
+        once (:func:`~vlmkit.atomic.safe_join`). ``out/KEY`` itself is not looked up — no sink
+        writes there, and each checks the files it does write (issue 16)."""
+        parts = relative_parts(key)
+        folder = "/".join(parts[:-1])
+        if folder and folder not in self._key_folders:
+            safe_join(self.out, folder)
+            self._key_folders.add(folder)
 
     def finish(self, *, bad_lines: int = 0) -> ExportResult:
         """Stage the dataset-level files, close plain sinks, commit; on any failure discard

@@ -347,3 +347,37 @@ def test_checking_the_staged_files_resolves_each_folder_once_not_each_file(tmp_p
     # each staged file is looked at once (is it a link?), not before and after the commit
     staged = [p for p in looked if "/labels/" in p or "/images/" in p]
     assert len(staged) <= 2 * (2 * len(images) + 1), len(staged)
+
+
+def test_a_key_is_checked_as_text_and_its_folder_once(tmp_path, monkeypatch):
+    # Every done record's key is checked as an output path before any sink sees it. That
+    # walked the output folder per key (an lstat of out/KEY, which no sink writes: each
+    # checks the paths it does write); now the key's rules are checked as text and each of
+    # its folders once (issue 16). A folder that leads out is still refused.
+    from vlmkit.export import Exporter
+
+    records = [
+        LedgerRecord(key=f"sub/i{i}.png", status="done", result=detections([])) for i in range(20)
+    ]
+    exporter = Exporter([CocoSink(tmp_path / "out")], tmp_path / "out")
+    real_lstat = os.lstat
+    looked: list[str] = []
+
+    def lstat(name, *args, **kwargs):
+        looked.append(os.fspath(name))
+        return real_lstat(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", lstat)
+    for record in records:
+        exporter.add(record)
+    monkeypatch.undo()
+    assert len(looked) <= 2, looked
+    assert exporter.records == 20 and len(exporter.finish()["CocoSink"]) == 1
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (tmp_path / "out2").mkdir()
+    (tmp_path / "out2" / "sub").symlink_to(outside, target_is_directory=True)
+    exporter = Exporter([CocoSink(tmp_path / "out2")], tmp_path / "out2")
+    exporter.add(records[0])
+    result = exporter.finish()
+    assert exporter.records == 0 and [s.key for s in result.skipped] == ["sub/i0.png"]

@@ -36,7 +36,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path, PurePath, PureWindowsPath
+from pathlib import Path, PurePath
 from typing import IO, Any
 
 from vlmkit.errors import SinkError
@@ -51,11 +51,11 @@ __all__ = [
     "utf8_safe",
 ]
 
-_DRIVE = re.compile(r"^[A-Za-z]:")
 _FSYNC_THREADS = 8  # concurrent fsyncs at a commit: file systems batch them into one flush
 #: From this many staged files a commit on Linux flushes each file system once (``syncfs``)
 #: instead of opening and fsyncing every file: a YOLO export has one label file per image.
 SYNCFS_FROM = 32
+_DRIVE = re.compile(r"^[A-Za-z]:")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _O_BINARY = getattr(os, "O_BINARY", 0)
 
@@ -507,7 +507,9 @@ def relative_parts(relative: str | PurePath) -> list[str]:
         raise SinkError(
             f"refusing output path {text!r}: it holds characters no file name can have"
         ) from None
-    if text.startswith(("/", "\\")) or _DRIVE.match(text) or PureWindowsPath(text).anchor:
+    # A root (a leading separator, which also starts every UNC path) or a drive letter: what
+    # ``PureWindowsPath(text).anchor`` finds, without parsing a path per key (issue 16).
+    if text.startswith(("/", "\\")) or _DRIVE.match(text):
         raise SinkError(f"refusing an absolute output path {text!r}; keys must be relative")
     parts = [part for part in re.split(r"[/\\]", text) if part not in ("", ".")]
     if not parts:

@@ -368,3 +368,33 @@ def test_staging_knows_the_folders_it_made(tmp_path):
     assert staging.made(tmp_path / "new") and staging.made(tmp_path / "new" / "sub")
     staging.commit()
     assert not staging.made(tmp_path / "new" / "sub")  # it holds committed files now
+
+
+def test_a_key_is_checked_without_building_path_objects(monkeypatch):
+    """Issue 16: three sinks check every key (the exporter, COCO, YOLO); parsing it as a
+    Windows path each time to find a drive or root cost more than the other rules together.
+    The same keys are refused: a drive letter and a colon, or a leading separator (which also
+    starts every UNC path)."""
+    from pathlib import PureWindowsPath
+
+    import vlmkit.atomic as atomic
+    from vlmkit.atomic import relative_parts
+
+    keys = ["a.png", "sub/b.png", "1:x.png", "é:x.png", "C:x", "c:/x", "ab:c.png", "x:", "a b:c"]
+    keys += ["\\\\server\\share\\x.png", "//server/share/x.png", "\\x", "/x", "a\\b.png", ":x"]
+    built = []
+
+    class Counting(PureWindowsPath):
+        def __new__(cls, *args):
+            built.append(args)
+            return PureWindowsPath(*args)
+
+    monkeypatch.setattr(atomic, "PureWindowsPath", Counting, raising=False)
+    refused = []
+    for key in keys:
+        try:
+            relative_parts(key)
+        except SinkError:
+            refused.append(key)
+    assert built == []
+    assert refused == [k for k in keys if PureWindowsPath(k).anchor or k.startswith("/")]

@@ -381,3 +381,43 @@ def test_a_key_is_checked_as_text_and_its_folder_once(tmp_path, monkeypatch):
     exporter.add(records[0])
     result = exporter.finish()
     assert exporter.records == 0 and [s.key for s in result.skipped] == ["sub/i0.png"]
+
+
+def test_the_staged_files_are_checked_as_text(tmp_path):
+    # Before the commit every staged file is checked (inside the output folder, not the
+    # ledger), and after it every file a sink reports. With one label file and one image per
+    # item, building, hashing and comparing path objects for that took about half of the
+    # commit's CPU (issue 16); the checks now work on text. Counted: calls into pathlib.
+    import sys
+
+    images = [write_image(tmp_path / "in" / f"i{i}.png") for i in range(40)]
+    items = [
+        SinkItem(key=p.name, result=detections([box_det([1, 1, 5, 5], "cat")]), image_path=p)
+        for p in images
+    ]
+    path = ledger_for(tmp_path, items)
+    from vlmkit.export import Exporter
+
+    exporter = Exporter(
+        [CocoSink(path.parent), YoloSink(path.parent)], path.parent, ledger_path=path
+    )
+    for record in read_ledger(path):
+        exporter.add(record)
+    calls = 0
+
+    def count(frame, event, _arg):
+        nonlocal calls
+        if event == "call" and frame.f_code.co_filename.endswith("pathlib.py"):
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        files = exporter.finish()
+    finally:
+        sys.setprofile(None)
+    staged = len(files["YoloSink"])
+    assert staged == 2 * len(images) + 1
+    # 97 per file before; what is left is the Path objects the public API returns (the staged
+    # files, the committed files), built once each
+    assert calls <= 30 * staged, calls / staged
+    assert (path.parent / "labels" / "i7.txt").read_text().startswith("0 ")

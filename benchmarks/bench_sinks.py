@@ -77,6 +77,7 @@ def label(
         "wall = time.perf_counter() - t\n"
         "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
         "print(json.dumps({'rc': done.returncode, 'cpu': u.ru_utime + u.ru_stime, "
+        "'user': u.ru_utime, 'sys': u.ru_stime, "
         "'wall': wall, 'rss': u.ru_maxrss / 1024, 'out': done.stdout + done.stderr}))\n"
     )
     import json
@@ -91,7 +92,7 @@ def label(
 
 
 DIRECT = """
-import gc, json, sys, tempfile, time, tracemalloc
+import gc, json, resource, sys, tempfile, tracemalloc
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 import vlmkit
@@ -111,13 +112,15 @@ with tempfile.TemporaryDirectory() as tmp:
     for cls in (CocoSink, YoloSink):
         sink = cls(Path(tmp) / cls.__name__)
         sink.write(items[0])  # first-call imports
-        start = time.process_time()
+        start = resource.getrusage(resource.RUSAGE_SELF)
         for item in items[1:]:
             sink.write(item)
-        write_s = time.process_time() - start
-        start = time.process_time()
+        middle = resource.getrusage(resource.RUSAGE_SELF)
         sink.close()
-        close_s = time.process_time() - start
+        end = resource.getrusage(resource.RUSAGE_SELF)
+        write_s = middle.ru_utime + middle.ru_stime - start.ru_utime - start.ru_stime
+        write_sys = middle.ru_stime - start.ru_stime
+        close_s = end.ru_utime + end.ru_stime - middle.ru_utime - middle.ru_stime
         sink = cls(Path(tmp) / (cls.__name__ + "-memory"))  # memory, untimed
         sink.write(items[0])
         gc.collect()
@@ -129,7 +132,9 @@ with tempfile.TemporaryDirectory() as tmp:
         held = tracemalloc.get_traced_memory()[0] - base
         tracemalloc.stop()
         sink.close()
-        out[cls.__name__] = {"write": write_s, "close": close_s, "held": held}
+        out[cls.__name__] = {
+            "write": write_s, "write_sys": write_sys, "close": close_s, "held": held
+        }
 print(json.dumps(out))
 """
 
@@ -199,12 +204,16 @@ def main() -> None:
         f"{args.rounds} interleaved pairs of processes, medians; load average at the start "
         f"{load} (shared machine).",
         "",
-        "| `vlmkit label` | CPU per item | wall per item | peak RSS |",
-        "|---|---:|---:|---:|",
+        "| `vlmkit label` | CPU per item (range) | of which user / system | wall per item "
+        "| peak RSS |",
+        "|---|---:|---:|---:|---:|",
     ]
     for name in runs:
+        cpus = sorted(run["cpu"] / n * 1e3 for run in runs[name])
         lines.append(
             f"| sinks: {name} | {med(name, 'cpu') / n * 1e3:.2f} ms "
+            f"({cpus[0]:.2f}–{cpus[-1]:.2f}) "
+            f"| {med(name, 'user') / n * 1e3:.2f} / {med(name, 'sys') / n * 1e3:.2f} ms "
             f"| {med(name, 'wall') / n * 1e3:.2f} ms | {med(name, 'rss'):.0f} MiB |"
         )
     lines += ["", f"The COCO and YOLO sinks cost **{cpu_sinks - cpu_none:.2f} ms CPU per item**"]
@@ -219,7 +228,8 @@ def main() -> None:
             "all items, then of `close`; memory the sink holds after the writes, tracemalloc), "
             f"with the core before and after, interleaved, median of {args.rounds}:",
             "",
-            "| sink | version | write, per item | close, per item | held, per item |",
+            "| sink | version | write, per item (of which system) | close, per item "
+            "| held, per item |",
             "|---|---|---:|---:|---:|",
         ]
         for sink in ("CocoSink", "YoloSink"):
@@ -230,6 +240,7 @@ def main() -> None:
 
                 lines.append(
                     f"| {sink} | {version} | {smed('write') / n * 1e3:.3f} ms "
+                    f"({smed('write_sys') / n * 1e3:.3f}) "
                     f"| {smed('close') / n * 1e3:.3f} ms | {smed('held') / n:,.0f} B |"
                 )
     if small:

@@ -58,6 +58,8 @@ SYNCFS_FROM = 32
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _O_BINARY = getattr(os, "O_BINARY", 0)
+_TOKEN = (1 << 48) - 1  # the random part of a staged file's number (12 hex digits)
+_WRITTEN = 1 << 48  # set in a staged file's number: written by us, so fsynced at the commit
 
 
 def utf8_safe(text: str) -> str:
@@ -192,13 +194,20 @@ def _fsync_files(paths: list[str]) -> None:
 
 @contextlib.contextmanager
 def _temp_file(
-    target: Path, mode: str, encoding: str | None, newline: str | None, *, sync: bool = True
+    target: Path,
+    mode: str,
+    encoding: str | None,
+    newline: str | None,
+    *,
+    sync: bool = True,
+    temp: Path | None = None,
 ) -> Iterator[tuple[IO[Any], Path]]:
-    """A new temporary file next to ``target``, flushed (and fsynced, with ``sync``) when the
-    block ends cleanly, and removed when it raises."""
+    """A new temporary file next to ``target`` (named ``temp``, else a new random name),
+    flushed (and fsynced, with ``sync``) when the block ends cleanly, and removed when it
+    raises."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic writes support mode 'w' or 'wb', got {mode!r}")
-    temp = _temp_path(target)
+    temp = temp or _temp_path(target)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         if mode == "wb":
@@ -280,16 +289,20 @@ class Staging:
     folders staging created (when empty). Staging a target again replaces its staged content but
     keeps its position. Thread-safe.
 
-    A sink stages one or two files per image, so the per-file work is kept to the file itself:
-    paths are held as text, a folder is looked up once until the commit, a written file is one
-    create, one write and one close, and temporary names come from a generator seeded once
-    (the operating system's randomness cost more than the file; an ``O_EXCL`` create or a link
-    never replaces a file, whatever its name).
+    A sink stages one or two files per image, so the per-file work and memory are kept to the
+    file itself: a folder is looked up once until the commit, a written file is one create, one
+    write and one close, and what is held per file until the commit is its target (as text)
+    and a number, from which its temporary name follows (``.NAME.PID-NUMBER.tmp``). The numbers
+    come from a generator seeded once: the operating system's randomness cost more than the
+    file, and an ``O_EXCL`` create or a link never replaces a file, whatever its name. A
+    staging belongs to the process that made it (its temporary names carry that process's id).
     """
 
     def __init__(self) -> None:
-        self._files: dict[str, str] = {}  # target -> staged temporary file
-        self._unsynced: set[str] = set()  # staged files written by us, not yet fsynced
+        # target -> number of its temporary file (see _temp); _WRITTEN set: written by us, so
+        # fsynced at the commit (a link holds the source's data)
+        self._files: dict[str, int] = {}
+        self._pid = os.getpid()
         self._made: list[str] = []  # folders created for staged files, parents first
         # Folders already made or found since the last commit/discard: a sink staging one file
         # per image into one folder checks that folder once, not once per file.
@@ -313,11 +326,24 @@ class Staging:
         need not look for one there."""
         return os.fspath(folder) in self._new
 
-    def _temp(self, target: str) -> str:
-        """A hidden temporary name next to ``target`` (the pattern :func:`_temp_path` makes)."""
+    def _temp(self, target: str, number: int) -> str:
+        """The hidden temporary file ``number`` of ``target``, next to it (the pattern of
+        :func:`_temp_path`; :func:`sweep_stale_files` knows it)."""
         folder, name = os.path.split(target)
-        token = self._names.getrandbits(48)
-        return os.path.join(folder, f".{name[:40]}.{os.getpid()}-{token:012x}.tmp")
+        token = number & _TOKEN
+        return os.path.join(folder, f".{name[:40]}.{self._pid}-{token:012x}.tmp")
+
+    def _number(self, *, written: bool) -> int:
+        return self._names.getrandbits(48) | (_WRITTEN if written else 0)
+
+    def read_bytes(self, path: str | os.PathLike[str]) -> bytes:
+        """What is staged for ``path`` (read back from its temporary file); raises
+        :class:`KeyError` when nothing is."""
+        target = os.fspath(path)
+        with self._lock:
+            number = self._files[target]
+        with open(self._temp(target, number), "rb") as handle:
+            return handle.read()
 
     def _make_parent(self, folder: str) -> None:
         if folder in self._ready:
@@ -334,17 +360,13 @@ class Staging:
             self._new.update(missing)
             self._ready.add(folder)
 
-    def _register(self, target: str, temp: str, *, written: bool) -> None:
+    def _register(self, target: str, number: int) -> None:
         with self._lock:
             previous = self._files.get(target)
-            self._files[target] = temp
-            if written:
-                self._unsynced.add(temp)
-            if previous is not None:
-                self._unsynced.discard(previous)
+            self._files[target] = number
         if previous is not None:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(previous)
+                os.unlink(self._temp(target, previous))
 
     @contextlib.contextmanager
     def open(
@@ -358,15 +380,19 @@ class Staging:
         """Stage ``path``: like :func:`atomic_open`, but the target changes only at commit."""
         target = os.fspath(path)
         self._make_parent(os.path.dirname(target))
-        with _temp_file(Path(target), mode, encoding, newline, sync=False) as (handle, temp):
+        number = self._number(written=True)
+        temp = Path(self._temp(target, number))
+        opened = _temp_file(Path(target), mode, encoding, newline, sync=False, temp=temp)
+        with opened as (handle, _same):
             yield handle
-        self._register(target, os.fspath(temp), written=True)
+        self._register(target, number)
 
     def write_bytes(self, path: str | os.PathLike[str], data: bytes) -> Path:
         """Stage ``data`` as the file ``path``: one create, one write, one close."""
         target = os.fspath(path)
         self._make_parent(os.path.dirname(target))
-        temp = self._temp(target)
+        number = self._number(written=True)
+        temp = self._temp(target, number)
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o666)
         try:
             written = os.write(fd, data)
@@ -385,7 +411,7 @@ class Staging:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             raise
-        self._register(target, temp, written=True)
+        self._register(target, number)
         return Path(path)
 
     def write_text(self, path: str | os.PathLike[str], text: str) -> Path:
@@ -402,19 +428,20 @@ class Staging:
         target = os.fspath(path)
         folder = os.path.dirname(target)
         if link and folder in self._ready:  # the common case: one link, nothing looked up
-            temp = self._temp(target)
+            number = self._number(written=False)  # the source's own data: nothing to fsync
             try:
-                os.link(source, temp)
+                os.link(source, self._temp(target, number))
             except OSError:
                 pass  # the careful way below finds out why
             else:
-                self._register(target, temp, written=False)  # the source's own data
+                self._register(target, number)
                 return True
         with open(source, "rb"):  # a missing or unreadable source fails before any folder is made
             pass
         self._make_parent(folder)
         if link:
-            temp = self._temp(target)
+            number = self._number(written=False)
+            temp = self._temp(target, number)
             try:
                 os.link(source, temp)
             except OSError:
@@ -423,7 +450,7 @@ class Staging:
                 if not os.path.isfile(source):
                     raise
             else:
-                self._register(target, temp, written=False)  # the source's own data
+                self._register(target, number)
                 return True
         with self.open(target, "wb") as out, open(source, "rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
@@ -438,16 +465,17 @@ class Staging:
         with self._lock:
             files, self._files = self._files, {}
             made, self._made = self._made, []
-            unsynced, self._unsynced = self._unsynced, set()
             self._ready, self._new = set(), set()
         done: list[str] = []
         try:
-            _fsync_files([temp for temp in files.values() if temp in unsynced])
-            for target, temp in files.items():
-                os.replace(temp, target)
+            _fsync_files(
+                [self._temp(t, number) for t, number in files.items() if number & _WRITTEN]
+            )
+            for target, number in files.items():
+                os.replace(self._temp(target, number), target)
                 done.append(target)
         except BaseException:
-            _remove(temp for target, temp in files.items() if target not in done)
+            _remove(self._temp(t, number) for t, number in files.items() if t not in done)
             _remove_empty(made)
             raise
         for folder in dict.fromkeys(os.path.dirname(target) for target in done):
@@ -460,9 +488,8 @@ class Staging:
         with self._lock:
             files, self._files = self._files, {}
             made, self._made = self._made, []
-            self._unsynced = set()
             self._ready, self._new = set(), set()
-        _remove(files.values())
+        _remove(self._temp(target, number) for target, number in files.items())
         _remove_empty(made)
 
 

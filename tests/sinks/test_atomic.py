@@ -398,3 +398,15 @@ def test_a_key_is_checked_without_building_path_objects(monkeypatch):
             refused.append(key)
     assert built == []
     assert refused == [k for k in keys if PureWindowsPath(k).anchor or k.startswith("/")]
+
+
+def test_staging_reads_back_what_it_staged(tmp_path):
+    staging = Staging()
+    staging.write_text(tmp_path / "a.txt", "first")
+    staging.write_text(tmp_path / "a.txt", "second")  # restaged: the first temporary file goes
+    assert staging.read_bytes(tmp_path / "a.txt") == b"second"
+    assert len(os.listdir(tmp_path)) == 1
+    with pytest.raises(KeyError):
+        staging.read_bytes(tmp_path / "b.txt")
+    staging.discard()
+    assert os.listdir(tmp_path) == []

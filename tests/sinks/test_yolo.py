@@ -429,3 +429,39 @@ def test_an_image_already_in_place_is_kept_and_a_link_out_refused(tmp_path):
         sink.write(items[1])
     sink.close()
     assert not (outside / "i1.txt").exists()
+
+
+def test_what_the_sink_holds_per_image_until_close(tmp_path):
+    # Issue 16: memory flat in the number of images beyond what the files need. Until close
+    # the sink needs, per image, the class ids of its objects (ids follow key order, fixed at
+    # close) and which label file it claimed; the staging, each staged file's target. It held
+    # each image's label lines, and the staging path objects and temporary names: 2.4 KB per
+    # image here, 1.37 KB with paths as text; now the lines are read back from the staged file
+    # in the rare case its ids change and the staging keeps a number per temporary name.
+    import gc
+    import tracemalloc
+
+    images = [write_image(tmp_path / "in" / f"image_{i:05d}.png", size=(4, 4)) for i in range(400)]
+    items = [
+        SinkItem(
+            key=f"folder/{p.name}",
+            result=detections([box_det([1, 1, 3, 3], "cat"), box_det([0, 0, 2, 2], "dog")]),
+            image_path=p,
+        )
+        for p in images
+    ]
+    sink = YoloSink(tmp_path / "out")
+    sink.write(items[0])
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for item in items[1:]:
+            sink.write(item)
+        gc.collect()
+        held = (tracemalloc.get_traced_memory()[0] - base) / (len(items) - 1)
+    finally:
+        tracemalloc.stop()
+    assert held < 600, held
+    sink.close()
+    assert (tmp_path / "out" / "labels" / "folder" / "image_00007.txt").read_text().count("\n") == 2

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import random
 import re
 import secrets
 import shutil
@@ -35,7 +36,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path, PurePath, PureWindowsPath
+from pathlib import Path, PurePath
 from typing import IO, Any
 
 from vlmkit.errors import SinkError
@@ -50,12 +51,15 @@ __all__ = [
     "utf8_safe",
 ]
 
-_DRIVE = re.compile(r"^[A-Za-z]:")
 _FSYNC_THREADS = 8  # concurrent fsyncs at a commit: file systems batch them into one flush
 #: From this many staged files a commit on Linux flushes each file system once (``syncfs``)
 #: instead of opening and fsyncing every file: a YOLO export has one label file per image.
 SYNCFS_FROM = 32
+_DRIVE = re.compile(r"^[A-Za-z]:")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_O_BINARY = getattr(os, "O_BINARY", 0)
+_TOKEN = (1 << 48) - 1  # the random part of a staged file's number (12 hex digits)
+_WRITTEN = 1 << 48  # set in a staged file's number: written by us, so fsynced at the commit
 
 
 def utf8_safe(text: str) -> str:
@@ -139,7 +143,7 @@ def sweep_stale_files(root: str | os.PathLike[str]) -> int:
     return removed
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync_file(path: str | os.PathLike[str]) -> None:
     # POSIX fsyncs through a read-only descriptor; Windows needs one open for writing.
     flags = os.O_RDWR | getattr(os, "O_BINARY", 0) if os.name == "nt" else os.O_RDONLY
     fd = os.open(path, flags)
@@ -170,13 +174,13 @@ def _syncfs(folder: Path) -> bool:
     return True
 
 
-def _fsync_files(paths: list[Path]) -> None:
+def _fsync_files(paths: list[str]) -> None:
     """Make ``paths`` durable: many files by flushing each file system that holds them once
     (``syncfs``, Linux), otherwise one fsync each, several at once (fsync releases the GIL)."""
     if len(paths) >= SYNCFS_FROM:
         devices: dict[int, Path] = {}
-        for folder in dict.fromkeys(path.parent for path in paths):
-            devices.setdefault(os.stat(folder).st_dev, folder)
+        for folder in dict.fromkeys(os.path.dirname(path) for path in paths):
+            devices.setdefault(os.stat(folder).st_dev, Path(folder))
         if all([_syncfs(folder) for folder in devices.values()]):
             return
     if len(paths) <= 2:
@@ -190,13 +194,20 @@ def _fsync_files(paths: list[Path]) -> None:
 
 @contextlib.contextmanager
 def _temp_file(
-    target: Path, mode: str, encoding: str | None, newline: str | None, *, sync: bool = True
+    target: Path,
+    mode: str,
+    encoding: str | None,
+    newline: str | None,
+    *,
+    sync: bool = True,
+    temp: Path | None = None,
 ) -> Iterator[tuple[IO[Any], Path]]:
-    """A new temporary file next to ``target``, flushed (and fsynced, with ``sync``) when the
-    block ends cleanly, and removed when it raises."""
+    """A new temporary file next to ``target`` (named ``temp``, else a new random name),
+    flushed (and fsynced, with ``sync``) when the block ends cleanly, and removed when it
+    raises."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic writes support mode 'w' or 'wb', got {mode!r}")
-    temp = _temp_path(target)
+    temp = temp or _temp_path(target)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         if mode == "wb":
@@ -277,15 +288,27 @@ class Staging:
     can leave some targets new and others old. :meth:`discard` removes the staged files and the
     folders staging created (when empty). Staging a target again replaces its staged content but
     keeps its position. Thread-safe.
+
+    A sink stages one or two files per image, so the per-file work and memory are kept to the
+    file itself: a folder is looked up once until the commit, a written file is one create, one
+    write and one close, and what is held per file until the commit is its target (as text)
+    and a number, from which its temporary name follows (``.NAME.PID-NUMBER.tmp``). The numbers
+    come from a generator seeded once: the operating system's randomness cost more than the
+    file, and an ``O_EXCL`` create or a link never replaces a file, whatever its name. A
+    staging belongs to the process that made it (its temporary names carry that process's id).
     """
 
     def __init__(self) -> None:
-        self._files: dict[Path, Path] = {}  # target -> staged temporary file
-        self._unsynced: set[Path] = set()  # staged files written by us, not yet fsynced
-        self._made: list[Path] = []  # folders created for staged files, parents first
+        # target -> number of its temporary file (see _temp); _WRITTEN set: written by us, so
+        # fsynced at the commit (a link holds the source's data)
+        self._files: dict[str, int] = {}
+        self._pid = os.getpid()
+        self._made: list[str] = []  # folders created for staged files, parents first
         # Folders already made or found since the last commit/discard: a sink staging one file
         # per image into one folder checks that folder once, not once per file.
-        self._ready: set[Path] = set()
+        self._ready: set[str] = set()
+        self._new: set[str] = set()  # the folders of _made, for made()
+        self._names = random.Random(os.urandom(16))
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -295,31 +318,55 @@ class Staging:
     def targets(self) -> list[Path]:
         """The targets staged so far, in commit order."""
         with self._lock:
-            return list(self._files)
+            return [Path(target) for target in self._files]
 
-    def _make_parent(self, target: Path) -> None:
-        if target.parent in self._ready:
+    def made(self, folder: str | os.PathLike[str]) -> bool:
+        """Whether this staging created ``folder`` since the last commit or discard. Such a
+        folder holds nothing but staged temporary files, so no target in it exists yet: a sink
+        need not look for one there."""
+        return os.fspath(folder) in self._new
+
+    def _temp(self, target: str, number: int) -> str:
+        """The hidden temporary file ``number`` of ``target``, next to it (the pattern of
+        :func:`_temp_path`; :func:`sweep_stale_files` knows it)."""
+        folder, name = os.path.split(target)
+        token = number & _TOKEN
+        return os.path.join(folder, f".{name[:40]}.{self._pid}-{token:012x}.tmp")
+
+    def _number(self, *, written: bool) -> int:
+        return self._names.getrandbits(48) | (_WRITTEN if written else 0)
+
+    def read_bytes(self, path: str | os.PathLike[str]) -> bytes:
+        """What is staged for ``path`` (read back from its temporary file); raises
+        :class:`KeyError` when nothing is."""
+        target = os.fspath(path)
+        with self._lock:
+            number = self._files[target]
+        with open(self._temp(target, number), "rb") as handle:
+            return handle.read()
+
+    def _make_parent(self, folder: str) -> None:
+        if folder in self._ready:
             return
-        missing: list[Path] = []
-        folder = target.parent
-        while not folder.exists() and folder != folder.parent:
-            missing.append(folder)
-            folder = folder.parent
-        target.parent.mkdir(parents=True, exist_ok=True)
+        missing: list[str] = []
+        current = folder
+        while current and not os.path.exists(current) and current != os.path.dirname(current):
+            missing.append(current)
+            current = os.path.dirname(current)
+        if missing:  # (a file where a folder should be fails at the file's creation)
+            os.makedirs(folder, exist_ok=True)
         with self._lock:
             self._made.extend(reversed(missing))
-            self._ready.add(target.parent)
+            self._new.update(missing)
+            self._ready.add(folder)
 
-    def _register(self, target: Path, temp: Path, *, written: bool) -> None:
+    def _register(self, target: str, number: int) -> None:
         with self._lock:
             previous = self._files.get(target)
-            self._files[target] = temp
-            if written:
-                self._unsynced.add(temp)
-            if previous is not None:
-                self._unsynced.discard(previous)
+            self._files[target] = number
         if previous is not None:
-            previous.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._temp(target, previous))
 
     @contextlib.contextmanager
     def open(
@@ -331,15 +378,40 @@ class Staging:
         newline: str | None = None,
     ) -> Iterator[IO[Any]]:
         """Stage ``path``: like :func:`atomic_open`, but the target changes only at commit."""
-        target = Path(path)
-        self._make_parent(target)
-        with _temp_file(target, mode, encoding, newline, sync=False) as (handle, temp):
+        target = os.fspath(path)
+        self._make_parent(os.path.dirname(target))
+        number = self._number(written=True)
+        temp = Path(self._temp(target, number))
+        opened = _temp_file(Path(target), mode, encoding, newline, sync=False, temp=temp)
+        with opened as (handle, _same):
             yield handle
-        self._register(target, temp, written=True)
+        self._register(target, number)
 
     def write_bytes(self, path: str | os.PathLike[str], data: bytes) -> Path:
-        with self.open(path, "wb") as handle:
-            handle.write(data)
+        """Stage ``data`` as the file ``path``: one create, one write, one close."""
+        target = os.fspath(path)
+        self._make_parent(os.path.dirname(target))
+        number = self._number(written=True)
+        temp = self._temp(target, number)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o666)
+        try:
+            written = os.write(fd, data)
+            if written < len(data):  # a short write (a signal, a nearly full disk): go on
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(fd, view) :]
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+        try:
+            os.close(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+        self._register(target, number)
         return Path(path)
 
     def write_text(self, path: str | os.PathLike[str], text: str) -> Path:
@@ -352,22 +424,33 @@ class Staging:
     ) -> bool:
         """Stage a copy of the file ``source`` at ``path``: a hard link when ``link`` and the
         file system allows it, else a byte copy. Returns whether it was linked. Raises
-        :class:`OSError` when ``source`` cannot be read."""
-        target = Path(path)
+        :class:`OSError` when ``source`` cannot be found (or, for a copy, read)."""
+        target = os.fspath(path)
+        folder = os.path.dirname(target)
+        if link and folder in self._ready:  # the common case: one link, nothing looked up
+            number = self._number(written=False)  # the source's own data: nothing to fsync
+            try:
+                os.link(source, self._temp(target, number))
+            except OSError:
+                pass  # the careful way below finds out why
+            else:
+                self._register(target, number)
+                return True
         with open(source, "rb"):  # a missing or unreadable source fails before any folder is made
             pass
-        self._make_parent(target)
+        self._make_parent(folder)
         if link:
-            temp = _temp_path(target)
+            number = self._number(written=False)
+            temp = self._temp(target, number)
             try:
                 os.link(source, temp)
             except OSError:
                 with contextlib.suppress(OSError):
-                    temp.unlink(missing_ok=True)
+                    os.unlink(temp)
                 if not os.path.isfile(source):
                     raise
             else:
-                self._register(target, temp, written=False)  # the source's own data
+                self._register(target, number)
                 return True
         with self.open(target, "wb") as out, open(source, "rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
@@ -382,45 +465,45 @@ class Staging:
         with self._lock:
             files, self._files = self._files, {}
             made, self._made = self._made, []
-            unsynced, self._unsynced = self._unsynced, set()
-            self._ready = set()
-        done: list[Path] = []
+            self._ready, self._new = set(), set()
+        done: list[str] = []
         try:
-            _fsync_files([temp for temp in files.values() if temp in unsynced])
-            for target, temp in files.items():
-                os.replace(temp, target)
+            _fsync_files(
+                [self._temp(t, number) for t, number in files.items() if number & _WRITTEN]
+            )
+            for target, number in files.items():
+                os.replace(self._temp(target, number), target)
                 done.append(target)
         except BaseException:
-            _remove(temp for target, temp in files.items() if target not in done)
+            _remove(self._temp(t, number) for t, number in files.items() if t not in done)
             _remove_empty(made)
             raise
-        for folder in dict.fromkeys(target.parent for target in done):
-            _fsync_dir(folder)
-            _sweep_stale(folder)  # left by a run or export that was killed
-        return done
+        for folder in dict.fromkeys(os.path.dirname(target) for target in done):
+            _fsync_dir(Path(folder))
+            _sweep_stale(Path(folder))  # left by a run or export that was killed
+        return [Path(target) for target in done]
 
     def discard(self) -> None:
         """Remove every staged file and the folders created for them (when empty)."""
         with self._lock:
             files, self._files = self._files, {}
             made, self._made = self._made, []
-            self._unsynced = set()
-            self._ready = set()
-        _remove(files.values())
+            self._ready, self._new = set(), set()
+        _remove(self._temp(target, number) for target, number in files.items())
         _remove_empty(made)
 
 
-def _remove(paths: Iterable[Path]) -> None:
+def _remove(paths: Iterable[str]) -> None:
     for path in paths:
         with contextlib.suppress(OSError):
-            path.unlink(missing_ok=True)
+            os.unlink(path)
 
 
-def _remove_empty(folders: list[Path]) -> None:
+def _remove_empty(folders: list[str]) -> None:
     """Remove ``folders`` (parents listed first) that are empty, deepest first."""
     for folder in reversed(folders):
         with contextlib.suppress(OSError):
-            folder.rmdir()
+            os.rmdir(folder)
 
 
 def _is_junction(info: os.stat_result) -> bool:
@@ -451,7 +534,9 @@ def relative_parts(relative: str | PurePath) -> list[str]:
         raise SinkError(
             f"refusing output path {text!r}: it holds characters no file name can have"
         ) from None
-    if text.startswith(("/", "\\")) or _DRIVE.match(text) or PureWindowsPath(text).anchor:
+    # A root (a leading separator, which also starts every UNC path) or a drive letter: what
+    # ``PureWindowsPath(text).anchor`` finds, without parsing a path per key (issue 16).
+    if text.startswith(("/", "\\")) or _DRIVE.match(text):
         raise SinkError(f"refusing an absolute output path {text!r}; keys must be relative")
     parts = [part for part in re.split(r"[/\\]", text) if part not in ("", ".")]
     if not parts:

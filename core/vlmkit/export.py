@@ -13,8 +13,9 @@ registry provides one; this module does not depend on the plugin layer.
 Guarantees:
 
 * **Every key is checked before any sink sees it.** Each ``done`` record's key is checked as an
-  output path (:func:`vlmkit.atomic.safe_join`: no ``..``, no absolute path, no character a file
-  name cannot hold) before the sinks are given the record.
+  output path (the rules of :func:`vlmkit.atomic.safe_join`: no ``..``, no absolute path, no
+  character a file name cannot hold, no folder that leads out of the output folder) before the
+  sinks are given the record.
 * **One bad item never fails the export.** A record whose key is refused is skipped for every
   sink (so all outputs hold the same items); a record one sink refuses (:class:`~vlmkit.
   SinkError`, e.g. two keys that map to the same YOLO label file) or cannot convert is skipped
@@ -58,7 +59,7 @@ from typing import Any, Protocol, cast
 
 import attrs
 
-from vlmkit.atomic import safe_join
+from vlmkit.atomic import relative_parts, safe_join
 from vlmkit.errors import ConfigError, SinkError
 from vlmkit.ledger import LedgerRecord, LedgerState, read_ledger
 from vlmkit.records import TASKS, SinkInfo
@@ -280,6 +281,7 @@ class Exporter:
         self._skips = _Skips()
         self._unexpected = {name: 0 for name, _ in built}
         self._first_error: dict[str, Exception] = {}
+        self._key_folders: set[str] = set()  # key folders checked (see _check_key)
         self._staged = [(n, cast(_TwoPhase, sink)) for n, sink in built if _two_phase(sink)]
         self._staged_sinks = [(n, sink) for n, sink in built if _two_phase(sink)]
         self._plain = [(n, sink) for n, sink in built if not _two_phase(sink)]
@@ -319,7 +321,7 @@ class Exporter:
             return
         first_pass = only != "plain"
         try:
-            safe_join(self.out, record.key)
+            self._check_key(record.key)
         except SinkError as err:
             if first_pass:
                 self._skips.add(record.key, str(err))
@@ -365,6 +367,16 @@ class Exporter:
                 self._unexpected[name] += 1
                 self._first_error.setdefault(name, err)
 
+    def _check_key(self, key: str) -> None:
+        """Refuse a key that cannot be an output path: its rules as text, each of its folders
+        once (:func:`~vlmkit.atomic.safe_join`). ``out/KEY`` itself is not looked up — no sink
+        writes there, and each checks the files it does write (issue 16)."""
+        parts = relative_parts(key)
+        folder = "/".join(parts[:-1])
+        if folder and folder not in self._key_folders:
+            safe_join(self.out, folder)
+            self._key_folders.add(folder)
+
     def finish(self, *, bad_lines: int = 0) -> ExportResult:
         """Stage the dataset-level files, close plain sinks, commit; on any failure discard
         what is staged and raise. ``bad_lines``: the ledger lines that were not records."""
@@ -376,7 +388,7 @@ class Exporter:
                         f"sink {name!r} failed on every record ({type(cause).__name__}: "
                         f"{cause}); nothing was exported"
                     ) from cause
-            checked: dict[str, set[Path]] = {}  # staged files checked before the commit
+            checked: dict[str, set[str]] = {}  # staged files checked before the commit
             for name, two_phase in self._staged:
                 _finish(name, two_phase.prepare)
                 where = _TargetCheck(self.out, self.ledger)
@@ -402,7 +414,9 @@ class Exporter:
             bad_lines=bad_lines,
         )
 
-    def _check_target(self, name: str, target: Path, where: _TargetCheck | None = None) -> None:
+    def _check_target(
+        self, name: str, target: str | os.PathLike[str], where: _TargetCheck | None = None
+    ) -> None:
         """Refuse a sink file outside the output folder or on the ledger (resolved paths).
         ``where``: the resolutions already made for the files checked together."""
         where = where or _TargetCheck(self.out, self.ledger)
@@ -422,7 +436,7 @@ class Exporter:
         name: str,
         files: Iterable[Any],
         ledger_before: Any,
-        checked: Container[Path] = (),
+        checked: Container[str] = (),
     ) -> None:
         """After a sink finished: the ledger is untouched, and every file it says it wrote is
         inside the output folder (``checked``: files it staged, checked just before)."""
@@ -433,8 +447,9 @@ class Exporter:
             )
         where = _TargetCheck(self.out, self.ledger)
         for path in files or ():
-            if Path(path) not in checked:
-                self._check_target(name, Path(path), where)
+            text = os.fspath(path)
+            if text not in checked:
+                self._check_target(name, text, where)
 
     def discard(self) -> None:
         """Drop every staged file (a failed cleanup is logged, never raised)."""
@@ -487,39 +502,42 @@ def export(
 class _TargetCheck:
     """Where sink files really are (links followed), for many files at once: the output
     folder, the ledger and each file's folder are resolved once, then each file costs one
-    ``lstat`` (a file that is itself a link is resolved in full). Resolving every file and
-    the output folder anew cost more CPU per item than the sinks' own work (issue 16)."""
+    ``lstat`` (a file that is itself a link is resolved in full). Paths are handled as text:
+    building and comparing path objects for every file, twice per image, cost more CPU than
+    the sinks' own work (issue 16)."""
 
     def __init__(self, out: Path, ledger: Path | None) -> None:
-        self.root = out.resolve()
+        self.root = os.path.realpath(out)
         self.ledger = ledger
-        self.ledger_path = ledger.resolve() if ledger is not None else None
+        self.ledger_path = os.path.realpath(ledger) if ledger is not None else None
         self.ledger_id = _file_id(ledger) if ledger is not None else None
-        self._folders: dict[Path, Path] = {}
-        self._seen: dict[Path, tuple[Path, tuple[int, int] | None]] = {}
+        self._folders: dict[str, str] = {}
+        self._seen: dict[str, tuple[str, tuple[int, int] | None]] = {}
 
-    def _resolved(self, path: Path) -> tuple[Path, tuple[int, int] | None]:
+    def _resolved(self, path: str | os.PathLike[str]) -> tuple[str, tuple[int, int] | None]:
         """``path`` resolved, and its (device, inode) when it exists."""
-        found = self._seen.get(path)
+        text = os.fspath(path)
+        found = self._seen.get(text)
         if found is None:
-            found = self._seen[path] = self._resolve(path)
+            found = self._seen[text] = self._resolve(text)
         return found
 
-    def _resolve(self, path: Path) -> tuple[Path, tuple[int, int] | None]:
-        absolute = path if path.is_absolute() else Path.cwd() / path
+    def _resolve(self, path: str) -> tuple[str, tuple[int, int] | None]:
+        absolute = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
         try:
             info = os.lstat(absolute)
         except OSError:
             info = None
         if info is not None and stat.S_ISLNK(info.st_mode):
-            return absolute.resolve(), _file_id(absolute)
-        folder = self._folders.get(absolute.parent)
+            return os.path.realpath(absolute), _file_id(Path(absolute))
+        parent, name = os.path.split(absolute)
+        folder = self._folders.get(parent)
         if folder is None:
-            folder = self._folders[absolute.parent] = absolute.parent.resolve()
+            folder = self._folders[parent] = os.path.realpath(parent)
         identity = (info.st_dev, info.st_ino) if info is not None else None
-        return folder / absolute.name, identity
+        return os.path.join(folder, name), identity
 
-    def is_ledger(self, path: Path) -> bool:
+    def is_ledger(self, path: str | os.PathLike[str]) -> bool:
         """Whether ``path`` is (or would be, once created) the ledger file."""
         if self.ledger is None:
             return False
@@ -529,8 +547,10 @@ class _TargetCheck:
         assert self.ledger_path is not None
         return os.path.normcase(resolved) == os.path.normcase(self.ledger_path)
 
-    def inside(self, path: Path) -> bool:
-        return self._resolved(path)[0].is_relative_to(self.root)
+    def inside(self, path: str | os.PathLike[str]) -> bool:
+        resolved = self._resolved(path)[0]
+        root = self.root
+        return resolved == root or resolved.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
@@ -550,12 +570,12 @@ def _path_attributes(sink: Sink) -> list[Path]:
     return [p if p.is_absolute() else Path.cwd() / p for p in found]
 
 
-def _staged_targets(sink: Any) -> list[Path]:
+def _staged_targets(sink: Any) -> list[str]:
     staged = getattr(sink, "staged_files", None)
     if callable(staged):
-        return [Path(p) for p in staged()]
+        return [os.fspath(p) for p in staged()]
     staging = getattr(sink, "staging", None)
-    return [Path(p) for p in getattr(staging, "targets", ()) or ()]
+    return [os.fspath(p) for p in getattr(staging, "targets", ()) or ()]
 
 
 def _fingerprint(path: Path | None) -> tuple[int, int, int] | None:

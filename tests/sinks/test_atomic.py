@@ -304,3 +304,109 @@ def test_safe_join_checks_the_root_as_it_is_now(tmp_path):
     (second / "escape").symlink_to(outside, target_is_directory=True)
     with pytest.raises(SinkError, match="symlink"):
         safe_join(root, "escape/x.txt")
+
+
+def _counting(monkeypatch, module, names):
+    """Count the calls of ``module``'s functions ``names`` (a dict name -> count)."""
+    calls = dict.fromkeys(names, 0)
+    for name in names:
+        real = getattr(module, name)
+
+        def call(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, call)
+    return calls
+
+
+def test_staging_a_file_is_one_create_one_write_and_draws_no_randomness(tmp_path, monkeypatch):
+    """Issue 16: a YOLO run stages one label file per image. Each went through a Python file
+    object (open, fstat, ioctl, lseek, write, close) and drew its temporary name from the
+    operating system (``secrets``: a getrandom call, 60 us on this VM); now a file is one
+    create, one write and one close, and its name comes from the staging's own generator."""
+    staging = Staging()
+    staging.write_text(tmp_path / "out" / "first.txt", "x")  # makes the folder
+    calls = _counting(monkeypatch, os, ["urandom", "fdopen", "open", "write", "stat", "lstat"])
+    for index in range(20):
+        staging.write_bytes(tmp_path / "out" / f"{index}.txt", b"0 0.5 0.5 0.1 0.1\n")
+    monkeypatch.undo()
+    assert calls == {"urandom": 0, "fdopen": 0, "open": 20, "write": 20, "stat": 0, "lstat": 0}
+    names = os.listdir(tmp_path / "out")
+    assert len(set(names)) == 21 and all(name.endswith(".tmp") for name in names)
+    staging.commit()
+    assert (tmp_path / "out" / "7.txt").read_bytes() == b"0 0.5 0.5 0.1 0.1\n"
+    assert sorted(os.listdir(tmp_path / "out")) == sorted(
+        ["first.txt", *(f"{index}.txt" for index in range(20))]
+    )
+
+
+def test_a_failed_staged_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    staging = Staging()
+    staging.write_text(tmp_path / "out" / "a.txt", "a")
+
+    def full(*_args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(OSError, match="No space"):
+        staging.write_bytes(tmp_path / "out" / "b.txt", b"b")
+    monkeypatch.undo()
+    assert len(staging) == 1 and len(os.listdir(tmp_path / "out")) == 1
+    staging.commit()
+    assert os.listdir(tmp_path / "out") == ["a.txt"]
+
+
+def test_staging_knows_the_folders_it_made(tmp_path):
+    """A folder staging created holds nothing but its staged files until the commit, so a
+    sink need not look for an existing file there (issue 16)."""
+    (tmp_path / "old").mkdir()
+    staging = Staging()
+    staging.write_text(tmp_path / "old" / "a.txt", "a")
+    staging.write_text(tmp_path / "new" / "sub" / "b.txt", "b")
+    assert not staging.made(tmp_path / "old")
+    assert staging.made(tmp_path / "new") and staging.made(tmp_path / "new" / "sub")
+    staging.commit()
+    assert not staging.made(tmp_path / "new" / "sub")  # it holds committed files now
+
+
+def test_a_key_is_checked_without_building_path_objects(monkeypatch):
+    """Issue 16: three sinks check every key (the exporter, COCO, YOLO); parsing it as a
+    Windows path each time to find a drive or root cost more than the other rules together.
+    The same keys are refused: a drive letter and a colon, or a leading separator (which also
+    starts every UNC path)."""
+    from pathlib import PureWindowsPath
+
+    import vlmkit.atomic as atomic
+    from vlmkit.atomic import relative_parts
+
+    keys = ["a.png", "sub/b.png", "1:x.png", "é:x.png", "C:x", "c:/x", "ab:c.png", "x:", "a b:c"]
+    keys += ["\\\\server\\share\\x.png", "//server/share/x.png", "\\x", "/x", "a\\b.png", ":x"]
+    built = []
+
+    class Counting(PureWindowsPath):
+        def __new__(cls, *args):
+            built.append(args)
+            return PureWindowsPath(*args)
+
+    monkeypatch.setattr(atomic, "PureWindowsPath", Counting, raising=False)
+    refused = []
+    for key in keys:
+        try:
+            relative_parts(key)
+        except SinkError:
+            refused.append(key)
+    assert built == []
+    assert refused == [k for k in keys if PureWindowsPath(k).anchor or k.startswith("/")]
+
+
+def test_staging_reads_back_what_it_staged(tmp_path):
+    staging = Staging()
+    staging.write_text(tmp_path / "a.txt", "first")
+    staging.write_text(tmp_path / "a.txt", "second")  # restaged: the first temporary file goes
+    assert staging.read_bytes(tmp_path / "a.txt") == b"second"
+    assert len(os.listdir(tmp_path)) == 1
+    with pytest.raises(KeyError):
+        staging.read_bytes(tmp_path / "b.txt")
+    staging.discard()
+    assert os.listdir(tmp_path) == []

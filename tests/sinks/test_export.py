@@ -347,3 +347,77 @@ def test_checking_the_staged_files_resolves_each_folder_once_not_each_file(tmp_p
     # each staged file is looked at once (is it a link?), not before and after the commit
     staged = [p for p in looked if "/labels/" in p or "/images/" in p]
     assert len(staged) <= 2 * (2 * len(images) + 1), len(staged)
+
+
+def test_a_key_is_checked_as_text_and_its_folder_once(tmp_path, monkeypatch):
+    # Every done record's key is checked as an output path before any sink sees it. That
+    # walked the output folder per key (an lstat of out/KEY, which no sink writes: each
+    # checks the paths it does write); now the key's rules are checked as text and each of
+    # its folders once (issue 16). A folder that leads out is still refused.
+    from vlmkit.export import Exporter
+
+    records = [
+        LedgerRecord(key=f"sub/i{i}.png", status="done", result=detections([])) for i in range(20)
+    ]
+    exporter = Exporter([CocoSink(tmp_path / "out")], tmp_path / "out")
+    real_lstat = os.lstat
+    looked: list[str] = []
+
+    def lstat(name, *args, **kwargs):
+        looked.append(os.fspath(name))
+        return real_lstat(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", lstat)
+    for record in records:
+        exporter.add(record)
+    monkeypatch.undo()
+    assert len(looked) <= 2, looked
+    assert exporter.records == 20 and len(exporter.finish()["CocoSink"]) == 1
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (tmp_path / "out2").mkdir()
+    (tmp_path / "out2" / "sub").symlink_to(outside, target_is_directory=True)
+    exporter = Exporter([CocoSink(tmp_path / "out2")], tmp_path / "out2")
+    exporter.add(records[0])
+    result = exporter.finish()
+    assert exporter.records == 0 and [s.key for s in result.skipped] == ["sub/i0.png"]
+
+
+def test_the_staged_files_are_checked_as_text(tmp_path):
+    # Before the commit every staged file is checked (inside the output folder, not the
+    # ledger), and after it every file a sink reports. With one label file and one image per
+    # item, building, hashing and comparing path objects for that took about half of the
+    # commit's CPU (issue 16); the checks now work on text. Counted: calls into pathlib.
+    import sys
+
+    images = [write_image(tmp_path / "in" / f"i{i}.png") for i in range(40)]
+    items = [
+        SinkItem(key=p.name, result=detections([box_det([1, 1, 5, 5], "cat")]), image_path=p)
+        for p in images
+    ]
+    path = ledger_for(tmp_path, items)
+    from vlmkit.export import Exporter
+
+    exporter = Exporter(
+        [CocoSink(path.parent), YoloSink(path.parent)], path.parent, ledger_path=path
+    )
+    for record in read_ledger(path):
+        exporter.add(record)
+    calls = 0
+
+    def count(frame, event, _arg):
+        nonlocal calls
+        if event == "call" and frame.f_code.co_filename.endswith("pathlib.py"):
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        files = exporter.finish()
+    finally:
+        sys.setprofile(None)
+    staged = len(files["YoloSink"])
+    assert staged == 2 * len(images) + 1
+    # 97 per file before; what is left is the Path objects the public API returns (the staged
+    # files, the committed files), built once each
+    assert calls <= 30 * staged, calls / staged
+    assert (path.parent / "labels" / "i7.txt").read_text().startswith("0 ")

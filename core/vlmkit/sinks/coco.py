@@ -147,7 +147,9 @@ class CocoSink(StagedSink):
         self.indent = None if indent in (None, "", "none") else int(indent)
         self.label_map = LabelMap([utf8_safe(name) for name in names or ()])
         self.holes_dropped = 0
-        self._images: dict[str, dict[str, Any]] = {}
+        # key -> (width, height, annotations): what the document needs of an image, held until
+        # close as tuples (_box) rather than the document's dicts and lists (issue 16)
+        self._images: dict[str, tuple[int, int, tuple[Any, ...]]] = {}
         self._lock = threading.Lock()  # runners may write from several threads
 
     # ------------------------------------------------------------------------------------
@@ -162,33 +164,25 @@ class CocoSink(StagedSink):
         relative_parts(item.key)
         size = result.image_size
         with self._lock:
+            annotations: tuple[Any, ...]
             if isinstance(result, Points):
-                annotations = [_keypoint(point) for point in result.items]
+                annotations = tuple(_keypoint(point) for point in result.items)
             else:
-                annotations = [self._annotation(det, size) for det in result.items]
+                annotations = tuple(self._annotation(det, size) for det in result.items)
             # A key written twice (a retried item) keeps its image id position, newest content.
-            self._images[item.key] = {
-                "file_name": item.key,
-                "width": size[0],
-                "height": size[1],
-                "annotations": annotations,
-            }
+            self._images[item.key] = (size[0], size[1], annotations)
 
-    def _annotation(self, det: Any, size: tuple[int, int]) -> dict[str, Any]:
+    def _annotation(self, det: Any, size: tuple[int, int]) -> tuple[Any, ...]:
+        """An object as ``(label, x, y, w, h, area, score, segmentation or None)``."""
         x, y, w, h = det.box.xywh
-        ann: dict[str, Any] = {
-            "category_id": utf8_safe(det.label),  # the label, until to_dict numbers them
-            "bbox": [x, y, w, h],
-            "iscrowd": 0,
-        }
         if det.mask is not None:
-            ann["area"] = float(_visible_area(det.mask, size))
-            ann["segmentation"] = self._segmentation(det.mask, size)
+            area = float(_visible_area(det.mask, size))
+            segmentation = self._segmentation(det.mask, size)
         else:
-            ann["area"] = float(w * h)
+            area, segmentation = float(w * h), None
         # COCO results (COCO.loadRes, COCOeval) need a score: the model's confidence, else 1.0
-        ann["score"] = det.score if det.score is not None else 1.0
-        return ann
+        score = det.score if det.score is not None else 1.0
+        return (utf8_safe(det.label), x, y, w, h, area, score, segmentation)
 
     def _segmentation(self, mask: Mask, size: tuple[int, int]) -> Any:
         if self.mask_format == "polygon":
@@ -216,24 +210,23 @@ class CocoSink(StagedSink):
         # categories as fixed by ``categories``, then in first appearance in key order.
         label_map = LabelMap(self.label_map.names)
         pointed: set[str] = set()  # categories with keypoint annotations
-        ordered = [self._images[key] for key in sorted(self._images)]
-        for image_id, entry in enumerate(ordered, start=1):
-            images.append(
-                {
-                    "id": image_id,
-                    "file_name": entry["file_name"],
-                    "width": entry["width"],
-                    "height": entry["height"],
-                }
-            )
-            for ann in entry["annotations"]:
-                category_id = label_map.id(ann["category_id"]) + 1
-                if "keypoints" in ann:
-                    pointed.add(ann["category_id"])
-                annotations.append(
-                    {"id": len(annotations) + 1, "image_id": image_id, **ann}
-                    | {"category_id": category_id}
-                )
+        for image_id, key in enumerate(sorted(self._images), start=1):
+            width, height, entries = self._images[key]
+            images.append({"id": image_id, "file_name": key, "width": width, "height": height})
+            for entry in entries:
+                ann: dict[str, Any] = {"id": len(annotations) + 1, "image_id": image_id}
+                if isinstance(entry, dict):  # a keypoint (see _keypoint)
+                    pointed.add(entry["category_id"])
+                    ann |= entry
+                    ann["category_id"] = label_map.id(entry["category_id"]) + 1
+                else:
+                    label, x, y, w, h, area, score, segmentation = entry
+                    ann["category_id"] = label_map.id(label) + 1
+                    ann |= {"bbox": [x, y, w, h], "iscrowd": 0, "area": area}
+                    if segmentation is not None:
+                        ann["segmentation"] = segmentation
+                    ann["score"] = score
+                annotations.append(ann)
         categories: list[dict[str, Any]] = [
             {"id": i, "name": name, "supercategory": "object"}
             | ({"keypoints": ["point"], "skeleton": []} if name in pointed else {})

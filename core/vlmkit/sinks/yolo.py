@@ -67,7 +67,7 @@ import os
 import stat
 import threading
 from collections.abc import Iterable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -158,6 +158,14 @@ def mask_to_yolo_polygon(mask: Mask, image_size: tuple[int, int]) -> np.ndarray 
     return ring + np.array([cx0 - 1, cy0 - 1], dtype=np.float64)
 
 
+def _label_parts(parts: list[str]) -> list[str]:
+    """The label file of an image key's parts: its stem and ``.txt``, in the key's folders."""
+    name = parts[-1]
+    dot = name.rfind(".")
+    stem = name[:dot] if 0 < dot < len(name) - 1 else name  # PurePath.suffix's rule
+    return [*parts[:-1], stem + ".txt"]
+
+
 def _fmt(values: Iterable[float]) -> str:
     return " ".join(f"{v:.6f}" for v in values)
 
@@ -203,11 +211,12 @@ class YoloSink(StagedSink):
         self._roots: set[str] = set()
         self._missing_root = False
         self._warned_images_folder = False
-        # key -> (label file relative to labels/, [(label, line without class id)]), staged at
-        # prepare; a string, not a Path, as this is held for every item of the run
-        self._labels: dict[str, tuple[str, list[tuple[str, str]]]] = {}
+        # key -> the class ids (arrival order, self._early) of its objects: all that is held per
+        # image until prepare, with the label file it claimed (_owners); equal tuples shared
+        self._ids: dict[str, tuple[int, ...]] = {}
+        self._shared: dict[tuple[int, ...], tuple[int, ...]] = {}
         self._lock = threading.Lock()  # runners may write from several threads
-        self._folders: dict[tuple[Path, str], Path] = {}  # checked folders (see _join)
+        self._folders: dict[tuple[Path, str], str] = {}  # checked folders (see _join)
 
     # ------------------------------------------------------------------------------------
     def write(self, item: SinkItem) -> None:
@@ -216,11 +225,9 @@ class YoloSink(StagedSink):
             logger.debug("yolo sink: skipping %s (%s)", item.key, type(result).__name__)
             return
         parts = relative_parts(item.key)  # the key's rules, as text; links checked below
-        name = parts[-1]
-        dot = name.rfind(".")
-        stem = name[:dot] if 0 < dot < len(name) - 1 else name  # PurePath.suffix's rule
-        owner_key = "/".join([*parts[:-1], stem + ".txt"])
-        self._join(self.labels_dir, [*parts[:-1], stem + ".txt"])  # refuses a link out
+        label_parts = _label_parts(parts)
+        owner_key = "/".join(label_parts)
+        label_target = self._join(self.labels_dir, label_parts)
         image_target = self._join(self.images_dir, parts) if self.copy_mode else None
         # Everything that can fail on this item's data happens before any shared state changes,
         # so a refused item leaves no trace (no class, no claimed label file).
@@ -237,26 +244,30 @@ class YoloSink(StagedSink):
             # in which answers arrived. The label file is staged now with the ids known so far
             # (in the common case the final ones), and prepare rewrites only the files whose
             # ids changed: no file creation per image after a run's last answer (issue 16).
-            labels = [utf8_safe(det.label) for det in result.items]
-            self._labels[item.key] = (owner_key, list(zip(labels, lines, strict=True)))
-            pairs = self._labels[item.key][1]
-            body = "".join(f"{self._early.id(label)} {line}\n" for label, line in pairs)
-        self.staging.write_text(self.labels_dir / owner_key, body)
-        self._place_image(item, image_target)
+            ids = tuple(self._early.id(utf8_safe(det.label)) for det in result.items)
+            self._ids[item.key] = self._shared.setdefault(ids, ids)
+        body = "".join(f"{i} {line}\n" for i, line in zip(ids, lines, strict=True))
+        self.staging.write_bytes(label_target, body.encode("utf-8"))
+        self._place_image(item, parts, image_target)
 
-    def _join(self, root: Path, parts: list[str]) -> Path:
+    def _join(self, root: Path, parts: list[str]) -> str:
         """``safe_join(root, parts)`` with each folder checked once per sink, not per file:
-        one label file and one image per item land in a few folders (issue 16)."""
+        one label file and one image per item land in a few folders (issue 16). The file
+        itself is looked at (a link leading out is refused) only in a folder that existed
+        before: in one the staging made, nothing is there yet."""
         folder = "/".join(parts[:-1])
-        base = self._folders.get((root, folder)) if folder else root
+        base = self._folders.get((root, folder))
         if base is None:
-            base = self._folders.setdefault((root, folder), safe_join(root, folder))
-        path = base / parts[-1]
+            checked = safe_join(root, folder) if folder else root
+            base = self._folders.setdefault((root, folder), os.fspath(checked))
+        path = os.path.join(base, parts[-1])
+        if self.staging.made(base):
+            return path
         try:
             link = stat.S_ISLNK(os.lstat(path).st_mode)
         except OSError:
             return path  # nothing there yet
-        return safe_join(root, "/".join(parts)) if link else path
+        return os.fspath(safe_join(root, "/".join(parts))) if link else path
 
     def _line(self, det: Detection, size: tuple[int, int]) -> str:
         """The coordinates of one object's line (without its class id)."""
@@ -273,24 +284,15 @@ class YoloSink(StagedSink):
         values = (cx / width, cy / height, box.width / width, box.height / height)
         return _fmt([min(max(value, 0.0), 1.0) + 0.0 for value in values])
 
-    def _place_image(self, item: SinkItem, target: Path | None) -> None:
+    def _place_image(self, item: SinkItem, key_parts: list[str], target: str | None) -> None:
         if item.image_path is None:
             with self._lock:
                 self._missing_root = True
                 if target is not None:
                     self.images_missing += 1
             return
-        source = Path(item.image_path)
-        key_parts = PurePosixPath(item.key.replace("\\", "/")).parts
-        if len(source.parts) > len(key_parts) and source.parts[-len(key_parts) :] == key_parts:
-            root = Path(*source.parts[: -len(key_parts)])
-        elif source.parts == key_parts:
-            root = Path(".")
-        else:
-            root = source.parent
-        with self._lock:
-            self._roots.add(os.path.abspath(root))
-        if target is None:
+        if target is None:  # labels only: data.yaml names the input folder (see data)
+            self._add_root(item.image_path, key_parts)
             return
         if "images" in key_parts[:-1] and not self._warned_images_folder:
             self._warned_images_folder = True
@@ -300,9 +302,12 @@ class YoloSink(StagedSink):
                 "not find this image's labels (rename the folder)",
                 item.key,
             )
+        source = item.image_path
         try:
-            if target.exists() and os.path.samefile(source, target):
-                self._note(target)
+            # In a folder the staging made nothing is in place yet: no need to look.
+            fresh = self.staging.made(os.path.dirname(target))
+            if not fresh and os.path.exists(target) and os.path.samefile(source, target):
+                self._note(Path(target))
                 return
             linked = self.staging.place(target, source, link=self.copy_mode == "link")
         except OSError:
@@ -315,14 +320,29 @@ class YoloSink(StagedSink):
             with self._lock:
                 self.images_copied += 1
 
+    def _add_root(self, image_path: Path, key_parts: list[str]) -> None:
+        """Record the input folder of an image (its path less the key's parts)."""
+        source = Path(image_path)
+        if len(source.parts) > len(key_parts) and list(source.parts[-len(key_parts) :]) == (
+            key_parts
+        ):
+            root = Path(*source.parts[: -len(key_parts)])
+        elif list(source.parts) == key_parts:
+            root = Path(".")
+        else:
+            root = source.parent
+        with self._lock:
+            self._roots.add(os.path.abspath(root))
+
     # ------------------------------------------------------------------------------------
     def _class_map(self) -> LabelMap:
         """Class ids: ``categories`` first (all of them), then other labels in order of first
         appearance, images in key order."""
         label_map = LabelMap(self.label_map.names)
-        for key in sorted(self._labels):
-            for label, _line in self._labels[key][1]:
-                label_map.id(label)
+        names = self._early.names
+        for key in sorted(self._ids):
+            for early_id in self._ids[key]:
+                label_map.id(names[early_id])
         return label_map
 
     def data(self) -> dict[str, Any]:
@@ -369,12 +389,18 @@ class YoloSink(StagedSink):
                 self.images_dir,
             )
         with self._lock:
-            label_map, early = self._class_map(), self._early
-            files = [self._labels[key] for key in sorted(self._labels)]
+            label_map = self._class_map()
+            final = [label_map.id(name) for name in self._early.names]  # early id -> final id
+            changed = [
+                key
+                for key in sorted(self._ids)
+                if any(final[early_id] != early_id for early_id in self._ids[key])
+            ]
             text = yaml.safe_dump(self.data(), allow_unicode=True, sort_keys=False)
-        for relative, lines in files:
-            if all(label_map.id(label) == early.id(label) for label, _line in lines):
-                continue  # staged by write with these very ids
-            body = "".join(f"{label_map.id(label)} {line}\n" for label, line in lines)
-            self.staging.write_text(self.labels_dir / relative, body)
+        for key in changed:  # staged by write with other ids: read back, renumbered
+            target = self._join(self.labels_dir, _label_parts(relative_parts(key)))
+            lines = self.staging.read_bytes(target).decode("utf-8").splitlines(keepends=True)
+            pairs = [line.split(" ", 1) for line in lines]
+            body = "".join(f"{final[int(early_id)]} {rest}" for early_id, rest in pairs)
+            self.staging.write_text(target, body)
         self.staging.write_text(self.data_yaml, text)

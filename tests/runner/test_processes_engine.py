@@ -413,3 +413,54 @@ def test_an_error_from_another_process_is_raised_here_as_the_same_kind():
     assert type(error_named("ParseError", "no JSON")) is ParseError
     for name in ("KeyError", "os", "error_named", ""):  # not a vlmkit error class
         assert type(error_named(name, "it failed")) is VlmkitError
+
+
+def test_a_real_ctrl_c_to_the_terminals_group_records_what_was_sent_and_stops_the_workers(
+    fake, tmp_path
+):
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    folder = make_images(tmp_path / "photos", 40)
+    fake.latency_s = 0.1
+    out = tmp_path / "out"
+    mark = uuid.uuid4().hex
+    env = {**os.environ, "VLMKIT_TEST_RUN": mark}
+    command = [
+        sys.executable, "-m", "vlmkit.cli", "label", str(folder), "--task", "detect",
+        "--prompt", "cat", "--backend", "gemini-api", "--model", MODEL,
+        "--config", f"base_url={fake.base_url}", "--config", "api_key=test-key",
+        "--out", str(out), "--sink", "coco", "--no-progress", "--no-cache",
+        "--concurrency", "2", "--engine", "processes", "--engine-option", "workers=2",
+    ]  # fmt: skip
+    # its own process group, as a terminal's foreground job: Ctrl-C goes to the whole group
+    proc = subprocess.Popen(
+        command, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        ledger = out / "results.jsonl"
+        while time.monotonic() < deadline and proc.poll() is None:
+            if ledger.exists() and len(ledger.read_text().splitlines()) >= 5:
+                break
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    done = read_ledger(out / "results.jsonl").done
+    assert 5 <= len(done) < 40
+    assert len(fake.requests_of("generate")) == len(done)  # everything sent was recorded
+    assert processes_marked(f"VLMKIT_TEST_RUN={mark}") == []  # no worker left running
+    left = sorted(p.name for p in out.rglob("*") if p.is_file())
+    assert left == [".vlmkit.lock", "results.jsonl", "run.json"], left
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert len(read_ledger(out / "results.jsonl").done) == 40
+    assert len(fake.requests_of("generate")) == 40  # nothing sent twice
+    assert len(COCO(str(out / "annotations.json")).getImgIds()) == 40

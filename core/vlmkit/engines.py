@@ -14,7 +14,6 @@ get its recipe, a :class:`SessionSpec`, rather than the Session itself.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -48,8 +47,9 @@ class SessionSpec:
     ``settings`` are the backend's construction settings (``--config``), credentials included:
     they travel to the workers but never show in a repr or a log. ``cache`` is the answer
     cache (``True``: each worker's default folder; a path: a folder the workers share).
-    ``plugins`` are module names every worker imports and registers (extra middleware or
-    backends; they must be importable there).
+    ``plugins`` are module names (or, for an engine whose workers share this machine, ``.py``
+    files by absolute path) every worker imports and registers (extra middleware or backends;
+    they must be importable there).
     """
 
     backend: str
@@ -62,9 +62,10 @@ class SessionSpec:
 
     def session(self) -> Session:
         """A new Session built from this recipe (the caller closes it)."""
+        from vlmkit.plugins import import_plugin
         from vlmkit.session import Session
 
-        modules = [importlib.import_module(name) for name in self.plugins]
+        modules = [import_plugin(name) for name in self.plugins]
         return Session(
             self.backend, model=self.model, plugins=modules, cache=self.cache, **self.settings
         )

@@ -10,12 +10,16 @@ Two plugins registering one name make that name an error that names both.
 from __future__ import annotations
 
 import difflib
+import importlib
 import importlib.metadata
+import importlib.util
 import inspect
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, cast
 
 import attrs
@@ -25,7 +29,7 @@ from vlmkit.errors import BackendNotFound, PluginError
 from vlmkit.hookspecs import PROJECT_NAME, REGISTRATION_HOOKS, TASK_HOOKS, VlmkitSpecs
 from vlmkit.records import BackendInfo, EngineInfo, SinkInfo, normalize_name
 
-__all__ = ["ENV_LOAD_PLUGINS", "PluginFailure", "PluginHost", "PluginWarning"]
+__all__ = ["ENV_LOAD_PLUGINS", "PluginFailure", "PluginHost", "PluginWarning", "import_plugin"]
 
 log = logging.getLogger(__name__)
 
@@ -334,3 +338,31 @@ class PluginHost:
             }.get(kind, "the built-in sinks come with vlmkit's own entry points;")
             message += f" ({where} is {ENV_LOAD_PLUGINS} or entrypoints= limiting what loads?)"
         raise BackendNotFound(message)
+
+
+def import_plugin(spec: str) -> object:
+    """Import a plugin module by dotted name, or a local ``.py`` file by path."""
+    if not (spec.endswith(".py") or "/" in spec or os.sep in spec):
+        return importlib.import_module(spec)
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"no such plugin file: {spec}")
+    resolved = path.resolve()
+    name = path.stem if path.stem.isidentifier() else "vlmkit_local_plugin"
+    existing = sys.modules.get(name)
+    if existing is not None:
+        loaded_from = getattr(existing, "__file__", None)
+        if loaded_from and Path(loaded_from).resolve() == resolved:
+            return existing
+        name = f"vlmkit_local_plugin_{abs(hash(resolved)):x}"
+    module_spec = importlib.util.spec_from_file_location(name, resolved)
+    if module_spec is None or module_spec.loader is None:
+        raise ImportError(f"cannot import {spec} as a Python module")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module

@@ -218,12 +218,14 @@ class EngineInfo:
     **run_arguments)`` returns a :class:`vlmkit.runner.Run` (:class:`vlmkit.engines.Engine`);
     import heavy libraries inside it. ``options`` declares what the factory takes (``address``,
     ``workers``, ...): values given as text (``--engine-option``) are converted and checked
-    first.
+    first. ``same_machine``: the engine's workers run on this machine and see its files, so
+    ``--plugin`` ``.py`` files reach them too (Ray's workers may be elsewhere: they do not).
     """
 
     name: str = attrs.field(converter=normalize_name)
     factory: Callable[..., Any] = attrs.field(validator=_callable)
     description: str = ""
     options: tuple[Option, ...] = attrs.field(default=(), converter=_options)
+    same_machine: bool = False
     plugin: str | None = None
     distribution: str | None = None

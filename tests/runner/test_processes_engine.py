@@ -464,3 +464,23 @@ def test_a_real_ctrl_c_to_the_terminals_group_records_what_was_sent_and_stops_th
     assert len(read_ledger(out / "results.jsonl").done) == 40
     assert len(fake.requests_of("generate")) == 40  # nothing sent twice
     assert len(COCO(str(out / "annotations.json")).getImgIds()) == 40
+
+
+def test_a_plugin_file_reaches_the_workers_on_this_machine(tmp_path, capfd):
+    from typer.testing import CliRunner
+
+    from vlmkit.cli import app
+
+    plugin = Path(__file__).parents[1] / "cli" / "scripted_backends.py"
+    folder = make_images(tmp_path / "photos", 6)
+    command = [
+        "--plugin", str(plugin), "label", str(folder), "--task", "detect", "--prompt", "cat",
+        "--backend", "scripted", "--out", str(tmp_path / "out"), "--sink", "coco",
+        "--no-progress", "--no-cache", "--engine", "processes", "--engine-option", "workers=2",
+    ]  # fmt: skip
+    done = CliRunner().invoke(app, command)
+    assert done.exit_code == 0, done.output + capfd.readouterr().err
+    assert "done 6, failed 0" in done.output
+    assert "workers lack them" not in done.output
+    coco = COCO(str(tmp_path / "out" / "annotations.json"))
+    assert len(coco.getImgIds()) == 6 and len(coco.getAnnIds()) == 6

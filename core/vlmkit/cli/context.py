@@ -10,19 +10,17 @@ options (and of secret-looking environment variables).
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import logging
 import os
-import sys
 import traceback
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import typer
+
+from vlmkit.plugins import import_plugin
 
 if TYPE_CHECKING:
     from vlmkit.plugins import PluginFailure
@@ -184,34 +182,6 @@ class CliState:
             for failure in session.plugin_failures:
                 self.warn(f"{failure}")
         return session
-
-
-def import_plugin(spec: str) -> object:
-    """Import a plugin module by dotted name, or a local ``.py`` file by path."""
-    if not (spec.endswith(".py") or "/" in spec or os.sep in spec):
-        return importlib.import_module(spec)
-    path = Path(spec).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"no such plugin file: {spec}")
-    resolved = path.resolve()
-    name = path.stem if path.stem.isidentifier() else "vlmkit_local_plugin"
-    existing = sys.modules.get(name)
-    if existing is not None:
-        loaded_from = getattr(existing, "__file__", None)
-        if loaded_from and Path(loaded_from).resolve() == resolved:
-            return existing
-        name = f"vlmkit_local_plugin_{abs(hash(resolved)):x}"
-    module_spec = importlib.util.spec_from_file_location(name, resolved)
-    if module_spec is None or module_spec.loader is None:
-        raise ImportError(f"cannot import {spec} as a Python module")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
-    try:
-        module_spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return module
 
 
 def plugin_specs(flags: Iterable[str]) -> list[str]:

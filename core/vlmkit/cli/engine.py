@@ -3,6 +3,7 @@ in place of ``Session.run``, with the recipe its workers build their own Session
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from vlmkit.cli.context import CliState, parse_pairs
@@ -36,16 +37,19 @@ def engine_run(
         )
     built = build_engine(session, name, options)
     # --plugin modules named like packages travel to the workers (importable there too); a
-    # plugin given as a .py file stays in this process
+    # plugin given as a .py file reaches them only when they run on this machine
     files = [entry for entry in state.plugin_specs if entry.endswith(".py") or "/" in entry]
-    if files:
+    plugins = [entry for entry in state.plugin_specs if entry not in files]
+    if files and session.engine_info(name).same_machine:
+        plugins += [str(Path(entry).expanduser().resolve()) for entry in files]
+    elif files:
         state.warn(f"--plugin files stay on this machine, the engine's workers lack them: {files}")
     spec = SessionSpec(
         backend=backend,
         model=model,
         settings=parse_pairs(config, flag="--config", state=state),
         cache=True if cache else None,
-        plugins=[entry for entry in state.plugin_specs if entry not in files],
+        plugins=plugins,
     )
 
     def run(task: str, inputs: Any, **arguments: Any) -> Any:

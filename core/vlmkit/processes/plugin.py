@@ -23,6 +23,7 @@ def vlmkit_engines() -> Iterator[EngineInfo]:
         factory=_engine,
         description="Worker processes on this machine: one Session each, same run folder "
         "(past one core's worth of API requests).",
+        same_machine=True,
         options=(
             Option(
                 name="workers",

@@ -484,3 +484,33 @@ def test_a_plugin_file_reaches_the_workers_on_this_machine(tmp_path, capfd):
     assert "workers lack them" not in done.output
     coco = COCO(str(tmp_path / "out" / "annotations.json"))
     assert len(coco.getImgIds()) == 6 and len(coco.getAnnIds()) == 6
+
+
+def test_a_full_disk_stops_the_run_with_a_clear_error_keeping_what_was_recorded(
+    fake, tmp_path, monkeypatch
+):
+    import errno
+
+    from vlmkit.ledger import Ledger
+
+    folder = make_images(tmp_path / "photos", 30)
+    fake.latency_s = 0.05
+    real_append = Ledger.append
+    count = [0]
+
+    def append(self, record, **kwargs):
+        count[0] += 1
+        if count[0] > 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_append(self, record, **kwargs)
+
+    monkeypatch.setattr(Ledger, "append", append)
+    with pytest.raises(VlmkitError, match=r"could not write the run's ledger .*No space left"):
+        label(spec_for(fake, tmp_path), folder, tmp_path / "out")
+    assert not workers_alive()
+    assert len(read_ledger(tmp_path / "out" / "results.jsonl").done) == 5
+    monkeypatch.setattr(Ledger, "append", real_append)
+    again, _outcomes = label(spec_for(fake, tmp_path), folder, tmp_path / "out")
+    assert again.summary.resumed == 5 and again.summary.done == 25
+    # what the workers had answered but could not be recorded came from the cache
+    assert len(images_seen(fake)) == 30 and max(images_seen(fake).values()) == 1

@@ -141,7 +141,17 @@ class ProcessRun(Run):
                 interrupted = True  # in-flight answers are recorded, nothing new starts
                 self.summary.stopped = "interrupted"
                 collector.stop_all()
-            recorded = collector.poll(ledger, timeout=0.1)
+            try:
+                recorded = collector.poll(ledger, timeout=0.1)
+            except OSError as err:  # a full disk: stop before more answers are paid for
+                self.summary.stopped = "error"
+                raise VlmkitError(
+                    f"could not write the run's ledger {ledger.path} ({err.strerror or err}): "
+                    "the run stopped so that no more answers are paid for and lost; what was "
+                    "recorded is kept, the answers not recorded are in the answer cache when "
+                    "the cache is on (the default of vlmkit label). Free some space, then "
+                    "re-run the same command to resume"
+                ) from err
             fatal = self._take_news(collector, fatal)
             for record, item in recorded:
                 outcome = self._outcome(record, item)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from vlmkit.errors import (
 from vlmkit.inputs import InputItem
 from vlmkit.ledger import Ledger, LedgerRecord
 from vlmkit.outcomes import ItemOutcome, RunSummary, outcome_problem
-from vlmkit.pixels import DEFAULT_PIXEL_BUDGET, PixelBudget
+from vlmkit.pixels import DEFAULT_PIXEL_BUDGET, PixelBudget, header_pixels
 from vlmkit.runtime import REQUEST_GATE, RequestGate, RequestWithdrawn
 from vlmkit.sinkfeed import SinkFeed
 from vlmkit.types import FinishReason, Result, Usage
@@ -108,7 +108,9 @@ class Dispatcher:
         self.unparsed_usage = Usage.zero()  # paid answers that yielded no result
         self.unrecorded: list[str] = []  # keys whose answer could not be written to the ledger
         self.pixel_budget = PixelBudget(pixel_budget)
-        self.pixels: dict[Path, int] = {}  # decoded size of each pending item (header)
+        # decoded size of pending items known beforehand; any other is read from its header
+        # by the worker that takes it, just before it asks the pixel budget
+        self.pixels: dict[Path, int] = {}
         self.replays: dict[str, str] = {}  # key -> kept answer that failed to parse earlier
 
     def request_interrupt(self) -> None:
@@ -132,7 +134,7 @@ class Dispatcher:
     def process(
         self,
         pending: list[InputItem],
-        attempts: dict[str, int],
+        attempts: Mapping[str, int],
         ledger: Ledger,
         feed: SinkFeed | None,
     ) -> Iterator[ItemOutcome]:
@@ -239,7 +241,7 @@ class Dispatcher:
             raise
 
     def _finish(
-        self, item: InputItem, attempts: dict[str, int], ledger: Ledger
+        self, item: InputItem, attempts: Mapping[str, int], ledger: Ledger
     ) -> ItemOutcome | None:
         """Call the model for one item and record the answer (or its failure) in the ledger."""
         attempt = attempts.get(item.key, 0) + 1
@@ -248,7 +250,10 @@ class Dispatcher:
         result: Result | None = None
         error: BaseException | None = None
         try:
-            with self.pixel_budget.hold(self.pixels.get(item.path, 0), self.stop):
+            pixels = self.pixels.get(item.path)
+            if pixels is None:
+                pixels = header_pixels(item.path)
+            with self.pixel_budget.hold(pixels, self.stop):
                 result = self._reparsed(item)
                 if result is None:
                     result = self.call(item)

@@ -3,17 +3,18 @@
 A resumed run skips the items its ledger holds as done (or failed, unless it retries them) and
 numbers the next attempt of each; it never reads an earlier result again. Holding every record
 of a million-item ledger (its full result: boxes, masks, provenance, the raw answer) would cost
-kilobytes per item for nothing, so a run without sinks reads the ledger into a
-:class:`LedgerIndex`: one small integer per key (the key's string is the run's item key, or
-one string per earlier record). Only what a few records need is kept beside it: the image
-path of records whose key is not among the run's inputs (a folder written by an older vlmkit,
-re-keyed by file), and with ``--retry-failed`` the kept answers that failed to parse.
+kilobytes per item for nothing, so a run reads the ledger into a :class:`LedgerIndex`: one
+small integer per key, under the string the run's item already holds for that key (one string
+of its own per record of a key that is no input). Until the run has decided what to do
+(:meth:`LedgerIndex.started`), a few records keep a little more: the image path of records
+whose key is not among the run's inputs (a folder written by an older vlmkit, re-keyed by
+file), and with ``--retry-failed`` the kept answers that failed to parse.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Container, Iterator, Mapping, Set
+from collections.abc import Iterator, Mapping, Set
 
 from vlmkit.ledger import LedgerRecord, LedgerState, read_into
 
@@ -58,16 +59,17 @@ class LedgerIndex:
     """Each key's final status and attempt count, in first-seen key order, as the ledger says.
 
     Filled by :func:`read_index` and kept current by the run's :class:`~vlmkit.ledger.Ledger`
-    (:meth:`add`, in file order). ``inputs``: the run's item keys; the image path of a record
-    of any other key is kept in :attr:`foreign`. ``replays``: keep in :attr:`replays` the
-    answers of failed records that did not parse (``--retry-failed`` parses them again).
+    (:meth:`add`, in file order). ``inputs``: the run's item keys, each mapped to itself (the
+    index keeps the item's string instead of a copy); the image path of a record of any other
+    key is kept in :attr:`foreign`. ``replays``: keep in :attr:`replays` the answers of failed
+    records that did not parse (``--retry-failed`` parses them again).
     """
 
-    def __init__(self, *, inputs: Container[str] = frozenset(), replays: bool = False) -> None:
+    def __init__(self, *, inputs: Mapping[str, str] | None = None, replays: bool = False) -> None:
         # key -> attempt count, negative when the key's last record failed: one small int per
         # key (CPython shares the ints up to 256), no object per record
         self._entries: dict[str, int] = {}
-        self._inputs = inputs
+        self._inputs: Mapping[str, str] | None = inputs if inputs is not None else {}
         self._keep_replays = replays
         self.foreign: dict[str, str] = {}  # key not among the inputs -> its record's image path
         self.replays: dict[str, str] = {}  # key -> kept answer that failed to parse
@@ -79,7 +81,7 @@ class LedgerIndex:
 
     @classmethod
     def of(
-        cls, state: LedgerState, *, inputs: Container[str] = frozenset(), replays: bool = False
+        cls, state: LedgerState, *, inputs: Mapping[str, str] | None = None, replays: bool = False
     ) -> LedgerIndex:
         """The index of a ledger already read in full."""
         index = cls(inputs=inputs, replays=replays)
@@ -90,9 +92,10 @@ class LedgerIndex:
 
     def add(self, record: LedgerRecord) -> None:
         """Take in the next record of the file: the last record of a key wins."""
-        key = record.key
+        inputs = self._inputs
+        key = record.key if inputs is None else inputs.get(record.key, record.key)
         self._entries[key] = record.attempt if record.status == "done" else -record.attempt
-        if record.image_path and key not in self._inputs:
+        if inputs is not None and record.image_path and key not in inputs:
             self.foreign[key] = record.image_path
         if self._keep_replays:
             if (
@@ -103,6 +106,14 @@ class LedgerIndex:
                 self.replays[key] = record.raw_text
             else:
                 self.replays.pop(key, None)
+
+    def started(self) -> None:
+        """The run has decided what to do: from now on keep only each key's status (the
+        inputs, the foreign paths and the kept answers served that decision)."""
+        self._inputs = None
+        self._keep_replays = False
+        self.foreign = {}
+        self.replays = {}
 
     @property
     def corrupt_lines(self) -> int:
@@ -119,7 +130,7 @@ class LedgerIndex:
 
 
 def read_index(
-    path: str | os.PathLike[str], *, inputs: Container[str] = frozenset(), replays: bool = False
+    path: str | os.PathLike[str], *, inputs: Mapping[str, str] | None = None, replays: bool = False
 ) -> LedgerIndex:
     """Read a ledger into a :class:`LedgerIndex`: the same records as
     :func:`~vlmkit.ledger.read_ledger` reads (same lines skipped, same warnings, same errors),

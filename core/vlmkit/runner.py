@@ -232,7 +232,7 @@ class Run:
         check_manifest(self.out_dir, self.manifest())
         # Resuming needs each key's status and attempts, not its result: only sinks, which hold
         # the whole ledger, read it in full.
-        keys = {item.key for item in self.items}
+        keys = {item.key: item.key for item in self.items}
         full = read_ledger(self.ledger_path) if self.sinks else None
         index = (
             LedgerIndex.of(full, inputs=keys, replays=self.retry_failed)
@@ -256,8 +256,7 @@ class Run:
             self._dispatcher.replays = {
                 item.key: raw for item in pending if (raw := index.replays.get(item.key))
             }
-        index.foreign.clear()
-        index.replays.clear()
+        index.started()
         if not self.items:
             self.summary.stopped = "no images"
             log.warning(

@@ -250,9 +250,9 @@ class Dispatcher:
         result: Result | None = None
         error: BaseException | None = None
         try:
-            pixels = self.pixels.get(item.path)
+            pixels = self.pixels.get(item.path) if self.pixels else None
             if pixels is None:
-                pixels = header_pixels(item.path)
+                pixels = header_pixels(item.file)
             with self.pixel_budget.hold(pixels, self.stop):
                 result = self._reparsed(item)
                 if result is None:
@@ -362,7 +362,7 @@ def record(
         key=item.key,
         status="done" if error is None else "failed",
         result=result,
-        image_path=str(item.path),
+        image_path=item.file,
         image_size=size,
         attempt=attempt,
         **extra,

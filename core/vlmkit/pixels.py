@@ -57,7 +57,7 @@ class PixelBudget:
                 self._cond.notify_all()
 
 
-def header_pixels(path: Path) -> int:
+def header_pixels(path: str | Path) -> int:
     """Width × height of an image, from its header (nothing is decoded); 0 for an unreadable
     file (loading it fails with its own reason). An image beyond Pillow's decompression-bomb
     warning limit is named in vlmkit's words. Safe from any thread: no warning filter is

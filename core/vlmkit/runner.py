@@ -185,7 +185,7 @@ class Run:
     # -- helpers --------------------------------------------------------------------------
     def _call(self, item: InputItem) -> Result:
         method = getattr(self.session, self.task)
-        result: Result = method(str(item.path), self.prompt, **self.options)
+        result: Result = method(item.file, self.prompt, **self.options)
         return result
 
     def _defer_interrupts(self) -> Any:
@@ -376,7 +376,7 @@ def _known_keys(items: list[InputItem], index: LedgerIndex) -> list[InputItem]:
     taken = {item.key for item in items}
     renamed: list[InputItem] = []
     for item in items:
-        old = known.get(str(item.path)) if item.key not in index else None
+        old = known.get(item.file) if item.key not in index else None
         if old is not None and old not in taken:
             item = attrs.evolve(item, key=old)
             taken.add(old)

@@ -4,13 +4,16 @@ Measured with tracemalloc (memory, not time): what a run holds at its last outco
 was held before it was built (its inputs included), between a run over a few items and one
 over more, fresh and resumed. Per item a run needs its input (key, path text and the item:
 about 0.25 KiB here), one entry of the ledger index and a slot in the pending list (about
-0.05 KiB). Runs used to hold every record's result and each input as a ``Path``: 2.2 KiB per
-item fresh and 2.7 KiB resumed, even for this one-box answer.
+0.05 KiB); at these small sizes CPython's own caches and free lists still fill up on top
+(about 0.25 KiB per item here, bounded: it fades at 10,000 items, see
+``benchmarks/bench_memory.py``). Runs used to hold every record's result and each input as a
+``Path``: 2.6 KiB per item fresh and 3.1 KiB resumed here, even for this one-box answer.
 """
 
 from __future__ import annotations
 
 import collections
+import gc
 import os
 import tracemalloc
 
@@ -20,9 +23,11 @@ import vlmkit
 from tests.runner.test_runner import CAT
 from vlmkit.testing import scripted_plugin
 
-#: what a run may hold per item: about 0.3 KiB needed (see the module's docs), and slack for
-#: a longer temporary folder
-BOUND_PER_ITEM = 512
+#: what a run may hold per item: about 0.3 KiB needed and 0.25 KiB of CPython's caches (see the
+#: module's docs), and slack for a longer temporary folder
+BOUND_PER_ITEM = 1024
+#: what an input may cost: key and path text (about 0.06 + 0.13 KiB here) and the item
+BOUND_PER_INPUT = 384
 
 
 def _links(folder, count):
@@ -43,6 +48,7 @@ def _held(session, folder, out):
     def measure(outcome):
         held.append(tracemalloc.get_traced_memory()[0])
 
+    gc.collect()  # the previous run's cycles, so that they are not freed during this one
     before = tracemalloc.get_traced_memory()[0]
     run = session.run("detect", [folder], "cat", out_dir=out, concurrency=2, progress=measure)
     statuses = collections.Counter(outcome.status for outcome in run)  # kept by no one
@@ -71,3 +77,26 @@ def test_a_run_holds_no_result_per_item_fresh_or_resumed(tmp_path):
     per_item_resumed = (resumed[1] - resumed[0]) / (large - small)
     assert per_item_fresh < BOUND_PER_ITEM, (fresh, per_item_fresh)
     assert per_item_resumed < BOUND_PER_ITEM, (resumed, per_item_resumed)
+
+
+def test_the_inputs_hold_their_paths_as_text(tmp_path):
+    """A run holds every input from start to end: as text a path costs a fraction of a
+    ``Path`` object (its parts, its cached string and hash: about 0.25 KiB more)."""
+    from vlmkit.inputs import collect_inputs
+
+    _links(tmp_path / "in", 400)
+    collect_inputs([tmp_path / "in"])  # first-call imports and caches
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        items, skipped = collect_inputs([tmp_path / "in"])
+        for item in items:  # a run reads each by its path
+            os.fspath(item.path)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(items) == 400 and not skipped
+    assert held / len(items) < BOUND_PER_INPUT, held / len(items)
+    assert items[1].path == tmp_path.resolve() / "in" / "img00001.jpg"

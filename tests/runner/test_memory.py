@@ -100,3 +100,32 @@ def test_the_inputs_hold_their_paths_as_text(tmp_path):
     assert len(items) == 400 and not skipped
     assert held / len(items) < BOUND_PER_INPUT, held / len(items)
     assert items[1].path == tmp_path.resolve() / "in" / "img00001.jpg"
+
+
+def test_image_headers_are_read_as_items_are_taken_not_all_first(tmp_path, monkeypatch):
+    """The pixel budget needs each image's size before it starts: its worker reads the header
+    then, instead of the run reading (and holding) every header before the first request."""
+    from PIL import Image as PILImage
+
+    opened = []
+    real_open = PILImage.open
+
+    def counting_open(source, *args, **kwargs):
+        if isinstance(source, str | os.PathLike):  # a header read (images load from bytes)
+            opened.append(os.fspath(source))
+        return real_open(source, *args, **kwargs)
+
+    headers_at_first_request = []
+
+    def answer(request):
+        if not headers_at_first_request:
+            headers_at_first_request.append(len(opened))
+        return CAT
+
+    _links(tmp_path / "in", 40)
+    monkeypatch.setattr(PILImage, "open", counting_open)
+    with vlmkit.Session("scripted", plugins=[scripted_plugin(answer)], entrypoints=False) as s:
+        run = s.run("detect", [tmp_path / "in"], "cat", out_dir=tmp_path / "out", concurrency=1)
+        assert [outcome.status for outcome in run] == ["done"] * 40
+    assert headers_at_first_request == [1]
+    assert len(opened) == 40  # each header read once

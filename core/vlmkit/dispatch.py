@@ -140,11 +140,12 @@ class Dispatcher:
     ) -> Iterator[ItemOutcome]:
         """Workers pull items, call the model and record each answer themselves, so the next
         request leaves as soon as one finishes; this thread reports what they recorded and
-        meanwhile feeds the sinks."""
+        meanwhile feeds the sinks. The outcomes wait for this thread in a bounded queue: when
+        the code iterating the run is slower than the model, the workers wait for it instead
+        of answering every item and queueing every result."""
         source = iter(pending)
         lock = threading.Lock()
         busy = [0]
-        outcomes: queue.Queue[ItemOutcome | None] = queue.Queue()
 
         def take() -> InputItem | None:
             with lock:
@@ -181,6 +182,17 @@ class Dispatcher:
             threading.Thread(target=work, name=f"vlmkit-run-{i}", daemon=True)
             for i in range(min(count, max(len(pending), 1)))
         ]
+        outcomes: queue.Queue[ItemOutcome | None] = queue.Queue(max(16, 2 * len(workers)))
+
+        def drain() -> None:  # count what the workers recorded meanwhile
+            while True:
+                try:
+                    late = outcomes.get_nowait()
+                except queue.Empty:
+                    return
+                if late is not None:
+                    self.summary.count(late)
+
         for worker in workers:
             worker.start()
         alive = len(workers)
@@ -228,16 +240,12 @@ class Dispatcher:
                 )
             try:
                 for worker in workers:
-                    worker.join()
+                    while worker.is_alive():
+                        drain()  # a worker may be waiting for room in the queue
+                        worker.join(0.05)
             except KeyboardInterrupt:
                 log.warning("abandoned %d in-flight item(s); re-run to resume", busy[0])
-            while True:  # count what the workers recorded meanwhile
-                try:
-                    late = outcomes.get_nowait()
-                except queue.Empty:
-                    break
-                if late is not None:
-                    self.summary.count(late)
+            drain()
             raise
 
     def _finish(

@@ -21,6 +21,7 @@ from PIL import Image
 
 import vlmkit
 from tests.runner.test_runner import CAT
+from vlmkit.ledger import read_ledger
 from vlmkit.testing import scripted_plugin
 
 #: what a run may hold per item: about 0.3 KiB needed and 0.25 KiB of CPython's caches (see the
@@ -129,3 +130,47 @@ def test_image_headers_are_read_as_items_are_taken_not_all_first(tmp_path, monke
         assert [outcome.status for outcome in run] == ["done"] * 40
     assert headers_at_first_request == [1]
     assert len(opened) == 40  # each header read once
+
+
+def test_a_slow_consumer_holds_back_the_workers_not_every_outcome(tmp_path):
+    """Outcomes (each with its result) wait in a bounded queue for the code iterating the run:
+    while it is busy, the workers stop after a few items instead of answering every item and
+    queueing all the results; everything is still answered and recorded in the end."""
+    import threading
+    import time
+
+    calls = []
+    lock = threading.Lock()
+
+    def answer(request):
+        with lock:
+            calls.append(1)
+        return CAT
+
+    def busy_consumer(out):
+        """Take one outcome, then stay busy until the workers stop calling the model."""
+        run = s.run("detect", [tmp_path / "in"], "cat", out_dir=out, concurrency=2)
+        outcomes = iter(run)
+        next(outcomes)
+        seen, steady = -1, 0
+        while steady < 5 and len(calls) < count:
+            time.sleep(0.05)
+            steady = steady + 1 if len(calls) == seen else 0
+            seen = len(calls)
+        return outcomes, len(calls)
+
+    count = 300
+    _links(tmp_path / "in", count)
+    with vlmkit.Session("scripted", plugins=[scripted_plugin(answer)], entrypoints=False) as s:
+        s.backend.requests = collections.deque(maxlen=1)
+        outcomes, held_back = busy_consumer(tmp_path / "out")
+        statuses = collections.Counter(outcome.status for outcome in outcomes)
+        assert held_back < count // 2, held_back
+        assert statuses == {"done": count - 1} and len(calls) == count
+        assert len(read_ledger(tmp_path / "out" / "results.jsonl").done) == count
+
+        calls.clear()  # the caller stops iterating while the queue is full: nothing hangs
+        outcomes, held_back = busy_consumer(tmp_path / "out2")
+        outcomes.close()
+        recorded = len(read_ledger(tmp_path / "out2" / "results.jsonl").done)
+        assert recorded == len(calls) == held_back < count  # every answer received is recorded

@@ -31,6 +31,10 @@ from vlmkit.media import is_image_path
 __all__ = ["InputItem", "SkippedInput", "collect_inputs"]
 
 
+def _text(path: str | os.PathLike[str]) -> str:
+    return os.fspath(path)
+
+
 @attrs.frozen(kw_only=True)
 class InputItem:
     """One input of a run: its stable key (see the module's docs; ``/`` separators) and the
@@ -41,7 +45,7 @@ class InputItem:
     costs several times its text (about 0.3 KiB more per item in CPython 3.11)."""
 
     key: str
-    file: str = attrs.field(alias="path", converter=os.fspath)
+    file: str = attrs.field(alias="path", converter=_text)
 
     @property
     def path(self) -> Path:
@@ -51,10 +55,19 @@ class InputItem:
 
 @attrs.frozen(kw_only=True)
 class SkippedInput:
-    """An input left out, and why (not an image, not a regular file, a symbolic-link loop)."""
+    """An input left out, and why (not an image, not a regular file, a symbolic-link loop).
 
-    path: Path
+    Held as text like :class:`InputItem` (:attr:`file`; :attr:`path` gives a ``Path``): a
+    folder of images may hold as many other files (labels, sidecars), each kept for the run's
+    summary."""
+
+    file: str = attrs.field(alias="path", converter=_text)
     reason: str
+
+    @property
+    def path(self) -> Path:
+        """The input as a :class:`~pathlib.Path` (a new one each time)."""
+        return Path(self.file)
 
 
 def _kind(mode: int) -> str | None:
@@ -137,6 +150,7 @@ def _expand(
     """``(key, path)`` of every input file in argument order, and what was skipped."""
     found: list[tuple[str, str]] = []
     skipped: list[SkippedInput] = []
+    not_kind = f"not {kind}"  # one string for every file skipped so
     excluded = Path(os.path.realpath(exclude)) if exclude is not None else None
 
     def outside(path: Path) -> bool:  # a run's own outputs are never its inputs
@@ -144,7 +158,7 @@ def _expand(
 
     def consider(path: Path, key: str, reason: str | None) -> None:
         if reason is None and not accept(path):
-            reason = f"not {kind}"
+            reason = not_kind
         if reason is not None:
             skipped.append(SkippedInput(path=path, reason=reason))
         else:

@@ -243,9 +243,9 @@ class Run:
         pending: list[InputItem] = []
         for skipped in self.skipped_inputs:
             self.summary.skipped += 1
-            self.summary.skipped_inputs[str(skipped.path)] = skipped.reason
+            self.summary.skipped_inputs[skipped.file] = skipped.reason
             yield ItemOutcome(
-                key=str(skipped.path), path=skipped.path, status="skipped", error=skipped.reason
+                key=skipped.file, path=skipped.path, status="skipped", error=skipped.reason
             )
         for item in _known_keys(self.items, index):
             if item.key in index.done or (item.key in index.failed and not self.retry_failed):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from vlmkit.errors import (
 from vlmkit.inputs import InputItem
 from vlmkit.ledger import Ledger, LedgerRecord
 from vlmkit.outcomes import ItemOutcome, RunSummary, outcome_problem
-from vlmkit.pixels import DEFAULT_PIXEL_BUDGET, PixelBudget
+from vlmkit.pixels import DEFAULT_PIXEL_BUDGET, PixelBudget, header_pixels
 from vlmkit.runtime import REQUEST_GATE, RequestGate, RequestWithdrawn
 from vlmkit.sinkfeed import SinkFeed
 from vlmkit.types import FinishReason, Result, Usage
@@ -108,7 +108,9 @@ class Dispatcher:
         self.unparsed_usage = Usage.zero()  # paid answers that yielded no result
         self.unrecorded: list[str] = []  # keys whose answer could not be written to the ledger
         self.pixel_budget = PixelBudget(pixel_budget)
-        self.pixels: dict[Path, int] = {}  # decoded size of each pending item (header)
+        # decoded size of pending items known beforehand; any other is read from its header
+        # by the worker that takes it, just before it asks the pixel budget
+        self.pixels: dict[Path, int] = {}
         self.replays: dict[str, str] = {}  # key -> kept answer that failed to parse earlier
 
     def request_interrupt(self) -> None:
@@ -132,17 +134,18 @@ class Dispatcher:
     def process(
         self,
         pending: list[InputItem],
-        attempts: dict[str, int],
+        attempts: Mapping[str, int],
         ledger: Ledger,
         feed: SinkFeed | None,
     ) -> Iterator[ItemOutcome]:
         """Workers pull items, call the model and record each answer themselves, so the next
         request leaves as soon as one finishes; this thread reports what they recorded and
-        meanwhile feeds the sinks."""
+        meanwhile feeds the sinks. The outcomes wait for this thread in a bounded queue: when
+        the code iterating the run is slower than the model, the workers wait for it instead
+        of answering every item and queueing every result."""
         source = iter(pending)
         lock = threading.Lock()
         busy = [0]
-        outcomes: queue.Queue[ItemOutcome | None] = queue.Queue()
 
         def take() -> InputItem | None:
             with lock:
@@ -179,6 +182,17 @@ class Dispatcher:
             threading.Thread(target=work, name=f"vlmkit-run-{i}", daemon=True)
             for i in range(min(count, max(len(pending), 1)))
         ]
+        outcomes: queue.Queue[ItemOutcome | None] = queue.Queue(max(16, 2 * len(workers)))
+
+        def drain() -> None:  # count what the workers recorded meanwhile
+            while True:
+                try:
+                    late = outcomes.get_nowait()
+                except queue.Empty:
+                    return
+                if late is not None:
+                    self.summary.count(late)
+
         for worker in workers:
             worker.start()
         alive = len(workers)
@@ -226,20 +240,16 @@ class Dispatcher:
                 )
             try:
                 for worker in workers:
-                    worker.join()
+                    while worker.is_alive():
+                        drain()  # a worker may be waiting for room in the queue
+                        worker.join(0.05)
             except KeyboardInterrupt:
                 log.warning("abandoned %d in-flight item(s); re-run to resume", busy[0])
-            while True:  # count what the workers recorded meanwhile
-                try:
-                    late = outcomes.get_nowait()
-                except queue.Empty:
-                    break
-                if late is not None:
-                    self.summary.count(late)
+            drain()
             raise
 
     def _finish(
-        self, item: InputItem, attempts: dict[str, int], ledger: Ledger
+        self, item: InputItem, attempts: Mapping[str, int], ledger: Ledger
     ) -> ItemOutcome | None:
         """Call the model for one item and record the answer (or its failure) in the ledger."""
         attempt = attempts.get(item.key, 0) + 1
@@ -248,7 +258,10 @@ class Dispatcher:
         result: Result | None = None
         error: BaseException | None = None
         try:
-            with self.pixel_budget.hold(self.pixels.get(item.path, 0), self.stop):
+            pixels = self.pixels.get(item.path) if self.pixels else None
+            if pixels is None:
+                pixels = header_pixels(item.file)
+            with self.pixel_budget.hold(pixels, self.stop):
                 result = self._reparsed(item)
                 if result is None:
                     result = self.call(item)
@@ -357,7 +370,7 @@ def record(
         key=item.key,
         status="done" if error is None else "failed",
         result=result,
-        image_path=str(item.path),
+        image_path=item.file,
         image_size=size,
         attempt=attempt,
         **extra,

@@ -39,7 +39,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
 
@@ -53,6 +53,9 @@ from vlmkit.serialize import (
     to_json,
 )
 from vlmkit.types import Result, Usage
+
+if TYPE_CHECKING:
+    from vlmkit.ledgerindex import LedgerIndex
 
 __all__ = ["Ledger", "LedgerRecord", "LedgerState", "read_ledger"]
 
@@ -174,8 +177,9 @@ class Ledger:
     """An append-only ledger file. Thread-safe: appends from many threads never interleave.
 
     ``fsync=False`` trades the per-line durability guarantee for speed (tests, scratch runs).
-    ``state``: a :class:`LedgerState` (the file as read) that every append also updates, in
-    file order, so the caller holds what the file says without reading it again.
+    ``state``: a :class:`LedgerState` (the file as read) or a
+    :class:`~vlmkit.ledgerindex.LedgerIndex` (what resuming needs of it) that every append also
+    updates, in file order, so the caller holds what the file says without reading it again.
     ``on_append``: called with each record once it is written, in file order (under the
     ledger's lock: keep it quick; durability is not yet assured then).
     Use as a context manager or call :meth:`close`.
@@ -186,7 +190,7 @@ class Ledger:
         path: str | os.PathLike[str],
         *,
         fsync: bool = True,
-        state: LedgerState | None = None,
+        state: LedgerState | LedgerIndex | None = None,
         on_append: Callable[[LedgerRecord], None] | None = None,
     ) -> None:
         self.path = Path(path)
@@ -238,7 +242,7 @@ class Ledger:
                 self._torn = True  # a full disk may have taken part of the line
                 raise
             if self.state is not None:
-                self.state.records[record.key] = record
+                self.state.add(record)
             if self.on_append is not None:
                 self.on_append(record)
             if not self.fsync:
@@ -334,6 +338,10 @@ class LedgerState:
     def get(self, key: str) -> LedgerRecord | None:
         return self.records.get(key)
 
+    def add(self, record: LedgerRecord) -> None:
+        """Take in the next record of the file (a key seen before keeps its position)."""
+        self.records[record.key] = record
+
 
 # Every line Ledger writes starts like this (to_dict puts "version" first).
 _LINE_START = b'{"version":'
@@ -368,6 +376,17 @@ def _not_a_ledger(
     )
 
 
+class RecordSink(Protocol):
+    """What :func:`read_into` fills: it takes every record read, in file order, and counts the
+    lines skipped (:class:`LedgerState`, :class:`~vlmkit.ledgerindex.LedgerIndex`)."""
+
+    bad_lines: int
+    torn_lines: int
+
+    def add(self, record: LedgerRecord) -> None: ...
+    def __len__(self) -> int: ...
+
+
 def read_ledger(path: str | os.PathLike[str]) -> LedgerState:
     """Read a ledger; a missing or empty file is an empty ledger.
 
@@ -378,12 +397,19 @@ def read_ledger(path: str | os.PathLike[str]) -> LedgerState:
     a record and some line is corrupt (binary data, other JSON, any other text).
     """
     state = LedgerState()
+    read_into(path, state)
+    return state
+
+
+def read_into(path: str | os.PathLike[str], state: RecordSink) -> None:
+    """Read a ledger into ``state`` record by record, as :func:`read_ledger` does (same lines
+    skipped, same warnings, same errors); a missing file adds nothing."""
     first_bad: tuple[int, Exception] | None = None
     number = 0
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed by the with block below
     except FileNotFoundError:
-        return state
+        return
     with handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -399,19 +425,19 @@ def read_ledger(path: str | os.PathLike[str]) -> LedgerState:
                     continue
                 if first_bad is None:
                     first_bad = (number, err)
-                if not state.records and state.corrupt_lines >= _GIVE_UP_AFTER:
+                if not len(state) and state.bad_lines - state.torn_lines >= _GIVE_UP_AFTER:
                     break
                 continue
-            state.records[record.key] = record  # an existing key keeps its first-seen position
+            state.add(record)  # an existing key keeps its first-seen position
     if first_bad is not None:
         bad_number, problem = first_bad
-        if not state.records:
+        if not len(state):
             raise _not_a_ledger(path, bad_number, problem, number)
         logger.warning(
             "%s: skipped %d line(s) that are not ledger records (first: line %d, %s: %s); "
             "those items count as not finished",
             path,
-            state.corrupt_lines,
+            state.bad_lines - state.torn_lines,
             bad_number,
             type(problem).__name__,
             str(problem)[:200],
@@ -423,4 +449,3 @@ def read_ledger(path: str | os.PathLike[str]) -> LedgerState:
             path,
             state.torn_lines,
         )
-    return state

@@ -273,7 +273,11 @@ def _read_file(path: Path, name: str, *, max_bytes: int) -> bytes:
                     "larger max_bytes if you trust this file",
                     source=name,
                 )
-            data = handle.read(max_bytes + 1)
+            # a buffer of the file's size (one byte more shows that it grew), not of max_bytes:
+            # CPython reserves the whole requested size before reading
+            data = handle.read(info.st_size + 1)
+            if len(data) > info.st_size:  # it grew since (or its size is unknown): read on
+                data += handle.read(max_bytes + 1 - len(data))
     except FileNotFoundError:
         raise MediaError(f"{name}: no such file; check the path", source=name) from None
     except PermissionError as err:

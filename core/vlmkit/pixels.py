@@ -1,9 +1,11 @@
 """A run's pixel budget: how many decoded pixels its workers may hold at once.
 
 Every worker decodes its image in full (and the encoder makes a resized copy), so a folder of
-huge-but-legal images at full concurrency can take gigabytes. A run therefore reads each
-image's size from its header first and lets a worker start an item only while the pixels of
-the items in flight stay under the budget; an image larger than the whole budget runs alone.
+huge-but-legal images at full concurrency can take gigabytes. A run's worker therefore reads
+its item's size from the image's header (:func:`header_pixels`, nothing decoded) and starts it
+only while the pixels of the items in flight stay under the budget; an image larger than the
+whole budget runs alone. The headers are read as the items are taken, not all before the first
+request: a million-image run neither waits for a million header reads nor holds their sizes.
 Images beyond Pillow's decompression-bomb *warning* limit are named in vlmkit's own warning.
 """
 
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from vlmkit.runtime import RequestWithdrawn
 
-__all__ = ["DEFAULT_PIXEL_BUDGET", "PixelBudget", "image_pixels"]
+__all__ = ["DEFAULT_PIXEL_BUDGET", "PixelBudget", "header_pixels", "image_pixels"]
 
 log = logging.getLogger(__name__)
 
@@ -55,31 +57,41 @@ class PixelBudget:
                 self._cond.notify_all()
 
 
+def header_pixels(path: str | Path) -> int:
+    """Width × height of an image, from its header (nothing is decoded); 0 for an unreadable
+    file (loading it fails with its own reason). An image beyond Pillow's decompression-bomb
+    warning limit is named in vlmkit's words. Safe from any thread: no warning filter is
+    touched (Pillow's own warning goes where the process sends warnings; ``vlmkit label``
+    ignores it)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as opened:
+            width, height = opened.size
+    except Exception:  # unreadable, a bomb beyond the error limit: loading says why
+        return 0
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and width * height > limit:  # where Pillow warns
+        log.warning(
+            "%s: %d × %d pixels is beyond Pillow's decompression-bomb warning limit (%s "
+            "pixels); vlmkit decodes it as a trusted input, within the run's pixel budget",
+            path,
+            width,
+            height,
+            f"{limit:,}",
+        )
+    return int(width * height)
+
+
 def image_pixels(paths: Iterable[Path]) -> dict[Path, int]:
-    """Width × height of each image, from its header (nothing is decoded); unreadable files
-    count 0 (loading them fails with its own reason). Call it from one thread: it catches
-    Pillow's ``DecompressionBombWarning`` to say which files are that large, in vlmkit's words.
-    """
+    """:func:`header_pixels` of each image, with Pillow's ``DecompressionBombWarning`` held
+    back (vlmkit's own says which files are that large). Call it from one thread: warning
+    filters belong to the whole process."""
     from PIL import Image
 
     sizes: dict[Path, int] = {}
-    for path in paths:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", Image.DecompressionBombWarning)
-            try:
-                with Image.open(path) as opened:
-                    width, height = opened.size
-            except Exception:  # unreadable, a bomb beyond the error limit: loading says why
-                sizes[path] = 0
-                continue
-        sizes[path] = width * height
-        if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
-            log.warning(
-                "%s: %d × %d pixels is beyond Pillow's decompression-bomb warning limit (%s "
-                "pixels); vlmkit decodes it as a trusted input, within the run's pixel budget",
-                path,
-                width,
-                height,
-                f"{Image.MAX_IMAGE_PIXELS:,}" if Image.MAX_IMAGE_PIXELS else "no",
-            )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        for path in paths:
+            sizes[path] = header_pixels(path)
     return sizes

@@ -34,9 +34,10 @@ from vlmkit.dispatch import Dispatcher
 from vlmkit.errors import ConfigError
 from vlmkit.inputs import InputItem, SkippedInput, collect_inputs
 from vlmkit.ledger import Ledger, LedgerState, read_ledger
+from vlmkit.ledgerindex import LedgerIndex, read_index
 from vlmkit.manifest import check_manifest
 from vlmkit.outcomes import ItemOutcome, RunSummary, usage_since
-from vlmkit.pixels import DEFAULT_PIXEL_BUDGET, image_pixels
+from vlmkit.pixels import DEFAULT_PIXEL_BUDGET
 from vlmkit.runlock import RunLock
 from vlmkit.sinkfeed import SinkFeed, commit_sinks
 from vlmkit.types import Usage
@@ -184,7 +185,7 @@ class Run:
     # -- helpers --------------------------------------------------------------------------
     def _call(self, item: InputItem) -> Result:
         method = getattr(self.session, self.task)
-        result: Result = method(str(item.path), self.prompt, **self.options)
+        result: Result = method(item.file, self.prompt, **self.options)
         return result
 
     def _defer_interrupts(self) -> Any:
@@ -229,29 +230,33 @@ class Run:
         if swept:
             log.info("removed %d temporary file(s) left by killed runs in %s", swept, self.out_dir)
         check_manifest(self.out_dir, self.manifest())
-        state = read_ledger(self.ledger_path)
-        attempts = {record.key: record.attempt for record in state}
+        # Resuming needs each key's status and attempts, not its result: only sinks, which hold
+        # the whole ledger, read it in full.
+        keys = {item.key: item.key for item in self.items}
+        full = read_ledger(self.ledger_path) if self.sinks else None
+        index = (
+            LedgerIndex.of(full, inputs=keys, replays=self.retry_failed)
+            if full is not None
+            else read_index(self.ledger_path, inputs=keys, replays=self.retry_failed)
+        )
+        del keys
         pending: list[InputItem] = []
         for skipped in self.skipped_inputs:
             self.summary.skipped += 1
-            self.summary.skipped_inputs[str(skipped.path)] = skipped.reason
+            self.summary.skipped_inputs[skipped.file] = skipped.reason
             yield ItemOutcome(
-                key=str(skipped.path), path=skipped.path, status="skipped", error=skipped.reason
+                key=skipped.file, path=skipped.path, status="skipped", error=skipped.reason
             )
-        for item in _known_keys(self.items, state):
-            if item.key in state.done or (item.key in state.failed and not self.retry_failed):
+        for item in _known_keys(self.items, index):
+            if item.key in index.done or (item.key in index.failed and not self.retry_failed):
                 self.summary.resumed += 1
                 continue
             pending.append(item)
-        self._dispatcher.pixels = image_pixels(item.path for item in pending)
         if self.retry_failed:  # answers paid earlier that failed to parse: parse them again
             self._dispatcher.replays = {
-                item.key: record.raw_text
-                for item in pending
-                if (record := state.failed.get(item.key)) is not None
-                and record.raw_text is not None
-                and record.error_type == "ParseError"
+                item.key: raw for item in pending if (raw := index.replays.get(item.key))
             }
+        index.started()
         if not self.items:
             self.summary.stopped = "no images"
             log.warning(
@@ -272,17 +277,17 @@ class Run:
         if exporter is None and self.sinks:  # iterated again: sinks start afresh
             exporter = self._new_exporter()
         feed = None
-        if exporter is not None and exporter.has_staged:  # nothing shows before the commit
-            feed = SinkFeed(exporter, state, {item.key for item in pending})
+        if full is not None and exporter is not None and exporter.has_staged:
+            feed = SinkFeed(exporter, full, {item.key for item in pending})  # shown at the commit
         previous_handler = self._defer_interrupts()
         try:
             with Ledger(
                 self.ledger_path,
                 fsync=self.fsync,
-                state=state,
+                state=full if full is not None else index,
                 on_append=feed.appended if feed is not None else None,
             ) as ledger:
-                yield from self._process(pending, attempts, ledger, feed)
+                yield from self._process(pending, index.attempts, ledger, feed)
         finally:
             try:
                 if self._bar is not None:
@@ -293,9 +298,9 @@ class Run:
                     usage_since(usage_before, self.session.usage) + self._dispatcher.unparsed_usage
                 )
                 self._dispatcher.unparsed_usage = Usage.zero()
-                if self.summary.stopped != "interrupted":
+                if self.summary.stopped != "interrupted" and full is not None:
                     with _holding_interrupts(previous_handler is not None):
-                        self._write_sinks(state, exporter, feed)
+                        self._write_sinks(full, exporter, feed)
                 elif feed is not None:
                     feed.discard()
             finally:
@@ -306,7 +311,7 @@ class Run:
     def _process(
         self,
         pending: list[InputItem],
-        attempts: dict[str, int],
+        attempts: Mapping[str, int],
         ledger: Ledger,
         feed: SinkFeed | None,
     ) -> Iterator[ItemOutcome]:
@@ -358,22 +363,20 @@ class Run:
             self.summary.sink_files = files
 
 
-def _known_keys(items: list[InputItem], state: LedgerState) -> list[InputItem]:
+def _known_keys(items: list[InputItem], index: LedgerIndex) -> list[InputItem]:
     """Items whose file the ledger already holds under another key (a folder written by an
     older vlmkit, which keyed on the inputs' common folder) keep that key: a finished image is
     never sent again because the inputs were given differently."""
-    missing = [item for item in items if item.key not in state.records]
-    if not missing:
+    if not index.foreign or all(item.key in index for item in items):
         return items
     known: dict[str, str] = {}
-    for key, record in state.records.items():
-        if record.image_path:
-            with contextlib.suppress(OSError, ValueError):
-                known.setdefault(os.path.realpath(record.image_path), key)
+    for key, image_path in index.foreign.items():
+        with contextlib.suppress(OSError, ValueError):
+            known.setdefault(os.path.realpath(image_path), key)
     taken = {item.key for item in items}
     renamed: list[InputItem] = []
     for item in items:
-        old = known.get(str(item.path)) if item.key not in state.records else None
+        old = known.get(item.file) if item.key not in index else None
         if old is not None and old not in taken:
             item = attrs.evolve(item, key=old)
             taken.add(old)

@@ -247,6 +247,42 @@ def test_an_upright_file_is_not_copied_after_decoding(tmp_path: Path, monkeypatc
     assert load_image(rotated).size == (80, 120)  # a rotated one still is turned upright
 
 
+def test_reading_a_file_allocates_its_size_not_max_bytes(tmp_path: Path):
+    """Issue 16: a small file is read into a buffer of its size, not one of ``max_bytes``
+    (200 MB by default, reserved and released per image, per item in flight); a file that
+    grows after its size was read is still read whole, up to ``max_bytes``."""
+    import tracemalloc
+
+    path = tmp_path / "small.png"
+    path.write_bytes(encoded(quadrants(), "PNG"))
+    load_image(path)
+    tracemalloc.start()
+    try:
+        load_image(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20  # decoding 80 x 120 pixels takes kilobytes, not 200 MB
+
+    from vlmkit import media
+
+    grown = tmp_path / "grown.png"
+    data = encoded(quadrants(), "PNG")
+    grown.write_bytes(data[:100])
+    real_fstat = os.fstat
+
+    def fstat_then_grow(fd: int) -> os.stat_result:
+        info = real_fstat(fd)
+        grown.write_bytes(data)  # the rest arrives after the size was read
+        return info
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(media.os, "fstat", fstat_then_grow)
+        assert load_image(grown).size == (120, 80)
+        with pytest.raises(MediaError, match="over max_bytes=200"):
+            load_image(grown, max_bytes=200)
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_every_orientation_maps_back_to_the_stored_grid(orientation: int):
     stored = Image.new("RGB", (64, 40), (0, 0, 0))

@@ -302,3 +302,38 @@ def _line_ends(path):
     for line in path.read_bytes().splitlines(keepends=True):
         offset += len(line)
         yield offset, line
+
+
+def test_the_index_says_what_a_full_read_says_without_the_results(tmp_path):
+    """What a run resumes from (statuses, attempts, the answers to parse again, the paths of
+    keys no longer among the inputs) equals the full read: the same records, torn and corrupt
+    lines alike; kept current by appends; and it holds no record."""
+    from vlmkit.ledgerindex import LedgerIndex, read_index
+
+    path = tmp_path / "results.jsonl"
+    unparsed = LedgerRecord(key="p", status="failed", error="bad JSON", error_type="ParseError",
+                            raw_text="[{", attempt=3)  # fmt: skip
+    with Ledger(path, fsync=False) as ledger:
+        for record in (failed("a"), done("b"), done("a", attempt=2), unparsed, failed("c")):
+            ledger.append(record)
+        ledger.append(done("old/x.jpg"))  # keyed by an older vlmkit: not among the inputs
+    with path.open("ab") as handle:
+        handle.write(b"not json\n" + done("torn").to_line()[:30])
+    state = read_ledger(path)
+    inputs = {key: key for key in ("a", "b", "p", "c", "new")}
+    index = read_index(path, inputs=inputs, replays=True)
+    of_state = LedgerIndex.of(state, inputs=inputs, replays=True)  # a run with sinks
+    assert (dict(of_state.attempts), of_state.replays) == (dict(index.attempts), index.replays)
+    assert list(index) == list(state.records)
+    assert set(index.done) == set(state.done) and set(index.failed) == set(state.failed)
+    assert dict(index.attempts) == {r.key: r.attempt for r in state}
+    assert (index.bad_lines, index.torn_lines) == (state.bad_lines, state.torn_lines) == (2, 1)
+    assert index.replays == {"p": "[{"} and index.foreign == {"old/x.jpg": "old/x.jpg"}
+    assert not any(isinstance(v, LedgerRecord) for v in vars(index).values())
+    index.started()
+    assert (index.replays, index.foreign) == ({}, {})
+    with Ledger(path, fsync=False, state=index) as ledger:
+        ledger.append(done("p", attempt=4))
+        ledger.append(done("new"))
+    assert "p" in index.done and "p" not in index.failed and index.attempts["p"] == 4
+    assert set(index.done) == set(read_ledger(path).done) and index.foreign == {}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from vlmkit.engines import SessionSpec
@@ -70,7 +70,7 @@ class ProcessRun(Run):
         self.workers = int(workers)
         self.batch_size = batch_size
 
-    def _shards(self, pending: list[InputItem], attempts: dict[str, int]) -> list[Shard]:
+    def _shards(self, pending: list[InputItem], attempts: Mapping[str, int]) -> list[Shard]:
         count = max(min(self.workers, len(pending)), 1)
         threads = max(math.ceil(self.concurrency / count), 1)
         share = self.budget_usd / count if self.budget_usd is not None else None
@@ -100,7 +100,7 @@ class ProcessRun(Run):
     def _process(
         self,
         pending: list[InputItem],
-        attempts: dict[str, int],
+        attempts: Mapping[str, int],
         ledger: Ledger,
         feed: SinkFeed | None,
     ) -> Iterator[ItemOutcome]:

@@ -99,7 +99,6 @@ def serve(shard: Shard, down: Any, up: Any) -> None:
     from vlmkit.dispatch import Dispatcher
     from vlmkit.errors import VlmkitError
     from vlmkit.outcomes import RunSummary, usage_since
-    from vlmkit.pixels import image_pixels
     from vlmkit.types import Usage
 
     usage, reparsed, spent = Usage.zero(), 0, 0.0
@@ -131,7 +130,6 @@ def serve(shard: Shard, down: Any, up: Any) -> None:
             report=lambda outcome: None,
         )
         items = [InputItem(key=key, path=Path(path)) for key, path in shard.items]
-        dispatcher.pixels = image_pixels(item.path for item in items)
         dispatcher.replays = dict(shard.replays)
         before = session.usage
         watcher = threading.Thread(

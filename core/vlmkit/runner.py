@@ -33,7 +33,7 @@ from vlmkit.budget import Budget, max_cost_usd
 from vlmkit.dispatch import Dispatcher
 from vlmkit.errors import ConfigError
 from vlmkit.inputs import InputItem, SkippedInput, collect_inputs
-from vlmkit.ledger import Ledger, LedgerState, read_ledger
+from vlmkit.ledger import Ledger, read_ledger
 from vlmkit.ledgerindex import LedgerIndex, read_index
 from vlmkit.manifest import check_manifest
 from vlmkit.outcomes import ItemOutcome, RunSummary, usage_since
@@ -278,13 +278,15 @@ class Run:
             exporter = self._new_exporter()
         feed = None
         if full is not None and exporter is not None and exporter.has_staged:
-            feed = SinkFeed(exporter, full, {item.key for item in pending})  # shown at the commit
+            # shown at the commit; it holds each record only until it is written
+            feed = SinkFeed(exporter, full, {item.key for item in pending}, self.ledger_path)
+        full = None  # the sinks now hold what their files need, the index the rest
         previous_handler = self._defer_interrupts()
         try:
             with Ledger(
                 self.ledger_path,
                 fsync=self.fsync,
-                state=full if full is not None else index,
+                state=index,
                 on_append=feed.appended if feed is not None else None,
             ) as ledger:
                 yield from self._process(pending, index.attempts, ledger, feed)
@@ -298,9 +300,9 @@ class Run:
                     usage_since(usage_before, self.session.usage) + self._dispatcher.unparsed_usage
                 )
                 self._dispatcher.unparsed_usage = Usage.zero()
-                if self.summary.stopped != "interrupted" and full is not None:
+                if self.summary.stopped != "interrupted" and exporter is not None:
                     with _holding_interrupts(previous_handler is not None):
-                        self._write_sinks(full, exporter, feed)
+                        self._write_sinks(index, exporter, feed)
                 elif feed is not None:
                     feed.discard()
             finally:
@@ -356,9 +358,11 @@ class Run:
         )
 
     def _write_sinks(
-        self, state: LedgerState, exporter: Exporter | None, feed: SinkFeed | None
+        self, state: LedgerIndex, exporter: Exporter | None, feed: SinkFeed | None
     ) -> None:
-        files = commit_sinks(state, exporter, feed, self._new_exporter, self.out_dir)
+        files = commit_sinks(
+            state, exporter, feed, self._new_exporter, self.out_dir, self.ledger_path
+        )
         if files is not None:
             self.summary.sink_files = files
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 from collections.abc import Callable
@@ -9,10 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vlmkit.errors import ConfigError
-from vlmkit.ledger import LedgerRecord, LedgerState
+from vlmkit.ledger import LedgerRecord, LedgerState, read_ledger
 
 if TYPE_CHECKING:
     from vlmkit.export import Exporter, ExportResult
+    from vlmkit.ledgerindex import LedgerIndex
 
 __all__ = ["SinkFeed", "commit_sinks"]
 
@@ -29,24 +31,29 @@ class SinkFeed:
 
     A record is written once it is final: records of earlier runs at once, unless this run
     re-runs their item (``--retry-failed``), in which case the feed waits for the new record,
-    which keeps the old one's place; records of new items as they are appended. Any problem
-    (a full disk, a key recorded twice) stops the feed and discards what it staged; the run
-    then exports the whole ledger at the end as before.
+    which keeps the old one's place; records of new items as they are appended. A record is
+    held only until it is written (then the sinks hold what their files need): the feed keeps
+    each key, not each result. Any problem (a full disk, a key recorded twice) stops the feed
+    and discards what it staged; the run then exports the whole ledger, read again from
+    ``ledger_path``, at the end as before.
     """
 
-    def __init__(self, exporter: Exporter, state: LedgerState, rerun: set[str]) -> None:
+    def __init__(
+        self, exporter: Exporter, state: LedgerState, rerun: set[str], ledger_path: Path
+    ) -> None:
         self.exporter = exporter
-        self.state = state
-        self.order = list(state.records)  # first-seen key order, new keys appended
-        self.known = set(self.order)
+        self.ledger_path = ledger_path
+        self.bad_lines = state.bad_lines
+        self.held = dict(state.records)  # records not written yet, by key
+        self.order = collections.deque(state.records)  # keys to write, first-seen order
+        self.known = set(self.order)  # every key recorded (a key recorded twice is a bug)
         self.waiting = rerun & self.known
-        self.cursor = 0
         self.failed = False
-        self._appended: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._appended: queue.SimpleQueue[LedgerRecord] = queue.SimpleQueue()
 
     def appended(self, record: LedgerRecord) -> None:
         """The ledger's ``on_append`` hook: called in file order, under the ledger's lock."""
-        self._appended.put(record.key)
+        self._appended.put(record)
 
     def pump(self) -> None:
         """Write every record that became final (the run loop calls this between outcomes)."""
@@ -59,12 +66,12 @@ class SinkFeed:
             return None
         if not self.exporter.staged_only:
             try:  # the plain sinks: the whole ledger, in its order, now that it is final
-                for record in list(self.state):
+                for record in list(read_ledger(self.ledger_path)):
                     self.exporter.add(record, only="plain")
             except BaseException:
                 self.discard()
                 raise
-        return self.exporter.finish(bad_lines=self.state.bad_lines)
+        return self.exporter.finish(bad_lines=self.bad_lines)
 
     def _step(self, *, final: bool) -> None:
         if self.failed:
@@ -73,9 +80,8 @@ class SinkFeed:
             self._drain()
             if final:  # items this run did not get to keep their earlier record
                 self.waiting.clear()
-            while self.cursor < len(self.order) and self.order[self.cursor] not in self.waiting:
-                self.exporter.add(self.state.records[self.order[self.cursor]], only="staged")
-                self.cursor += 1
+            while self.order and self.order[0] not in self.waiting:
+                self.exporter.add(self.held.pop(self.order.popleft()), only="staged")
         except Exception as err:  # never stop the run for its sinks: export at the end
             log.warning(
                 "writing the sinks during the run stopped (%s); they are written at the end "
@@ -88,9 +94,10 @@ class SinkFeed:
         """Take in the keys appended since, in file order."""
         while True:
             try:
-                key = self._appended.get_nowait()
+                record = self._appended.get_nowait()
             except queue.Empty:
                 return
+            key = record.key
             if key not in self.known:
                 self.known.add(key)
                 self.order.append(key)
@@ -98,6 +105,7 @@ class SinkFeed:
                 self.waiting.discard(key)
             else:
                 raise ConfigError(f"{key!r} was recorded twice in one run")
+            self.held[key] = record
 
     def discard(self) -> None:
         self.failed = True
@@ -105,16 +113,18 @@ class SinkFeed:
 
 
 def commit_sinks(
-    state: LedgerState,
+    state: LedgerState | LedgerIndex,
     exporter: Exporter | None,
     feed: SinkFeed | None,
     new_exporter: Callable[[], Exporter | None],
     out_dir: Path,
+    ledger_path: Path | None = None,
 ) -> ExportResult | None:
     """Commit the sinks fed during a run; without a feed (no sink is two-phase), or if
-    feeding failed, export the whole ledger — ``state``, as read at the start and updated by
-    every append since — as ``vlmkit export`` would. Nothing is written (and None returned)
-    while no image has an answer: no dataset that only looks like one."""
+    feeding failed, export the whole ledger as ``vlmkit export`` would: read again from
+    ``ledger_path`` (or ``state``, a full :class:`LedgerState` kept up to date, without one).
+    ``state`` says which keys are done. Nothing is written (and None returned) while no image
+    has an answer: no dataset that only looks like one."""
     if exporter is None:
         return None
     if not state.done:
@@ -131,6 +141,9 @@ def commit_sinks(
             return files
         exporter = new_exporter()  # the feed's sinks were discarded: start afresh
         assert exporter is not None
+    if ledger_path is not None:
+        return exporter.replay(read_ledger(ledger_path))
+    assert isinstance(state, LedgerState), "a run without its ledger's path keeps a full state"
     whole = LedgerState(
         records=dict(state.records), bad_lines=state.bad_lines, torn_lines=state.torn_lines
     )

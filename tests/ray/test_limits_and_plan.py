@@ -84,5 +84,5 @@ def test_vlmkit_label_refuses_an_unknown_engine_before_any_work(tmp_path):
          "--out", str(tmp_path / "out"), "--engine", "spark"],
     )  # fmt: skip
     assert done.exit_code != 0
-    assert "no engine named 'spark'" in done.output and "installed: ray" in done.output
+    assert "no engine named 'spark'" in done.output and "installed: processes, ray" in done.output
     assert not (tmp_path / "out").exists()

@@ -39,7 +39,6 @@ from vlmkit import (
     Backend,
     ConfigError,
     EncodedImage,
-    FinishReason,
     Generation,
     InvalidRequest,
     MediaError,
@@ -49,7 +48,6 @@ from vlmkit import (
     SentImage,
     TaskRequest,
     UnsupportedTask,
-    Usage,
     VlmkitError,
     encode_image,
 )
@@ -59,7 +57,8 @@ from vlmkit_gemini.files import FileStore
 from vlmkit_gemini.lifecycle import RETIRED, RetiredModelWarning, RetiredTable, retirement_message
 from vlmkit_gemini.models import MODEL_TABLE, ModelCaps, ModelTable, normalize_model
 from vlmkit_gemini.options import DEFAULT_MAX_OUTPUT_TOKENS, OPTION_NAMES, OPTIONS
-from vlmkit_gemini.pricing import Price, PriceTable, estimate_cost
+from vlmkit_gemini.pricing import Price, PriceTable
+from vlmkit_gemini.response import AnswerReader
 from vlmkit_gemini.retry import RetryPolicy
 from vlmkit_gemini.segtokens import refuse_seg_tokens
 from vlmkit_gemini.videotrack import track_video_prompt
@@ -234,37 +233,12 @@ def _b64_size(size: int) -> int:
     return 4 * math.ceil(size / 3)
 
 
-def _enum_name(value: Any) -> str:
-    return str(getattr(value, "name", None) or getattr(value, "value", None) or value)
-
-
-_SAFETY_FINISH = frozenset(
-    {
-        "SAFETY",
-        "BLOCKLIST",
-        "PROHIBITED_CONTENT",
-        "SPII",
-        "IMAGE_SAFETY",
-        "IMAGE_PROHIBITED_CONTENT",
-        "MODEL_ARMOR",
-    }
-)
 _HARM_CATEGORIES = (
     "HARM_CATEGORY_HARASSMENT",
     "HARM_CATEGORY_HATE_SPEECH",
     "HARM_CATEGORY_SEXUALLY_EXPLICIT",
     "HARM_CATEGORY_DANGEROUS_CONTENT",
 )
-
-
-def _finish_reason(name: str | None) -> FinishReason:
-    if name in (None, "", "STOP", "FINISH_REASON_UNSPECIFIED"):
-        return FinishReason.STOP
-    if name == "MAX_TOKENS":
-        return FinishReason.MAX_TOKENS
-    if name in _SAFETY_FINISH:
-        return FinishReason.SAFETY
-    return FinishReason.OTHER
 
 
 class GeminiBackend(Backend):
@@ -366,6 +340,11 @@ class GeminiBackend(Backend):
         self.image_format = image_format
         self.jpeg_quality = jpeg_quality
         self.prices = PriceTable.of(prices)
+        self._answers = AnswerReader(
+            answering_model=self.answering_model,
+            prices=self.prices,
+            thinking_knob=self.caps.thinking,
+        )
         if concurrency is not None:
             if int(concurrency) < 1:
                 raise ConfigError(f"concurrency must be at least 1, got {concurrency!r}")
@@ -540,7 +519,7 @@ class GeminiBackend(Backend):
         sent = {**options, "max_output_tokens": self._max_output_tokens(request, options)}
         if isinstance(mode, _Replay):
             sent["service_tier"] = "batch"  # priced at the Batch API's rate
-        return self._generation(response, sent, time.perf_counter() - started)
+        return self._answers.generation(response, sent, time.perf_counter() - started)
 
     def _inlined_request(
         self, parts: list[types.Part], config: types.GenerateContentConfig
@@ -897,86 +876,6 @@ class GeminiBackend(Backend):
         self, path: Path, mime: str, metadata: types.VideoMetadata | None
     ) -> types.Part:
         raise NotImplementedError
-
-    # -- answers --------------------------------------------------------------------------
-    def _generation(
-        self, response: types.GenerateContentResponse, options: Mapping[str, Any], latency: float
-    ) -> Generation:
-        """The vlmkit outcome of one answer; ``options["service_tier"]`` (``flex``,
-        ``priority``, or ``batch`` for Batch API answers) sets the price."""
-        meta = response.usage_metadata
-        model = response.model_version or self.answering_model
-        usage = Usage(
-            prompt_tokens=(meta.prompt_token_count or 0) if meta else 0,
-            output_tokens=(meta.candidates_token_count or 0) if meta else 0,
-            thinking_tokens=(meta.thoughts_token_count or 0) if meta else 0,
-            cached_tokens=(meta.cached_content_token_count or 0) if meta else 0,
-            latency_s=latency,
-        )
-        tier = str(options.get("service_tier") or "standard")
-        cost = estimate_cost(model, usage, self.prices, tier)
-        if cost is None and model != self.answering_model:
-            cost = estimate_cost(self.answering_model, usage, self.prices, tier)
-        usage = attrs.evolve(usage, cost_usd=cost)
-        feedback = response.prompt_feedback
-        if feedback is not None and feedback.block_reason is not None:
-            block = _enum_name(feedback.block_reason)
-            why = f"the prompt was blocked ({block})"
-            if feedback.block_reason_message:
-                why += f": {feedback.block_reason_message}"
-            return Generation(
-                text=None, usage=usage, finish=FinishReason.BLOCKED, model=model, detail=why
-            )
-        candidates = response.candidates or []
-        if not candidates:
-            return Generation(
-                text=None,
-                usage=usage,
-                finish=FinishReason.EMPTY,
-                model=model,
-                detail="the model returned no candidates",
-            )
-        candidate = candidates[0]
-        parts = (candidate.content.parts if candidate.content else None) or []
-        text = "".join(p.text for p in parts if p.text and not p.thought) or None
-        reason = _enum_name(candidate.finish_reason) if candidate.finish_reason else None
-        finish = _finish_reason(reason)
-        detail = None
-        if finish is FinishReason.SAFETY:
-            blocked = [
-                _enum_name(r.category)
-                for r in candidate.safety_ratings or []
-                if r.blocked and r.category is not None
-            ]
-            detail = f"the answer was withheld ({reason})" + (
-                f": {', '.join(blocked)}" if blocked else ""
-            )
-        elif finish is FinishReason.MAX_TOKENS:
-            detail = self._cut_off_detail(usage, options.get("max_output_tokens"))
-        elif finish is FinishReason.OTHER:
-            detail = f"the model stopped with finish reason {reason}"
-            if candidate.finish_message:
-                detail += f": {candidate.finish_message}"
-        if text is None and finish is FinishReason.STOP:
-            finish, detail = FinishReason.EMPTY, "the model answered with no text"
-        return Generation(text=text, usage=usage, finish=finish, model=model, detail=detail)
-
-    def _cut_off_detail(self, usage: Usage, limit: int | None) -> str:
-        """Why a ``MAX_TOKENS`` answer was cut off, and what to do — saying so plainly when
-        thinking used (nearly) the whole budget before the answer began."""
-        shown = f"{limit:,}" if limit is not None else "the task default"
-        thinking, answer = usage.thinking_tokens, usage.output_tokens
-        if thinking and (answer == 0 or thinking >= 0.8 * (thinking + answer)):
-            knob = "thinking_level" if self.caps.thinking == "level" else "thinking_budget"
-            return (
-                f"thinking used the token budget: {thinking:,} thinking tokens of "
-                f"max_output_tokens={shown} left {answer:,} for the answer, which was cut off. "
-                f"Raise max_output_tokens (thinking counts against it) or lower {knob}"
-            )
-        return (
-            f"the answer was cut off at max_output_tokens={shown} after {thinking:,} thinking "
-            f"and {answer:,} answer tokens; raise max_output_tokens or lower the thinking setting"
-        )
 
 
 # --------------------------------------------------------------------------------------------

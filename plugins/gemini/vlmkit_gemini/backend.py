@@ -18,17 +18,14 @@ in capture mode and answered in replay mode.
 
 from __future__ import annotations
 
-import collections
 import functools
 import logging
-import math
 import os
 import re
 import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -38,18 +35,14 @@ from vlmkit import (
     AuthError,
     Backend,
     ConfigError,
-    EncodedImage,
     Generation,
     InvalidRequest,
-    MediaError,
     Option,
     Request,
     ResizePolicy,
-    SentImage,
     TaskRequest,
     UnsupportedTask,
     VlmkitError,
-    encode_image,
 )
 from vlmkit_gemini.batch import Captured, _Capture, _Replay, batch_mode
 from vlmkit_gemini.errors import FileGone, SettingRefused, map_error, refused_option
@@ -57,6 +50,7 @@ from vlmkit_gemini.files import FileStore
 from vlmkit_gemini.lifecycle import RETIRED, RetiredModelWarning, RetiredTable, retirement_message
 from vlmkit_gemini.models import MODEL_TABLE, ModelCaps, ModelTable, normalize_model
 from vlmkit_gemini.options import DEFAULT_MAX_OUTPUT_TOKENS, OPTION_NAMES, OPTIONS
+from vlmkit_gemini.parts import PartsEncoder, media_resolution
 from vlmkit_gemini.pricing import Price, PriceTable
 from vlmkit_gemini.response import AnswerReader
 from vlmkit_gemini.retry import RetryPolicy
@@ -92,11 +86,9 @@ DEFAULT_MODEL = "gemini-3.6-flash"
 SEGMENTATION_MODELS = ("gemini-3.6-flash", "gemini-3.8-flash", "gemini-3.5-flash-lite")
 #: Request budget for inline media: Google's documented 20 MB request limit (base64 included).
 DEFAULT_INLINE_LIMIT = 20 * 1000 * 1000
-_REQUEST_OVERHEAD = 8 * 1024  # JSON framing, config and headers around the media
 # Spatial answers get the thinking Google advises for them (off on 2.5: Robotics-ER's pointing
 # sample and the segmentation guide set thinking_budget=0).
 _SPATIAL_TASKS = ("detect", "segment", "points")
-_SEEN_MAX = 4096  # image hashes remembered for upload-on-reuse
 _CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 
@@ -223,16 +215,6 @@ def polygon_segment_prompt(prompt: str) -> str:
     return segment_prompt(prompt, polygons=True)
 
 
-def _duration(seconds: float) -> str:
-    """Seconds as a protobuf Duration: ``10`` → ``"10s"``, ``1.25`` → ``"1.25s"``."""
-    text = f"{float(seconds):.3f}".rstrip("0").rstrip(".")
-    return f"{text}s"
-
-
-def _b64_size(size: int) -> int:
-    return 4 * math.ceil(size / 3)
-
-
 _HARM_CATEGORIES = (
     "HARM_CATEGORY_HARASSMENT",
     "HARM_CATEGORY_HATE_SPEECH",
@@ -353,11 +335,19 @@ class GeminiBackend(Backend):
         self._lock = threading.Lock()
         self._closed = False
         self._no_spatial_thinking = False  # the server refused the table's spatial default
-        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._secrets: tuple[str, ...] = ()
-        self.files: FileStore | None = None
         self._client: genai.Client = self._make_client(
             self._http_options(base_url=base_url, api_version=api_version)
+        )
+        #: the Files API store (gemini-api), None where there is none (Vertex AI)
+        self.files: FileStore | None = self._file_store()
+        self._media = PartsEncoder(
+            caps=self.caps,
+            files=self.files,
+            inline_limit_bytes=self.inline_limit_bytes,
+            image_format=self.image_format,
+            jpeg_quality=self.jpeg_quality,
+            reuse_upload_min_bytes=self.reuse_upload_min_bytes,
         )
         _sdk_constants()  # once per process: see its docstring
 
@@ -421,6 +411,10 @@ class GeminiBackend(Backend):
     def _make_client(self, http_options: types.HttpOptions) -> genai.Client:
         raise NotImplementedError
 
+    def _file_store(self) -> FileStore | None:
+        """The Files API store for this backend's client; None: the endpoint has no Files API."""
+        return None
+
     @property
     def client(self) -> genai.Client:
         """The ``genai.Client`` this backend holds for its whole life."""
@@ -481,7 +475,7 @@ class GeminiBackend(Backend):
         mode = batch_mode()
         for attempt in range(3):
             config, thinking_was_default = self._config(request, options, caps)
-            parts = self._parts(request, options)
+            parts = self._media.parts(request, options)
             if isinstance(mode, _Capture):
                 raise Captured(self._inlined_request(parts, config))
             if isinstance(mode, _Replay):
@@ -625,16 +619,6 @@ class GeminiBackend(Backend):
             return int(options["max_output_tokens"])
         return DEFAULT_MAX_OUTPUT_TOKENS.get(request.task)
 
-    @staticmethod
-    def _resolution(
-        request: Request, options: Mapping[str, Any], caps: ModelCaps, *, video: bool
-    ) -> str | None:
-        """The ``media_resolution`` for the images (``video=False``) or the video of a request."""
-        chosen = options.get("media_resolution")
-        if chosen:
-            return str(chosen)
-        return caps.video_media_resolution if video else caps.image_media_resolution
-
     def _check_media_resolution(
         self, request: Request, options: Mapping[str, Any], caps: ModelCaps
     ) -> None:
@@ -649,15 +633,6 @@ class GeminiBackend(Backend):
             raise ConfigError(
                 f"{self.model} does not accept media_resolution={chosen!r}: {problem}"
             )
-
-    def _part_resolution(self, level: str | None) -> types.PartMediaResolution | None:
-        from google.genai import types
-
-        if not level or not self.caps.part_media_resolution:
-            return None
-        return types.PartMediaResolution(
-            level=types.PartMediaResolutionLevel(f"MEDIA_RESOLUTION_{level.upper()}")
-        )
 
     def _config(
         self, request: Request, options: Mapping[str, Any], caps: ModelCaps
@@ -688,7 +663,7 @@ class GeminiBackend(Backend):
                     if request.labels
                     else _sdk_constants()["detect_schema"]
                 )
-        resolution = self._resolution(request, options, caps, video=request.video is not None)
+        resolution = media_resolution(options, caps, video=request.video is not None)
         if resolution and not caps.part_media_resolution:
             config["media_resolution"] = f"MEDIA_RESOLUTION_{resolution.upper()}"
         thinking, by_default = self._thinking(request, options, caps)
@@ -733,149 +708,6 @@ class GeminiBackend(Backend):
         if caps.thinking == "budget":
             return types.ThinkingConfig(thinking_budget=int(spatial)), True
         return types.ThinkingConfig(thinking_level=types.ThinkingLevel(str(spatial).upper())), True
-
-    # -- media ----------------------------------------------------------------------------
-    def _parts(
-        self, request: Request, options: Mapping[str, Any] | None = None
-    ) -> list[types.Part]:
-        from google.genai import types
-
-        options = options or {}
-        caps = self.caps
-        parts = self._image_parts(request)
-        image_level = self._part_resolution(self._resolution(request, options, caps, video=False))
-        if image_level is not None:
-            parts = [p.model_copy(update={"media_resolution": image_level}) for p in parts]
-        if request.video is not None:
-            video = self._video_part(request)
-            level = self._part_resolution(self._resolution(request, options, caps, video=True))
-            if level is not None:
-                video = video.model_copy(update={"media_resolution": level})
-            parts.append(video)
-        prompt = request.prompt
-        if request.system and not self.caps.system_instruction:
-            prompt = f"{request.system}\n\n{prompt}"
-        parts.append(types.Part.from_text(text=prompt))
-        return parts
-
-    def _encode(self, sent: SentImage) -> EncodedImage:
-        """The bytes to send for one image, by :func:`vlmkit.encode_image`: with ``"auto"`` an
-        unchanged upright JPEG, PNG or WEBP file goes as it is (its content hash, the Files API
-        key, is then the file's own); anything else is encoded once."""
-        unchanged = sent.image is sent.original.image
-        source = sent.original if unchanged else sent.image
-        fmt = str(self.image_format).lower()
-        return encode_image(source, format=fmt, quality=self.jpeg_quality)
-
-    def _image_parts(self, request: Request) -> list[types.Part]:
-        from google.genai import types
-
-        encoded = [self._encode(sent) for sent in request.images]
-        budget = self.inline_limit_bytes - _REQUEST_OVERHEAD - len(request.prompt.encode())
-        budget -= len((request.system or "").encode())
-        uploads: dict[int, Any] = {}
-        if self.files is not None and isinstance(batch_mode(), _Capture):
-            # A batch job reads its images later, from the Files API (kept 48 hours).
-            for index, image in enumerate(encoded):
-                uploads[index] = self._upload_image(image)
-        elif self.files is not None:
-            for index, image in enumerate(encoded):
-                key = FileStore.key_for_bytes(image.sha256, image.mime_type)
-                found = self.files.cached(key)
-                if found is not None:
-                    uploads[index] = found
-                elif self._seen_before(key, len(image.data)):
-                    uploads[index] = self._upload_image(image)
-        inline = sum(_b64_size(len(e.data)) for i, e in enumerate(encoded) if i not in uploads)
-        # Over the budget: move the largest images to the Files API until the rest fits.
-        for index in sorted(range(len(encoded)), key=lambda i: -len(encoded[i].data)):
-            if inline <= budget:
-                break
-            if index in uploads:
-                continue
-            image = encoded[index]
-            uploads[index] = self._upload_image(image)
-            inline -= _b64_size(len(image.data))
-        parts = []
-        for index, image in enumerate(encoded):
-            if index in uploads:
-                found = uploads[index]
-                parts.append(types.Part.from_uri(file_uri=found.uri, mime_type=image.mime_type))
-            else:
-                parts.append(types.Part.from_bytes(data=image.data, mime_type=image.mime_type))
-        return parts
-
-    def _seen_before(self, key: str, size: int) -> bool:
-        """Whether a large image was sent before by this backend (it is then worth uploading)."""
-        limit = self.reuse_upload_min_bytes
-        if limit is None or size < limit:
-            return False
-        with self._lock:
-            if key in self._seen:
-                self._seen.move_to_end(key)
-                return True
-            self._seen[key] = None
-            while len(self._seen) > _SEEN_MAX:
-                self._seen.popitem(last=False)
-        return False
-
-    def _upload_image(self, image: EncodedImage) -> Any:
-        limit = self.inline_limit_bytes
-        if self.files is None:
-            raise MediaError(
-                f"an image needs {_b64_size(len(image.data)):,} bytes inline, over "
-                f"inline_limit_bytes={limit:,}, and Vertex AI has no Files API: shrink images "
-                "with max_image_side=..., or raise inline_limit_bytes if your endpoint accepts "
-                "larger requests"
-            )
-        key = FileStore.key_for_bytes(image.sha256, image.mime_type)
-        return self.files.upload(
-            image.data,
-            key=key,
-            mime_type=image.mime_type,
-            display_name=f"vlmkit-{image.sha256[:16]}",
-        )
-
-    def _video_metadata(self, request: Request) -> types.VideoMetadata | None:
-        from google.genai import types
-
-        video = request.video
-        assert video is not None
-        fields: dict[str, Any] = {}
-        if video.fps is not None:
-            fields["fps"] = float(video.fps)
-        if video.start_s is not None:
-            fields["start_offset"] = _duration(video.start_s)
-        if video.end_s is not None:
-            fields["end_offset"] = _duration(video.end_s)
-        return types.VideoMetadata(**fields) if fields else None
-
-    def _video_part(self, request: Request) -> types.Part:
-        from google.genai import types
-
-        video = request.video
-        assert video is not None
-        metadata = self._video_metadata(request)
-        source = video.source
-        if "://" in source or source.startswith("files/"):
-            file_data = types.FileData(file_uri=source, mime_type=video.mime_type)
-            return types.Part(file_data=file_data, video_metadata=metadata)
-        path = Path(source)
-        if not path.is_file():
-            raise MediaError(f"{source}: no such video file", source=source)
-        mime = video.mime_type
-        if not mime:
-            raise MediaError(
-                f"{source}: unknown video type; use a file with a video suffix "
-                "(.mp4, .mov, .webm, .mpeg, .avi, .flv, .wmv, .3gp)",
-                source=source,
-            )
-        return self._local_video_part(path, mime, metadata)
-
-    def _local_video_part(
-        self, path: Path, mime: str, metadata: types.VideoMetadata | None
-    ) -> types.Part:
-        raise NotImplementedError
 
 
 # --------------------------------------------------------------------------------------------
@@ -936,7 +768,9 @@ class GeminiApiBackend(GeminiBackend):
         self._file_poll_interval_s = float(file_poll_interval_s)
         super().__init__(**kwargs)
         self._secrets = (self._api_key,)
-        self.files = FileStore(
+
+    def _file_store(self) -> FileStore:
+        return FileStore(
             self._client,
             call=self._call,
             retry=self.retry,
@@ -951,17 +785,6 @@ class GeminiApiBackend(GeminiBackend):
             return genai.Client(api_key=self._api_key, http_options=http_options)
         except ValueError as err:
             raise ConfigError(f"could not configure the Gemini client: {err}") from err
-
-    def _local_video_part(
-        self, path: Path, mime: str, metadata: types.VideoMetadata | None
-    ) -> types.Part:
-        from google.genai import types
-
-        assert self.files is not None
-        key = self.files.key_for_path(path, mime)
-        uploaded = self.files.upload(path, key=key, mime_type=mime, display_name=path.name)
-        file_data = types.FileData(file_uri=uploaded.uri, mime_type=uploaded.mime_type or mime)
-        return types.Part(file_data=file_data, video_metadata=metadata)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1071,21 +894,3 @@ class GeminiVertexBackend(GeminiBackend):
             )
         except ValueError as err:
             raise ConfigError(f"could not configure the Vertex AI client: {err}") from err
-
-    def _local_video_part(
-        self, path: Path, mime: str, metadata: types.VideoMetadata | None
-    ) -> types.Part:
-        from google.genai import types
-
-        size = path.stat().st_size
-        if _b64_size(size) + _REQUEST_OVERHEAD > self.inline_limit_bytes:
-            raise MediaError(
-                f"{path}: {size:,} bytes is too large to send inline (inline_limit_bytes="
-                f"{self.inline_limit_bytes:,}, base64 included) and Vertex AI has no Files API. "
-                "Upload it to Cloud Storage (gcloud storage cp ... gs://BUCKET/...) and pass the "
-                "gs:// URI instead",
-                source=str(path),
-            )
-        data = path.read_bytes()
-        blob = types.Blob(data=data, mime_type=mime)
-        return types.Part(inline_data=blob, video_metadata=metadata)

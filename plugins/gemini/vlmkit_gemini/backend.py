@@ -49,9 +49,16 @@ from vlmkit_gemini.errors import FileGone, SettingRefused, map_error, refused_op
 from vlmkit_gemini.files import FileStore
 from vlmkit_gemini.lifecycle import RETIRED, RetiredModelWarning, RetiredTable, retirement_message
 from vlmkit_gemini.models import MODEL_TABLE, ModelCaps, ModelTable, normalize_model
-from vlmkit_gemini.options import DEFAULT_MAX_OUTPUT_TOKENS, OPTION_NAMES, OPTIONS
-from vlmkit_gemini.parts import PartsEncoder, media_resolution
+from vlmkit_gemini.options import OPTION_NAMES, OPTIONS
+from vlmkit_gemini.parts import PartsEncoder
 from vlmkit_gemini.pricing import Price, PriceTable
+from vlmkit_gemini.request import (
+    DETECT_SCHEMA,
+    RequestBuilder,
+    detect_schema,
+    max_output_tokens,
+    sdk_constants,
+)
 from vlmkit_gemini.response import AnswerReader
 from vlmkit_gemini.retry import RetryPolicy
 from vlmkit_gemini.segtokens import refuse_seg_tokens
@@ -86,75 +93,7 @@ DEFAULT_MODEL = "gemini-3.6-flash"
 SEGMENTATION_MODELS = ("gemini-3.6-flash", "gemini-3.8-flash", "gemini-3.5-flash-lite")
 #: Request budget for inline media: Google's documented 20 MB request limit (base64 included).
 DEFAULT_INLINE_LIMIT = 20 * 1000 * 1000
-# Spatial answers get the thinking Google advises for them (off on 2.5: Robotics-ER's pointing
-# sample and the segmentation guide set thinking_budget=0).
-_SPATIAL_TASKS = ("detect", "segment", "points")
 _CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-
-
-#: The response schema for detection: Google's native ``box_2d`` list. When the caller gave a
-#: list of classes (``Request.labels``), ``label`` is constrained to them (see
-#: :func:`detect_schema`).
-DETECT_SCHEMA: dict[str, Any] = {
-    "type": "ARRAY",
-    "items": {
-        "type": "OBJECT",
-        "properties": {
-            "box_2d": {"type": "ARRAY", "items": {"type": "INTEGER"}},
-            "label": {"type": "STRING"},
-        },
-        "required": ["box_2d", "label"],
-        "property_ordering": ["box_2d", "label"],
-    },
-}
-
-
-def detect_schema(labels: Sequence[str] = ()) -> dict[str, Any]:
-    """The detection response schema; with ``labels``, ``label`` must be one of them."""
-    names = list(dict.fromkeys(str(label) for label in labels if str(label)))
-    if not names:
-        return DETECT_SCHEMA
-    item = DETECT_SCHEMA["items"]
-    label = {"type": "STRING", "format": "enum", "enum": names}
-    return {
-        **DETECT_SCHEMA,
-        "items": {**item, "properties": {**item["properties"], "label": label}},
-    }
-
-
-@functools.cache
-def _sdk_constants() -> dict[str, Any]:
-    """SDK objects every call reuses, validated once (pydantic validation costs per call).
-
-    Building them, and one throw-away request and response, also completes the SDK's pydantic
-    models, which pydantic builds lazily: otherwise the first request of a process pays for it
-    (about 50 ms), and a run's whole first wave of requests waits behind it.
-    """
-    from google.genai import types
-
-    types.GenerateContentConfig(
-        response_mime_type="application/json",
-        thinking_config=types.ThinkingConfig(thinking_budget=0),
-        media_resolution=types.MediaResolution.MEDIA_RESOLUTION_LOW,
-    )
-    parts = [types.Part.from_bytes(data=b"", mime_type="image/png"), types.Part.from_text(text="")]
-    types.Content(role="user", parts=parts)
-    answer = {"content": {"role": "model", "parts": [{"text": "[]"}]}, "finishReason": "STOP"}
-    types.GenerateContentResponse.model_validate(
-        {"candidates": [answer], "usageMetadata": {"promptTokenCount": 1}}
-    )
-    return {
-        "detect_schema": types.Schema.model_validate(DETECT_SCHEMA),
-        "afc_off": types.AutomaticFunctionCallingConfig(disable=True),
-    }
-
-
-@functools.lru_cache(maxsize=256)
-def _labelled_schema(labels: tuple[str, ...]) -> types.Schema:
-    """The validated detection schema for one label list (validated once per list)."""
-    from google.genai import types
-
-    return types.Schema.model_validate(detect_schema(labels))
 
 
 _POLYGON_SEGMENT = (
@@ -213,14 +152,6 @@ def polygon_segment_prompt(prompt: str) -> str:
     """The core's PNG-mask segmentation prompt rewritten to ask for polygon masks (Gemini 3.x);
     any other prompt (the caller's own instruction) is returned unchanged."""
     return segment_prompt(prompt, polygons=True)
-
-
-_HARM_CATEGORIES = (
-    "HARM_CATEGORY_HARASSMENT",
-    "HARM_CATEGORY_HATE_SPEECH",
-    "HARM_CATEGORY_SEXUALLY_EXPLICIT",
-    "HARM_CATEGORY_DANGEROUS_CONTENT",
-)
 
 
 class GeminiBackend(Backend):
@@ -334,11 +265,11 @@ class GeminiBackend(Backend):
         self.base_url = base_url
         self._lock = threading.Lock()
         self._closed = False
-        self._no_spatial_thinking = False  # the server refused the table's spatial default
         self._secrets: tuple[str, ...] = ()
         self._client: genai.Client = self._make_client(
             self._http_options(base_url=base_url, api_version=api_version)
         )
+        self._requests = RequestBuilder(model=self.model, caps=self.caps)
         #: the Files API store (gemini-api), None where there is none (Vertex AI)
         self.files: FileStore | None = self._file_store()
         self._media = PartsEncoder(
@@ -349,7 +280,7 @@ class GeminiBackend(Backend):
             jpeg_quality=self.jpeg_quality,
             reuse_upload_min_bytes=self.reuse_upload_min_bytes,
         )
-        _sdk_constants()  # once per process: see its docstring
+        sdk_constants()  # once per process: see its docstring
 
     def _capabilities(
         self, capabilities: ModelCaps | ModelTable | Mapping[str, ModelCaps] | None
@@ -449,7 +380,7 @@ class GeminiBackend(Backend):
         for sent in request.images:
             width, height = sent.image.size
             prompt += max(1120, 258 * -(-width // 768) * -(-height // 768))
-        limit = self._max_output_tokens(request, {**self._defaults, **request.options})
+        limit = max_output_tokens(request, {**self._defaults, **request.options})
         output = int(limit or _MAX_OUTPUT_TOKENS)
         long = price.input_long is not None and prompt > price.long_context_tokens
         input_rate = price.input_long if long and price.input_long is not None else price.input
@@ -461,30 +392,29 @@ class GeminiBackend(Backend):
         if self._closed:
             raise ConfigError(f"this {self.backend_name} backend is closed")
         options = {**self._defaults, **request.options}
-        caps = self.caps
-        if request.task == "segment" and not caps.segmentation:
+        if request.task == "segment" and not self.caps.segmentation:
             raise UnsupportedTask(
                 f"{self.model} cannot segment: it is not trained for segmentation masks. Models "
                 f"that can: {', '.join(SEGMENTATION_MODELS)} (pass model=...), or pass "
                 "capabilities=ModelCaps(...) if you know this model can",
                 task="segment",
             )
-        self._check_media_resolution(request, options, caps)
+        self._requests.check_media_resolution(request, options)
         started = time.perf_counter()
         thinking_was_default = False
         mode = batch_mode()
         for attempt in range(3):
-            config, thinking_was_default = self._config(request, options, caps)
+            config, thinking_was_default = self._requests.config(request, options)
             parts = self._media.parts(request, options)
             if isinstance(mode, _Capture):
-                raise Captured(self._inlined_request(parts, config))
+                raise Captured(self._requests.inlined_request(parts, config))
             if isinstance(mode, _Replay):
                 response = mode.response
                 break
             call = functools.partial(
                 self._client.models.generate_content,
                 model=self.model,
-                contents=[self._content(parts)],
+                contents=[self._requests.content(parts)],
                 config=config,
             )
             try:
@@ -500,7 +430,7 @@ class GeminiBackend(Backend):
                         self.model,
                         err,
                     )
-                    self._no_spatial_thinking = True
+                    self._requests.no_spatial_thinking = True
                     continue
                 raise
             except FileGone:
@@ -510,24 +440,10 @@ class GeminiBackend(Backend):
                             self.files.forget_uri(part.file_data.file_uri)
                     continue
                 raise
-        sent = {**options, "max_output_tokens": self._max_output_tokens(request, options)}
+        sent = {**options, "max_output_tokens": max_output_tokens(request, options)}
         if isinstance(mode, _Replay):
             sent["service_tier"] = "batch"  # priced at the Batch API's rate
         return self._answers.generation(response, sent, time.perf_counter() - started)
-
-    def _inlined_request(
-        self, parts: list[types.Part], config: types.GenerateContentConfig
-    ) -> types.InlinedRequest:
-        """The Batch API request for a call built by :meth:`generate` (client-side settings and
-        the service tier, which batch jobs do not take, left out)."""
-        from google.genai import types
-
-        batch_config = config.model_copy(
-            update={"automatic_function_calling": None, "http_options": None, "service_tier": None}
-        )
-        return types.InlinedRequest(
-            model=self.model, contents=[self._content(parts)], config=batch_config
-        )
 
     def batch_run(self, session: Any, task: str, inputs: Any, **kwargs: Any) -> Any:
         """The run behind ``Session.run(..., mode="batch")``: see :mod:`vlmkit_gemini.batch`."""
@@ -600,114 +516,6 @@ class GeminiBackend(Backend):
             "capability table in docs/backends/gemini.md",
             option=option,
         )
-
-    # -- request building -----------------------------------------------------------------
-    def _content(self, parts: list[types.Part]) -> types.Content:
-        from google.genai import types
-
-        return types.Content(role="user", parts=parts)
-
-    def _spatial(self, request: Request) -> bool:
-        if request.task in _SPATIAL_TASKS:
-            return True
-        return request.task == "ocr" and request.json
-
-    @staticmethod
-    def _max_output_tokens(request: Request, options: Mapping[str, Any]) -> int | None:
-        """The caller's ``max_output_tokens``, else the task's default (room for thinking)."""
-        if options.get("max_output_tokens") is not None:
-            return int(options["max_output_tokens"])
-        return DEFAULT_MAX_OUTPUT_TOKENS.get(request.task)
-
-    def _check_media_resolution(
-        self, request: Request, options: Mapping[str, Any], caps: ModelCaps
-    ) -> None:
-        """Refuse, before sending, a ``media_resolution`` this model does not take."""
-        chosen = options.get("media_resolution")
-        if not chosen or not caps.known:
-            return
-        problem = caps.resolution_problem(str(chosen), video=request.video is not None)
-        if problem is None and chosen == "ultra_high" and not caps.part_media_resolution:
-            problem = "ultra_high is a per-part setting of Gemini 3.x models"
-        if problem:
-            raise ConfigError(
-                f"{self.model} does not accept media_resolution={chosen!r}: {problem}"
-            )
-
-    def _config(
-        self, request: Request, options: Mapping[str, Any], caps: ModelCaps
-    ) -> tuple[types.GenerateContentConfig, bool]:
-        from google.genai import types
-
-        # No tools are ever sent; disabling automatic function calling skips its client-side
-        # machinery and its log line on every call (it is not part of the request body).
-        config: dict[str, Any] = {"automatic_function_calling": _sdk_constants()["afc_off"]}
-        if request.system and caps.system_instruction:
-            config["system_instruction"] = request.system
-        for name in ("temperature", "top_p", "top_k", "seed"):
-            if options.get(name) is not None:
-                config[name] = options[name]
-        limit = self._max_output_tokens(request, options)
-        if limit is not None:
-            config["max_output_tokens"] = limit
-        if options.get("service_tier") is not None:
-            config["service_tier"] = types.ServiceTier(options["service_tier"])
-        wants_json = request.json
-        if wants_json and caps.structured_output:
-            config["response_mime_type"] = "application/json"
-            if request.response_schema is not None:
-                config["response_json_schema"] = request.response_schema
-            elif request.task == "detect" and options.get("structured_output", True):
-                config["response_schema"] = (
-                    _labelled_schema(tuple(request.labels))
-                    if request.labels
-                    else _sdk_constants()["detect_schema"]
-                )
-        resolution = media_resolution(options, caps, video=request.video is not None)
-        if resolution and not caps.part_media_resolution:
-            config["media_resolution"] = f"MEDIA_RESOLUTION_{resolution.upper()}"
-        thinking, by_default = self._thinking(request, options, caps)
-        if thinking is not None:
-            config["thinking_config"] = thinking
-        safety = options.get("safety")
-        if safety and safety != "default":
-            threshold = types.HarmBlockThreshold(safety.upper())
-            config["safety_settings"] = [
-                types.SafetySetting(category=types.HarmCategory(category), threshold=threshold)
-                for category in _HARM_CATEGORIES
-            ]
-        if options.get("timeout_s") is not None:
-            config["http_options"] = types.HttpOptions(timeout=int(options["timeout_s"] * 1000))
-        return types.GenerateContentConfig(**config), by_default
-
-    def _thinking(
-        self, request: Request, options: Mapping[str, Any], caps: ModelCaps
-    ) -> tuple[types.ThinkingConfig | None, bool]:
-        from google.genai import types
-
-        budget, level = options.get("thinking_budget"), options.get("thinking_level")
-        if budget is not None and level is not None:
-            raise ConfigError("pass thinking_budget or thinking_level, not both")
-        if budget is not None:
-            problem = caps.budget_problem(budget) if caps.known else None
-            if problem:
-                raise ConfigError(
-                    f"{self.model} does not accept thinking_budget={budget}: {problem}"
-                )
-            return types.ThinkingConfig(thinking_budget=budget), False
-        if level is not None:
-            problem = caps.level_problem(level) if caps.known else None
-            if problem:
-                raise ConfigError(
-                    f"{self.model} does not accept thinking_level={level!r}: {problem}"
-                )
-            return types.ThinkingConfig(thinking_level=types.ThinkingLevel(level.upper())), False
-        spatial = caps.spatial_thinking
-        if spatial is None or self._no_spatial_thinking or not self._spatial(request):
-            return None, False
-        if caps.thinking == "budget":
-            return types.ThinkingConfig(thinking_budget=int(spatial)), True
-        return types.ThinkingConfig(thinking_level=types.ThinkingLevel(str(spatial).upper())), True
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,7 +36,6 @@ from vlmkit import (
     Backend,
     ConfigError,
     Generation,
-    InvalidRequest,
     Option,
     Request,
     ResizePolicy,
@@ -45,7 +44,8 @@ from vlmkit import (
     VlmkitError,
 )
 from vlmkit_gemini.batch import Captured, _Capture, _Replay, batch_mode
-from vlmkit_gemini.errors import FileGone, SettingRefused, map_error, refused_option
+from vlmkit_gemini.calls import SdkCalls, http_options
+from vlmkit_gemini.errors import FileGone, SettingRefused
 from vlmkit_gemini.files import FileStore
 from vlmkit_gemini.lifecycle import RETIRED, RetiredModelWarning, RetiredTable, retirement_message
 from vlmkit_gemini.models import MODEL_TABLE, ModelCaps, ModelTable, normalize_model
@@ -265,9 +265,15 @@ class GeminiBackend(Backend):
         self.base_url = base_url
         self._lock = threading.Lock()
         self._closed = False
-        self._secrets: tuple[str, ...] = ()
-        self._client: genai.Client = self._make_client(
-            self._http_options(base_url=base_url, api_version=api_version)
+        client_options = http_options(
+            base_url=base_url,
+            api_version=api_version,
+            timeout_s=self.timeout_s,
+            concurrency=self.concurrency,
+        )
+        self._client: genai.Client = self._make_client(client_options)
+        self._calls = SdkCalls(
+            retry=self.retry, model=self.model, vertex=self.vertex, secrets=self._secret_values()
         )
         self._requests = RequestBuilder(model=self.model, caps=self.caps)
         #: the Files API store (gemini-api), None where there is none (Vertex AI)
@@ -320,25 +326,6 @@ class GeminiBackend(Backend):
         return normalize_model(found.replacement) if found.routed else self.model
 
     # -- client ---------------------------------------------------------------------------
-    def _http_options(self, *, base_url: str | None, api_version: str | None) -> types.HttpOptions:
-        import httpx2
-        from google.genai import types
-
-        # No retry_options: the SDK's own retries stay off, vlmkit's policy applies.
-        # An explicit httpx2 async transport pins the async stack: aiohttp being importable
-        # changes nothing (its errors, timeouts and retry behaviour differ).
-        keepalive = max(64, 2 * self.concurrency)
-        limits = httpx2.Limits(
-            max_connections=max(100, keepalive), max_keepalive_connections=keepalive
-        )
-        return types.HttpOptions(
-            base_url=base_url or None,
-            api_version=api_version or None,
-            timeout=int(self.timeout_s * 1000),
-            client_args={"limits": limits},
-            async_client_args={"transport": httpx2.AsyncHTTPTransport(limits=limits)},
-        )
-
     def _make_client(self, http_options: types.HttpOptions) -> genai.Client:
         raise NotImplementedError
 
@@ -485,37 +472,16 @@ class GeminiBackend(Backend):
     def _call(
         self, function: Callable[[], Any], what: str, sent: Mapping[str, Any] | None = None
     ) -> Any:
-        """Run one SDK call under vlmkit's retry policy with errors mapped; ``sent`` (the
-        call's options) lets a refused setting be named with its value."""
-
-        def attempt() -> Any:
-            try:
-                return function()
-            except VlmkitError:
-                raise
-            except Exception as err:
-                raise self._map(err, sent) from err
-
-        return self.retry.call(attempt, what=what)
+        """Run one SDK call under the retry policy with errors mapped (:mod:`.calls`)."""
+        return self._calls.call(function, what, sent)
 
     def _map(self, err: BaseException, sent: Mapping[str, Any] | None = None) -> VlmkitError:
-        from google.genai import errors as genai_errors
+        """The vlmkit error for an SDK or transport error (:mod:`.calls`)."""
+        return self._calls.map(err, sent)
 
-        mapped = map_error(err, model=self.model, vertex=self.vertex, secrets=self._secrets)
-        if type(mapped) is not InvalidRequest or not isinstance(err, genai_errors.APIError):
-            return mapped
-        option = refused_option(str(err.message or "")) if err.code == 400 else None
-        if option is None:
-            return mapped
-        sent = sent or {}
-        if option == "thinking":
-            option = next((n for n in ("thinking_budget", "thinking_level") if n in sent), option)
-        setting = f"{option}={sent[option]!r}" if option in sent else f"the default {option}"
-        return SettingRefused(
-            f"{self.model} refused {setting}: {mapped}. Change or omit {option}; see the "
-            "capability table in docs/backends/gemini.md",
-            option=option,
-        )
+    def _secret_values(self) -> tuple[str, ...]:
+        """What errors and logs must never show (the API key)."""
+        return ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -575,7 +541,9 @@ class GeminiApiBackend(GeminiBackend):
         self._file_timeout_s = float(file_timeout_s)
         self._file_poll_interval_s = float(file_poll_interval_s)
         super().__init__(**kwargs)
-        self._secrets = (self._api_key,)
+
+    def _secret_values(self) -> tuple[str, ...]:
+        return (self._api_key,)
 
     def _file_store(self) -> FileStore:
         return FileStore(
@@ -667,7 +635,9 @@ class GeminiVertexBackend(GeminiBackend):
                 location or os.environ.get("GOOGLE_CLOUD_LOCATION") or self.default_location
             )
         super().__init__(**kwargs)
-        self._secrets = (self._api_key,) if self._api_key else ()
+
+    def _secret_values(self) -> tuple[str, ...]:
+        return (self._api_key,) if self._api_key else ()
 
     @staticmethod
     def _resolve_credentials(credentials: Any) -> tuple[Any, str | None]:

@@ -24,7 +24,6 @@ import os
 import re
 import threading
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -47,8 +46,9 @@ from vlmkit_gemini.batch import Captured, _Capture, _Replay, batch_mode
 from vlmkit_gemini.calls import SdkCalls, http_options
 from vlmkit_gemini.errors import FileGone, SettingRefused
 from vlmkit_gemini.files import FileStore
-from vlmkit_gemini.lifecycle import RETIRED, RetiredModelWarning, RetiredTable, retirement_message
-from vlmkit_gemini.models import MODEL_TABLE, ModelCaps, ModelTable, normalize_model
+from vlmkit_gemini.lifecycle import RETIRED, RetiredTable
+from vlmkit_gemini.modelchoice import choose_model
+from vlmkit_gemini.models import ModelCaps, ModelTable
 from vlmkit_gemini.options import OPTION_NAMES, OPTIONS
 from vlmkit_gemini.parts import PartsEncoder
 from vlmkit_gemini.pricing import Price, PriceTable
@@ -220,10 +220,15 @@ class GeminiBackend(Backend):
             )
         declared = {o.name: o for o in OPTIONS}
         self._defaults = {k: declared[k].validate(v) for k, v in defaults.items() if v is not None}
-        self.model = normalize_model(model or DEFAULT_MODEL)
+        choice = choose_model(
+            model or DEFAULT_MODEL,
+            retired=self.retired_models if retired is None else retired,
+            capabilities=capabilities,
+        )
+        self.model = choice.model
         #: the model that answers: ``model``, or the model Google routes a retired name to
-        self.answering_model = self._check_retired(retired)
-        self.capability_table, self.caps = self._capabilities(capabilities)
+        self.answering_model = choice.answering_model
+        self.capability_table, self.caps = choice.table, choice.caps
         if timeout_s is None or not timeout_s > 0:
             raise ConfigError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
         self.timeout_s = float(timeout_s)
@@ -287,43 +292,6 @@ class GeminiBackend(Backend):
             reuse_upload_min_bytes=self.reuse_upload_min_bytes,
         )
         sdk_constants()  # once per process: see its docstring
-
-    def _capabilities(
-        self, capabilities: ModelCaps | ModelTable | Mapping[str, ModelCaps] | None
-    ) -> tuple[ModelTable, ModelCaps]:
-        """This instance's capability table and its model's entry (nothing global changes)."""
-        if capabilities is None:
-            table = MODEL_TABLE
-        elif isinstance(capabilities, ModelCaps):
-            table = MODEL_TABLE.extended({self.model: capabilities})
-        elif isinstance(capabilities, ModelTable):
-            table = capabilities
-        elif isinstance(capabilities, Mapping):
-            table = MODEL_TABLE.extended(capabilities)
-        else:
-            raise ConfigError(
-                "capabilities must be a vlmkit_gemini.models.ModelCaps, a mapping "
-                "{model pattern: ModelCaps} or a ModelTable, got "
-                f"{type(capabilities).__name__}"
-            )
-        if isinstance(capabilities, ModelCaps):
-            return table, capabilities
-        caps = table.caps_for(self.answering_model)
-        if self.answering_model != self.model:
-            # A routed retired name: the replacement answers, but whether the endpoint checks
-            # options against the old name or the new one is not documented, so send only what
-            # both accept: no default thinking setting, media_resolution for the whole request.
-            caps = attrs.evolve(caps, spatial_thinking=None, part_media_resolution=False)
-        return table, caps
-
-    def _check_retired(self, retired: RetiredTable | None) -> str:
-        """Warn about a retired model name; the model that will answer it."""
-        table = self.retired_models if retired is None else retired
-        found = table.lookup(self.model)
-        if found is None:
-            return self.model
-        warnings.warn(retirement_message(self.model, found), RetiredModelWarning, stacklevel=4)
-        return normalize_model(found.replacement) if found.routed else self.model
 
     # -- client ---------------------------------------------------------------------------
     def _make_client(self, http_options: types.HttpOptions) -> genai.Client:

@@ -42,6 +42,7 @@ from vlmkit import (
     UnsupportedTask,
     VlmkitError,
 )
+from vlmkit_gemini import settings
 from vlmkit_gemini.batch import Captured, _Capture, _Replay, batch_mode
 from vlmkit_gemini.calls import SdkCalls, http_options
 from vlmkit_gemini.errors import FileGone, SettingRefused
@@ -49,7 +50,7 @@ from vlmkit_gemini.files import FileStore
 from vlmkit_gemini.lifecycle import RETIRED, RetiredTable
 from vlmkit_gemini.modelchoice import choose_model
 from vlmkit_gemini.models import ModelCaps, ModelTable
-from vlmkit_gemini.options import OPTION_NAMES, OPTIONS
+from vlmkit_gemini.options import OPTIONS
 from vlmkit_gemini.parts import PartsEncoder
 from vlmkit_gemini.pricing import Price, PriceTable
 from vlmkit_gemini.request import (
@@ -211,15 +212,7 @@ class GeminiBackend(Backend):
         concurrency: int | None = None,
         **defaults: Any,
     ) -> None:
-        unknown = sorted(set(defaults) - OPTION_NAMES)
-        if unknown:
-            raise ConfigError(
-                f"{self.backend_name} has no argument(s) {', '.join(unknown)}; per-call options "
-                f"are {', '.join(sorted(OPTION_NAMES))}; see docs/backends/gemini.md for the "
-                "construction arguments"
-            )
-        declared = {o.name: o for o in OPTIONS}
-        self._defaults = {k: declared[k].validate(v) for k, v in defaults.items() if v is not None}
+        self._defaults = settings.option_defaults(self.backend_name, defaults)
         choice = choose_model(
             model or DEFAULT_MODEL,
             retired=self.retired_models if retired is None else retired,
@@ -229,32 +222,12 @@ class GeminiBackend(Backend):
         #: the model that answers: ``model``, or the model Google routes a retired name to
         self.answering_model = choice.answering_model
         self.capability_table, self.caps = choice.table, choice.caps
-        if timeout_s is None or not timeout_s > 0:
-            raise ConfigError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
-        self.timeout_s = float(timeout_s)
-        policy = retry or RetryPolicy()
-        if max_attempts is not None:
-            policy = attrs.evolve(policy, max_attempts=max_attempts)
-        if max_retry_wait_s is not None:
-            policy = attrs.evolve(policy, max_total_wait_s=max_retry_wait_s)
-        self.retry = policy
-        if not isinstance(inline_limit_bytes, int) or inline_limit_bytes <= 0:
-            raise ConfigError(
-                f"inline_limit_bytes must be a positive int, got {inline_limit_bytes!r}"
-            )
-        self.inline_limit_bytes = inline_limit_bytes
+        self.timeout_s = settings.timeout(timeout_s)
+        self.retry = settings.retry_policy(retry, max_attempts, max_retry_wait_s)
+        self.inline_limit_bytes = settings.inline_limit(inline_limit_bytes)
         if max_image_side is not None:
             self.image_policy = ResizePolicy.fit(int(max_image_side))
-        if str(image_format).lower() not in ("auto", "jpeg", "jpg", "png", "webp"):
-            raise ConfigError(f"image_format must be auto, jpeg, png or webp, got {image_format!r}")
-        if (
-            isinstance(jpeg_quality, bool)
-            or not isinstance(jpeg_quality, int)
-            or not 1 <= jpeg_quality <= 100
-        ):
-            raise ConfigError(
-                f"jpeg_quality must be an integer from 1 to 100, got {jpeg_quality!r}"
-            )
+        settings.check_image_settings(image_format, jpeg_quality)
         self.image_format = image_format
         self.jpeg_quality = jpeg_quality
         self.prices = PriceTable.of(prices)
@@ -264,9 +237,7 @@ class GeminiBackend(Backend):
             thinking_knob=self.caps.thinking,
         )
         if concurrency is not None:
-            if int(concurrency) < 1:
-                raise ConfigError(f"concurrency must be at least 1, got {concurrency!r}")
-            self.concurrency = int(concurrency)
+            self.concurrency = settings.concurrency(concurrency)
         self.base_url = base_url
         self._lock = threading.Lock()
         self._closed = False

@@ -52,7 +52,7 @@ from vlmkit_gemini.modelchoice import choose_model
 from vlmkit_gemini.models import ModelCaps, ModelTable
 from vlmkit_gemini.options import OPTIONS
 from vlmkit_gemini.parts import PartsEncoder
-from vlmkit_gemini.pricing import Price, PriceTable
+from vlmkit_gemini.pricing import Price, PriceTable, max_request_cost
 from vlmkit_gemini.request import (
     DETECT_SCHEMA,
     RequestBuilder,
@@ -85,7 +85,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_MAX_OUTPUT_TOKENS = 65_536  # the most output tokens current Gemini models give
 
 #: The model used when none is named: a current GA Gemini model trained for detection and
 #: segmentation (see the model table in docs/backends/gemini.md for why and for alternatives).
@@ -294,24 +293,14 @@ class GeminiBackend(Backend):
 
     # -- what a request can cost at most (vlmkit.budget: a run's hard --budget cap) ----------
     def max_cost_usd(self, request: Request) -> float | None:
-        """A generous upper bound on the cost of ``request``: its prompt (2 characters a token),
-        each image at the most tokens Gemini bills for it (258 per 768-pixel tile, at least
-        1120), and the most output the call allows (``max_output_tokens``, else the task's
-        default, else 65,536; thinking included) at the dearer of the output and thinking
-        rates. None without a price."""
+        """A generous upper bound on the cost of ``request`` with the most output the call
+        allows (``max_output_tokens``, else the task's default), by
+        :func:`~vlmkit_gemini.pricing.max_request_cost`; None without a price."""
         price = self.prices.lookup(self.model)
         if price is None:
             return None
-        prompt = len(request.prompt) // 2 + len(request.system or "") // 2 + 64
-        for sent in request.images:
-            width, height = sent.image.size
-            prompt += max(1120, 258 * -(-width // 768) * -(-height // 768))
         limit = max_output_tokens(request, {**self._defaults, **request.options})
-        output = int(limit or _MAX_OUTPUT_TOKENS)
-        long = price.input_long is not None and prompt > price.long_context_tokens
-        input_rate = price.input_long if long and price.input_long is not None else price.input
-        rates = [price.output, price.thinking or 0.0, price.output_long or 0.0]
-        return (prompt * max(input_rate, price.input) + output * max(rates)) / 1_000_000
+        return max_request_cost(price, request, limit)
 
     # -- the primitive --------------------------------------------------------------------
     def generate(self, request: Request) -> Generation:

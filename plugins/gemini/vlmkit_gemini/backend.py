@@ -1,19 +1,28 @@
 """The gemini-api and gemini-vertex backends: Gemini through the google-genai SDK.
 
 Both share :class:`GeminiBackend`, which turns a provider-neutral :class:`vlmkit.Request` into one
-``generate_content`` call: images encoded by vlmkit (upright, explicit MIME type) and placed before
-the prompt, inline below ``inline_limit_bytes`` and through the Files API above it (gemini-api);
-videos through the Files API (gemini-api) or ``gs://`` URIs (Vertex); JSON mode with a response
-schema for detection; the thinking setting Google advises for spatial tasks, per model (see
-:mod:`vlmkit_gemini.models`). vlmkit owns the retry policy (:mod:`vlmkit_gemini.retry`), maps every
-SDK and transport error to the vlmkit error tree (:mod:`vlmkit_gemini.errors`), and reports
-blocked, cut-off and empty answers as outcomes on the result, never as exceptions.
+``generate_content`` call. It holds a small object per job, each in a module named for it:
+
+* :mod:`vlmkit_gemini.settings` and :mod:`vlmkit_gemini.modelchoice` — the construction
+  arguments checked; the model, a retired name's warning and replacement, its capabilities;
+* :mod:`vlmkit_gemini.parts` — images encoded by vlmkit (upright, explicit MIME type) before
+  the prompt, inline below ``inline_limit_bytes`` and through the Files API above it or on
+  reuse (gemini-api); videos through the Files API (gemini-api), inline or by ``gs://`` URI
+  (Vertex);
+* :mod:`vlmkit_gemini.request` — the call's config: JSON mode with a response schema for
+  detection, the thinking setting Google advises for spatial tasks, per model (see
+  :mod:`vlmkit_gemini.models`);
+* :mod:`vlmkit_gemini.calls` — vlmkit's retry policy (:mod:`vlmkit_gemini.retry`), every SDK and
+  transport error mapped to the vlmkit error tree (:mod:`vlmkit_gemini.errors`);
+* :mod:`vlmkit_gemini.response` — blocked, cut-off and empty answers reported as outcomes on
+  the result, never as exceptions.
 
 The generic task route of the core serves every task; the only native route is ``segment``,
-which asks Gemini 3.x for polygon masks and refuses the ``<start_of_mask><seg_N>`` token format
-(:mod:`vlmkit_gemini.segtokens`). ``Session.run(..., mode="batch")`` goes through
-:meth:`GeminiApiBackend.batch_run` (:mod:`vlmkit_gemini.batch`): the same requests, built here
-in capture mode and answered in replay mode.
+which asks Gemini 3.x for polygon masks (:mod:`vlmkit_gemini.segment`) and refuses the
+``<start_of_mask><seg_N>`` token format (:mod:`vlmkit_gemini.segtokens`).
+``Session.run(..., mode="batch")`` goes through :meth:`GeminiApiBackend.batch_run`
+(:mod:`vlmkit_gemini.batch`): the same requests, built here in capture mode and answered in
+replay mode.
 """
 
 from __future__ import annotations
@@ -21,7 +30,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -62,6 +70,7 @@ from vlmkit_gemini.request import (
 )
 from vlmkit_gemini.response import AnswerReader
 from vlmkit_gemini.retry import RetryPolicy
+from vlmkit_gemini.segment import polygon_segment_prompt, segment_prompt
 from vlmkit_gemini.segtokens import refuse_seg_tokens
 from vlmkit_gemini.videotrack import track_video_prompt
 
@@ -94,64 +103,6 @@ SEGMENTATION_MODELS = ("gemini-3.6-flash", "gemini-3.8-flash", "gemini-3.5-flash
 #: Request budget for inline media: Google's documented 20 MB request limit (base64 included).
 DEFAULT_INLINE_LIMIT = 20 * 1000 * 1000
 _CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-
-
-_POLYGON_SEGMENT = (
-    'Give the segmentation masks for the {things}. Output a JSON object with the key "boxes" '
-    'holding a list where each entry contains the 2D bounding box in the key "box_2d" as '
-    '[ymin, xmin, ymax, xmax] normalized to 0-1000, the segmentation mask in the key "mask" as '
-    "a polygon (a list of [x, y] points normalized to 0-1000 over the whole image), and the text "
-    'label in the key "label". {label_rule}'
-)
-
-
-def _template_regex(template: str) -> re.Pattern[str]:
-    head, rest = template.split("{things}")
-    middle, tail = rest.split("{label_rule}")
-    return re.compile(
-        re.escape(head)
-        + r"(?P<things>.+?)"
-        + re.escape(middle)
-        + r"(?P<rule>.*)"
-        + re.escape(tail),
-        re.DOTALL,
-    )
-
-
-_SEGMENT_RE = _template_regex(vlmkit.prompts.SEGMENT)
-
-
-#: Words that already say which things are meant: "for all socks", never "for the all socks".
-_DETERMINER = re.compile(
-    r"^(?:all|every|each|any|some|these|those|this|that|my|your|his|her|its|our|their|both)\b",
-    re.IGNORECASE,
-)
-
-
-def segment_prompt(
-    prompt: str, *, polygons: bool, description: str | None = None, labels: Sequence[str] = ()
-) -> str:
-    """The Gemini segmentation prompt for a request whose ``prompt`` is the core's Google
-    ``SEGMENT`` sentence: polygon masks for Gemini 3.x (``polygons``), the core's PNG-mask
-    sentence otherwise. The caller's ``description`` decides the article: "the cups", but
-    "all socks" and "every red cup" as written; ``labels`` are class names and keep "the".
-    Any other prompt (the caller's own instruction, a template override) is returned unchanged.
-    """
-    match = _SEGMENT_RE.fullmatch(prompt.strip())
-    if match is None:
-        return prompt
-    template = _POLYGON_SEGMENT if polygons else vlmkit.prompts.SEGMENT
-    things = match["things"]
-    if not labels and description and _DETERMINER.match(description.strip()):
-        template = template.replace("the {things}", "{things}")
-        things = " ".join(description.split())
-    return template.format(things=things, label_rule=match["rule"]).strip()
-
-
-def polygon_segment_prompt(prompt: str) -> str:
-    """The core's PNG-mask segmentation prompt rewritten to ask for polygon masks (Gemini 3.x);
-    any other prompt (the caller's own instruction) is returned unchanged."""
-    return segment_prompt(prompt, polygons=True)
 
 
 class GeminiBackend(Backend):

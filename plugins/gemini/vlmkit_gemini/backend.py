@@ -70,7 +70,7 @@ from vlmkit_gemini.request import (
 )
 from vlmkit_gemini.response import AnswerReader
 from vlmkit_gemini.retry import RetryPolicy
-from vlmkit_gemini.segment import polygon_segment_prompt, segment_prompt
+from vlmkit_gemini.segment import SEGMENTATION_MODELS, polygon_segment_prompt, segment_prompt
 from vlmkit_gemini.segtokens import refuse_seg_tokens
 from vlmkit_gemini.videotrack import track_video_prompt
 
@@ -98,8 +98,6 @@ log = logging.getLogger(__name__)
 #: The model used when none is named: a current GA Gemini model trained for detection and
 #: segmentation (see the model table in docs/backends/gemini.md for why and for alternatives).
 DEFAULT_MODEL = "gemini-3.6-flash"
-#: Current models trained for segmentation (named in the error for a model that is not).
-SEGMENTATION_MODELS = ("gemini-3.6-flash", "gemini-3.8-flash", "gemini-3.5-flash-lite")
 #: Request budget for inline media: Google's documented 20 MB request limit (base64 included).
 DEFAULT_INLINE_LIMIT = 20 * 1000 * 1000
 _CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -258,14 +256,7 @@ class GeminiBackend(Backend):
         if self._closed:
             raise ConfigError(f"this {self.backend_name} backend is closed")
         options = {**self._defaults, **request.options}
-        if request.task == "segment" and not self.caps.segmentation:
-            raise UnsupportedTask(
-                f"{self.model} cannot segment: it is not trained for segmentation masks. Models "
-                f"that can: {', '.join(SEGMENTATION_MODELS)} (pass model=...), or pass "
-                "capabilities=ModelCaps(...) if you know this model can",
-                task="segment",
-            )
-        self._requests.check_media_resolution(request, options)
+        self._requests.check(request, options)
         started = time.perf_counter()
         thinking_was_default = False
         mode = batch_mode()

@@ -13,10 +13,11 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from vlmkit import ConfigError, Request
+from vlmkit import ConfigError, Request, UnsupportedTask
 from vlmkit_gemini.models import ModelCaps
 from vlmkit_gemini.options import DEFAULT_MAX_OUTPUT_TOKENS
 from vlmkit_gemini.parts import media_resolution
+from vlmkit_gemini.segment import SEGMENTATION_MODELS
 
 if TYPE_CHECKING:
     from google.genai import types
@@ -128,8 +129,16 @@ class RequestBuilder:
 
         return types.Content(role="user", parts=parts)
 
-    def check_media_resolution(self, request: Request, options: Mapping[str, Any]) -> None:
-        """Refuse, before sending, a ``media_resolution`` this model does not take."""
+    def check(self, request: Request, options: Mapping[str, Any]) -> None:
+        """Refuse, before sending, a segmentation request to a model not trained for it and a
+        ``media_resolution`` the model does not take."""
+        if request.task == "segment" and not self.caps.segmentation:
+            raise UnsupportedTask(
+                f"{self.model} cannot segment: it is not trained for segmentation masks. Models "
+                f"that can: {', '.join(SEGMENTATION_MODELS)} (pass model=...), or pass "
+                "capabilities=ModelCaps(...) if you know this model can",
+                task="segment",
+            )
         caps = self.caps
         chosen = options.get("media_resolution")
         if not chosen or not caps.known:

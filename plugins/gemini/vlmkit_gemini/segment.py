@@ -13,7 +13,10 @@ from collections.abc import Sequence
 
 import vlmkit
 
-__all__ = ["polygon_segment_prompt", "segment_prompt"]
+__all__ = ["SEGMENTATION_MODELS", "polygon_segment_prompt", "segment_prompt"]
+
+#: Current models trained for segmentation (named in the error for a model that is not).
+SEGMENTATION_MODELS = ("gemini-3.6-flash", "gemini-3.8-flash", "gemini-3.5-flash-lite")
 
 _POLYGON_SEGMENT = (
     'Give the segmentation masks for the {things}. Output a JSON object with the key "boxes" '

@@ -1,34 +1,38 @@
 """The gemini-api and gemini-vertex backends: Gemini through the google-genai SDK.
 
 Both share :class:`GeminiBackend`, which turns a provider-neutral :class:`vlmkit.Request` into one
-``generate_content`` call: images encoded by vlmkit (upright, explicit MIME type) and placed before
-the prompt, inline below ``inline_limit_bytes`` and through the Files API above it (gemini-api);
-videos through the Files API (gemini-api) or ``gs://`` URIs (Vertex); JSON mode with a response
-schema for detection; the thinking setting Google advises for spatial tasks, per model (see
-:mod:`vlmkit_gemini.models`). vlmkit owns the retry policy (:mod:`vlmkit_gemini.retry`), maps every
-SDK and transport error to the vlmkit error tree (:mod:`vlmkit_gemini.errors`), and reports
-blocked, cut-off and empty answers as outcomes on the result, never as exceptions.
+``generate_content`` call. It holds a small object per job, each in a module named for it:
+
+* :mod:`vlmkit_gemini.settings` and :mod:`vlmkit_gemini.modelchoice` — the construction
+  arguments checked; the model, a retired name's warning and replacement, its capabilities;
+* :mod:`vlmkit_gemini.parts` — images encoded by vlmkit (upright, explicit MIME type) before
+  the prompt, inline below ``inline_limit_bytes`` and through the Files API above it or on
+  reuse (gemini-api); videos through the Files API (gemini-api), inline or by ``gs://`` URI
+  (Vertex);
+* :mod:`vlmkit_gemini.request` — the call's config: JSON mode with a response schema for
+  detection, the thinking setting Google advises for spatial tasks, per model (see
+  :mod:`vlmkit_gemini.models`);
+* :mod:`vlmkit_gemini.calls` — vlmkit's retry policy (:mod:`vlmkit_gemini.retry`), every SDK and
+  transport error mapped to the vlmkit error tree (:mod:`vlmkit_gemini.errors`);
+* :mod:`vlmkit_gemini.response` — blocked, cut-off and empty answers reported as outcomes on
+  the result, never as exceptions.
 
 The generic task route of the core serves every task; the only native route is ``segment``,
-which asks Gemini 3.x for polygon masks and refuses the ``<start_of_mask><seg_N>`` token format
-(:mod:`vlmkit_gemini.segtokens`). ``Session.run(..., mode="batch")`` goes through
-:meth:`GeminiApiBackend.batch_run` (:mod:`vlmkit_gemini.batch`): the same requests, built here
-in capture mode and answered in replay mode.
+which asks Gemini 3.x for polygon masks (:mod:`vlmkit_gemini.segment`) and refuses the
+``<start_of_mask><seg_N>`` token format (:mod:`vlmkit_gemini.segtokens`).
+``Session.run(..., mode="batch")`` goes through :meth:`GeminiApiBackend.batch_run`
+(:mod:`vlmkit_gemini.batch`): the same requests, built here in capture mode and answered in
+replay mode.
 """
 
 from __future__ import annotations
 
-import collections
 import functools
 import logging
-import math
 import os
-import re
 import threading
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -38,29 +42,35 @@ from vlmkit import (
     AuthError,
     Backend,
     ConfigError,
-    EncodedImage,
-    FinishReason,
     Generation,
-    InvalidRequest,
-    MediaError,
     Option,
     Request,
     ResizePolicy,
-    SentImage,
     TaskRequest,
     UnsupportedTask,
-    Usage,
     VlmkitError,
-    encode_image,
 )
+from vlmkit_gemini import settings
 from vlmkit_gemini.batch import Captured, _Capture, _Replay, batch_mode
-from vlmkit_gemini.errors import FileGone, SettingRefused, map_error, refused_option
+from vlmkit_gemini.calls import SdkCalls, http_options
+from vlmkit_gemini.errors import FileGone, SettingRefused
 from vlmkit_gemini.files import FileStore
-from vlmkit_gemini.lifecycle import RETIRED, RetiredModelWarning, RetiredTable, retirement_message
-from vlmkit_gemini.models import MODEL_TABLE, ModelCaps, ModelTable, normalize_model
-from vlmkit_gemini.options import DEFAULT_MAX_OUTPUT_TOKENS, OPTION_NAMES, OPTIONS
-from vlmkit_gemini.pricing import Price, PriceTable, estimate_cost
+from vlmkit_gemini.lifecycle import RETIRED, RetiredTable
+from vlmkit_gemini.modelchoice import choose_model
+from vlmkit_gemini.models import ModelCaps, ModelTable
+from vlmkit_gemini.options import OPTIONS
+from vlmkit_gemini.parts import PartsEncoder
+from vlmkit_gemini.pricing import Price, PriceTable, max_request_cost
+from vlmkit_gemini.request import (
+    DETECT_SCHEMA,
+    RequestBuilder,
+    detect_schema,
+    max_output_tokens,
+    sdk_constants,
+)
+from vlmkit_gemini.response import AnswerReader
 from vlmkit_gemini.retry import RetryPolicy
+from vlmkit_gemini.segment import SEGMENTATION_MODELS, polygon_segment_prompt, segment_prompt
 from vlmkit_gemini.segtokens import refuse_seg_tokens
 from vlmkit_gemini.videotrack import track_video_prompt
 
@@ -84,187 +94,13 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_MAX_OUTPUT_TOKENS = 65_536  # the most output tokens current Gemini models give
 
 #: The model used when none is named: a current GA Gemini model trained for detection and
 #: segmentation (see the model table in docs/backends/gemini.md for why and for alternatives).
 DEFAULT_MODEL = "gemini-3.6-flash"
-#: Current models trained for segmentation (named in the error for a model that is not).
-SEGMENTATION_MODELS = ("gemini-3.6-flash", "gemini-3.8-flash", "gemini-3.5-flash-lite")
 #: Request budget for inline media: Google's documented 20 MB request limit (base64 included).
 DEFAULT_INLINE_LIMIT = 20 * 1000 * 1000
-_REQUEST_OVERHEAD = 8 * 1024  # JSON framing, config and headers around the media
-# Spatial answers get the thinking Google advises for them (off on 2.5: Robotics-ER's pointing
-# sample and the segmentation guide set thinking_budget=0).
-_SPATIAL_TASKS = ("detect", "segment", "points")
-_SEEN_MAX = 4096  # image hashes remembered for upload-on-reuse
 _CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-
-
-#: The response schema for detection: Google's native ``box_2d`` list. When the caller gave a
-#: list of classes (``Request.labels``), ``label`` is constrained to them (see
-#: :func:`detect_schema`).
-DETECT_SCHEMA: dict[str, Any] = {
-    "type": "ARRAY",
-    "items": {
-        "type": "OBJECT",
-        "properties": {
-            "box_2d": {"type": "ARRAY", "items": {"type": "INTEGER"}},
-            "label": {"type": "STRING"},
-        },
-        "required": ["box_2d", "label"],
-        "property_ordering": ["box_2d", "label"],
-    },
-}
-
-
-def detect_schema(labels: Sequence[str] = ()) -> dict[str, Any]:
-    """The detection response schema; with ``labels``, ``label`` must be one of them."""
-    names = list(dict.fromkeys(str(label) for label in labels if str(label)))
-    if not names:
-        return DETECT_SCHEMA
-    item = DETECT_SCHEMA["items"]
-    label = {"type": "STRING", "format": "enum", "enum": names}
-    return {
-        **DETECT_SCHEMA,
-        "items": {**item, "properties": {**item["properties"], "label": label}},
-    }
-
-
-@functools.cache
-def _sdk_constants() -> dict[str, Any]:
-    """SDK objects every call reuses, validated once (pydantic validation costs per call).
-
-    Building them, and one throw-away request and response, also completes the SDK's pydantic
-    models, which pydantic builds lazily: otherwise the first request of a process pays for it
-    (about 50 ms), and a run's whole first wave of requests waits behind it.
-    """
-    from google.genai import types
-
-    types.GenerateContentConfig(
-        response_mime_type="application/json",
-        thinking_config=types.ThinkingConfig(thinking_budget=0),
-        media_resolution=types.MediaResolution.MEDIA_RESOLUTION_LOW,
-    )
-    parts = [types.Part.from_bytes(data=b"", mime_type="image/png"), types.Part.from_text(text="")]
-    types.Content(role="user", parts=parts)
-    answer = {"content": {"role": "model", "parts": [{"text": "[]"}]}, "finishReason": "STOP"}
-    types.GenerateContentResponse.model_validate(
-        {"candidates": [answer], "usageMetadata": {"promptTokenCount": 1}}
-    )
-    return {
-        "detect_schema": types.Schema.model_validate(DETECT_SCHEMA),
-        "afc_off": types.AutomaticFunctionCallingConfig(disable=True),
-    }
-
-
-@functools.lru_cache(maxsize=256)
-def _labelled_schema(labels: tuple[str, ...]) -> types.Schema:
-    """The validated detection schema for one label list (validated once per list)."""
-    from google.genai import types
-
-    return types.Schema.model_validate(detect_schema(labels))
-
-
-_POLYGON_SEGMENT = (
-    'Give the segmentation masks for the {things}. Output a JSON object with the key "boxes" '
-    'holding a list where each entry contains the 2D bounding box in the key "box_2d" as '
-    '[ymin, xmin, ymax, xmax] normalized to 0-1000, the segmentation mask in the key "mask" as '
-    "a polygon (a list of [x, y] points normalized to 0-1000 over the whole image), and the text "
-    'label in the key "label". {label_rule}'
-)
-
-
-def _template_regex(template: str) -> re.Pattern[str]:
-    head, rest = template.split("{things}")
-    middle, tail = rest.split("{label_rule}")
-    return re.compile(
-        re.escape(head)
-        + r"(?P<things>.+?)"
-        + re.escape(middle)
-        + r"(?P<rule>.*)"
-        + re.escape(tail),
-        re.DOTALL,
-    )
-
-
-_SEGMENT_RE = _template_regex(vlmkit.prompts.SEGMENT)
-
-
-#: Words that already say which things are meant: "for all socks", never "for the all socks".
-_DETERMINER = re.compile(
-    r"^(?:all|every|each|any|some|these|those|this|that|my|your|his|her|its|our|their|both)\b",
-    re.IGNORECASE,
-)
-
-
-def segment_prompt(
-    prompt: str, *, polygons: bool, description: str | None = None, labels: Sequence[str] = ()
-) -> str:
-    """The Gemini segmentation prompt for a request whose ``prompt`` is the core's Google
-    ``SEGMENT`` sentence: polygon masks for Gemini 3.x (``polygons``), the core's PNG-mask
-    sentence otherwise. The caller's ``description`` decides the article: "the cups", but
-    "all socks" and "every red cup" as written; ``labels`` are class names and keep "the".
-    Any other prompt (the caller's own instruction, a template override) is returned unchanged.
-    """
-    match = _SEGMENT_RE.fullmatch(prompt.strip())
-    if match is None:
-        return prompt
-    template = _POLYGON_SEGMENT if polygons else vlmkit.prompts.SEGMENT
-    things = match["things"]
-    if not labels and description and _DETERMINER.match(description.strip()):
-        template = template.replace("the {things}", "{things}")
-        things = " ".join(description.split())
-    return template.format(things=things, label_rule=match["rule"]).strip()
-
-
-def polygon_segment_prompt(prompt: str) -> str:
-    """The core's PNG-mask segmentation prompt rewritten to ask for polygon masks (Gemini 3.x);
-    any other prompt (the caller's own instruction) is returned unchanged."""
-    return segment_prompt(prompt, polygons=True)
-
-
-def _duration(seconds: float) -> str:
-    """Seconds as a protobuf Duration: ``10`` → ``"10s"``, ``1.25`` → ``"1.25s"``."""
-    text = f"{float(seconds):.3f}".rstrip("0").rstrip(".")
-    return f"{text}s"
-
-
-def _b64_size(size: int) -> int:
-    return 4 * math.ceil(size / 3)
-
-
-def _enum_name(value: Any) -> str:
-    return str(getattr(value, "name", None) or getattr(value, "value", None) or value)
-
-
-_SAFETY_FINISH = frozenset(
-    {
-        "SAFETY",
-        "BLOCKLIST",
-        "PROHIBITED_CONTENT",
-        "SPII",
-        "IMAGE_SAFETY",
-        "IMAGE_PROHIBITED_CONTENT",
-        "MODEL_ARMOR",
-    }
-)
-_HARM_CATEGORIES = (
-    "HARM_CATEGORY_HARASSMENT",
-    "HARM_CATEGORY_HATE_SPEECH",
-    "HARM_CATEGORY_SEXUALLY_EXPLICIT",
-    "HARM_CATEGORY_DANGEROUS_CONTENT",
-)
-
-
-def _finish_reason(name: str | None) -> FinishReason:
-    if name in (None, "", "STOP", "FINISH_REASON_UNSPECIFIED"):
-        return FinishReason.STOP
-    if name == "MAX_TOKENS":
-        return FinishReason.MAX_TOKENS
-    if name in _SAFETY_FINISH:
-        return FinishReason.SAFETY
-    return FinishReason.OTHER
 
 
 class GeminiBackend(Backend):
@@ -324,123 +160,65 @@ class GeminiBackend(Backend):
         concurrency: int | None = None,
         **defaults: Any,
     ) -> None:
-        unknown = sorted(set(defaults) - OPTION_NAMES)
-        if unknown:
-            raise ConfigError(
-                f"{self.backend_name} has no argument(s) {', '.join(unknown)}; per-call options "
-                f"are {', '.join(sorted(OPTION_NAMES))}; see docs/backends/gemini.md for the "
-                "construction arguments"
-            )
-        declared = {o.name: o for o in OPTIONS}
-        self._defaults = {k: declared[k].validate(v) for k, v in defaults.items() if v is not None}
-        self.model = normalize_model(model or DEFAULT_MODEL)
+        self._defaults = settings.option_defaults(self.backend_name, defaults)
+        choice = choose_model(
+            model or DEFAULT_MODEL,
+            retired=self.retired_models if retired is None else retired,
+            capabilities=capabilities,
+        )
+        self.model = choice.model
         #: the model that answers: ``model``, or the model Google routes a retired name to
-        self.answering_model = self._check_retired(retired)
-        self.capability_table, self.caps = self._capabilities(capabilities)
-        if timeout_s is None or not timeout_s > 0:
-            raise ConfigError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
-        self.timeout_s = float(timeout_s)
-        policy = retry or RetryPolicy()
-        if max_attempts is not None:
-            policy = attrs.evolve(policy, max_attempts=max_attempts)
-        if max_retry_wait_s is not None:
-            policy = attrs.evolve(policy, max_total_wait_s=max_retry_wait_s)
-        self.retry = policy
-        if not isinstance(inline_limit_bytes, int) or inline_limit_bytes <= 0:
-            raise ConfigError(
-                f"inline_limit_bytes must be a positive int, got {inline_limit_bytes!r}"
-            )
-        self.inline_limit_bytes = inline_limit_bytes
+        self.answering_model = choice.answering_model
+        self.capability_table, self.caps = choice.table, choice.caps
+        self.timeout_s = settings.timeout(timeout_s)
+        self.retry = settings.retry_policy(retry, max_attempts, max_retry_wait_s)
+        self.inline_limit_bytes = settings.inline_limit(inline_limit_bytes)
         if max_image_side is not None:
             self.image_policy = ResizePolicy.fit(int(max_image_side))
-        if str(image_format).lower() not in ("auto", "jpeg", "jpg", "png", "webp"):
-            raise ConfigError(f"image_format must be auto, jpeg, png or webp, got {image_format!r}")
-        if (
-            isinstance(jpeg_quality, bool)
-            or not isinstance(jpeg_quality, int)
-            or not 1 <= jpeg_quality <= 100
-        ):
-            raise ConfigError(
-                f"jpeg_quality must be an integer from 1 to 100, got {jpeg_quality!r}"
-            )
+        settings.check_image_settings(image_format, jpeg_quality)
         self.image_format = image_format
         self.jpeg_quality = jpeg_quality
         self.prices = PriceTable.of(prices)
+        self._answers = AnswerReader(
+            answering_model=self.answering_model,
+            prices=self.prices,
+            thinking_knob=self.caps.thinking,
+        )
         if concurrency is not None:
-            if int(concurrency) < 1:
-                raise ConfigError(f"concurrency must be at least 1, got {concurrency!r}")
-            self.concurrency = int(concurrency)
+            self.concurrency = settings.concurrency(concurrency)
         self.base_url = base_url
         self._lock = threading.Lock()
         self._closed = False
-        self._no_spatial_thinking = False  # the server refused the table's spatial default
-        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._secrets: tuple[str, ...] = ()
-        self.files: FileStore | None = None
-        self._client: genai.Client = self._make_client(
-            self._http_options(base_url=base_url, api_version=api_version)
+        client_options = http_options(
+            base_url=base_url,
+            api_version=api_version,
+            timeout_s=self.timeout_s,
+            concurrency=self.concurrency,
         )
-        _sdk_constants()  # once per process: see its docstring
-
-    def _capabilities(
-        self, capabilities: ModelCaps | ModelTable | Mapping[str, ModelCaps] | None
-    ) -> tuple[ModelTable, ModelCaps]:
-        """This instance's capability table and its model's entry (nothing global changes)."""
-        if capabilities is None:
-            table = MODEL_TABLE
-        elif isinstance(capabilities, ModelCaps):
-            table = MODEL_TABLE.extended({self.model: capabilities})
-        elif isinstance(capabilities, ModelTable):
-            table = capabilities
-        elif isinstance(capabilities, Mapping):
-            table = MODEL_TABLE.extended(capabilities)
-        else:
-            raise ConfigError(
-                "capabilities must be a vlmkit_gemini.models.ModelCaps, a mapping "
-                "{model pattern: ModelCaps} or a ModelTable, got "
-                f"{type(capabilities).__name__}"
-            )
-        if isinstance(capabilities, ModelCaps):
-            return table, capabilities
-        caps = table.caps_for(self.answering_model)
-        if self.answering_model != self.model:
-            # A routed retired name: the replacement answers, but whether the endpoint checks
-            # options against the old name or the new one is not documented, so send only what
-            # both accept: no default thinking setting, media_resolution for the whole request.
-            caps = attrs.evolve(caps, spatial_thinking=None, part_media_resolution=False)
-        return table, caps
-
-    def _check_retired(self, retired: RetiredTable | None) -> str:
-        """Warn about a retired model name; the model that will answer it."""
-        table = self.retired_models if retired is None else retired
-        found = table.lookup(self.model)
-        if found is None:
-            return self.model
-        warnings.warn(retirement_message(self.model, found), RetiredModelWarning, stacklevel=4)
-        return normalize_model(found.replacement) if found.routed else self.model
+        self._client: genai.Client = self._make_client(client_options)
+        self._calls = SdkCalls(
+            retry=self.retry, model=self.model, vertex=self.vertex, secrets=self._secret_values()
+        )
+        self._requests = RequestBuilder(model=self.model, caps=self.caps)
+        #: the Files API store (gemini-api), None where there is none (Vertex AI)
+        self.files: FileStore | None = self._file_store()
+        self._media = PartsEncoder(
+            caps=self.caps,
+            files=self.files,
+            inline_limit_bytes=self.inline_limit_bytes,
+            image_format=self.image_format,
+            jpeg_quality=self.jpeg_quality,
+            reuse_upload_min_bytes=self.reuse_upload_min_bytes,
+        )
+        sdk_constants()  # once per process: see its docstring
 
     # -- client ---------------------------------------------------------------------------
-    def _http_options(self, *, base_url: str | None, api_version: str | None) -> types.HttpOptions:
-        import httpx2
-        from google.genai import types
-
-        # No retry_options: the SDK's own retries stay off, vlmkit's policy applies.
-        # An explicit httpx2 async transport pins the async stack: aiohttp being importable
-        # changes nothing (its errors, timeouts and retry behaviour differ).
-        keepalive = max(64, 2 * self.concurrency)
-        limits = httpx2.Limits(
-            max_connections=max(100, keepalive), max_keepalive_connections=keepalive
-        )
-        return types.HttpOptions(
-            base_url=base_url or None,
-            api_version=api_version or None,
-            timeout=int(self.timeout_s * 1000),
-            client_args={"limits": limits},
-            async_client_args={"transport": httpx2.AsyncHTTPTransport(limits=limits)},
-        )
-
     def _make_client(self, http_options: types.HttpOptions) -> genai.Client:
         raise NotImplementedError
+
+    def _file_store(self) -> FileStore | None:
+        """The Files API store for this backend's client; None: the endpoint has no Files API."""
+        return None
 
     @property
     def client(self) -> genai.Client:
@@ -464,54 +242,36 @@ class GeminiBackend(Backend):
 
     # -- what a request can cost at most (vlmkit.budget: a run's hard --budget cap) ----------
     def max_cost_usd(self, request: Request) -> float | None:
-        """A generous upper bound on the cost of ``request``: its prompt (2 characters a token),
-        each image at the most tokens Gemini bills for it (258 per 768-pixel tile, at least
-        1120), and the most output the call allows (``max_output_tokens``, else the task's
-        default, else 65,536; thinking included) at the dearer of the output and thinking
-        rates. None without a price."""
+        """A generous upper bound on the cost of ``request`` with the most output the call
+        allows (``max_output_tokens``, else the task's default), by
+        :func:`~vlmkit_gemini.pricing.max_request_cost`; None without a price."""
         price = self.prices.lookup(self.model)
         if price is None:
             return None
-        prompt = len(request.prompt) // 2 + len(request.system or "") // 2 + 64
-        for sent in request.images:
-            width, height = sent.image.size
-            prompt += max(1120, 258 * -(-width // 768) * -(-height // 768))
-        limit = self._max_output_tokens(request, {**self._defaults, **request.options})
-        output = int(limit or _MAX_OUTPUT_TOKENS)
-        long = price.input_long is not None and prompt > price.long_context_tokens
-        input_rate = price.input_long if long and price.input_long is not None else price.input
-        rates = [price.output, price.thinking or 0.0, price.output_long or 0.0]
-        return (prompt * max(input_rate, price.input) + output * max(rates)) / 1_000_000
+        limit = max_output_tokens(request, {**self._defaults, **request.options})
+        return max_request_cost(price, request, limit)
 
     # -- the primitive --------------------------------------------------------------------
     def generate(self, request: Request) -> Generation:
         if self._closed:
             raise ConfigError(f"this {self.backend_name} backend is closed")
         options = {**self._defaults, **request.options}
-        caps = self.caps
-        if request.task == "segment" and not caps.segmentation:
-            raise UnsupportedTask(
-                f"{self.model} cannot segment: it is not trained for segmentation masks. Models "
-                f"that can: {', '.join(SEGMENTATION_MODELS)} (pass model=...), or pass "
-                "capabilities=ModelCaps(...) if you know this model can",
-                task="segment",
-            )
-        self._check_media_resolution(request, options, caps)
+        self._requests.check(request, options)
         started = time.perf_counter()
         thinking_was_default = False
         mode = batch_mode()
         for attempt in range(3):
-            config, thinking_was_default = self._config(request, options, caps)
-            parts = self._parts(request, options)
+            config, thinking_was_default = self._requests.config(request, options)
+            parts = self._media.parts(request, options)
             if isinstance(mode, _Capture):
-                raise Captured(self._inlined_request(parts, config))
+                raise Captured(self._requests.inlined_request(parts, config))
             if isinstance(mode, _Replay):
                 response = mode.response
                 break
             call = functools.partial(
                 self._client.models.generate_content,
                 model=self.model,
-                contents=[self._content(parts)],
+                contents=[self._requests.content(parts)],
                 config=config,
             )
             try:
@@ -527,7 +287,7 @@ class GeminiBackend(Backend):
                         self.model,
                         err,
                     )
-                    self._no_spatial_thinking = True
+                    self._requests.no_spatial_thinking = True
                     continue
                 raise
             except FileGone:
@@ -537,24 +297,10 @@ class GeminiBackend(Backend):
                             self.files.forget_uri(part.file_data.file_uri)
                     continue
                 raise
-        sent = {**options, "max_output_tokens": self._max_output_tokens(request, options)}
+        sent = {**options, "max_output_tokens": max_output_tokens(request, options)}
         if isinstance(mode, _Replay):
             sent["service_tier"] = "batch"  # priced at the Batch API's rate
-        return self._generation(response, sent, time.perf_counter() - started)
-
-    def _inlined_request(
-        self, parts: list[types.Part], config: types.GenerateContentConfig
-    ) -> types.InlinedRequest:
-        """The Batch API request for a call built by :meth:`generate` (client-side settings and
-        the service tier, which batch jobs do not take, left out)."""
-        from google.genai import types
-
-        batch_config = config.model_copy(
-            update={"automatic_function_calling": None, "http_options": None, "service_tier": None}
-        )
-        return types.InlinedRequest(
-            model=self.model, contents=[self._content(parts)], config=batch_config
-        )
+        return self._answers.generation(response, sent, time.perf_counter() - started)
 
     def batch_run(self, session: Any, task: str, inputs: Any, **kwargs: Any) -> Any:
         """The run behind ``Session.run(..., mode="batch")``: see :mod:`vlmkit_gemini.batch`."""
@@ -596,387 +342,16 @@ class GeminiBackend(Backend):
     def _call(
         self, function: Callable[[], Any], what: str, sent: Mapping[str, Any] | None = None
     ) -> Any:
-        """Run one SDK call under vlmkit's retry policy with errors mapped; ``sent`` (the
-        call's options) lets a refused setting be named with its value."""
-
-        def attempt() -> Any:
-            try:
-                return function()
-            except VlmkitError:
-                raise
-            except Exception as err:
-                raise self._map(err, sent) from err
-
-        return self.retry.call(attempt, what=what)
+        """Run one SDK call under the retry policy with errors mapped (:mod:`.calls`)."""
+        return self._calls.call(function, what, sent)
 
     def _map(self, err: BaseException, sent: Mapping[str, Any] | None = None) -> VlmkitError:
-        from google.genai import errors as genai_errors
+        """The vlmkit error for an SDK or transport error (:mod:`.calls`)."""
+        return self._calls.map(err, sent)
 
-        mapped = map_error(err, model=self.model, vertex=self.vertex, secrets=self._secrets)
-        if type(mapped) is not InvalidRequest or not isinstance(err, genai_errors.APIError):
-            return mapped
-        option = refused_option(str(err.message or "")) if err.code == 400 else None
-        if option is None:
-            return mapped
-        sent = sent or {}
-        if option == "thinking":
-            option = next((n for n in ("thinking_budget", "thinking_level") if n in sent), option)
-        setting = f"{option}={sent[option]!r}" if option in sent else f"the default {option}"
-        return SettingRefused(
-            f"{self.model} refused {setting}: {mapped}. Change or omit {option}; see the "
-            "capability table in docs/backends/gemini.md",
-            option=option,
-        )
-
-    # -- request building -----------------------------------------------------------------
-    def _content(self, parts: list[types.Part]) -> types.Content:
-        from google.genai import types
-
-        return types.Content(role="user", parts=parts)
-
-    def _spatial(self, request: Request) -> bool:
-        if request.task in _SPATIAL_TASKS:
-            return True
-        return request.task == "ocr" and request.json
-
-    @staticmethod
-    def _max_output_tokens(request: Request, options: Mapping[str, Any]) -> int | None:
-        """The caller's ``max_output_tokens``, else the task's default (room for thinking)."""
-        if options.get("max_output_tokens") is not None:
-            return int(options["max_output_tokens"])
-        return DEFAULT_MAX_OUTPUT_TOKENS.get(request.task)
-
-    @staticmethod
-    def _resolution(
-        request: Request, options: Mapping[str, Any], caps: ModelCaps, *, video: bool
-    ) -> str | None:
-        """The ``media_resolution`` for the images (``video=False``) or the video of a request."""
-        chosen = options.get("media_resolution")
-        if chosen:
-            return str(chosen)
-        return caps.video_media_resolution if video else caps.image_media_resolution
-
-    def _check_media_resolution(
-        self, request: Request, options: Mapping[str, Any], caps: ModelCaps
-    ) -> None:
-        """Refuse, before sending, a ``media_resolution`` this model does not take."""
-        chosen = options.get("media_resolution")
-        if not chosen or not caps.known:
-            return
-        problem = caps.resolution_problem(str(chosen), video=request.video is not None)
-        if problem is None and chosen == "ultra_high" and not caps.part_media_resolution:
-            problem = "ultra_high is a per-part setting of Gemini 3.x models"
-        if problem:
-            raise ConfigError(
-                f"{self.model} does not accept media_resolution={chosen!r}: {problem}"
-            )
-
-    def _part_resolution(self, level: str | None) -> types.PartMediaResolution | None:
-        from google.genai import types
-
-        if not level or not self.caps.part_media_resolution:
-            return None
-        return types.PartMediaResolution(
-            level=types.PartMediaResolutionLevel(f"MEDIA_RESOLUTION_{level.upper()}")
-        )
-
-    def _config(
-        self, request: Request, options: Mapping[str, Any], caps: ModelCaps
-    ) -> tuple[types.GenerateContentConfig, bool]:
-        from google.genai import types
-
-        # No tools are ever sent; disabling automatic function calling skips its client-side
-        # machinery and its log line on every call (it is not part of the request body).
-        config: dict[str, Any] = {"automatic_function_calling": _sdk_constants()["afc_off"]}
-        if request.system and caps.system_instruction:
-            config["system_instruction"] = request.system
-        for name in ("temperature", "top_p", "top_k", "seed"):
-            if options.get(name) is not None:
-                config[name] = options[name]
-        limit = self._max_output_tokens(request, options)
-        if limit is not None:
-            config["max_output_tokens"] = limit
-        if options.get("service_tier") is not None:
-            config["service_tier"] = types.ServiceTier(options["service_tier"])
-        wants_json = request.json
-        if wants_json and caps.structured_output:
-            config["response_mime_type"] = "application/json"
-            if request.response_schema is not None:
-                config["response_json_schema"] = request.response_schema
-            elif request.task == "detect" and options.get("structured_output", True):
-                config["response_schema"] = (
-                    _labelled_schema(tuple(request.labels))
-                    if request.labels
-                    else _sdk_constants()["detect_schema"]
-                )
-        resolution = self._resolution(request, options, caps, video=request.video is not None)
-        if resolution and not caps.part_media_resolution:
-            config["media_resolution"] = f"MEDIA_RESOLUTION_{resolution.upper()}"
-        thinking, by_default = self._thinking(request, options, caps)
-        if thinking is not None:
-            config["thinking_config"] = thinking
-        safety = options.get("safety")
-        if safety and safety != "default":
-            threshold = types.HarmBlockThreshold(safety.upper())
-            config["safety_settings"] = [
-                types.SafetySetting(category=types.HarmCategory(category), threshold=threshold)
-                for category in _HARM_CATEGORIES
-            ]
-        if options.get("timeout_s") is not None:
-            config["http_options"] = types.HttpOptions(timeout=int(options["timeout_s"] * 1000))
-        return types.GenerateContentConfig(**config), by_default
-
-    def _thinking(
-        self, request: Request, options: Mapping[str, Any], caps: ModelCaps
-    ) -> tuple[types.ThinkingConfig | None, bool]:
-        from google.genai import types
-
-        budget, level = options.get("thinking_budget"), options.get("thinking_level")
-        if budget is not None and level is not None:
-            raise ConfigError("pass thinking_budget or thinking_level, not both")
-        if budget is not None:
-            problem = caps.budget_problem(budget) if caps.known else None
-            if problem:
-                raise ConfigError(
-                    f"{self.model} does not accept thinking_budget={budget}: {problem}"
-                )
-            return types.ThinkingConfig(thinking_budget=budget), False
-        if level is not None:
-            problem = caps.level_problem(level) if caps.known else None
-            if problem:
-                raise ConfigError(
-                    f"{self.model} does not accept thinking_level={level!r}: {problem}"
-                )
-            return types.ThinkingConfig(thinking_level=types.ThinkingLevel(level.upper())), False
-        spatial = caps.spatial_thinking
-        if spatial is None or self._no_spatial_thinking or not self._spatial(request):
-            return None, False
-        if caps.thinking == "budget":
-            return types.ThinkingConfig(thinking_budget=int(spatial)), True
-        return types.ThinkingConfig(thinking_level=types.ThinkingLevel(str(spatial).upper())), True
-
-    # -- media ----------------------------------------------------------------------------
-    def _parts(
-        self, request: Request, options: Mapping[str, Any] | None = None
-    ) -> list[types.Part]:
-        from google.genai import types
-
-        options = options or {}
-        caps = self.caps
-        parts = self._image_parts(request)
-        image_level = self._part_resolution(self._resolution(request, options, caps, video=False))
-        if image_level is not None:
-            parts = [p.model_copy(update={"media_resolution": image_level}) for p in parts]
-        if request.video is not None:
-            video = self._video_part(request)
-            level = self._part_resolution(self._resolution(request, options, caps, video=True))
-            if level is not None:
-                video = video.model_copy(update={"media_resolution": level})
-            parts.append(video)
-        prompt = request.prompt
-        if request.system and not self.caps.system_instruction:
-            prompt = f"{request.system}\n\n{prompt}"
-        parts.append(types.Part.from_text(text=prompt))
-        return parts
-
-    def _encode(self, sent: SentImage) -> EncodedImage:
-        """The bytes to send for one image, by :func:`vlmkit.encode_image`: with ``"auto"`` an
-        unchanged upright JPEG, PNG or WEBP file goes as it is (its content hash, the Files API
-        key, is then the file's own); anything else is encoded once."""
-        unchanged = sent.image is sent.original.image
-        source = sent.original if unchanged else sent.image
-        fmt = str(self.image_format).lower()
-        return encode_image(source, format=fmt, quality=self.jpeg_quality)
-
-    def _image_parts(self, request: Request) -> list[types.Part]:
-        from google.genai import types
-
-        encoded = [self._encode(sent) for sent in request.images]
-        budget = self.inline_limit_bytes - _REQUEST_OVERHEAD - len(request.prompt.encode())
-        budget -= len((request.system or "").encode())
-        uploads: dict[int, Any] = {}
-        if self.files is not None and isinstance(batch_mode(), _Capture):
-            # A batch job reads its images later, from the Files API (kept 48 hours).
-            for index, image in enumerate(encoded):
-                uploads[index] = self._upload_image(image)
-        elif self.files is not None:
-            for index, image in enumerate(encoded):
-                key = FileStore.key_for_bytes(image.sha256, image.mime_type)
-                found = self.files.cached(key)
-                if found is not None:
-                    uploads[index] = found
-                elif self._seen_before(key, len(image.data)):
-                    uploads[index] = self._upload_image(image)
-        inline = sum(_b64_size(len(e.data)) for i, e in enumerate(encoded) if i not in uploads)
-        # Over the budget: move the largest images to the Files API until the rest fits.
-        for index in sorted(range(len(encoded)), key=lambda i: -len(encoded[i].data)):
-            if inline <= budget:
-                break
-            if index in uploads:
-                continue
-            image = encoded[index]
-            uploads[index] = self._upload_image(image)
-            inline -= _b64_size(len(image.data))
-        parts = []
-        for index, image in enumerate(encoded):
-            if index in uploads:
-                found = uploads[index]
-                parts.append(types.Part.from_uri(file_uri=found.uri, mime_type=image.mime_type))
-            else:
-                parts.append(types.Part.from_bytes(data=image.data, mime_type=image.mime_type))
-        return parts
-
-    def _seen_before(self, key: str, size: int) -> bool:
-        """Whether a large image was sent before by this backend (it is then worth uploading)."""
-        limit = self.reuse_upload_min_bytes
-        if limit is None or size < limit:
-            return False
-        with self._lock:
-            if key in self._seen:
-                self._seen.move_to_end(key)
-                return True
-            self._seen[key] = None
-            while len(self._seen) > _SEEN_MAX:
-                self._seen.popitem(last=False)
-        return False
-
-    def _upload_image(self, image: EncodedImage) -> Any:
-        limit = self.inline_limit_bytes
-        if self.files is None:
-            raise MediaError(
-                f"an image needs {_b64_size(len(image.data)):,} bytes inline, over "
-                f"inline_limit_bytes={limit:,}, and Vertex AI has no Files API: shrink images "
-                "with max_image_side=..., or raise inline_limit_bytes if your endpoint accepts "
-                "larger requests"
-            )
-        key = FileStore.key_for_bytes(image.sha256, image.mime_type)
-        return self.files.upload(
-            image.data,
-            key=key,
-            mime_type=image.mime_type,
-            display_name=f"vlmkit-{image.sha256[:16]}",
-        )
-
-    def _video_metadata(self, request: Request) -> types.VideoMetadata | None:
-        from google.genai import types
-
-        video = request.video
-        assert video is not None
-        fields: dict[str, Any] = {}
-        if video.fps is not None:
-            fields["fps"] = float(video.fps)
-        if video.start_s is not None:
-            fields["start_offset"] = _duration(video.start_s)
-        if video.end_s is not None:
-            fields["end_offset"] = _duration(video.end_s)
-        return types.VideoMetadata(**fields) if fields else None
-
-    def _video_part(self, request: Request) -> types.Part:
-        from google.genai import types
-
-        video = request.video
-        assert video is not None
-        metadata = self._video_metadata(request)
-        source = video.source
-        if "://" in source or source.startswith("files/"):
-            file_data = types.FileData(file_uri=source, mime_type=video.mime_type)
-            return types.Part(file_data=file_data, video_metadata=metadata)
-        path = Path(source)
-        if not path.is_file():
-            raise MediaError(f"{source}: no such video file", source=source)
-        mime = video.mime_type
-        if not mime:
-            raise MediaError(
-                f"{source}: unknown video type; use a file with a video suffix "
-                "(.mp4, .mov, .webm, .mpeg, .avi, .flv, .wmv, .3gp)",
-                source=source,
-            )
-        return self._local_video_part(path, mime, metadata)
-
-    def _local_video_part(
-        self, path: Path, mime: str, metadata: types.VideoMetadata | None
-    ) -> types.Part:
-        raise NotImplementedError
-
-    # -- answers --------------------------------------------------------------------------
-    def _generation(
-        self, response: types.GenerateContentResponse, options: Mapping[str, Any], latency: float
-    ) -> Generation:
-        """The vlmkit outcome of one answer; ``options["service_tier"]`` (``flex``,
-        ``priority``, or ``batch`` for Batch API answers) sets the price."""
-        meta = response.usage_metadata
-        model = response.model_version or self.answering_model
-        usage = Usage(
-            prompt_tokens=(meta.prompt_token_count or 0) if meta else 0,
-            output_tokens=(meta.candidates_token_count or 0) if meta else 0,
-            thinking_tokens=(meta.thoughts_token_count or 0) if meta else 0,
-            cached_tokens=(meta.cached_content_token_count or 0) if meta else 0,
-            latency_s=latency,
-        )
-        tier = str(options.get("service_tier") or "standard")
-        cost = estimate_cost(model, usage, self.prices, tier)
-        if cost is None and model != self.answering_model:
-            cost = estimate_cost(self.answering_model, usage, self.prices, tier)
-        usage = attrs.evolve(usage, cost_usd=cost)
-        feedback = response.prompt_feedback
-        if feedback is not None and feedback.block_reason is not None:
-            block = _enum_name(feedback.block_reason)
-            why = f"the prompt was blocked ({block})"
-            if feedback.block_reason_message:
-                why += f": {feedback.block_reason_message}"
-            return Generation(
-                text=None, usage=usage, finish=FinishReason.BLOCKED, model=model, detail=why
-            )
-        candidates = response.candidates or []
-        if not candidates:
-            return Generation(
-                text=None,
-                usage=usage,
-                finish=FinishReason.EMPTY,
-                model=model,
-                detail="the model returned no candidates",
-            )
-        candidate = candidates[0]
-        parts = (candidate.content.parts if candidate.content else None) or []
-        text = "".join(p.text for p in parts if p.text and not p.thought) or None
-        reason = _enum_name(candidate.finish_reason) if candidate.finish_reason else None
-        finish = _finish_reason(reason)
-        detail = None
-        if finish is FinishReason.SAFETY:
-            blocked = [
-                _enum_name(r.category)
-                for r in candidate.safety_ratings or []
-                if r.blocked and r.category is not None
-            ]
-            detail = f"the answer was withheld ({reason})" + (
-                f": {', '.join(blocked)}" if blocked else ""
-            )
-        elif finish is FinishReason.MAX_TOKENS:
-            detail = self._cut_off_detail(usage, options.get("max_output_tokens"))
-        elif finish is FinishReason.OTHER:
-            detail = f"the model stopped with finish reason {reason}"
-            if candidate.finish_message:
-                detail += f": {candidate.finish_message}"
-        if text is None and finish is FinishReason.STOP:
-            finish, detail = FinishReason.EMPTY, "the model answered with no text"
-        return Generation(text=text, usage=usage, finish=finish, model=model, detail=detail)
-
-    def _cut_off_detail(self, usage: Usage, limit: int | None) -> str:
-        """Why a ``MAX_TOKENS`` answer was cut off, and what to do — saying so plainly when
-        thinking used (nearly) the whole budget before the answer began."""
-        shown = f"{limit:,}" if limit is not None else "the task default"
-        thinking, answer = usage.thinking_tokens, usage.output_tokens
-        if thinking and (answer == 0 or thinking >= 0.8 * (thinking + answer)):
-            knob = "thinking_level" if self.caps.thinking == "level" else "thinking_budget"
-            return (
-                f"thinking used the token budget: {thinking:,} thinking tokens of "
-                f"max_output_tokens={shown} left {answer:,} for the answer, which was cut off. "
-                f"Raise max_output_tokens (thinking counts against it) or lower {knob}"
-            )
-        return (
-            f"the answer was cut off at max_output_tokens={shown} after {thinking:,} thinking "
-            f"and {answer:,} answer tokens; raise max_output_tokens or lower the thinking setting"
-        )
+    def _secret_values(self) -> tuple[str, ...]:
+        """What errors and logs must never show (the API key)."""
+        return ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1036,8 +411,12 @@ class GeminiApiBackend(GeminiBackend):
         self._file_timeout_s = float(file_timeout_s)
         self._file_poll_interval_s = float(file_poll_interval_s)
         super().__init__(**kwargs)
-        self._secrets = (self._api_key,)
-        self.files = FileStore(
+
+    def _secret_values(self) -> tuple[str, ...]:
+        return (self._api_key,)
+
+    def _file_store(self) -> FileStore:
+        return FileStore(
             self._client,
             call=self._call,
             retry=self.retry,
@@ -1052,17 +431,6 @@ class GeminiApiBackend(GeminiBackend):
             return genai.Client(api_key=self._api_key, http_options=http_options)
         except ValueError as err:
             raise ConfigError(f"could not configure the Gemini client: {err}") from err
-
-    def _local_video_part(
-        self, path: Path, mime: str, metadata: types.VideoMetadata | None
-    ) -> types.Part:
-        from google.genai import types
-
-        assert self.files is not None
-        key = self.files.key_for_path(path, mime)
-        uploaded = self.files.upload(path, key=key, mime_type=mime, display_name=path.name)
-        file_data = types.FileData(file_uri=uploaded.uri, mime_type=uploaded.mime_type or mime)
-        return types.Part(file_data=file_data, video_metadata=metadata)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1137,7 +505,9 @@ class GeminiVertexBackend(GeminiBackend):
                 location or os.environ.get("GOOGLE_CLOUD_LOCATION") or self.default_location
             )
         super().__init__(**kwargs)
-        self._secrets = (self._api_key,) if self._api_key else ()
+
+    def _secret_values(self) -> tuple[str, ...]:
+        return (self._api_key,) if self._api_key else ()
 
     @staticmethod
     def _resolve_credentials(credentials: Any) -> tuple[Any, str | None]:
@@ -1172,21 +542,3 @@ class GeminiVertexBackend(GeminiBackend):
             )
         except ValueError as err:
             raise ConfigError(f"could not configure the Vertex AI client: {err}") from err
-
-    def _local_video_part(
-        self, path: Path, mime: str, metadata: types.VideoMetadata | None
-    ) -> types.Part:
-        from google.genai import types
-
-        size = path.stat().st_size
-        if _b64_size(size) + _REQUEST_OVERHEAD > self.inline_limit_bytes:
-            raise MediaError(
-                f"{path}: {size:,} bytes is too large to send inline (inline_limit_bytes="
-                f"{self.inline_limit_bytes:,}, base64 included) and Vertex AI has no Files API. "
-                "Upload it to Cloud Storage (gcloud storage cp ... gs://BUCKET/...) and pass the "
-                "gs:// URI instead",
-                source=str(path),
-            )
-        data = path.read_bytes()
-        blob = types.Blob(data=data, mime_type=mime)
-        return types.Part(inline_data=blob, video_metadata=metadata)

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from vlmkit import ConfigError, Usage
+from vlmkit import ConfigError, Request, Usage
 from vlmkit_gemini.models import PatternTable
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "Price",
     "PriceTable",
     "estimate_cost",
+    "max_request_cost",
     "price_for",
 ]
 
@@ -36,6 +37,7 @@ PRICES_AS_OF = "2026-12-03"
 #: Price multipliers of the service tiers (and the Batch API) against the standard price.
 TIER_FACTORS: dict[str, float] = {"standard": 1.0, "flex": 0.5, "batch": 0.5, "priority": 1.8}
 _CACHED_SHARE = 0.10
+_MAX_OUTPUT_TOKENS = 65_536  # the most output tokens current Gemini models give
 
 
 def _non_negative(_instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
@@ -150,3 +152,19 @@ def estimate_cost(
     ``batch``, ``priority``); ``None`` when the model has no price."""
     price = table.lookup(model)
     return None if price is None else price.cost(usage, tier)
+
+
+def max_request_cost(price: Price, request: Request, max_output_tokens: int | None) -> float:
+    """A generous upper bound on the cost of ``request`` at ``price``: its prompt (2 characters
+    a token), each image at the most tokens Gemini bills for it (258 per 768-pixel tile, at
+    least 1120), and ``max_output_tokens`` (else 65,536; thinking included) at the dearer of
+    the output and thinking rates."""
+    prompt = len(request.prompt) // 2 + len(request.system or "") // 2 + 64
+    for sent in request.images:
+        width, height = sent.image.size
+        prompt += max(1120, 258 * -(-width // 768) * -(-height // 768))
+    output = int(max_output_tokens or _MAX_OUTPUT_TOKENS)
+    long = price.input_long is not None and prompt > price.long_context_tokens
+    input_rate = price.input_long if long and price.input_long is not None else price.input
+    rates = [price.output, price.thinking or 0.0, price.output_long or 0.0]
+    return (prompt * max(input_rate, price.input) + output * max(rates)) / 1_000_000

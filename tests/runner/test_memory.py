@@ -62,27 +62,36 @@ def _held(session, folder, out, sinks=()):
     return held[-1] - before
 
 
-def test_a_run_holds_no_result_per_item_fresh_or_resumed(tmp_path):
+def _per_item(tmp_path, sinks=()):
+    """Bytes held per item (fresh, resumed) between a run over 60 items and one over 360."""
+    from vlmkit.sinks import plugin as sink_plugins
+
     small, large = 60, 360
-    with vlmkit.Session("scripted", plugins=[scripted_plugin(CAT)], entrypoints=False) as s:
+    plugins = [scripted_plugin(CAT), sink_plugins]
+    with vlmkit.Session("scripted", plugins=plugins, entrypoints=False) as s:
         s.backend.requests = collections.deque(maxlen=1)  # the fake keeps no history
         _links(tmp_path / "warm", 4)
-        list(s.run("detect", [tmp_path / "warm"], "cat", out_dir=tmp_path / "warm-out"))
+        warm_out = tmp_path / "warm-out"
+        warm = s.run("detect", [tmp_path / "warm"], "cat", out_dir=warm_out, sinks=sinks)
+        list(warm)
         tracemalloc.start()
         try:
             fresh, resumed = [], []
             for count in (small, large):
                 folder, out = tmp_path / f"in{count}", tmp_path / f"out{count}"
                 _links(folder, count)
-                fresh.append(_held(s, folder, out))
+                fresh.append(_held(s, folder, out, sinks))
                 _links(folder, count + 1)  # one new item: the resumed run reports it
-                resumed.append(_held(s, folder, out))
+                resumed.append(_held(s, folder, out, sinks))
         finally:
             tracemalloc.stop()
-    per_item_fresh = (fresh[1] - fresh[0]) / (large - small)
-    per_item_resumed = (resumed[1] - resumed[0]) / (large - small)
-    assert per_item_fresh < BOUND_PER_ITEM, (fresh, per_item_fresh)
-    assert per_item_resumed < BOUND_PER_ITEM, (resumed, per_item_resumed)
+    return (fresh[1] - fresh[0]) / (large - small), (resumed[1] - resumed[0]) / (large - small)
+
+
+def test_a_run_holds_no_result_per_item_fresh_or_resumed(tmp_path):
+    per_item_fresh, per_item_resumed = _per_item(tmp_path)
+    assert per_item_fresh < BOUND_PER_ITEM, per_item_fresh
+    assert per_item_resumed < BOUND_PER_ITEM, per_item_resumed
 
 
 def test_the_inputs_hold_their_paths_as_text(tmp_path):
@@ -217,28 +226,6 @@ def test_a_run_with_sinks_holds_what_their_files_need_not_every_record(tmp_path)
     annotation, 0.4 KiB for YOLO's class ids and staged file: see docs/benchmarks.md), not
     the ledger's records with their results, which it held until the end (3.3 KiB per item in
     all here, 1.6-2.0 KiB now)."""
-    from vlmkit.sinks import plugin as sinks
-
-    small, large = 60, 360
-    with vlmkit.Session("scripted", plugins=[scripted_plugin(CAT), sinks], entrypoints=False) as s:
-        s.backend.requests = collections.deque(maxlen=1)  # the fake keeps no history
-        _links(tmp_path / "warm", 4)
-        list(
-            s.run("detect", [tmp_path / "warm"], "cat", out_dir=tmp_path / "warm-out",
-                  sinks=["coco", "yolo"])
-        )  # fmt: skip
-        tracemalloc.start()
-        try:
-            fresh, resumed = [], []
-            for count in (small, large):
-                folder, out = tmp_path / f"in{count}", tmp_path / f"out{count}"
-                _links(folder, count)
-                fresh.append(_held(s, folder, out, sinks=["coco", "yolo"]))
-                _links(folder, count + 1)  # one new item: the resumed run reports it
-                resumed.append(_held(s, folder, out, sinks=["coco", "yolo"]))
-        finally:
-            tracemalloc.stop()
-    per_item_fresh = (fresh[1] - fresh[0]) / (large - small)
-    per_item_resumed = (resumed[1] - resumed[0]) / (large - small)
-    assert per_item_fresh < BOUND_PER_ITEM_WITH_SINKS, (fresh, per_item_fresh)
-    assert per_item_resumed < BOUND_PER_ITEM_WITH_SINKS, (resumed, per_item_resumed)
+    per_item_fresh, per_item_resumed = _per_item(tmp_path, sinks=["coco", "yolo"])
+    assert per_item_fresh < BOUND_PER_ITEM_WITH_SINKS, per_item_fresh
+    assert per_item_resumed < BOUND_PER_ITEM_WITH_SINKS, per_item_resumed

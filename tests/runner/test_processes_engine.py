@@ -84,21 +84,24 @@ def workers_alive() -> list[int]:
     return pids
 
 
-def label(spec: SessionSpec, folder: Path, out: Path, progress: Any = False, **arguments: Any):
+def label(
+    spec: SessionSpec,
+    folder: Path,
+    out: Path,
+    progress: Any = False,
+    runs: list[Any] | None = None,
+    **arguments: Any,
+):
+    """Label ``folder`` with two worker processes; the run goes into ``runs`` before it starts."""
     with spec.session() as session:
         engine = build_engine(session, "processes", {"workers": "2"})
+        arguments = {"sinks": ["coco", "yolo"], "concurrency": 4, **arguments}
         run = engine.run(
-            session,
-            spec,
-            "detect",
-            [folder],
-            prompt=["cat"],
-            out_dir=out,
-            sinks=["coco", "yolo"],
-            concurrency=4,
-            progress=progress,
+            session, spec, "detect", [folder], prompt=["cat"], out_dir=out, progress=progress,
             **arguments,
-        )
+        )  # fmt: skip
+        if runs is not None:
+            runs.append(run)
         outcomes = list(run)
         return run, outcomes
 
@@ -167,22 +170,9 @@ def test_ctrl_c_records_what_is_in_flight_and_the_same_call_resumes(fake, tmp_pa
         if count[0] == 8:
             runs[0]._dispatcher.request_interrupt()  # what a first Ctrl-C does
 
-    with spec.session() as session:
-        engine = build_engine(session, "processes", {"workers": "2"})
-        run = engine.run(
-            session,
-            spec,
-            "detect",
-            [folder],
-            prompt=["cat"],
-            out_dir=tmp_path / "out",
-            sinks=["coco"],
-            concurrency=4,
-            progress=progress,
-        )
-        runs.append(run)
-        with pytest.raises(KeyboardInterrupt):
-            list(run)
+    with pytest.raises(KeyboardInterrupt):
+        label(spec, folder, tmp_path / "out", progress, runs, sinks=["coco"])
+    run = runs[0]
     assert run.summary.stopped == "interrupted"
     recorded = read_ledger(tmp_path / "out" / "results.jsonl").done
     # what was in flight when Ctrl-C came was finished and recorded, nothing new was started

@@ -68,6 +68,7 @@ def settings(fake) -> dict[str, str]:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker's pid in /proc")
+@pytest.mark.filterwarnings("error::DeprecationWarning")  # none of Ray's own either
 def test_500_images_with_a_worker_killed_mid_run(ray_cluster, fake, tmp_path):
     folder = make_images(tmp_path / "photos", 500)
     fake.latency_s = 0.01

@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -201,7 +202,9 @@ class RayRun(Run):
         blocks = max(math.ceil(len(rows) / plan_.batch_size), 1)
         # Ray Data's progress bars stay off (the run has its own): in the datasets' copy of the
         # context only, not in the process's
-        context = copy.deepcopy(ray.data.DataContext.get_current())
+        with warnings.catch_warnings():  # copying reads Ray's own deprecated settings
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context = copy.deepcopy(ray.data.DataContext.get_current())
         context.enable_progress_bars = False
         with ray.data.DataContext.current(context):
             return self._map(ray.data.from_items(rows, override_num_blocks=blocks), limiter)

@@ -333,6 +333,7 @@ def processes_marked(mark: str) -> list[int]:
     return pids
 
 
+@pytest.mark.slow  # several interpreters: the CLI and its workers, twice
 def test_a_script_without_a_main_guard_works_and_a_killed_parent_leaves_no_worker_behind(
     fake, tmp_path
 ):
@@ -405,6 +406,7 @@ def test_an_error_from_another_process_is_raised_here_as_the_same_kind():
         assert type(error_named(name, "it failed")) is VlmkitError
 
 
+@pytest.mark.slow  # several interpreters: the CLI and its workers, twice
 def test_a_real_ctrl_c_to_the_terminals_group_records_what_was_sent_and_stops_the_workers(
     fake, tmp_path
 ):

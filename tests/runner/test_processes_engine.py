@@ -506,3 +506,27 @@ def test_a_full_disk_stops_the_run_with_a_clear_error_keeping_what_was_recorded(
     assert again.summary.resumed == 5 and again.summary.done == 25
     # what the workers had answered but could not be recorded came from the cache
     assert len(images_seen(fake)) == 30 and max(images_seen(fake).values()) == 1
+
+
+def test_every_worker_starts_before_any_is_sent_its_items(fake, tmp_path, monkeypatch):
+    """A shard larger than a pipe's buffer blocks its send until the worker has started up
+    and reads it: sending one before starting the next would start the workers one by one."""
+    from vlmkit.processes.pool import WorkerProcess
+
+    steps: list[str] = []
+    start, give = WorkerProcess.start.__func__, WorkerProcess.give
+
+    def started(cls, index):
+        steps.append(f"start {index}")
+        return start(cls, index)
+
+    def given(self, shard):
+        steps.append(f"give {shard.index} ({len(shard.items)} items)")
+        return give(self, shard)
+
+    monkeypatch.setattr(WorkerProcess, "start", classmethod(started))
+    monkeypatch.setattr(WorkerProcess, "give", given)
+    folder = make_images(tmp_path / "photos", 8)
+    run, _outcomes = label(spec_for(fake, tmp_path), folder, tmp_path / "out")
+    assert run.summary.done == 8
+    assert steps == ["start 0", "start 1", "give 0 (4 items)", "give 1 (4 items)"]

@@ -40,7 +40,8 @@ class WorkerProcess:
         self.up = up  # from the worker: its messages; EOF once it exited
 
     @classmethod
-    def start(cls, shard: Shard) -> WorkerProcess:
+    def start(cls, index: int) -> WorkerProcess:
+        """Start worker ``index``: it imports what it needs, then waits for its shard."""
         import subprocess
         from multiprocessing.connection import Connection
 
@@ -63,14 +64,19 @@ class WorkerProcess:
             raise
         os.close(down_read)
         os.close(up_write)
-        worker = cls(
-            shard.index,
+        return cls(
+            index,
             process,
             Connection(down_write, readable=False),
             Connection(up_read, writable=False),
         )
-        worker.down.send(shard)
-        return worker
+
+    def give(self, shard: Shard) -> None:
+        """Send the worker its items (it blocks until the worker reads them: start every
+        worker first, so that they start up together). A worker that died meanwhile is
+        found when its pipe ends."""
+        with contextlib.suppress(OSError):
+            self.down.send(shard)
 
     def stop(self) -> None:
         """Start nothing new (the requests in flight are answered and recorded)."""

@@ -109,8 +109,11 @@ class ProcessRun(Run):
         collector = Collector([], {item.key: item for item in pending})
         workers = collector.workers
         try:
-            for shard in self._shards(pending, attempts):
-                collector.add(WorkerProcess.start(shard))
+            shards = self._shards(pending, attempts)
+            for shard in shards:  # all start up at once, then each gets its items
+                collector.add(WorkerProcess.start(shard.index))
+            for worker, shard in zip(workers, shards, strict=True):
+                worker.give(shard)
             yield from self._collect(collector, ledger, feed)
         except GeneratorExit:  # the caller stopped iterating: record what is paid for
             for worker in workers:

@@ -530,3 +530,25 @@ def test_every_worker_starts_before_any_is_sent_its_items(fake, tmp_path, monkey
     run, _outcomes = label(spec_for(fake, tmp_path), folder, tmp_path / "out")
     assert run.summary.done == 8
     assert steps == ["start 0", "start 1", "give 0 (4 items)", "give 1 (4 items)"]
+
+
+@pytest.mark.slow  # each worker imports torch and transformers and loads the checkpoint
+def test_a_local_model_in_worker_processes_batches_and_gives_the_local_runs_results(tmp_path):
+    gemma = pytest.importorskip("vlmkit_gemma.testing", reason="builds a tiny Gemma checkpoint")
+    answer = '[{"box_2d": [100, 200, 500, 600], "label": "cat"}]'
+    checkpoint = gemma.build_tiny_gemma4(tmp_path / "tiny", script=answer)
+    folder = make_images(tmp_path / "photos", 6)
+    spec = SessionSpec(
+        backend="gemma-local", model=str(checkpoint), settings={"device": "cpu"}, cache=None
+    )
+    run, _outcomes = label(spec, folder, tmp_path / "out", batch_size=2, concurrency=4)
+    assert run.summary.done == 6 and run.summary.failed == 0, str(run.summary)
+    with spec.session() as session:
+        session.set_batch_size(2)
+        list(session.run("detect", [folder], prompt=["cat"], out_dir=tmp_path / "local"))
+    mine = read_ledger(tmp_path / "out" / "results.jsonl").done
+    local = read_ledger(tmp_path / "local" / "results.jsonl").done
+    assert set(mine) == set(local) and len(mine) == 6
+    for key, record in mine.items():
+        assert np.array_equal(record.result.xyxy, local[key].result.xyxy)
+        assert record.result.labels == local[key].result.labels == ("cat",)

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from PIL import Image
+
+from tests.catfake import ANSWER, MODEL, cat_fake, make_images  # noqa: F401  (the ray tests import them from here)
 
 # A one-machine cluster on the loopback address: Ray otherwise finds this machine's outward
 # address (192.0.2.x here), which the test network guard refuses in Ray's own agents. Set
@@ -20,8 +19,6 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 SKIP_REASON = "vlmkit-ray is not installed (pip install -e plugins/ray)"
-ANSWER = '[{"box_2d": [100, 200, 500, 600], "label": "cat"}]'
-MODEL = "gemini-3.5-flash-lite"
 
 
 @pytest.fixture(scope="package")
@@ -41,20 +38,4 @@ def ray_cluster() -> Iterator[Any]:
 @pytest.fixture
 def fake() -> Iterator[Any]:
     """The fake Gemini, answering every image with one cat."""
-    testing = pytest.importorskip("vlmkit_gemini.testing", reason="the tests use the fake Gemini")
-    with testing.FakeGemini() as server:
-        server.add_rule(text=ANSWER)
-        yield server
-        errors = server.errors
-    if errors:
-        pytest.fail("fake Gemini server error:\n" + "\n".join(errors), pytrace=False)
-
-
-def make_images(folder: Path, count: int) -> Path:
-    """``count`` small, distinct JPEGs."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        pixels = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"img{i:03d}.jpg", quality=80)
-    return folder
+    yield from cat_fake()

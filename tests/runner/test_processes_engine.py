@@ -16,37 +16,20 @@ from typing import Any
 import numpy as np
 import pytest
 import supervision as sv
-from PIL import Image
 from pycocotools.coco import COCO
 
+from tests.catfake import ANSWER, MODEL, cat_fake, make_images
 from vlmkit.engines import SessionSpec, build_engine
 from vlmkit.errors import AuthError, VlmkitError
 from vlmkit.ledger import read_ledger
 
-testing = pytest.importorskip("vlmkit_gemini.testing", reason="the tests use the fake Gemini")
+pytest.importorskip("vlmkit_gemini.testing", reason="the tests use the fake Gemini")
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers in /proc")
-
-ANSWER = '[{"box_2d": [100, 200, 500, 600], "label": "cat"}]'
-MODEL = "gemini-3.5-flash-lite"
 
 
 @pytest.fixture
 def fake() -> Any:
-    with testing.FakeGemini() as server:
-        server.add_rule(text=ANSWER)
-        yield server
-        errors = server.errors
-    if errors:
-        pytest.fail("fake Gemini server error:\n" + "\n".join(errors), pytrace=False)
-
-
-def make_images(folder: Path, count: int) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        pixels = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"img{i:03d}.jpg", quality=80)
-    return folder
+    yield from cat_fake()
 
 
 def spec_for(fake: Any, tmp_path: Path, **settings: str) -> SessionSpec:

@@ -535,3 +535,36 @@ def test_a_local_model_in_worker_processes_batches_and_gives_the_local_runs_resu
     for key, record in mine.items():
         assert np.array_equal(record.result.xyxy, local[key].result.xyxy)
         assert record.result.labels == local[key].result.labels == ("cat",)
+
+
+def test_workers_blocked_sending_to_a_stopped_run_exit_on_their_own(fake, tmp_path, monkeypatch):
+    """A run that stops (here a full disk) stops reading: a worker whose pipe is full (more
+    than 64 KiB of records unread) gets a broken pipe and exits, rather than hanging until
+    the parent kills it."""
+    import errno
+
+    from vlmkit.ledger import Ledger
+    from vlmkit.processes.pool import WorkerProcess
+
+    folder = make_images(tmp_path / "photos", 200)
+    fake.latency_s = 0.3  # 64 requests in flight per worker when the run stops: their records
+    count = [0]  # (~1.3 KB each) are more than a pipe holds
+    real_append, real_finish = Ledger.append, WorkerProcess.finish
+    exits: list[int | None] = []
+
+    def append(self, record, **kwargs):
+        count[0] += 1
+        if count[0] > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_append(self, record, **kwargs)
+
+    def finish(self, timeout=30.0):
+        real_finish(self, timeout)
+        exits.append(self.process.returncode)
+
+    monkeypatch.setattr(Ledger, "append", append)
+    monkeypatch.setattr(WorkerProcess, "finish", finish)
+    with pytest.raises(VlmkitError, match="could not write the run's ledger"):
+        label(spec_for(fake, tmp_path), folder, tmp_path / "out", concurrency=128)
+    assert exits == [0, 0]  # neither was killed (-9)
+    assert not workers_alive()

@@ -87,16 +87,18 @@ class WorkerProcess:
         self.down.close()
 
     def finish(self, timeout: float = 30.0) -> None:
-        """Wait for the process to exit (then kill it: a second Ctrl-C, a hung worker)."""
+        """Stop reading, then wait for the process to exit (then kill it: a second Ctrl-C, a
+        hung worker). Closing this end first means a worker blocked sending to a run that
+        stopped (its pipe full) gets a broken pipe and exits, instead of waiting for the kill;
+        what it had not sent is in the answer cache."""
         import subprocess
 
+        self.up.close()
         try:
             self.process.wait(timeout)
         except (subprocess.TimeoutExpired, KeyboardInterrupt):
             self.process.kill()
             self.process.wait()
-        finally:
-            self.up.close()
 
 
 class Collector:

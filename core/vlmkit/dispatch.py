@@ -23,10 +23,11 @@ from vlmkit.errors import (
     UnsupportedTask,
     VlmkitError,
 )
+from vlmkit.imagefile import ImageBytes, read_image
 from vlmkit.inputs import InputItem
 from vlmkit.ledger import Ledger, LedgerRecord
 from vlmkit.outcomes import ItemOutcome, RunSummary, outcome_problem
-from vlmkit.pixels import DEFAULT_PIXEL_BUDGET, PixelBudget, header_pixels
+from vlmkit.pixels import DEFAULT_PIXEL_BUDGET, PixelBudget, size_pixels
 from vlmkit.runtime import REQUEST_GATE, RequestGate, RequestWithdrawn
 from vlmkit.sinkfeed import SinkFeed
 from vlmkit.types import FinishReason, Result, Usage
@@ -76,7 +77,9 @@ def _quota_exhausted(err: RateLimited) -> VlmkitError:
 class Dispatcher:
     """Sends a run's pending items to the model with bounded concurrency.
 
-    ``call`` asks the model about one item; ``budget`` caps what its requests may cost (each
+    ``call(item, image)`` asks the model about one item, where ``image`` is what to load: the
+    item's file as read once here (:class:`vlmkit.imagefile.ImageBytes`), or its path when its
+    size was known beforehand (:attr:`pixels`); ``budget`` caps what its requests may cost (each
     worker thread runs under it, :data:`vlmkit.budget.RUN_BUDGET`); ``pixel_budget`` bounds the
     decoded pixels of the items in flight (:mod:`vlmkit.pixels`); ``report`` counts and shows
     an outcome. ``stop`` is set to start nothing new;
@@ -86,7 +89,7 @@ class Dispatcher:
     def __init__(
         self,
         *,
-        call: Callable[[InputItem], Result],
+        call: Callable[[InputItem, ImageBytes | str], Result],
         backend: Backend,
         concurrency: int,
         budget: Budget | None,
@@ -258,13 +261,15 @@ class Dispatcher:
         result: Result | None = None
         error: BaseException | None = None
         try:
+            image: ImageBytes | str = item.file
             pixels = self.pixels.get(item.path) if self.pixels else None
-            if pixels is None:
-                pixels = header_pixels(item.file)
+            if pixels is None:  # the file is read once: its header's size, then its bytes
+                image = read_image(item.file)
+                pixels = size_pixels(image.size, item.file)
             with self.pixel_budget.hold(pixels, self.stop):
-                result = self._reparsed(item)
+                result = self._reparsed(item, image)
                 if result is None:
-                    result = self.call(item)
+                    result = self.call(item, image)
         except BudgetReached as err:
             self._budget_reached(err)
             return None  # never sent: the item stays to do
@@ -295,7 +300,7 @@ class Dispatcher:
             self._stop_run(_ledger_failed(ledger, err, answers), "error")
             return None
 
-    def _reparsed(self, item: InputItem) -> Result | None:
+    def _reparsed(self, item: InputItem, image: ImageBytes | str) -> Result | None:
         """An item that failed because its paid answer did not parse is first parsed again from
         the kept answer, through the whole task pipeline, for free; None if that fails too (the
         model is then asked again)."""
@@ -304,7 +309,7 @@ class Dispatcher:
             return None
         REPLAY.set(Generation(text=raw, finish=FinishReason.STOP))
         try:
-            result = self.call(item)
+            result = self.call(item, image)
         except ParseError:
             return None
         finally:

@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import re
-import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -29,6 +28,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from vlmkit.errors import ConfigError, MediaError
 from vlmkit.geometry import Transform
+from vlmkit.imagefile import DEFAULT_MAX_BYTES, ImageBytes, read_file
 
 if TYPE_CHECKING:
     import urllib.request
@@ -161,7 +161,15 @@ class LoadedImage:
 
 #: Everything :func:`load_image` accepts.
 ImageSource: TypeAlias = (
-    str | os.PathLike[str] | bytes | bytearray | memoryview | Image.Image | np.ndarray | LoadedImage
+    str
+    | os.PathLike[str]
+    | bytes
+    | bytearray
+    | memoryview
+    | ImageBytes
+    | Image.Image
+    | np.ndarray
+    | LoadedImage
 )
 
 
@@ -174,10 +182,11 @@ def load_image(
     source: ImageSource,
     *,
     max_pixels: int = 100_000_000,
-    max_bytes: int = 200 * 2**20,
+    max_bytes: int = DEFAULT_MAX_BYTES,
     timeout: float = 30.0,
 ) -> LoadedImage:
-    """Load an image from a path, http(s) URL, bytes, ``PIL.Image`` or numpy array.
+    """Load an image from a path, http(s) URL, bytes, ``PIL.Image``, numpy array, or a file
+    read already by :func:`vlmkit.imagefile.read_image` (not read again).
 
     The image is decoded in full here (corruption surfaces now, not later), turned upright, and
     converted to RGB, RGBA or L. Images over ``max_pixels`` are refused from their header, before
@@ -203,6 +212,14 @@ def load_image(
                 source="<bytes>",
             )
         return _from_bytes(data, "<bytes>", max_pixels=max_pixels)
+    if isinstance(source, ImageBytes):  # a file read already (vlmkit.imagefile.read_image)
+        if len(source.data) > max_bytes:
+            raise MediaError(
+                f"{source.source}: {len(source.data):,} bytes is over max_bytes={max_bytes:,}; "
+                "pass a larger max_bytes if you trust this file",
+                source=source.source,
+            )
+        return _from_bytes(source.data, source.source, max_pixels=max_pixels)
     if isinstance(source, str | os.PathLike):
         text = os.fspath(source)
         if isinstance(text, bytes):
@@ -219,7 +236,7 @@ def load_image(
                     "path (download the file first)",
                     source=name,
                 )
-        data = _read_file(Path(text), text, max_bytes=max_bytes)
+        data = read_file(Path(text), text, max_bytes=max_bytes)
         return _from_bytes(data, text, max_pixels=max_pixels)
     kind = type(source).__name__
     raise MediaError(
@@ -243,54 +260,6 @@ def _url_scheme(text: str) -> str | None:
     if text[match.end() :].startswith("//") or scheme in _NAMED_SCHEMES:
         return scheme
     return None
-
-
-def _a_directory(name: str) -> MediaError:
-    return MediaError(
-        f"{name}: is a directory, not an image; pass image files (or scan the folder for "
-        "files with an image suffix)",
-        source=name,
-    )
-
-
-def _read_file(path: Path, name: str, *, max_bytes: int) -> bytes:
-    # One open and one fstat per image (a run reads every input once): not a stat, an is_dir
-    # stat and a pathlib open.
-    try:
-        try:
-            handle = open(path, "rb")  # noqa: SIM115 - closed by the with block below
-        except (IsADirectoryError, PermissionError):
-            if os.path.isdir(path):  # Windows cannot open a folder: permission denied
-                raise _a_directory(name) from None
-            raise
-        with handle:
-            info = os.fstat(handle.fileno())
-            if stat.S_ISDIR(info.st_mode):
-                raise _a_directory(name)
-            if info.st_size > max_bytes:
-                raise MediaError(
-                    f"{name}: {info.st_size:,} bytes is over max_bytes={max_bytes:,}; pass a "
-                    "larger max_bytes if you trust this file",
-                    source=name,
-                )
-            # a buffer of the file's size (one byte more shows that it grew), not of max_bytes:
-            # CPython reserves the whole requested size before reading
-            data = handle.read(info.st_size + 1)
-            if len(data) > info.st_size:  # it grew since (or its size is unknown): read on
-                data += handle.read(max_bytes + 1 - len(data))
-    except FileNotFoundError:
-        raise MediaError(f"{name}: no such file; check the path", source=name) from None
-    except PermissionError as err:
-        raise MediaError(
-            f"{name}: permission denied; check the file's permissions", source=name
-        ) from err
-    except OSError as err:
-        raise MediaError(
-            f"{name}: could not read the file ({err.strerror or err})", source=name
-        ) from err
-    if len(data) > max_bytes:  # the file grew while we read it
-        raise MediaError(f"{name}: file is over max_bytes={max_bytes:,}", source=name)
-    return data
 
 
 def _from_bytes(data: bytes, name: str, *, max_pixels: int) -> LoadedImage:

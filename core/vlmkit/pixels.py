@@ -20,7 +20,7 @@ from pathlib import Path
 
 from vlmkit.runtime import RequestWithdrawn
 
-__all__ = ["DEFAULT_PIXEL_BUDGET", "PixelBudget", "header_pixels", "image_pixels"]
+__all__ = ["DEFAULT_PIXEL_BUDGET", "PixelBudget", "header_pixels", "image_pixels", "size_pixels"]
 
 log = logging.getLogger(__name__)
 
@@ -59,23 +59,33 @@ class PixelBudget:
 
 def header_pixels(path: str | Path) -> int:
     """Width × height of an image, from its header (nothing is decoded); 0 for an unreadable
-    file (loading it fails with its own reason). An image beyond Pillow's decompression-bomb
-    warning limit is named in vlmkit's words. Safe from any thread: no warning filter is
-    touched (Pillow's own warning goes where the process sends warnings; ``vlmkit label``
-    ignores it)."""
+    file (loading it fails with its own reason). See :func:`size_pixels` for the warning."""
     from PIL import Image
 
     try:
         with Image.open(path) as opened:
-            width, height = opened.size
+            size = opened.size
     except Exception:  # unreadable, a bomb beyond the error limit: loading says why
         return 0
+    return size_pixels(size, path)
+
+
+def size_pixels(size: tuple[int, int] | None, name: str | Path) -> int:
+    """Width × height of a header's ``size`` (0 when unknown). An image beyond Pillow's
+    decompression-bomb warning limit is named in vlmkit's words. Safe from any thread: no
+    warning filter is touched (Pillow's own warning goes where the process sends warnings;
+    ``vlmkit label`` ignores it)."""
+    from PIL import Image
+
+    if not size:
+        return 0
+    width, height = size
     limit = Image.MAX_IMAGE_PIXELS
     if limit and width * height > limit:  # where Pillow warns
         log.warning(
             "%s: %d × %d pixels is beyond Pillow's decompression-bomb warning limit (%s "
             "pixels); vlmkit decodes it as a trusted input, within the run's pixel budget",
-            path,
+            name,
             width,
             height,
             f"{limit:,}",

@@ -45,6 +45,7 @@ from vlmkit.types import Usage
 if TYPE_CHECKING:
     from vlmkit.backend import Backend
     from vlmkit.export import Exporter
+    from vlmkit.imagefile import ImageBytes
     from vlmkit.records import BackendInfo, SinkInfo
     from vlmkit.sink import Sink
     from vlmkit.types import Result
@@ -183,9 +184,11 @@ class Run:
         }
 
     # -- helpers --------------------------------------------------------------------------
-    def _call(self, item: InputItem) -> Result:
+    def _call(self, item: InputItem, image: ImageBytes | str | None = None) -> Result:
+        """Ask the model about ``item``: ``image`` is its file read already (the dispatcher
+        reads it once), else its path is loaded."""
         method = getattr(self.session, self.task)
-        result: Result = method(item.file, self.prompt, **self.options)
+        result: Result = method(item.file if image is None else image, self.prompt, **self.options)
         return result
 
     def _defer_interrupts(self) -> Any:

@@ -148,17 +148,17 @@ def test_files_skipped_in_a_folder_are_held_as_text_once(tmp_path):
 
 
 def test_image_headers_are_read_as_items_are_taken_not_all_first(tmp_path, monkeypatch):
-    """The pixel budget needs each image's size before it starts: its worker reads the header
-    then, instead of the run reading (and holding) every header before the first request."""
-    from PIL import Image as PILImage
-
+    """The pixel budget needs each image's size before it starts: its worker reads the file
+    (and the size from its header) then, instead of the run reading (and holding) every header
+    before the first request."""
+    folder = str(tmp_path / "in")
     opened = []
-    real_open = PILImage.open
+    real_open = os.open
 
-    def counting_open(source, *args, **kwargs):
-        if isinstance(source, str | os.PathLike):  # a header read (images load from bytes)
-            opened.append(os.fspath(source))
-        return real_open(source, *args, **kwargs)
+    def counting_open(path, *args, **kwargs):
+        if os.fspath(path).startswith(folder):
+            opened.append(os.fspath(path))
+        return real_open(path, *args, **kwargs)
 
     headers_at_first_request = []
 
@@ -168,12 +168,12 @@ def test_image_headers_are_read_as_items_are_taken_not_all_first(tmp_path, monke
         return CAT
 
     _links(tmp_path / "in", 40)
-    monkeypatch.setattr(PILImage, "open", counting_open)
+    monkeypatch.setattr(os, "open", counting_open)
     with vlmkit.Session("scripted", plugins=[scripted_plugin(answer)], entrypoints=False) as s:
         run = s.run("detect", [tmp_path / "in"], "cat", out_dir=tmp_path / "out", concurrency=1)
         assert [outcome.status for outcome in run] == ["done"] * 40
     assert headers_at_first_request == [1]
-    assert len(opened) == 40  # each header read once
+    assert len(opened) == 40  # each file read once
 
 
 def test_a_slow_consumer_holds_back_the_workers_not_every_outcome(tmp_path):

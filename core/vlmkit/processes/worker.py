@@ -115,8 +115,8 @@ def serve(shard: Shard, down: Any, up: Any) -> None:
             session.set_batch_size(shard.batch_size)
         method = getattr(session, shard.task)
 
-        def call(item: InputItem) -> Any:
-            return method(str(item.path), shard.prompt, **shard.options)
+        def call(item: InputItem, image: Any) -> Any:
+            return method(image, shard.prompt, **shard.options)
 
         summary = RunSummary()
         budget = Budget(shard.budget_usd) if shard.budget_usd is not None else None

@@ -73,11 +73,11 @@ class LabelWorker:
         self.limiter = limiter if rate_limited else None
         self.budget = RemoteBudget(limiter) if budgeted and limiter is not None else None
 
-    def _call(self, item: InputItem) -> Any:
+    def _call(self, item: InputItem, image: Any) -> Any:
         if self.limiter is not None:
             wait_for_turn(self.limiter)
         method = getattr(self.session, self.task)
-        return method(str(item.path), self.prompt, **self.options)
+        return method(image, self.prompt, **self.options)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         keys = [str(key) for key in batch["key"]]

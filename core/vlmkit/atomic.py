@@ -320,6 +320,11 @@ class Staging:
         with self._lock:
             return [Path(target) for target in self._files]
 
+    def target_names(self) -> list[str]:
+        """The targets staged so far, in commit order, as the text they were staged under."""
+        with self._lock:
+            return list(self._files)
+
     def made(self, folder: str | os.PathLike[str]) -> bool:
         """Whether this staging created ``folder`` since the last commit or discard. Such a
         folder holds nothing but staged temporary files, so no target in it exists yet: a sink

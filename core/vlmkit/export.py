@@ -59,11 +59,11 @@ from typing import Any, Protocol, cast
 
 import attrs
 
-from vlmkit.atomic import relative_parts, safe_join
+from vlmkit.atomic import Staging, relative_parts, safe_join
 from vlmkit.errors import ConfigError, SinkError
 from vlmkit.ledger import LedgerRecord, LedgerState, read_ledger
 from vlmkit.records import TASKS, SinkInfo
-from vlmkit.sink import Sink, SinkItem, build_sink, confine_options
+from vlmkit.sink import Sink, SinkItem, StagedSink, build_sink, confine_options
 from vlmkit.types import Description, Detections, OcrResult, Points, VideoResult
 
 __all__ = [
@@ -512,15 +512,16 @@ class _TargetCheck:
         self.ledger_path = os.path.realpath(ledger) if ledger is not None else None
         self.ledger_id = _file_id(ledger) if ledger is not None else None
         self._folders: dict[str, str] = {}
-        self._seen: dict[str, tuple[str, tuple[int, int] | None]] = {}
+        # the last file resolved (is_ledger, then inside): one, not every file of a run
+        self._seen: tuple[str, tuple[str, tuple[int, int] | None]] | None = None
 
     def _resolved(self, path: str | os.PathLike[str]) -> tuple[str, tuple[int, int] | None]:
         """``path`` resolved, and its (device, inode) when it exists."""
         text = os.fspath(path)
-        found = self._seen.get(text)
-        if found is None:
-            found = self._seen[text] = self._resolve(text)
-        return found
+        seen = self._seen
+        if seen is None or seen[0] != text:  # a file is asked about twice in a row
+            seen = self._seen = (text, self._resolve(text))
+        return seen[1]
 
     def _resolve(self, path: str) -> tuple[str, tuple[int, int] | None]:
         absolute = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
@@ -571,6 +572,11 @@ def _path_attributes(sink: Sink) -> list[Path]:
 
 
 def _staged_targets(sink: Any) -> list[str]:
+    staging = getattr(sink, "staging", None)
+    if getattr(type(sink), "staged_files", None) is StagedSink.staged_files and isinstance(
+        staging, Staging
+    ):  # the staging's own strings: no path object per file
+        return staging.target_names()
     staged = getattr(sink, "staged_files", None)
     if callable(staged):
         return [os.fspath(p) for p in staged()]

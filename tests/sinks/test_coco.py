@@ -250,3 +250,63 @@ def test_what_the_sink_holds_per_image_until_close(tmp_path):
         "width": W,
         "height": H,
     }
+
+
+def _many(count):
+    return [
+        SinkItem(
+            key=f"folder/image_{i:05d}.png",
+            result=detections(
+                [box_det([1, 1, 3 + i % 7, 3], "cat", 0.5), box_det([0, 0, 2, 2], f"dog {i % 3}")]
+            ),
+        )
+        for i in range(count)
+    ]
+
+
+def test_writing_the_file_does_not_build_the_document_in_memory(tmp_path):
+    # Issue 16: a million-image run must not grow beyond what the file needs. The file was
+    # written from one dict of the whole document and one string of its whole JSON: at close
+    # the memory peaked at 2.3 KB per image with two boxes above what the sink held (0.5 KB).
+    # It is streamed now, an image and an annotation at a time.
+    import gc
+    import tracemalloc
+
+    batch = _many(2000)
+    sink = CocoSink(tmp_path / "out")
+    for item in batch:
+        sink.write(item)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        sink.close()
+        peak = (tracemalloc.get_traced_memory()[1] - base) / len(batch)
+    finally:
+        tracemalloc.stop()
+    assert peak < 150, peak  # 2.8 KB before
+    # the same file, byte for byte, as the whole document dumped at once
+    written = (tmp_path / "out" / "annotations.json").read_text(encoding="utf-8")
+    assert written == json.dumps(sink.to_dict(), ensure_ascii=False) + "\n"
+
+
+@pytest.mark.parametrize("indent", [None, 0, 2])
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_the_streamed_file_is_what_json_dumps_writes_of_the_document(tmp_path, indent, count):
+    from vlmkit.atomic import utf8_safe
+    from vlmkit.types import Point, Points
+
+    items = _many(count)
+    if count:  # an image without boxes, keypoints, and text JSON escapes or cannot encode
+        items.append(SinkItem(key="empty.png", result=detections([])))
+        points = Points(image_size=(W, H), items=[Point(x=1, y=2, label="cup")])
+        items.append(SinkItem(key="points.png", result=points))
+        weird = detections([box_det([0, 0, 1, 1], 'a "b"\n\ud800')])
+        items.append(SinkItem(key='we"ird\\name\u00e9.png', result=weird))
+    path = write(tmp_path, items, indent=indent)
+    sink = CocoSink(tmp_path / "again", indent=indent)
+    for item in items:
+        sink.write(item)
+    whole = json.dumps(sink.to_dict(), ensure_ascii=False, indent=indent)
+    assert path.read_text(encoding="utf-8") == utf8_safe(whole) + "\n"
+    load(path)  # and pycocotools reads it

@@ -29,8 +29,9 @@ names. The file is UTF-8: a character UTF-8 cannot encode (a lone surrogate in a
 is written as U+FFFD — in the category name too, so such labels share one category (the ledger
 keeps the exact text).
 
-The document is built in memory and written at :meth:`CocoSink.close` — staged by ``prepare``
-and moved into place by ``commit`` (:class:`~vlmkit.StagedSink`), so a failure
+What each image needs is held until :meth:`CocoSink.close` (its size and annotations, as
+tuples); the file is then streamed an image and an annotation at a time — staged by
+``prepare`` and moved into place by ``commit`` (:class:`~vlmkit.StagedSink`), so a failure
 leaves the previous file as it was.
 """
 
@@ -38,7 +39,9 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +113,17 @@ def _keypoint(point: Any) -> dict[str, Any]:
         "iscrowd": 0,
         "score": point.score if point.score is not None else 1.0,
     }
+
+
+_INFO = {"description": "written by vlmkit"}
+
+
+def _categories(label_map: LabelMap, pointed: set[str]) -> list[dict[str, Any]]:
+    return [
+        {"id": i, "name": name, "supercategory": "object"}
+        | ({"keypoints": ["point"], "skeleton": []} if name in pointed else {})
+        for i, name in enumerate(label_map.names, start=1)
+    ]
 
 
 class CocoSink(StagedSink):
@@ -204,19 +218,42 @@ class CocoSink(StagedSink):
     # ------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The COCO document as it would be written now."""
-        images: list[dict[str, Any]] = []
-        annotations: list[dict[str, Any]] = []
-        # Deterministic ids, whatever order the answers came in: images in key order;
-        # categories as fixed by ``categories``, then in first appearance in key order.
+        keys, label_map, pointed = self._layout()
+        return {
+            "info": dict(_INFO),
+            "licenses": [],
+            "images": list(self._image_dicts(keys)),
+            "annotations": list(self._annotation_dicts(keys, label_map)),
+            "categories": _categories(label_map, pointed),
+        }
+
+    def _layout(self) -> tuple[list[str], LabelMap, set[str]]:
+        """Deterministic ids, whatever order the answers came in: images in key order;
+        categories as fixed by ``categories``, then in first appearance in key order."""
+        keys = sorted(self._images)
         label_map = LabelMap(self.label_map.names)
         pointed: set[str] = set()  # categories with keypoint annotations
-        for image_id, key in enumerate(sorted(self._images), start=1):
-            width, height, entries = self._images[key]
-            images.append({"id": image_id, "file_name": key, "width": width, "height": height})
-            for entry in entries:
-                ann: dict[str, Any] = {"id": len(annotations) + 1, "image_id": image_id}
+        for key in keys:
+            for entry in self._images[key][2]:
                 if isinstance(entry, dict):  # a keypoint (see _keypoint)
                     pointed.add(entry["category_id"])
+                    label_map.id(entry["category_id"])
+                else:
+                    label_map.id(entry[0])
+        return keys, label_map, pointed
+
+    def _image_dicts(self, keys: list[str]) -> Iterator[dict[str, Any]]:
+        for image_id, key in enumerate(keys, start=1):
+            width, height, _ = self._images[key]
+            yield {"id": image_id, "file_name": key, "width": width, "height": height}
+
+    def _annotation_dicts(self, keys: list[str], label_map: LabelMap) -> Iterator[dict[str, Any]]:
+        count = 0
+        for image_id, key in enumerate(keys, start=1):
+            for entry in self._images[key][2]:
+                count += 1
+                ann: dict[str, Any] = {"id": count, "image_id": image_id}
+                if isinstance(entry, dict):  # a keypoint (see _keypoint)
                     ann |= entry
                     ann["category_id"] = label_map.id(entry["category_id"]) + 1
                 else:
@@ -226,21 +263,52 @@ class CocoSink(StagedSink):
                     if segmentation is not None:
                         ann["segmentation"] = segmentation
                     ann["score"] = score
-                annotations.append(ann)
-        categories: list[dict[str, Any]] = [
-            {"id": i, "name": name, "supercategory": "object"}
-            | ({"keypoints": ["point"], "skeleton": []} if name in pointed else {})
-            for i, name in enumerate(label_map.names, start=1)
-        ]
-        return {
-            "info": {"description": "written by vlmkit"},
-            "licenses": [],
-            "images": images,
-            "annotations": annotations,
-            "categories": categories,
+                yield ann
+
+    def _chunks(self) -> Iterator[str]:
+        """The document's JSON, exactly as ``json.dumps(self.to_dict(), ...)`` writes it, an
+        image or annotation at a time: the file is streamed, not built in memory (a million
+        images made a dict of the whole document and a string of its whole text, 2.8 KB per
+        image at the peak; issue 16)."""
+        keys, label_map, pointed = self._layout()
+        lists = {
+            "images": self._image_dicts(keys),
+            "annotations": self._annotation_dicts(keys, label_map),
         }
+        # The document around its two long lists, each list two placeholder items: what comes
+        # before, between and after them is the JSON around and between the items.
+        token = secrets.token_hex(16)
+        marks = {name: (f"{token}-{name}-1", f"{token}-{name}-2") for name in lists}
+        skeleton = {
+            "info": dict(_INFO),
+            "licenses": [],
+            **{name: list(pair) for name, pair in marks.items()},
+            "categories": _categories(label_map, pointed),
+        }
+        text = self._dumps(skeleton)
+        for name, items in lists.items():
+            first, second = (self._dumps(mark) for mark in marks[name])
+            before, rest = text.split(first, 1)
+            between, text = rest.split(second, 1)
+            item = next(items, None)
+            if item is None:  # an empty list is "[]" in any indentation
+                yield before.rstrip()
+                text = text.lstrip()
+                continue
+            # the items' own lines are indented as deep as the first item's first line
+            pad = "\n" + before[before.rfind("\n") + 1 :] if "\n" in before else ""
+            yield before
+            yield self._dumps(item).replace("\n", pad) if pad else self._dumps(item)
+            for item in items:
+                yield between
+                yield self._dumps(item).replace("\n", pad) if pad else self._dumps(item)
+        yield text
+        yield "\n"
+
+    def _dumps(self, value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, indent=self.indent)
 
     def _prepare(self) -> None:
-        with self._lock:
-            text = json.dumps(self.to_dict(), ensure_ascii=False, indent=self.indent)
-        self.staging.write_text(self.path, utf8_safe(text) + "\n")
+        with self._lock, self.staging.open(self.path, "wb") as handle:
+            for chunk in self._chunks():
+                handle.write(utf8_safe(chunk).encode("utf-8"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +136,7 @@ class Dispatcher:
 
     def process(
         self,
-        pending: list[InputItem],
+        pending: Iterable[InputItem],
         attempts: Mapping[str, int],
         ledger: Ledger,
         feed: SinkFeed | None,
@@ -145,7 +145,9 @@ class Dispatcher:
         request leaves as soon as one finishes; this thread reports what they recorded and
         meanwhile feeds the sinks. The outcomes wait for this thread in a bounded queue: when
         the code iterating the run is slower than the model, the workers wait for it instead
-        of answering every item and queueing every result."""
+        of answering every item and queueing every result. ``pending`` may be an iterator
+        whose ``next`` waits for items still to come (a processes engine worker's): it then
+        gets every worker thread the concurrency allows."""
         source = iter(pending)
         lock = threading.Lock()
         busy = [0]
@@ -181,9 +183,10 @@ class Dispatcher:
 
         # With a gate, twice as many workers as requests in flight: see RequestGate.
         count = 2 * self.concurrency if gate is not None else self.concurrency
+        if isinstance(pending, Sized):  # no more threads than items
+            count = min(count, max(len(pending), 1))
         workers = [
-            threading.Thread(target=work, name=f"vlmkit-run-{i}", daemon=True)
-            for i in range(min(count, max(len(pending), 1)))
+            threading.Thread(target=work, name=f"vlmkit-run-{i}", daemon=True) for i in range(count)
         ]
         outcomes: queue.Queue[ItemOutcome | None] = queue.Queue(max(16, 2 * len(workers)))
 

@@ -495,6 +495,7 @@ def test_every_worker_starts_before_any_is_sent_its_items(fake, tmp_path, monkey
     """A shard larger than a pipe's buffer blocks its send until the worker has started up
     and reads it: sending one before starting the next would start the workers one by one."""
     from vlmkit.processes.pool import WorkerProcess
+    from vlmkit.processes.worker import Shard
 
     steps: list[str] = []
     start, give = WorkerProcess.start.__func__, WorkerProcess.give
@@ -503,16 +504,20 @@ def test_every_worker_starts_before_any_is_sent_its_items(fake, tmp_path, monkey
         steps.append(f"start {index}")
         return start(cls, index)
 
-    def given(self, shard):
-        steps.append(f"give {shard.index} ({len(shard.items)} items)")
-        return give(self, shard)
+    def given(self, message):
+        if isinstance(message, Shard):
+            steps.append(f"give {message.index} ({len(message.items)} items)")
+        else:  # what it is sent when it asks for more
+            steps.append(f"{message} to {self.index}")
+        return give(self, message)
 
     monkeypatch.setattr(WorkerProcess, "start", classmethod(started))
     monkeypatch.setattr(WorkerProcess, "give", given)
     folder = make_images(tmp_path / "photos", 8)
     run, _outcomes = label(spec_for(fake, tmp_path), folder, tmp_path / "out")
     assert run.summary.done == 8
-    assert steps == ["start 0", "start 1", "give 0 (4 items)", "give 1 (4 items)"]
+    assert steps[:4] == ["start 0", "start 1", "give 0 (4 items)", "give 1 (4 items)"]
+    assert sorted(steps[4:]) == ["done to 0", "done to 1"]  # both asked for more: none left
 
 
 @pytest.mark.slow  # each worker imports torch and transformers and loads the checkpoint
@@ -568,3 +573,107 @@ def test_workers_blocked_sending_to_a_stopped_run_exit_on_their_own(fake, tmp_pa
         label(spec_for(fake, tmp_path), folder, tmp_path / "out", concurrency=128)
     assert exits == [0, 0]  # neither was killed (-9)
     assert not workers_alive()
+
+
+def test_a_worker_held_up_by_a_slow_item_leaves_the_rest_to_the_other(fake, tmp_path, monkeypatch):
+    """The workers pull their items in chunks as they need them: while one waits on a slow
+    answer, the other takes the items that would otherwise queue behind it (dealt up front,
+    each would get half of them)."""
+    import io
+
+    from PIL import Image
+
+    from vlmkit.processes.pool import WorkerProcess
+
+    folder = make_images(tmp_path / "photos", 24)
+    Image.new("RGB", (56, 40), "orange").save(folder / "img000.jpg")  # the slow one
+
+    def slow(request: Any) -> bool:
+        sizes = [Image.open(io.BytesIO(data)).size for _mime, data in request.inline_data]
+        return (56, 40) in sizes
+
+    fake.add_rule(match=slow, text=ANSWER, delay_s=3.0, first=True)
+    handed: dict[int, list[str]] = {}
+    start = WorkerProcess.start.__func__
+
+    class Down:  # this side of a worker's pipe: notes the items in what is sent on it
+        def __init__(self, index: int, down: Any) -> None:
+            self.index, self.down = index, down
+
+        def send(self, message: Any) -> None:
+            paths = [Path(path).name for _key, path in getattr(message, "items", ())]
+            handed.setdefault(self.index, []).extend(paths)
+            self.down.send(message)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.down, name)
+
+    def started(cls, index):
+        worker = start(cls, index)
+        worker.down = Down(index, worker.down)
+        return worker
+
+    monkeypatch.setattr(WorkerProcess, "start", classmethod(started))
+    run, _outcomes = label(spec_for(fake, tmp_path), folder, tmp_path / "out", concurrency=2)
+    assert run.summary.done == 24 and run.summary.failed == 0, str(run.summary)
+    assert sorted(name for names in handed.values() for name in names) == sorted(
+        path.name for path in folder.glob("*.jpg")
+    )  # every image handed out once
+    held_up = next(index for index, names in handed.items() if "img000.jpg" in names)
+    other = 1 - held_up
+    # the worker stuck on the slow answer got fewer than its even half; the other took the rest
+    assert len(handed[held_up]) < 12 < len(handed[other]), handed
+    assert max(images_seen(fake).values()) == 1 and len(images_seen(fake)) == 24
+    assert not workers_alive()
+
+
+def test_a_worker_asks_for_more_once_fewer_than_its_threads_wait_and_stops_waiting_when_told():
+    import threading
+
+    from vlmkit.inputs import InputItem
+    from vlmkit.processes.backlog import Backlog
+
+    items = [InputItem(key=f"k{i}", path=Path(f"img{i}.jpg")) for i in range(5)]
+    asks: list[int] = []
+    stop = threading.Event()
+    backlog = Backlog(items[:3], threads=2, ask=lambda: asks.append(1), stop=stop)
+    assert next(backlog) == items[0] and asks == []  # two wait: as many as its threads
+    assert next(backlog) == items[1] and asks == [1]  # one waits: it asks
+    assert next(backlog) == items[2] and asks == [1]  # once, until the answer comes
+    backlog.add(items[3:4])
+    assert next(backlog) == items[3] and asks == [1, 1]
+
+    taken: list[Any] = []
+    waiting = threading.Thread(target=lambda: taken.append(next(backlog, "stopped")))
+    waiting.start()  # an empty backlog: the thread waits for the next chunk ...
+    backlog.add(items[4:])
+    waiting.join(30)
+    assert taken == [items[4]]  # ... and takes it when it comes
+    waiting = threading.Thread(target=lambda: taken.append(next(backlog, "stopped")))
+    waiting.start()
+    stop.set()  # the worker is told to start nothing new: the waiting thread stops
+    waiting.join(30)
+    assert taken == [items[4], "stopped"]
+    closed = Backlog(items[:1], threads=1, ask=lambda: None, stop=threading.Event())
+    closed.close()  # "done": what it holds is still taken, then it ends
+    assert list(closed) == items[:1]
+
+
+def test_the_dealer_hands_out_even_first_chunks_then_a_threads_worth_until_none_is_left():
+    from vlmkit.inputs import InputItem
+    from vlmkit.processes.deal import Dealer
+
+    pending = [InputItem(key=f"k{i}", path=Path(f"img{i}.jpg")) for i in range(15)]
+    dealer = Dealer(pending, {"k0": 2, "k9": 1}, {"k9": "[]"}, workers=2, threads=3)
+    first = [dealer.first(), dealer.first()]
+    assert [len(chunk.items) for chunk in first] == [6, 6]  # twice the threads each
+    assert first[0].items[0] == ("k0", "img0.jpg") and first[0].attempts == {"k0": 2}
+    assert first[1].attempts == {"k9": 1} and first[1].replays == {"k9": "[]"}
+    more = [dealer.more() for _ in range(3)]
+    assert [len(chunk.items) for chunk in more if chunk] == [2, 1]  # near the end: even shares
+    assert more[2] is None and dealer.left == 0
+    assert more[0].attempts == {} and more[0].replays == {}
+    assert [key for chunk in first + more[:2] for key, _path in chunk.items] == [
+        item.key for item in pending
+    ]  # each once, in order
+    assert Dealer(pending[:3], {}, {}, workers=2, threads=8).first().items[-1][0] == "k1"

@@ -4,8 +4,8 @@ stops one, :class:`Collector` turns what they send into durable ledger records.
 The collector appends each record to the run's one ledger as it arrives (the line the worker
 made, written as is), flushes the records read together with one fsync, and only then hands
 them back to be counted and reported; a key is recorded once. It also keeps what the workers
-say about themselves: why one stopped sending (the budget, a fatal error), what each cost
-when it ended, and which exited without ending (killed, out of memory).
+say about themselves: which ask for more items, why one stopped sending (the budget, a fatal
+error), what each cost when it ended, and which exited without ending (killed, out of memory).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from vlmkit.errors import ConfigError
 from vlmkit.inputs import InputItem
 from vlmkit.ledger import LedgerRecord
+from vlmkit.processes.backlog import Chunk
 from vlmkit.processes.worker import Shard
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class WorkerProcess:
     def __init__(self, index: int, process: Any, down: Any, up: Any) -> None:
         self.index = index
         self.process = process
-        self.down = down  # to the worker: the shard, then "stop"
+        self.down = down  # to the worker: the shard, chunks, "done", then "stop"
         self.up = up  # from the worker: its messages; EOF once it exited
 
     @classmethod
@@ -71,12 +72,15 @@ class WorkerProcess:
             Connection(up_read, writable=False),
         )
 
-    def give(self, shard: Shard) -> None:
-        """Send the worker its items (it blocks until the worker reads them: start every
-        worker first, so that they start up together). A worker that died meanwhile is
-        found when its pipe ends."""
+    def give(self, items: Shard | Chunk | str) -> None:
+        """Send the worker its shard, a chunk of items, or ``"done"`` (no more items). A large
+        one blocks until the worker reads it: start every worker first, so that they start up
+        together. Nothing once it was stopped; a worker that died meanwhile is found when its
+        pipe ends."""
+        if self.down.closed:
+            return
         with contextlib.suppress(OSError):
-            self.down.send(shard)
+            self.down.send(items)
 
     def stop(self) -> None:
         """Start nothing new (the requests in flight are answered and recorded)."""
@@ -104,16 +108,19 @@ class WorkerProcess:
 class Collector:
     """Reads the workers' messages into ``ledger``; ``awaited`` are the items not yet recorded.
 
-    After each :meth:`poll`: ``stops`` holds the ``(why, error_type, message)`` of workers
-    that stopped sending, ``ends`` the ``(usage, reparsed, spent_usd)`` of workers that ended,
-    ``lost`` the workers that exited without ending. ``open`` is true while a worker may still
-    send."""
+    After each :meth:`poll`: ``asks`` holds the workers that asked for more items,
+    ``stops`` the ``(why, error_type, message)`` of workers that stopped sending, ``ends`` the
+    ``(usage, reparsed, spent_usd)`` of workers that ended, ``lost`` the workers that exited
+    without ending. ``open`` is true while a worker may still send; ``stopped`` once
+    :meth:`stop_all` told them to start nothing new."""
 
     def __init__(self, workers: list[WorkerProcess], awaited: dict[str, InputItem]) -> None:
         self.workers = workers
         self.awaited = awaited
         self._open: dict[Any, WorkerProcess] = {}
         self._ended: set[int] = set()
+        self.stopped = False
+        self.asks: list[WorkerProcess] = []
         self.stops: list[tuple[str, str, str]] = []
         self.ends: list[tuple[Any, int, float]] = []
         self.lost: list[WorkerProcess] = []
@@ -128,6 +135,7 @@ class Collector:
         return bool(self._open)
 
     def stop_all(self) -> None:
+        self.stopped = True
         for worker in self.workers:
             worker.stop()
 
@@ -136,21 +144,24 @@ class Collector:
         records with their items, in arrival order."""
         from multiprocessing.connection import wait
 
-        messages: list[tuple[Any, ...]] = []
+        messages: list[tuple[WorkerProcess, tuple[Any, ...]]] = []
         exited: list[WorkerProcess] = []
         ready: list[Any] = wait(list(self._open), timeout=timeout)
         for reader in ready:
+            worker = self._open[reader]
             try:
                 while len(messages) < GATHER:
-                    messages.append(reader.recv())
+                    messages.append((worker, reader.recv()))
                     if not reader.poll():
                         break
             except EOFError:  # the worker exited; everything it sent has been read
                 exited.append(self._open.pop(reader))
         recorded: list[tuple[LedgerRecord, InputItem]] = []
-        for message in messages:
+        for worker, message in messages:
             kind = message[0]
-            if kind == "record":
+            if kind == "more":
+                self.asks.append(worker)
+            elif kind == "record":
                 record = LedgerRecord.from_dict(json.loads(message[1]))
                 item = self.awaited.pop(record.key, None)  # a key is recorded once
                 if item is not None:

@@ -3,9 +3,11 @@
 Everything the run folder promises stays with the core's :class:`vlmkit.runner.Run` in this
 (the parent's) process: the run lock, ``run.json``, resume, the one ledger, the sinks fed as
 records arrive and committed once at the end, the summary. Only the answering moves: the
-pending items are dealt to ``workers`` processes (:mod:`vlmkit.processes.worker`), each with
-its own Session and its share of the requests in flight, and each record they send back is
-appended to the ledger here, fsynced, before it counts. Records that arrive together share
+pending items go to ``workers`` processes (:mod:`vlmkit.processes.worker`), each with its own
+Session and its share of the requests in flight, in chunks each worker asks for as it needs
+them (:class:`~vlmkit.processes.deal.Dealer`) — a worker held up by slow answers leaves the
+rest to the others, and a run that stops hands out nothing more. Each record they send back
+is appended to the ledger here, fsynced, before it counts. Records that arrive together share
 one flush.
 
 Why: the google-genai SDK itself needs a few milliseconds of CPU per request (request
@@ -29,6 +31,7 @@ from vlmkit.errors import ConfigError, VlmkitError, error_named
 from vlmkit.inputs import InputItem
 from vlmkit.ledger import LedgerRecord
 from vlmkit.outcomes import ItemOutcome
+from vlmkit.processes.deal import Dealer
 from vlmkit.processes.pool import Collector, WorkerProcess
 from vlmkit.processes.worker import Shard
 from vlmkit.runner import Run
@@ -70,15 +73,12 @@ class ProcessRun(Run):
         self.workers = int(workers)
         self.batch_size = batch_size
 
-    def _shards(self, pending: list[InputItem], attempts: Mapping[str, int]) -> list[Shard]:
-        count = max(min(self.workers, len(pending)), 1)
-        threads = max(math.ceil(self.concurrency / count), 1)
+    def _shards(self, dealer: Dealer, count: int, threads: int) -> list[Shard]:
+        """How each of ``count`` workers answers, with its first chunk of items."""
         share = self.budget_usd / count if self.budget_usd is not None else None
-        replays = self._dispatcher.replays
         shards = []
         for index in range(count):
-            mine = pending[index::count]  # dealt round-robin: each worker gets a like mix
-            keys = [item.key for item in mine]
+            first = dealer.first()
             shards.append(
                 Shard(
                     index=index,
@@ -86,9 +86,9 @@ class ProcessRun(Run):
                     task=self.task,
                     prompt=self.prompt,
                     options=self.options,
-                    items=tuple((item.key, str(item.path)) for item in mine),
-                    attempts={key: attempts[key] for key in keys if key in attempts},
-                    replays={key: replays[key] for key in keys if key in replays},
+                    items=first.items,
+                    attempts=first.attempts,
+                    replays=first.replays,
                     threads=threads,
                     pixel_budget=max(self._dispatcher.pixel_budget.limit // count, 1),
                     budget_usd=share,
@@ -108,13 +108,16 @@ class ProcessRun(Run):
             return
         collector = Collector([], {item.key: item for item in pending})
         workers = collector.workers
+        count = max(min(self.workers, len(pending)), 1)
+        threads = max(math.ceil(self.concurrency / count), 1)
+        dealer = Dealer(pending, attempts, self._dispatcher.replays, workers=count, threads=threads)
         try:
-            shards = self._shards(pending, attempts)
+            shards = self._shards(dealer, count, threads)
             for shard in shards:  # all start up at once, then each gets its items
                 collector.add(WorkerProcess.start(shard.index))
             for worker, shard in zip(workers, shards, strict=True):
                 worker.give(shard)
-            yield from self._collect(collector, ledger, feed)
+            yield from self._collect(collector, dealer, ledger, feed)
         except GeneratorExit:  # the caller stopped iterating: record what is paid for
             for worker in workers:
                 worker.stop()
@@ -133,7 +136,7 @@ class ProcessRun(Run):
                 worker.finish()
 
     def _collect(
-        self, collector: Collector, ledger: Ledger, feed: SinkFeed | None
+        self, collector: Collector, dealer: Dealer, ledger: Ledger, feed: SinkFeed | None
     ) -> Iterator[ItemOutcome]:
         fatal: VlmkitError | None = None
         interrupted = False
@@ -156,6 +159,10 @@ class ProcessRun(Run):
                     "re-run the same command to resume"
                 ) from err
             fatal = self._take_news(collector, fatal)
+            for worker in collector.asks:  # after the news: a run that stops hands out nothing
+                if not collector.stopped:
+                    worker.give(dealer.more() or "done")
+            collector.asks.clear()
             for record, item in recorded:
                 outcome = self._outcome(record, item)
                 self._report(outcome)

@@ -1,23 +1,27 @@
-"""One worker process of the ``processes`` engine: its own Session, its share of the items.
+"""One worker process of the ``processes`` engine: its own Session, the items it pulls.
 
 The worker builds a Session from the run's :class:`~vlmkit.engines.SessionSpec` and answers
-its shard with the core's own :class:`~vlmkit.dispatch.Dispatcher` — the same bounded
+its items with the core's own :class:`~vlmkit.dispatch.Dispatcher` — the same bounded
 concurrency, retries, pixel budget, re-parsing of kept answers and failure recording as a
 local run — but its "ledger" forwards each record, as its ledger line, to the parent process,
-which writes the one real ledger. Messages on the worker's pipe to the parent:
+which writes the one real ledger. Its items come in chunks: the :class:`Shard` brings the
+first, and whenever fewer than its threads wait (:class:`~vlmkit.processes.backlog.Backlog`)
+it asks for the next, so a worker held up by slow answers leaves the rest to the others.
+Messages on the worker's pipe to the parent:
 
 - ``("record", line)``: one item's ledger line (bytes), as it was recorded;
+- ``("more",)``: send the next chunk (or ``"done"``: none is left);
 - ``("stop", why, error_type, message)``: the worker stopped sending (``"budget"``, or a fatal
   error such as bad credentials);
 - ``("end", index, usage, reparsed, spent_usd)``: the worker is done; what its answers cost.
 
 A worker is its own interpreter, ``python -m vlmkit.processes.worker DOWN UP``, started in its
 own session (the terminal's Ctrl-C reaches only the parent) with two inherited pipes: DOWN
-brings the shard, then anything (or its end) means "start nothing new" — the parent's Ctrl-C,
-another worker's fatal error, or the parent gone, so a worker never outlives its run; UP takes
-the messages. Not :mod:`multiprocessing`'s spawn: that runs the user's ``__main__`` again in
-every child (a script without an ``if __name__ == "__main__"`` guard would start its run
-again there).
+brings the shard, then the chunks asked for and ``"done"``; ``"stop"`` (or the pipe's end)
+means "start nothing new" — the parent's Ctrl-C, another worker's fatal error, or the parent
+gone, so a worker never outlives its run; UP takes the messages. Not :mod:`multiprocessing`'s
+spawn: that runs the user's ``__main__`` again in every child (a script without an
+``if __name__ == "__main__"`` guard would start its run again there).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import attrs
 from vlmkit.engines import SessionSpec
 from vlmkit.inputs import InputItem
 from vlmkit.ledger import LedgerRecord
+from vlmkit.processes.backlog import Backlog, Chunk
 
 __all__ = ["Shard", "main", "serve"]
 
@@ -43,7 +48,7 @@ log = logging.getLogger(__name__)
 
 @attrs.frozen(kw_only=True)
 class Shard:
-    """What one worker answers: ``items`` as ``(key, path)`` pairs, with the run's question.
+    """How one worker answers, with its first ``items`` as ``(key, path)`` pairs.
 
     ``attempts`` and ``replays`` are the run's for these keys; ``threads`` the requests this
     worker keeps in flight; ``budget_usd`` its share of the run's budget (None: no cap)."""
@@ -85,11 +90,23 @@ class _Forward:
         self._results.put(("record", record.to_line()))
 
 
-def _watch(down: Any, dispatcher: Any) -> None:
-    """Start nothing new once the parent says so, or is gone (its pipe ends)."""
+def _items(chunk: Chunk | Shard) -> list[InputItem]:
+    return [InputItem(key=key, path=Path(path)) for key, path in chunk.items]
+
+
+def _listen(down: Any, backlog: Backlog, attempts: dict[str, int], replays: dict[str, str]) -> None:
+    """Take the chunks the parent sends into ``backlog`` until it says ``"done"``; start
+    nothing new once it says ``"stop"``, or is gone (its pipe ends)."""
     with contextlib.suppress(EOFError, OSError):
-        down.recv()
-    dispatcher.stop.set()
+        while (message := down.recv()) != "stop":
+            if isinstance(message, Chunk):
+                attempts.update(message.attempts)  # before its items can be taken
+                replays.update(message.replays)
+                backlog.add(_items(message))
+            elif message == "done":
+                backlog.close()
+    backlog.stop.set()
+    backlog.close()
 
 
 def serve(shard: Shard, down: Any, up: Any) -> None:
@@ -129,15 +146,22 @@ def serve(shard: Shard, down: Any, up: Any) -> None:
             summary=summary,
             report=lambda outcome: None,
         )
-        items = [InputItem(key=key, path=Path(path)) for key, path in shard.items]
         dispatcher.replays = dict(shard.replays)
+        attempts = dict(shard.attempts)
+        backlog = Backlog(
+            _items(shard), threads=shard.threads, ask=lambda: results.put(("more",)),
+            stop=dispatcher.stop,
+        )  # fmt: skip
         before = session.usage
-        watcher = threading.Thread(
-            target=_watch, args=(down, dispatcher), name="vlmkit-stop", daemon=True
+        listener = threading.Thread(
+            target=_listen,
+            args=(down, backlog, attempts, dispatcher.replays),
+            name="vlmkit-chunks",
+            daemon=True,
         )
-        watcher.start()
+        listener.start()
         try:
-            for _ in dispatcher.process(items, shard.attempts, _Forward(results), None):  # type: ignore[arg-type]
+            for _ in dispatcher.process(backlog, attempts, _Forward(results), None):  # type: ignore[arg-type]
                 pass
             if summary.stopped == "budget":
                 results.put(("stop", "budget", "BudgetReached", "budget reached"))

@@ -216,7 +216,22 @@ def test_bad_credentials_in_a_worker_stop_the_run_with_the_same_error(fake, tmp_
     assert not read_ledger(tmp_path / "out" / "results.jsonl").done  # no item failed for it
 
 
-def test_the_budget_is_split_between_the_workers_and_never_passed(fake, tmp_path):
+def test_the_budget_is_split_between_the_workers_and_never_passed(fake, tmp_path, monkeypatch):
+    from vlmkit.processes.pool import Collector, WorkerProcess
+
+    events: list[str] = []
+    give, stop_all = WorkerProcess.give, Collector.stop_all
+
+    def given(self, message):
+        events.append(type(message).__name__)
+        return give(self, message)
+
+    def stopped(self):
+        events.append("stop")
+        return stop_all(self)
+
+    monkeypatch.setattr(WorkerProcess, "give", given)
+    monkeypatch.setattr(Collector, "stop_all", stopped)
     folder = make_images(tmp_path / "photos", 40)
     fake.clear_rules()  # every answer costs about $0.01 (4000 output tokens)
     fake.add_rule(text=ANSWER, usage={"candidates_token_count": 4000})
@@ -226,6 +241,8 @@ def test_the_budget_is_split_between_the_workers_and_never_passed(fake, tmp_path
     sent = len(fake.requests_of("generate"))
     assert 1 <= sent <= 9 and run.summary.done == sent  # $0.1 pays for 9 such answers at most
     assert len(read_ledger(tmp_path / "out" / "results.jsonl")) == sent  # the rest stays to do
+    assert "stop" in events  # once a worker reached its share, nothing more was handed out
+    assert all(event == "stop" for event in events[events.index("stop") :]), events
 
 
 def test_vlmkit_label_with_engine_processes(fake, tmp_path):

@@ -671,6 +671,8 @@ def test_a_worker_asks_for_more_once_fewer_than_its_threads_wait_and_stops_waiti
     stop.set()  # the worker is told to start nothing new: the waiting thread stops
     waiting.join(30)
     assert taken == [items[4], "stopped"]
+    backlog.add(items[:1])  # a chunk that crossed the stop is not started
+    assert next(backlog, "stopped") == "stopped"
     closed = Backlog(items[:1], threads=1, ask=lambda: None, stop=threading.Event())
     closed.close()  # "done": what it holds is still taken, then it ends
     assert list(closed) == items[:1]

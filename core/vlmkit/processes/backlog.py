@@ -72,9 +72,11 @@ class Backlog(Iterator[InputItem]):
         with self._changed:
             item = None
             while item is None:
+                if self.stop.is_set():  # also for a thread that waited for this chunk
+                    raise StopIteration
                 if self._items:
                     item = self._items.popleft()
-                elif self._closed or self.stop.is_set():
+                elif self._closed:
                     raise StopIteration
                 ask = not (self._asked or self._closed) and len(self._items) < self._threads
                 self._asked = self._asked or ask

@@ -38,6 +38,9 @@ class RunSummary:
     reparsed: int = 0  # done by parsing again an answer kept from an earlier run: no cost
     usage: Usage = attrs.field(factory=Usage.zero)
     wall_s: float = 0.0
+    #: CPU time this process spent during the run, all its threads (``time.process_time``):
+    #: near ``wall_s``, the client — not the model — set the pace (see :attr:`cpu_share`)
+    cpu_s: float = 0.0
     #: why the run stopped early: "budget", "interrupted", "error", "quota exhausted",
     #: "no images", or None
     stopped: str | None = None
@@ -57,6 +60,11 @@ class RunSummary:
     def items_per_s(self) -> float:
         processed = self.done + self.failed
         return processed / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def cpu_share(self) -> float:
+        """The share of one core this process kept busy over the run (1.0: a whole core)."""
+        return self.cpu_s / self.wall_s if self.wall_s > 0 else 0.0
 
     def count(self, outcome: ItemOutcome) -> None:
         """Add one item's outcome to the totals."""
@@ -87,6 +95,7 @@ class RunSummary:
             "calls": self.usage.calls,
             "cost_usd": self.cost_usd,
             "wall_s": self.wall_s,
+            "cpu_s": self.cpu_s,
             "stopped": self.stopped,
             "failures": dict(self.failures),
             "skipped_inputs": dict(self.skipped_inputs),
@@ -105,7 +114,8 @@ class RunSummary:
             f"tokens {self.tokens:,} (prompt {self.usage.prompt_tokens:,}{cached_input}, output "
             f"{self.usage.output_tokens:,}, thinking {self.usage.thinking_tokens:,}), "
             f"estimated cost {cost}",
-            f"wall time {self.wall_s:.2f} s, {self.items_per_s:.2f} items/s",
+            f"wall time {self.wall_s:.2f} s, {self.items_per_s:.2f} items/s, "
+            f"CPU {self.cpu_s:.2f} s",
         ]
         if self.cached:
             lines.insert(

@@ -218,7 +218,7 @@ class Run:
 
     # -- iteration ------------------------------------------------------------------------
     def __iter__(self) -> Iterator[ItemOutcome]:
-        started = time.perf_counter()
+        started = time.perf_counter(), time.process_time()
         usage_before = self.session.usage
         self.out_dir.mkdir(parents=True, exist_ok=True)
         lock = RunLock(self.out_dir)
@@ -228,7 +228,7 @@ class Run:
         finally:
             lock.release()
 
-    def _locked(self, started: float, usage_before: Usage) -> Iterator[ItemOutcome]:
+    def _locked(self, started: tuple[float, float], usage_before: Usage) -> Iterator[ItemOutcome]:
         swept = sweep_stale_files(self.out_dir)
         if swept:
             log.info("removed %d temporary file(s) left by killed runs in %s", swept, self.out_dir)
@@ -311,7 +311,8 @@ class Run:
             finally:
                 if previous_handler is not None:
                     signal.signal(signal.SIGINT, previous_handler)
-                self.summary.wall_s = time.perf_counter() - started
+                self.summary.wall_s = time.perf_counter() - started[0]
+                self.summary.cpu_s = time.process_time() - started[1]
 
     def _process(
         self,

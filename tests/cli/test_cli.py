@@ -483,6 +483,58 @@ def test_label_keeps_the_start_up_heap_out_of_full_collections(vlm, monkeypatch,
     assert gc.get_freeze_count() == 0  # and thawed after it
 
 
+@pytest.mark.parametrize("answer_costs", ["cpu", "waiting"])
+def test_label_says_when_its_own_process_set_the_pace(
+    vlm, monkeypatch, tmp_path, image, answer_costs
+):
+    """A run that kept this process's core busy with many requests in flight points to the
+    processes engine (the client, not the model, set the pace); a run that waited on its
+    answers does not."""
+    import os
+    import time
+
+    from tests.cli import scripted_backends
+    from vlmkit.cli import engine as cli_engine
+
+    def answer(request):
+        end = time.thread_time() + 0.05
+        while answer_costs == "cpu" and time.thread_time() < end:
+            pass
+        if answer_costs == "waiting":
+            time.sleep(0.05)
+        return scripted_backends.DETECT
+
+    monkeypatch.setitem(scripted_backends.SCRIPT, "detect", answer)
+    monkeypatch.setattr(cli_engine, "HINT_MIN_WALL_S", 0.2)  # short, but not start-up alone
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(8):
+        Image.open(image).save(photos / f"{i}.png")
+    out = str(tmp_path / "o")
+    result = vlm(
+        "label", str(photos), "-l", "cat", "-b", "scripted", "--out", out, "--concurrency", "16"
+    )
+    assert result.exit_code == 0, result.output
+    assert "CPU " in result.stdout
+    hinted = "--engine processes" in result.stderr
+    assert hinted == (answer_costs == "cpu"), result.stderr
+    if hinted:
+        assert "16 requests in flight" in result.stderr and "8 cores here" in result.stderr
+
+
+def test_the_pace_hint_needs_a_long_busy_run_with_many_requests_and_another_core():
+    from vlmkit.cli.engine import cpu_bound_hint
+    from vlmkit.outcomes import RunSummary
+
+    busy = RunSummary(done=1000, wall_s=10.0, cpu_s=9.5)
+    assert "95% busy with 64 requests in flight" in cpu_bound_hint(busy, 64, 4)
+    assert cpu_bound_hint(busy, 64, 1) is None  # no other core to spread to
+    assert cpu_bound_hint(busy, 4, 4) is None  # a local model or a deliberate limit
+    assert cpu_bound_hint(RunSummary(wall_s=2.0, cpu_s=2.0), 64, 4) is None  # start-up
+    assert cpu_bound_hint(RunSummary(wall_s=10.0, cpu_s=5.0), 64, 4) is None  # it waited
+
+
 def test_label_without_a_runner_says_so(vlm, monkeypatch, tmp_path):
     monkeypatch.delattr(vlmkit.Session, "run", raising=False)
     result = vlm("label", "x.png", "-b", "scripted", "--out", str(tmp_path))

@@ -77,6 +77,39 @@ def test_rerun_resumes_without_calling_the_model_again(tmp_path):
     assert second.summary.resumed == 6 and second.summary.done == 0
 
 
+def _busy(seconds):
+    """Keep this thread on the CPU for ``seconds`` of process time."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_the_summary_counts_the_cpu_its_process_spent_against_the_wall_time(tmp_path):
+    """A run whose answers cost CPU in this process shows it (about one core's worth); one
+    whose answers only wait does not: ``vlmkit label`` says which one set the pace."""
+    images = tmp_path / "images"
+    make_images(images, 6)
+
+    def busy(request):
+        _busy(0.05)
+        return CAT
+
+    def waiting(request):
+        time.sleep(0.05)
+        return CAT
+
+    with session(busy) as s:
+        run = s.run("detect", [images], "cat", out_dir=tmp_path / "busy", concurrency=2)
+        list(run)
+    assert run.summary.cpu_s >= 6 * 0.05 and run.summary.cpu_share > 0.5, run.summary
+    assert run.summary.to_dict()["cpu_s"] == run.summary.cpu_s
+    assert f"CPU {run.summary.cpu_s:.2f} s" in str(run.summary)
+    with session(waiting) as s:
+        run = s.run("detect", [images], "cat", out_dir=tmp_path / "waiting", concurrency=1)
+        list(run)
+    assert run.summary.wall_s >= 6 * 0.05 and run.summary.cpu_share < 0.5, run.summary
+
+
 def test_retry_failed_retries_only_the_failures(tmp_path):
     images = tmp_path / "images"
     make_images(images, 6, subfolders=False)

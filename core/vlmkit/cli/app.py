@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import gc
 import inspect
+import os
 import warnings
 from pathlib import Path
 from typing import Annotated, Any
@@ -623,8 +624,9 @@ def label(
         str,
         typer.Option(
             metavar="NAME",
-            help="Who answers the items: local (threads in this process) or an installed "
-            "engine such as ray (pip install vlmkit-ray).",
+            help="Who answers the items: local (threads in this process), processes (worker "
+            "processes on this machine, for runs one process cannot keep up with) or an "
+            "installed engine such as ray (pip install vlmkit-ray).",
         ),
     ] = "local",
     address: Annotated[
@@ -739,6 +741,12 @@ def label(
                     typer.echo(to_json(summary.to_dict(), indent=2))
                 elif summary is not None:
                     typer.echo(str(summary))
+                if summary is not None and engine == "local":
+                    from vlmkit.cli.engine import cpu_bound_hint
+
+                    in_flight = getattr(results, "concurrency", None)
+                    if hint := cpu_bound_hint(summary, in_flight, os.cpu_count()):
+                        typer.echo(hint, err=True)
         if getattr(summary, "stopped", None) == "no images":
             state.fail(
                 f"no images found in {' '.join(inputs)}; check the paths (folders are read "

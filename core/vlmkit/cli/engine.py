@@ -8,7 +8,7 @@ from typing import Any
 
 from vlmkit.cli.context import CliState, parse_pairs
 
-__all__ = ["engine_run"]
+__all__ = ["cpu_bound_hint", "engine_run"]
 
 
 def engine_run(
@@ -58,3 +58,30 @@ def engine_run(
         return built.run(session, spec, task, inputs, **arguments)
 
     return run
+
+
+#: a run this short is mostly start-up: its CPU share says nothing about the client's pace
+HINT_MIN_WALL_S = 5.0
+#: the share of one core above which the run's own process, not the model, set its pace
+HINT_CPU_SHARE = 0.85
+#: fewer requests in flight than this: a local model or a deliberate limit, not an API run
+HINT_MIN_IN_FLIGHT = 16
+
+
+def cpu_bound_hint(summary: Any, in_flight: int | None, cores: int | None) -> str | None:
+    """What to say when a local run's process was the limit: one Python process turns one
+    core into requests (the SDK alone needs a few ms of CPU each), so past that more requests
+    in flight only wait for the GIL; ``--engine processes`` spreads them over worker processes.
+    ``None`` when the run was short, did not keep a core busy, or there is no other core."""
+    wall_s, cpu_s = getattr(summary, "wall_s", 0.0), getattr(summary, "cpu_s", 0.0)
+    if wall_s < HINT_MIN_WALL_S or (cores or 1) < 2 or (in_flight or 0) < HINT_MIN_IN_FLIGHT:
+        return None
+    share = cpu_s / wall_s
+    if share < HINT_CPU_SHARE:
+        return None
+    return (
+        f"this run kept one core {share:.0%} busy with {in_flight} requests in flight: "
+        "this process, not the model, set its pace (one Python process turns about one core "
+        "into requests). With --engine processes the requests go through worker processes "
+        f"({cores} cores here); see docs/scale.md"
+    )

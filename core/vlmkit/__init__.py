@@ -26,6 +26,7 @@ from vlmkit.errors import (
     VlmkitError,
 )
 from vlmkit.evaluation import evaluate
+from vlmkit.filelist import FileList
 from vlmkit.geometry import Convention, Transform
 from vlmkit.hookspecs import hookimpl
 from vlmkit.media import EncodedImage, LoadedImage, ResizePolicy, encode_image, load_image
@@ -76,6 +77,7 @@ __all__ = [
     "Detections",
     "EncodedImage",
     "EngineInfo",
+    "FileList",
     "FinishReason",
     "FrameDetections",
     "Generation",

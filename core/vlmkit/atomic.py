@@ -40,6 +40,7 @@ from pathlib import Path, PurePath
 from typing import IO, Any
 
 from vlmkit.errors import SinkError
+from vlmkit.filelist import FileList
 
 __all__ = [
     "Staging",
@@ -461,9 +462,9 @@ class Staging:
             shutil.copyfileobj(src, out, 1 << 20)
         return False
 
-    def commit(self) -> list[Path]:
+    def commit(self) -> FileList:
         """fsync the staged files, move every one into place (staging order); return the
-        targets.
+        targets (a :class:`~vlmkit.FileList`: read it as a list of paths).
 
         If an fsync or a rename fails, the files not yet moved are discarded (with the folders
         staging created, when empty) and the error is raised."""
@@ -486,7 +487,7 @@ class Staging:
         for folder in dict.fromkeys(os.path.dirname(target) for target in done):
             _fsync_dir(Path(folder))
             _sweep_stale(Path(folder))  # left by a run or export that was killed
-        return [Path(target) for target in done]
+        return FileList(done)
 
     def discard(self) -> None:
         """Remove every staged file and the folders created for them (when empty)."""

@@ -61,6 +61,7 @@ import attrs
 
 from vlmkit.atomic import Staging, relative_parts, safe_join
 from vlmkit.errors import ConfigError, SinkError
+from vlmkit.filelist import FileList
 from vlmkit.ledger import LedgerRecord, LedgerState, read_ledger
 from vlmkit.records import TASKS, SinkInfo
 from vlmkit.sink import Sink, SinkItem, StagedSink, build_sink, confine_options
@@ -129,7 +130,7 @@ class SkippedRecord:
     sink: str | None = None
 
 
-class ExportResult(dict[str, list[Path]]):
+class ExportResult(dict[str, Sequence[Path]]):
     """The files each sink wrote, by sink name — a dict, as before — and what was skipped.
 
     ``records``: the ``done`` records replayed; ``skipped``: the records (or record and sink
@@ -138,7 +139,7 @@ class ExportResult(dict[str, list[Path]]):
 
     def __init__(
         self,
-        files: Mapping[str, list[Path]] | None = None,
+        files: Mapping[str, Sequence[Path]] | None = None,
         *,
         records: int = 0,
         skipped: Iterable[SkippedRecord] = (),
@@ -200,7 +201,7 @@ def _task_of(result: Any) -> str | None:
 
 class _TwoPhase(Protocol):
     def prepare(self) -> None: ...
-    def commit(self) -> list[Path]: ...
+    def commit(self) -> Sequence[Path]: ...
     def discard(self) -> None: ...
 
 
@@ -396,7 +397,7 @@ class Exporter:
                 for target in checked[name]:
                     self._check_target(name, target, where)
             before = _fingerprint(self.ledger)
-            files: dict[str, list[Path]] = {}
+            files: dict[str, Sequence[Path]] = {}
             for name, sink in self._plain:
                 files[name] = _finish(name, sink.close)
                 self._check_files(name, files[name], before)
@@ -446,8 +447,8 @@ class Exporter:
                 "report it to its author"
             )
         where = _TargetCheck(self.out, self.ledger)
-        for path in files or ():
-            text = os.fspath(path)
+        texts = files.texts() if isinstance(files, FileList) else map(os.fspath, files or ())
+        for text in texts:
             if text not in checked:
                 self._check_target(name, text, where)
 

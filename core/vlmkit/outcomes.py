@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 
+from vlmkit.filelist import FileList
 from vlmkit.types import FinishReason, Result, Usage
 
 __all__ = ["ItemOutcome", "RunSummary", "Status", "outcome_problem", "usage_since"]
@@ -24,6 +27,11 @@ class ItemOutcome:
     result: Result | None = None
     error: str | None = None
     error_type: str | None = None
+
+
+def _texts(files: Sequence[Path]) -> list[str]:
+    """The paths as text (a FileList's without building a Path for each)."""
+    return list(files.texts()) if isinstance(files, FileList) else [os.fspath(p) for p in files]
 
 
 @attrs.define
@@ -45,7 +53,8 @@ class RunSummary:
     #: "no images", or None
     stopped: str | None = None
     failures: dict[str, int] = attrs.field(factory=dict)  # error type -> count
-    sink_files: dict[str, list[Path]] = attrs.field(factory=dict)
+    #: the files each sink wrote (a :class:`~vlmkit.FileList` for the core's sinks)
+    sink_files: dict[str, Sequence[Path]] = attrs.field(factory=dict)
     skipped_inputs: dict[str, str] = attrs.field(factory=dict)  # input path -> why skipped
 
     @property
@@ -99,7 +108,7 @@ class RunSummary:
             "stopped": self.stopped,
             "failures": dict(self.failures),
             "skipped_inputs": dict(self.skipped_inputs),
-            "sink_files": {k: [str(p) for p in v] for k, v in self.sink_files.items()},
+            "sink_files": {k: _texts(v) for k, v in self.sink_files.items()},
         }
 
     def __str__(self) -> str:

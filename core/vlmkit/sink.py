@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
@@ -31,6 +31,7 @@ import attrs
 
 from vlmkit.atomic import Staging, safe_join, utf8_safe
 from vlmkit.errors import ConfigError, SinkError
+from vlmkit.filelist import FileList
 from vlmkit.types import Result
 
 if TYPE_CHECKING:
@@ -90,8 +91,9 @@ class Sink:
     def write(self, item: SinkItem) -> None:
         raise NotImplementedError
 
-    def close(self) -> list[Path]:
-        """Finish writing; return the files written."""
+    def close(self) -> Sequence[Path]:
+        """Finish writing; return the files written (a list of paths, or a
+        :class:`~vlmkit.FileList` for many)."""
         return []
 
     def __enter__(self) -> Sink:
@@ -117,7 +119,8 @@ class StagedSink(Sink):
     def __init__(self, out_dir: str | Path, **options: Any) -> None:
         super().__init__(out_dir, **options)
         self.staging = Staging()
-        self._files: dict[Path, None] = {}  # every file committed, in order
+        self._files = FileList()  # every file committed, in order
+        self._noted: list[str] = []  # files found in place since the last commit
         self._prepared = False
 
     @contextlib.contextmanager
@@ -140,9 +143,9 @@ class StagedSink(Sink):
     def _prepare(self) -> None:
         """Stage the dataset-level files (subclasses)."""
 
-    def _note(self, path: Path) -> None:
+    def _note(self, path: str | os.PathLike[str]) -> None:
         """Count ``path`` among this sink's files without staging it (already in place)."""
-        self._files[path] = None
+        self._noted.append(os.fspath(path))
 
     def staged_files(self) -> list[Path]:
         """The files that :meth:`commit` would put in place."""
@@ -153,18 +156,24 @@ class StagedSink(Sink):
             self._prepare()
             self._prepared = True
 
-    def commit(self) -> list[Path]:
+    def commit(self) -> FileList:
+        """Move what is staged into place; return every file this sink committed or found in
+        place so far, in order, each once."""
         self.prepare()
-        for path in self.staging.commit():
-            self._files[path] = None
+        committed = self.staging.commit()
+        if self._files or self._noted:  # an earlier commit, or files already in place
+            committed = FileList(
+                dict.fromkeys([*self._files.texts(), *self._noted, *committed.texts()])
+            )
+        self._files, self._noted = committed, []
         self._prepared = False  # a later write + close restages the dataset-level files
-        return list(self._files)
+        return committed
 
     def discard(self) -> None:
         self.staging.discard()
         self._prepared = False
 
-    def close(self) -> list[Path]:
+    def close(self) -> FileList:
         try:
             return self.commit()
         except BaseException:

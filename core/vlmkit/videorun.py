@@ -121,7 +121,7 @@ def write_track_outputs(
             safe_join(out_dir, names["json"]), to_json(result_to_dict(result), indent=2) + "\n"
         )
         staging.write_text(safe_join(out_dir, names["coco"]), to_json(coco) + "\n")
-        return staging.commit()
+        return list(staging.commit())  # four files
     except BaseException:
         staging.discard()
         raise

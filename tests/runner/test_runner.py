@@ -183,7 +183,11 @@ def test_the_sinks_of_a_resumed_run_equal_a_later_export(tmp_path):
             "detect", [images], "cat", out_dir=out, sinks=["coco", "yolo"], retry_failed=True
         )
         assert [o.status for o in again] == ["done", "done"]
-        written = {p: p.read_bytes() for p in again.summary.sink_files["yolo"]}
+        files = again.summary.sink_files["yolo"]
+        assert isinstance(files, vlmkit.FileList)  # held as text, each folder once
+        assert again.summary.to_dict()["sink_files"]["yolo"] == [str(p) for p in files]
+        assert len(set(files)) == len(files)  # each once, found in place or committed
+        written = {p: p.read_bytes() for p in files}
         coco = (out / "annotations.json").read_bytes()
         export(
             out / "results.jsonl", ["coco", "yolo"], tmp_path / "re", resolve=s.sinks().__getitem__

@@ -307,7 +307,7 @@ class YoloSink(StagedSink):
             # In a folder the staging made nothing is in place yet: no need to look.
             fresh = self.staging.made(os.path.dirname(target))
             if not fresh and os.path.exists(target) and os.path.samefile(source, target):
-                self._note(Path(target))
+                self._note(target)
                 return
             linked = self.staging.place(target, source, link=self.copy_mode == "link")
         except OSError:

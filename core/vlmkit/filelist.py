@@ -20,6 +20,27 @@ from typing import Any, overload
 __all__ = ["FileList"]
 
 
+def _normal(text: str) -> str:
+    """``text`` as ``str(Path(text))`` writes it (no doubled separators, ``.`` parts or
+    trailing separator), building a ``Path`` only for text that is not written so already."""
+    sep, alt = os.sep, os.altsep
+    if (
+        sep + sep in text
+        or f"{sep}.{sep}" in text
+        or text.startswith("." + sep)
+        or text.endswith((sep, sep + "."))
+        or text in ("", ".")
+        or (alt is not None and alt in text)
+    ):
+        return str(Path(text))
+    return text
+
+
+def _key(text: str) -> str:
+    """What two paths compare by (case-folded on Windows, like ``Path``)."""
+    return os.path.normcase(text)
+
+
 class FileList(Sequence[Path]):
     """``files`` in their order, as a sequence of :class:`~pathlib.Path`."""
 
@@ -30,7 +51,7 @@ class FileList(Sequence[Path]):
         self._folder_of = array("I")  # per file: its folder's index in _folders
         self._names: list[str] = []
         for file in files:
-            folder, name = os.path.split(os.fspath(file))
+            folder, name = os.path.split(_normal(os.fspath(file)))
             self._folder_of.append(index.setdefault(folder, len(index)))
             self._names.append(name)
         self._folders = list(index)
@@ -66,15 +87,16 @@ class FileList(Sequence[Path]):
     def __contains__(self, path: object) -> bool:
         if not isinstance(path, str | os.PathLike):
             return False
-        wanted = Path(path)
-        return any(Path(text) == wanted for text in self.texts())
+        wanted = _key(str(Path(path)))
+        return any(_key(text) == wanted for text in self.texts())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FileList | list | tuple):
             return NotImplemented
         if len(other) != len(self):
             return False
-        return all(mine == Path(theirs) for mine, theirs in zip(self, other, strict=True))
+        theirs = other.texts() if isinstance(other, FileList) else (str(Path(p)) for p in other)
+        return all(_key(a) == _key(b) for a, b in zip(self.texts(), theirs, strict=True))
 
     __hash__ = None  # type: ignore[assignment]  # equal to lists, which are not hashable
 

@@ -55,3 +55,11 @@ def test_it_holds_a_file_in_a_fraction_of_a_path_object():
         tracemalloc.stop()
     assert len(files) == len(texts)
     assert list_cost < 100 < 250 < paths_cost, (list_cost, paths_cost)
+
+
+def test_paths_written_loosely_compare_as_paths_do():
+    files = FileList(["out//labels/a.txt", "./data.yaml", "out/./images/b.jpg", "out/x/"])
+    assert list(files.texts()) == ["out/labels/a.txt", "data.yaml", "out/images/b.jpg", "out/x"]
+    assert files == [Path("out/labels/a.txt"), "data.yaml", "out/images//b.jpg", Path("out/x")]
+    assert "out/labels//a.txt" in files and Path("./data.yaml") in files
+    assert "out/labels" not in files

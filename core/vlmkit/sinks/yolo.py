@@ -207,7 +207,8 @@ class YoloSink(StagedSink):
         self.data_yaml = self.out_dir / "data.yaml"
         self.images_copied = 0  # "link" mode: images that had to be copied
         self.images_missing = 0  # images that could not be placed (no file)
-        self._owners: dict[str, str] = {}  # label file (relative) -> key that wrote it
+        # label file -> key that wrote it; the label file's text is the staging's own string
+        self._owners: dict[str, str] = {}
         self._roots: set[str] = set()
         self._missing_root = False
         self._warned_images_folder = False
@@ -226,19 +227,18 @@ class YoloSink(StagedSink):
             return
         parts = relative_parts(item.key)  # the key's rules, as text; links checked below
         label_parts = _label_parts(parts)
-        owner_key = "/".join(label_parts)
         label_target = self._join(self.labels_dir, label_parts)
         image_target = self._join(self.images_dir, parts) if self.copy_mode else None
         # Everything that can fail on this item's data happens before any shared state changes,
         # so a refused item leaves no trace (no class, no claimed label file).
         lines = [self._line(det, result.image_size) for det in result.items]
         with self._lock:
-            owner = self._owners.setdefault(owner_key, item.key)
+            owner = self._owners.setdefault(label_target, item.key)
             if owner != item.key:
                 raise SinkError(
                     f"yolo sink: inputs {owner!r} and {item.key!r} both map to "
-                    f"labels/{owner_key}; YOLO matches labels to images by file stem, so rename "
-                    "one of them"
+                    f"labels/{'/'.join(label_parts)}; YOLO matches labels to images by file "
+                    "stem, so rename one of them"
                 )
             # Class ids are fixed at prepare, in key order, so they never depend on the order
             # in which answers arrived. The label file is staged now with the ids known so far

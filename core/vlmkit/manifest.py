@@ -7,15 +7,39 @@ would mix answers to different questions in one dataset.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from vlmkit.errors import ConfigError
 
-__all__ = ["MANIFEST_NAME", "check_manifest"]
+__all__ = ["MANIFEST_NAME", "check_manifest", "run_manifest"]
 
 MANIFEST_NAME = "run.json"
 _COMPARED = ("task", "prompt", "backend", "model", "options")
+
+
+def run_manifest(
+    session: Any, task: str, prompt: str | Sequence[str] | None, options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What makes a run's results comparable: a resumed run must ask the same question."""
+    backend = session.backend_info.name
+    model = getattr(session.backend, "model", None)
+    asked = prompt if isinstance(prompt, (str, type(None))) else list(prompt)
+    chosen = dict(options)
+    limits = getattr(session, "mask_limits", None)
+    if task == "segment" and limits is not None:  # they change what masks are kept
+        chosen.setdefault("max_mask_pixels", limits.pixels)
+        chosen.setdefault("max_mask_vertices", limits.vertices)
+    return {
+        "version": 1,
+        "task": task,
+        "prompt": asked,
+        "backend": backend,
+        "model": model,
+        "options": {k: chosen[k] for k in sorted(chosen)},
+        "settings": session.backend_identity.get("settings", {}),
+    }
 
 
 def check_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:

@@ -35,7 +35,7 @@ from vlmkit.errors import ConfigError
 from vlmkit.inputs import InputItem, SkippedInput, collect_inputs
 from vlmkit.ledger import Ledger, read_ledger
 from vlmkit.ledgerindex import LedgerIndex, read_index
-from vlmkit.manifest import check_manifest
+from vlmkit.manifest import check_manifest, run_manifest
 from vlmkit.outcomes import ItemOutcome, RunSummary, usage_since
 from vlmkit.pixels import DEFAULT_PIXEL_BUDGET
 from vlmkit.runlock import RunLock
@@ -150,38 +150,13 @@ class Run:
         # Build the sinks now, once: a misspelled sink or option, a sink that does not accept
         # the task's results, or a sink whose file would be the ledger, must not cost a whole
         # run. Building one writes nothing.
-        installed = session.sinks()
-        for name in self.sinks:
-            if name not in installed:
-                session.sink(name, self.out_dir)  # raises BackendNotFound listing the sinks
-            elif task not in installed[name].accepts:
-                accepted = ", ".join(sorted(installed[name].accepts))
-                raise ConfigError(
-                    f"sink {name!r} does not accept {task} results (it accepts: {accepted}); "
-                    f"drop --sink {name}, or run a task it accepts"
-                )
+        _check_sinks(session, task, self.sinks, self.out_dir)
         self._exporter = self._new_exporter()
 
     # -- the run's identity -----------------------------------------------------------------
     def manifest(self) -> dict[str, Any]:
         """What makes results comparable: a resumed run must ask the same question."""
-        backend = self.session.backend_info.name
-        model = getattr(self.session.backend, "model", None)
-        prompt = self.prompt if isinstance(self.prompt, (str, type(None))) else list(self.prompt)
-        options = dict(self.options)
-        limits = getattr(self.session, "mask_limits", None)
-        if self.task == "segment" and limits is not None:  # they change what masks are kept
-            options.setdefault("max_mask_pixels", limits.pixels)
-            options.setdefault("max_mask_vertices", limits.vertices)
-        return {
-            "version": 1,
-            "task": self.task,
-            "prompt": prompt,
-            "backend": backend,
-            "model": model,
-            "options": {k: options[k] for k in sorted(options)},
-            "settings": self.session.backend_identity.get("settings", {}),
-        }
+        return run_manifest(self.session, self.task, self.prompt, self.options)
 
     # -- helpers --------------------------------------------------------------------------
     def _call(self, item: InputItem, image: ImageBytes | str | None = None) -> Result:
@@ -192,20 +167,9 @@ class Run:
         return result
 
     def _defer_interrupts(self) -> Any:
-        """Turn Ctrl-C into a request the run loop honours at a safe point, so an interrupt
-        can never fall between sending an item and recording it. A second Ctrl-C interrupts
-        at once. Only in the main thread, and only if nobody else handles SIGINT."""
-        if threading.current_thread() is not threading.main_thread():
-            return None
-        previous = signal.getsignal(signal.SIGINT)
-        if previous is not signal.default_int_handler:
-            return None
-
-        def request_stop(signum: int, frame: Any) -> None:
-            self._dispatcher.request_interrupt()
-
-        signal.signal(signal.SIGINT, request_stop)
-        return previous
+        """Ctrl-C becomes a request the run loop honours at a safe point (see
+        :func:`defer_interrupts`); returns the handler to restore, or None."""
+        return defer_interrupts(self._dispatcher.request_interrupt)
 
     def _report(self, outcome: ItemOutcome) -> None:
         self.summary.count(outcome)
@@ -390,6 +354,38 @@ def _known_keys(items: list[InputItem], index: LedgerIndex) -> list[InputItem]:
             taken.add(old)
         renamed.append(item)
     return renamed
+
+
+def _check_sinks(session: RunSession, task: str, sinks: Sequence[str], out_dir: Path) -> None:
+    """Refuse, before any request, a sink that is not installed or does not accept ``task``."""
+    installed = session.sinks()
+    for name in sinks:
+        if name not in installed:
+            session.sink(name, out_dir)  # raises BackendNotFound listing the sinks
+        elif task not in installed[name].accepts:
+            accepted = ", ".join(sorted(installed[name].accepts))
+            raise ConfigError(
+                f"sink {name!r} does not accept {task} results (it accepts: {accepted}); "
+                f"drop --sink {name}, or run a task it accepts"
+            )
+
+
+def defer_interrupts(request: Callable[[], None]) -> Any:
+    """Turn Ctrl-C into ``request()`` — a request the run loop honours at a safe point — so an
+    interrupt can never fall between sending an item and recording it. A second Ctrl-C
+    interrupts at once. Only in the main thread, and only if nobody else handles SIGINT:
+    returns the handler to restore, or None when nothing was changed."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:
+        return None
+
+    def request_stop(signum: int, frame: Any) -> None:
+        request()
+
+    signal.signal(signal.SIGINT, request_stop)
+    return previous
 
 
 def _budget(session: RunSession, task: str, budget_usd: float | None) -> Budget | None:

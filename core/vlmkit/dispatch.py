@@ -74,6 +74,29 @@ def _quota_exhausted(err: RateLimited) -> VlmkitError:
     return stopped
 
 
+def _finish_in_flight(
+    workers: list[threading.Thread],
+    in_flight: int,
+    busy: Callable[[], int],
+    drain: Callable[[], None],
+) -> None:
+    """Wait for ``workers`` to record the ``in_flight`` items already sent (``drain`` counts
+    what they recorded meanwhile); a second Ctrl-C abandons them (``busy`` says how many)."""
+    if in_flight:
+        log.warning(
+            "finishing %d item(s) already sent to the model (Ctrl-C again to abandon them)",
+            in_flight,
+        )
+    try:
+        for worker in workers:
+            while worker.is_alive():
+                drain()  # a worker may be waiting for room in the queue
+                worker.join(0.05)
+    except KeyboardInterrupt:
+        log.warning("abandoned %d in-flight item(s); re-run to resume", busy())
+    drain()
+
+
 class Dispatcher:
     """Sends a run's pending items to the model with bounded concurrency.
 
@@ -238,20 +261,7 @@ class Dispatcher:
             if isinstance(stop, KeyboardInterrupt):
                 self.summary.stopped = "interrupted"
             # Workers beyond the gate's limit hold items they have not sent: those are withdrawn.
-            in_flight = min(busy[0], self.concurrency)
-            if in_flight:
-                log.warning(
-                    "finishing %d item(s) already sent to the model (Ctrl-C again to abandon them)",
-                    in_flight,
-                )
-            try:
-                for worker in workers:
-                    while worker.is_alive():
-                        drain()  # a worker may be waiting for room in the queue
-                        worker.join(0.05)
-            except KeyboardInterrupt:
-                log.warning("abandoned %d in-flight item(s); re-run to resume", busy[0])
-            drain()
+            _finish_in_flight(workers, min(busy[0], self.concurrency), lambda: busy[0], drain)
             raise
 
     def _finish(

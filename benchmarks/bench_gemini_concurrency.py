@@ -149,7 +149,7 @@ def sdk_caller(base_url: str, in_flight: int, images: list):
 
     def call(index: int) -> int:
         response = client.models.generate_content(
-            model="gemini-2.5-flash",
+            model="gemini-3.5-flash-lite",
             contents=[parts[index % len(parts)], "Detect the cat, dog and tree."],
             config=config,
         )

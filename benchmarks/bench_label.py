@@ -187,7 +187,7 @@ def main() -> None:
                         "--backend",
                         "gemini-api",
                         "--model",
-                        "gemini-2.5-flash",
+                        "gemini-3.5-flash-lite",
                         "--config",
                         f"base_url={fake.base_url}",
                         "--concurrency",

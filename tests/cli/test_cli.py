@@ -533,6 +533,8 @@ def test_the_pace_hint_needs_a_long_busy_run_with_many_requests_and_another_core
     assert cpu_bound_hint(busy, 4, 4) is None  # a local model or a deliberate limit
     assert cpu_bound_hint(RunSummary(wall_s=2.0, cpu_s=2.0), 64, 4) is None  # start-up
     assert cpu_bound_hint(RunSummary(wall_s=10.0, cpu_s=5.0), 64, 4) is None  # it waited
+    # several cores busy: a local model's native code, where more processes mean more copies
+    assert cpu_bound_hint(RunSummary(wall_s=10.0, cpu_s=35.0), 64, 8) is None
 
 
 def test_label_without_a_runner_says_so(vlm, monkeypatch, tmp_path):

@@ -66,18 +66,23 @@ HINT_MIN_WALL_S = 5.0
 HINT_CPU_SHARE = 0.85
 #: fewer requests in flight than this: a local model or a deliberate limit, not an API run
 HINT_MIN_IN_FLIGHT = 16
+#: above this share the process kept more than one core busy: native code (a local model's
+#: inference) already spreads over the cores; the GIL's ceiling is about one core
+HINT_MAX_CPU_SHARE = 1.5
 
 
 def cpu_bound_hint(summary: Any, in_flight: int | None, cores: int | None) -> str | None:
     """What to say when a local run's process was the limit: one Python process turns one
     core into requests (the SDK alone needs a few ms of CPU each), so past that more requests
     in flight only wait for the GIL; ``--engine processes`` spreads them over worker processes.
-    ``None`` when the run was short, did not keep a core busy, or there is no other core."""
+    ``None`` when the run was short, did not keep a core busy, kept several busy (a local
+    model's native code: more processes would only load more copies), or there is no other
+    core."""
     wall_s, cpu_s = getattr(summary, "wall_s", 0.0), getattr(summary, "cpu_s", 0.0)
     if wall_s < HINT_MIN_WALL_S or (cores or 1) < 2 or (in_flight or 0) < HINT_MIN_IN_FLIGHT:
         return None
     share = cpu_s / wall_s
-    if share < HINT_CPU_SHARE:
+    if not HINT_CPU_SHARE <= share <= HINT_MAX_CPU_SHARE:
         return None
     return (
         f"this run kept one core {share:.0%} busy with {in_flight} requests in flight: "

@@ -23,11 +23,11 @@ from vlmkit.errors import (
     UnsupportedTask,
     VlmkitError,
 )
-from vlmkit.imagefile import ImageBytes, read_image
+from vlmkit.imagefile import READ_AHEAD_MAX_BYTES, ImageBytes, read_image
 from vlmkit.inputs import InputItem
 from vlmkit.ledger import Ledger, LedgerRecord
 from vlmkit.outcomes import ItemOutcome, RunSummary, outcome_problem
-from vlmkit.pixels import DEFAULT_PIXEL_BUDGET, PixelBudget, size_pixels
+from vlmkit.pixels import DEFAULT_PIXEL_BUDGET, PixelBudget, header_pixels, size_pixels
 from vlmkit.runtime import REQUEST_GATE, RequestGate, RequestWithdrawn
 from vlmkit.sinkfeed import SinkFeed
 from vlmkit.types import FinishReason, Result, Usage
@@ -100,13 +100,14 @@ def _finish_in_flight(
 class Dispatcher:
     """Sends a run's pending items to the model with bounded concurrency.
 
-    ``call(item, image)`` asks the model about one item, where ``image`` is what to load: the
-    item's file as read once here (:class:`vlmkit.imagefile.ImageBytes`), or its path when its
-    size was known beforehand (:attr:`pixels`); ``budget`` caps what its requests may cost (each
-    worker thread runs under it, :data:`vlmkit.budget.RUN_BUDGET`); ``pixel_budget`` bounds the
-    decoded pixels of the items in flight (:mod:`vlmkit.pixels`); ``report`` counts and shows
-    an outcome. ``stop`` is set to start nothing new;
-    :meth:`request_interrupt` is what a Ctrl-C does.
+    ``call(item, image)`` asks the model about one item, where ``image`` is what to load:
+    the item's file as read once here (:class:`vlmkit.imagefile.ImageBytes`), or its path
+    when its size was known beforehand (:attr:`pixels`) or the file is too large to hold
+    while it waits for the pixel budget (:data:`vlmkit.imagefile.READ_AHEAD_MAX_BYTES`);
+    ``budget`` caps what its requests may cost (each worker thread runs under it,
+    :data:`vlmkit.budget.RUN_BUDGET`); ``pixel_budget`` bounds the decoded pixels of the
+    items in flight (:mod:`vlmkit.pixels`); ``report`` counts and shows an outcome. ``stop``
+    is set to start nothing new; :meth:`request_interrupt` is what a Ctrl-C does.
     """
 
     def __init__(
@@ -276,9 +277,12 @@ class Dispatcher:
         try:
             image: ImageBytes | str = item.file
             pixels = self.pixels.get(item.path) if self.pixels else None
-            if pixels is None:  # the file is read once: its header's size, then its bytes
-                image = read_image(item.file)
-                pixels = size_pixels(image.size, item.file)
+            if pixels is None:  # a small file is read once: its header's size, then its bytes
+                read = read_image(item.file, hold_up_to=READ_AHEAD_MAX_BYTES)
+                if read is None:  # a large one only once the budget admits it
+                    pixels = header_pixels(item.file)
+                else:
+                    image, pixels = read, size_pixels(read.size, item.file)
             with self.pixel_budget.hold(pixels, self.stop):
                 result = self._reparsed(item, image)
                 if result is None:

@@ -5,7 +5,10 @@ bytes without opening the file again.
 A run reads each input this way: the size asks the run's pixel budget before anything is
 decoded, and the same bytes are decoded and sent. Each file costs one open, one fstat, one read
 and one close: on a busy run every system call is a point where a thread drops the GIL and
-another takes it, so a second open per item cost more CPU than its own work (issue 16).
+another takes it, so a second open per item cost more CPU than its own work (issue 16). A file
+over :data:`READ_AHEAD_MAX_BYTES` is not read before the budget admits it (``hold_up_to``): a
+worker waiting for the budget holds no large file's bytes, and next to decoding such an image
+a second open costs nothing.
 """
 
 from __future__ import annotations
@@ -14,15 +17,19 @@ import io
 import os
 import stat
 from pathlib import Path
+from typing import overload
 
 import attrs
 
 from vlmkit.errors import MediaError
 
-__all__ = ["DEFAULT_MAX_BYTES", "ImageBytes", "read_file", "read_image"]
+__all__ = ["DEFAULT_MAX_BYTES", "READ_AHEAD_MAX_BYTES", "ImageBytes", "read_file", "read_image"]
 
 #: :func:`vlmkit.load_image`'s default limit on a file's size.
 DEFAULT_MAX_BYTES = 200 * 2**20
+#: The largest file a run reads whole before its image is admitted by the pixel budget: the
+#: workers waiting for the budget (at most twice the requests in flight) hold at most this each.
+READ_AHEAD_MAX_BYTES = 2**20
 _CHUNK = 1 << 20
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -46,8 +53,22 @@ class ImageBytes:
         return self.size[0] * self.size[1] if self.size else 0
 
 
-def read_image(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> ImageBytes:
-    """Read the image file at ``path`` once and its size from its header (nothing decoded).
+@overload
+def read_image(
+    path: str | os.PathLike[str], *, max_bytes: int = ..., hold_up_to: None = None
+) -> ImageBytes: ...
+@overload
+def read_image(
+    path: str | os.PathLike[str], *, max_bytes: int = ..., hold_up_to: int
+) -> ImageBytes | None: ...
+def read_image(
+    path: str | os.PathLike[str],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    hold_up_to: int | None = None,
+) -> ImageBytes | None:
+    """Read the image file at ``path`` once and its size from its header (nothing decoded);
+    None, with nothing read, when ``hold_up_to`` is given and the file is larger.
 
     Raises :class:`~vlmkit.errors.MediaError` for a missing, unreadable or over-``max_bytes``
     file, or a folder. Pillow's decompression-bomb warning is left to the process's warning
@@ -56,7 +77,9 @@ def read_image(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYT
     text = os.fspath(path)
     if isinstance(text, bytes):
         text = os.fsdecode(text)
-    data = read_file(Path(text), text, max_bytes=max_bytes)
+    data = _read(Path(text), text, max_bytes=max_bytes, up_to=hold_up_to)
+    if data is None:
+        return None
     return ImageBytes(source=text, data=data, size=_header_size(data))
 
 
@@ -83,6 +106,13 @@ def read_file(path: Path, name: str, *, max_bytes: int) -> bytes:
     """The bytes of the file at ``path`` (``name`` in errors): one open, one fstat, one read
     for a regular file, and a :class:`~vlmkit.errors.MediaError` that says what to do for a
     missing, unreadable, over-``max_bytes`` file or a folder."""
+    data = _read(path, name, max_bytes=max_bytes, up_to=None)
+    assert data is not None  # nothing is held back without up_to
+    return data
+
+
+def _read(path: Path, name: str, *, max_bytes: int, up_to: int | None) -> bytes | None:
+    """:func:`read_file`, or None once the fstat shows a file over ``up_to`` bytes."""
     try:
         try:
             fd = os.open(path, _OPEN_FLAGS)
@@ -100,6 +130,8 @@ def read_file(path: Path, name: str, *, max_bytes: int) -> bytes:
                     "larger max_bytes if you trust this file",
                     source=name,
                 )
+            if up_to is not None and info.st_size > up_to:
+                return None
             # a buffer of the file's size and one byte more (which shows that it grew): a
             # regular file is read whole by one call
             data = os.read(fd, info.st_size + 1)

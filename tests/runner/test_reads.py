@@ -56,3 +56,53 @@ def test_a_run_opens_each_image_once(tmp_path, monkeypatch):
         assert (width, height) == vlmkit.load_image(path).size
         box = record.result.xyxy[0]
         assert 0 < box[0] < box[2] <= width and 0 < box[1] < box[3] <= height
+
+
+def test_a_large_file_is_read_only_once_the_pixel_budget_admits_it(tmp_path, monkeypatch):
+    """A worker waiting for the pixel budget holds no large file's bytes (up to twice the
+    requests in flight wait so, and a file may be 200 MB): a file over
+    ``READ_AHEAD_MAX_BYTES`` is read once its image is admitted, a small one before."""
+    import contextlib
+
+    import numpy as np
+    from PIL import Image
+
+    import vlmkit.dispatch
+    import vlmkit.imagefile
+    from vlmkit.pixels import PixelBudget
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(folder / "a_small.png")
+    noise = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(folder / "b_large.png")
+    assert (folder / "b_large.png").stat().st_size > 1024 > (folder / "a_small.png").stat().st_size
+    monkeypatch.setattr(vlmkit.dispatch, "READ_AHEAD_MAX_BYTES", 1024, raising=False)
+    events = []
+    real_read, real_hold = vlmkit.imagefile._read, PixelBudget.hold
+
+    def read(path, name, **kwargs):
+        data = real_read(path, name, **kwargs)
+        if data is not None:
+            events.append(("read", os.path.basename(name)))
+        return data
+
+    @contextlib.contextmanager
+    def hold(self, pixels, stop):
+        events.append(("admitted", pixels))
+        with real_hold(self, pixels, stop):
+            yield
+
+    monkeypatch.setattr(vlmkit.imagefile, "_read", read)
+    monkeypatch.setattr(PixelBudget, "hold", hold)
+    with session() as s:
+        run = s.run("detect", [folder], "cat", out_dir=tmp_path / "out", concurrency=1)
+        assert [outcome.status for outcome in run] == ["done", "done"]
+    assert events == [
+        ("read", "a_small.png"),
+        ("admitted", 64),
+        ("admitted", 4096),
+        ("read", "b_large.png"),
+    ]
+    records = read_ledger(tmp_path / "out" / "results.jsonl").records
+    assert records["b_large.png"].image_size == (64, 64)

@@ -58,7 +58,7 @@ class Dealer:
         self._next += len(mine)
         keys = [item.key for item in mine]
         return Chunk(
-            items=tuple((item.key, str(item.path)) for item in mine),
+            items=tuple((item.key, item.file) for item in mine),
             attempts={key: self._attempts[key] for key in keys if key in self._attempts},
             replays={key: self._replays[key] for key in keys if key in self._replays},
         )

@@ -96,40 +96,54 @@ def _check_entry(path: Path) -> str | None:
     return _kind(mode)
 
 
-def _walk(folder: Path) -> Iterator[tuple[Path, str | None]]:
+def _walk(folder: Path) -> Iterator[tuple[str, str, str, str | None]]:
     """Every entry under ``folder`` (following symbolic links to folders, each real folder
-    once) in sorted order, with the reason it is skipped when it is; hidden ones left out."""
-    seen: set[tuple[int, int]] = set()
+    once) in sorted order, hidden ones left out, as ``(path, key, resolved, reason)``: the
+    entry as reached from ``folder``, its path under ``folder`` with ``/`` separators, its real
+    path (symbolic links resolved), and why it is skipped, or None.
 
-    def visit(current: Path) -> Iterator[tuple[Path, str | None]]:
+    Each folder is resolved once and a plain entry's real path is its folder's plus its name:
+    only symbolic links are resolved on their own, and only what the directory listing cannot
+    say (a link's target, a file of an unusual kind) is asked with ``stat``."""
+    seen: set[tuple[int, int]] = set()
+    base = os.fspath(folder)
+
+    def visit(current: str, prefix: str, real: str) -> Iterator[tuple[str, str, str, str | None]]:
         try:
-            info = current.stat()
+            info = os.stat(current)
         except OSError:
             return
         identity = (info.st_dev, info.st_ino)
         if identity in seen:
-            yield current, "a symbolic-link loop (this folder is already being read)"
+            reason = "a symbolic-link loop (this folder is already being read)"
+            yield current, prefix.rstrip("/"), real, reason
             return
         seen.add(identity)
         try:
             entries = sorted(os.scandir(current), key=lambda entry: entry.name)
         except OSError as err:
-            yield current, f"unreadable folder ({err.strerror or err})"
+            yield current, prefix.rstrip("/"), real, f"unreadable folder ({err.strerror or err})"
             return
+        into = real.rstrip(os.sep) + os.sep  # the root folder ends with its separator
         for entry in entries:
-            if entry.name.startswith("."):
+            name = entry.name
+            if name.startswith("."):
                 continue
-            path = Path(entry.path)
+            path = name if current == os.curdir else entry.path  # as Path("./a") reads
             try:
+                linked = entry.is_symlink()
+                resolved = os.path.realpath(path) if linked else into + name
                 is_dir = entry.is_dir()
-            except OSError:
-                is_dir = False
+            except (OSError, ValueError):
+                linked, resolved, is_dir = True, os.path.abspath(path), False
             if is_dir:
-                yield from visit(path)
+                yield from visit(path, f"{prefix}{name}/", resolved)
+            elif not linked and entry.is_file(follow_symlinks=False):  # the listing says so
+                yield path, prefix + name, resolved, None
             else:
-                yield path, _check_entry(path)
+                yield path, prefix + name, resolved, _check_entry(Path(path))
 
-    yield from visit(folder)
+    yield from visit(base, "", os.path.realpath(base))
 
 
 def _glob_base(pattern: str) -> Path:
@@ -144,47 +158,54 @@ def _glob_base(pattern: str) -> Path:
 def _expand(
     inputs: Iterable[str | os.PathLike[str]],
     exclude: Path | None = None,
-    accept: Callable[[Path], bool] = is_image_path,
+    accept: Callable[[str], bool] = is_image_path,
     kind: str = "an image file",
-) -> tuple[list[tuple[str, str]], list[SkippedInput]]:
-    """``(key, path)`` of every input file in argument order, and what was skipped."""
-    found: list[tuple[str, str]] = []
+) -> tuple[list[tuple[str, str, str]], list[SkippedInput]]:
+    """``(key, path, resolved)`` of every input file in argument order, and what was
+    skipped."""
+    found: list[tuple[str, str, str]] = []
     skipped: list[SkippedInput] = []
     not_kind = f"not {kind}"  # one string for every file skipped so
-    excluded = Path(os.path.realpath(exclude)) if exclude is not None else None
+    excluded = os.path.realpath(exclude) if exclude is not None else None
+    under = excluded.rstrip(os.sep) + os.sep if excluded is not None else None
 
-    def outside(path: Path) -> bool:  # a run's own outputs are never its inputs
-        return excluded is None or not Path(os.path.realpath(path)).is_relative_to(excluded)
+    def outside(resolved: str) -> bool:  # a run's own outputs are never its inputs
+        return under is None or not (resolved == excluded or resolved.startswith(under))
 
-    def consider(path: Path, key: str, reason: str | None) -> None:
+    def consider(path: str, key: str, resolved: str, reason: str | None) -> None:
         if reason is None and not accept(path):
             reason = not_kind
         if reason is not None:
             skipped.append(SkippedInput(path=path, reason=reason))
         else:
-            found.append((key, os.fspath(path)))
+            found.append((key, path, resolved))
 
     for raw in inputs:
         text = os.fspath(raw)
         path = Path(text).expanduser()
         if path.is_dir():
-            for entry, reason in _walk(path):
-                if outside(entry):
-                    consider(entry, entry.relative_to(path).as_posix(), reason)
+            for entry, key, resolved, reason in _walk(path):
+                if outside(resolved):
+                    consider(entry, key, resolved, reason)
         elif os.path.lexists(path) and not glob.has_magic(text):
             reason = _check_entry(path)
             if reason is not None:
                 skipped.append(SkippedInput(path=path, reason=reason))
             else:  # named explicitly: try it, a bad one fails with its reason
-                found.append((path.name, os.fspath(path)))
+                found.append((path.name, os.fspath(path), os.path.realpath(path)))
         elif glob.has_magic(text):
             base = _glob_base(os.path.expanduser(text))
             matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text), recursive=True))
-            matches = [m for m in matches if outside(m) and not m.is_dir()]
+            matches = [m for m in matches if outside(os.path.realpath(m)) and not m.is_dir()]
             if not matches:
                 skipped.append(SkippedInput(path=path, reason="the pattern matched nothing"))
             for match in matches:
-                consider(match, match.relative_to(base).as_posix(), _check_entry(match))
+                consider(
+                    os.fspath(match),
+                    match.relative_to(base).as_posix(),
+                    os.path.realpath(match),
+                    _check_entry(match),
+                )
         else:
             # a typo must fail before any model call, not show up as one skipped item
             raise MediaError(f"no such file or folder: {text}", source=text)
@@ -195,7 +216,7 @@ def collect_inputs(
     inputs: Iterable[str | os.PathLike[str]],
     *,
     exclude: str | os.PathLike[str] | None = None,
-    accept: Callable[[Path], bool] = is_image_path,
+    accept: Callable[[str], bool] = is_image_path,
     kind: str = "an image file",
 ) -> tuple[list[InputItem], list[SkippedInput]]:
     """Expand files, folders (recursively) and globs into items with stable keys.
@@ -203,15 +224,14 @@ def collect_inputs(
     Returns the items (one per file, in argument order, each folder's files sorted) and the
     inputs skipped with a reason. Files under ``exclude`` (the run's output folder) are left
     out. Raises :class:`~vlmkit.ConfigError` when two different files would get one key.
-    Folders and globs yield the files ``accept`` takes by name (images by default; ``kind``
-    says what those are in the reason others are skipped).
+    Folders and globs yield the files ``accept`` takes by name (it gets the path as text;
+    images by default; ``kind`` says what those are in the reason others are skipped).
     """
     found, skipped = _expand(inputs, Path(exclude) if exclude is not None else None, accept, kind)
     items: list[InputItem] = []
     by_file: set[str] = set()
     by_key: dict[str, str] = {}
-    for key, path in found:
-        resolved = os.path.realpath(path)
+    for key, path, resolved in found:
         if resolved in by_file:
             continue  # the same file again (two arguments, a link): the first key holds
         if key in by_key:

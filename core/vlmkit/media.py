@@ -107,7 +107,9 @@ def content_hash(data: bytes | bytearray | memoryview) -> str:
 
 def is_image_path(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` has an image suffix vlmkit reads (by name only; the file is not opened)."""
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+    name = os.path.basename(os.fspath(path).rstrip("/" + os.sep))
+    dot = name.rfind(".")
+    return 0 < dot < len(name) - 1 and name[dot:].lower() in IMAGE_SUFFIXES
 
 
 def _check_orientation(_instance: object, _attribute: object, value: int) -> None:

@@ -196,16 +196,13 @@ def _expand(
         elif glob.has_magic(text):
             base = _glob_base(os.path.expanduser(text))
             matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text), recursive=True))
-            matches = [m for m in matches if outside(os.path.realpath(m)) and not m.is_dir()]
-            if not matches:
+            hits = [(m, os.path.realpath(m)) for m in matches if not m.is_dir()]
+            hits = [(m, real) for m, real in hits if outside(real)]
+            if not hits:
                 skipped.append(SkippedInput(path=path, reason="the pattern matched nothing"))
-            for match in matches:
-                consider(
-                    os.fspath(match),
-                    match.relative_to(base).as_posix(),
-                    os.path.realpath(match),
-                    _check_entry(match),
-                )
+            for match, real in hits:
+                key = match.relative_to(base).as_posix()
+                consider(os.fspath(match), key, real, _check_entry(match))
         else:
             # a typo must fail before any model call, not show up as one skipped item
             raise MediaError(f"no such file or folder: {text}", source=text)

@@ -4,7 +4,8 @@ A run over a million images lists two million files (YOLO's label files and its 
 in its summary. As :class:`~pathlib.Path` objects they took about 0.35 KB each (the object,
 its parts, its string); a :class:`FileList` holds each file as its name and the index of its
 folder: about 75 B. Reading it is reading a list of paths — ``len``, indexing, slicing,
-iteration (each item a ``Path``, built when asked for), ``in`` — and it compares equal to a
+iteration (each item a ``Path``, built when asked for), ``in``, ``index`` and ``count`` (all
+taking a path as text or ``Path``) — and it compares equal to a
 list or tuple of the same paths; :meth:`FileList.texts` gives the paths as text without
 building ``Path`` objects.
 """
@@ -84,17 +85,33 @@ class FileList(Sequence[Path]):
     def __iter__(self) -> Iterator[Path]:
         return map(Path, self.texts())
 
+    def _positions(self, path: object) -> Iterator[int]:
+        if isinstance(path, str | os.PathLike):
+            wanted = _key(str(Path(path)))
+            yield from (i for i, text in enumerate(self.texts()) if _key(text) == wanted)
+
     def __contains__(self, path: object) -> bool:
-        if not isinstance(path, str | os.PathLike):
-            return False
-        wanted = _key(str(Path(path)))
-        return any(_key(text) == wanted for text in self.texts())
+        return next(self._positions(path), None) is not None
+
+    def index(self, path: object, start: int = 0, stop: int | None = None) -> int:
+        bounds = range(len(self))[start:stop]
+        for i in self._positions(path):
+            if i in bounds:
+                return i
+        raise ValueError(f"{path!r} is not in the FileList")
+
+    def count(self, path: object) -> int:
+        return sum(1 for _ in self._positions(path))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FileList | list | tuple):
             return NotImplemented
         if len(other) != len(self):
             return False
+        if not isinstance(other, FileList) and not all(
+            isinstance(p, str | os.PathLike) for p in other
+        ):
+            return False  # as a list of Paths compares with other things
         theirs = other.texts() if isinstance(other, FileList) else (str(Path(p)) for p in other)
         return all(_key(a) == _key(b) for a, b in zip(self.texts(), theirs, strict=True))
 

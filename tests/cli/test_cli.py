@@ -535,6 +535,10 @@ def test_the_pace_hint_needs_a_long_busy_run_with_many_requests_and_another_core
     assert cpu_bound_hint(RunSummary(wall_s=10.0, cpu_s=5.0), 64, 4) is None  # it waited
     # several cores busy: a local model's native code, where more processes mean more copies
     assert cpu_bound_hint(RunSummary(wall_s=10.0, cpu_s=35.0), 64, 8) is None
+    # a local model generating in batches (on a GPU one Python thread feeding it keeps about
+    # one core busy): more processes would load more copies of it, not go faster
+    assert cpu_bound_hint(busy, 64, 4, batch_size=4) is None
+    assert cpu_bound_hint(busy, 64, 4, batch_size=1) is not None
 
 
 def test_label_without_a_runner_says_so(vlm, monkeypatch, tmp_path):

@@ -745,7 +745,10 @@ def label(
                     from vlmkit.cli.engine import cpu_bound_hint
 
                     in_flight = getattr(results, "concurrency", None)
-                    if hint := cpu_bound_hint(summary, in_flight, os.cpu_count()):
+                    batch_size = getattr(session.backend, "batch_size", 1)
+                    if hint := cpu_bound_hint(
+                        summary, in_flight, os.cpu_count(), batch_size=batch_size
+                    ):
                         typer.echo(hint, err=True)
         if getattr(summary, "stopped", None) == "no images":
             state.fail(

@@ -71,15 +71,20 @@ HINT_MIN_IN_FLIGHT = 16
 HINT_MAX_CPU_SHARE = 1.5
 
 
-def cpu_bound_hint(summary: Any, in_flight: int | None, cores: int | None) -> str | None:
+def cpu_bound_hint(
+    summary: Any, in_flight: int | None, cores: int | None, *, batch_size: int = 1
+) -> str | None:
     """What to say when a local run's process was the limit: one Python process turns one
     core into requests (the SDK alone needs a few ms of CPU each), so past that more requests
     in flight only wait for the GIL; ``--engine processes`` spreads them over worker processes.
     ``None`` when the run was short, did not keep a core busy, kept several busy (a local
-    model's native code: more processes would only load more copies), or there is no other
-    core."""
+    model's native code: more processes would only load more copies), there is no other core,
+    or the backend generates in batches (``batch_size`` > 1: a local model, whose feeding
+    thread keeps about one core busy on a GPU)."""
     wall_s, cpu_s = getattr(summary, "wall_s", 0.0), getattr(summary, "cpu_s", 0.0)
     if wall_s < HINT_MIN_WALL_S or (cores or 1) < 2 or (in_flight or 0) < HINT_MIN_IN_FLIGHT:
+        return None
+    if batch_size > 1:
         return None
     share = cpu_s / wall_s
     if not HINT_CPU_SHARE <= share <= HINT_MAX_CPU_SHARE:

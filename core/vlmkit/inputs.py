@@ -96,6 +96,15 @@ def _check_entry(path: Path) -> str | None:
     return _kind(mode)
 
 
+def _is_dir(path: Path) -> bool:
+    """Whether ``path`` is a folder; False when that cannot be told (a link with a name too long
+    for the system: :func:`_check_entry` then says why it is skipped)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
 def _walk(folder: Path) -> Iterator[tuple[str, str, str, str | None]]:
     """Every entry under ``folder`` (following symbolic links to folders, each real folder
     once) in sorted order, hidden ones left out, as ``(path, key, resolved, reason)``: the
@@ -132,10 +141,13 @@ def _walk(folder: Path) -> Iterator[tuple[str, str, str, str | None]]:
             path = name if current == os.curdir else entry.path  # as Path("./a") reads
             try:
                 linked = entry.is_symlink()
-                resolved = os.path.realpath(path) if linked else into + name
+            except OSError:
+                linked = True
+            resolved = os.path.realpath(path) if linked else into + name
+            try:
                 is_dir = entry.is_dir()
-            except (OSError, ValueError):
-                linked, resolved, is_dir = True, os.path.abspath(path), False
+            except OSError:  # a link loop, a name too long: _check_entry says which
+                is_dir = False
             if is_dir:
                 yield from visit(path, f"{prefix}{name}/", resolved)
             elif not linked and entry.is_file(follow_symlinks=False):  # the listing says so
@@ -183,7 +195,7 @@ def _expand(
     for raw in inputs:
         text = os.fspath(raw)
         path = Path(text).expanduser()
-        if path.is_dir():
+        if _is_dir(path):
             for entry, key, resolved, reason in _walk(path):
                 if outside(resolved):
                     consider(entry, key, resolved, reason)
@@ -196,8 +208,8 @@ def _expand(
         elif glob.has_magic(text):
             base = _glob_base(os.path.expanduser(text))
             matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text), recursive=True))
-            hits = [(m, os.path.realpath(m)) for m in matches if not m.is_dir()]
-            hits = [(m, real) for m, real in hits if outside(real)]
+            hits = [(m, os.path.realpath(m)) for m in matches]
+            hits = [(m, real) for m, real in hits if outside(real) and not _is_dir(m)]
             if not hits:
                 skipped.append(SkippedInput(path=path, reason="the pattern matched nothing"))
             for match, real in hits:

@@ -108,6 +108,8 @@ def content_hash(data: bytes | bytearray | memoryview) -> str:
 def is_image_path(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` has an image suffix vlmkit reads (by name only; the file is not opened)."""
     name = os.path.basename(os.fspath(path).rstrip("/" + os.sep))
+    if name in ("", ".", ".."):  # a name ending in "/." or "/..": as Path reads it
+        name = Path(path).name
     dot = name.rfind(".")
     return 0 < dot < len(name) - 1 and name[dot:].lower() in IMAGE_SUFFIXES
 

@@ -122,3 +122,41 @@ def test_a_folders_files_are_resolved_through_their_folder_not_one_by_one(tmp_pa
     assert len(items) == 200 and skipped == []
     assert calls["realpath"] <= 4, calls  # the exclude and the folder, not each file
     assert calls["stat"] + calls["lstat"] <= 40, calls  # not several per file
+
+
+def test_links_the_listing_cannot_follow_are_resolved_as_links(tmp_path, monkeypatch):
+    """A link whose target loops, runs through a file or is too long: it is resolved like any
+    link, so whether it lies in the output folder is decided by where it points (found by a
+    differential test against the walk before the folder-once listing)."""
+    monkeypatch.chdir(tmp_path)
+    _touch(tmp_path / "f.txt")
+    (tmp_path / "in" / "out").mkdir(parents=True)
+    (tmp_path / "in" / "out" / "loop.jpg").symlink_to("loop.jpg")
+    (tmp_path / "in" / "out" / "x.jpg").symlink_to(tmp_path / "f.txt" / "x")  # through a file
+    _touch(tmp_path / "in" / "out" / "g.txt")
+    (tmp_path / "in" / "y.jpg").symlink_to("out/g.txt/y")  # into the output folder
+    (tmp_path / "lnk").symlink_to("in")
+    _, skipped = _collected(["lnk"], exclude="in/out")
+    assert skipped == [("lnk/out/x.jpg", "a broken symbolic link")]  # points outside it
+    _, skipped = _collected(["in"], exclude="in/out")
+    assert skipped == [("in/out/x.jpg", "a broken symbolic link")]
+
+
+def test_a_link_with_a_name_too_long_is_skipped_with_its_reason_not_an_os_error(
+    tmp_path, monkeypatch
+):
+    """``Path.is_dir`` raises for a name too long (or a folder it may not read): inside the
+    output folder such a link is left out as before, anywhere else — matched by a glob, or
+    named — it is skipped with its reason instead of stopping the run with an OSError."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in" / "out").mkdir(parents=True)
+    _touch(tmp_path / "in" / "a.jpg")
+    (tmp_path / "in" / "out" / "long.jpg").symlink_to("n" * 300)
+    (tmp_path / "in" / "long.jpg").symlink_to("n" * 300)
+    items, skipped = _collected(["in/out/*"], exclude="in/out")
+    assert items == [] and skipped == [("in/out/*", "the pattern matched nothing")]
+    items, skipped = _collected(["in/*.jpg"], exclude="in/out")
+    assert [key for key, _ in items] == ["a.jpg"]
+    assert skipped == [("in/long.jpg", "a broken symbolic link")]
+    items, skipped = _collected(["in/long.jpg"], exclude="in/out")
+    assert items == [] and skipped == [("in/long.jpg", "a broken symbolic link")]

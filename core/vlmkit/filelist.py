@@ -5,9 +5,8 @@ in its summary. As :class:`~pathlib.Path` objects they took about 0.35 KB each (
 its parts, its string); a :class:`FileList` holds each file as its name and the index of its
 folder: about 75 B. Reading it is reading a list of paths — ``len``, indexing, slicing,
 iteration (each item a ``Path``, built when asked for), ``in``, ``index`` and ``count`` (all
-taking a path as text or ``Path``) — and it compares equal to a
-list or tuple of the same paths; :meth:`FileList.texts` gives the paths as text without
-building ``Path`` objects.
+taking a path as text or ``Path``) — and it compares equal to a list or tuple of the same
+paths; :meth:`FileList.texts` gives the paths as text without building ``Path`` objects.
 """
 
 from __future__ import annotations

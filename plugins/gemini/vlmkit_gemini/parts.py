@@ -20,6 +20,7 @@ from vlmkit import EncodedImage, MediaError, Request, SentImage, encode_image
 from vlmkit_gemini.batch import _Capture, batch_mode
 from vlmkit_gemini.files import FileStore
 from vlmkit_gemini.models import ModelCaps
+from vlmkit_gemini.sdktypes import sdk_types
 
 if TYPE_CHECKING:
     from google.genai import types
@@ -75,7 +76,6 @@ class PartsEncoder:
     def parts(self, request: Request, options: Mapping[str, Any] | None = None) -> list[types.Part]:
         """Images first, then the video, then the prompt (with the system text in front of it
         for a model that takes no system instruction)."""
-        from google.genai import types
 
         options = options or {}
         caps = self.caps
@@ -92,7 +92,7 @@ class PartsEncoder:
         prompt = request.prompt
         if request.system and not self.caps.system_instruction:
             prompt = f"{request.system}\n\n{prompt}"
-        parts.append(types.Part.from_text(text=prompt))
+        parts.append(sdk_types().Part.from_text(text=prompt))
         return parts
 
     def _part_resolution(self, level: str | None) -> types.PartMediaResolution | None:
@@ -115,7 +115,6 @@ class PartsEncoder:
         return encode_image(source, format=fmt, quality=self.jpeg_quality)
 
     def image_parts(self, request: Request) -> list[types.Part]:
-        from google.genai import types
 
         encoded = [self.encode(sent) for sent in request.images]
         budget = self.inline_limit_bytes - _REQUEST_OVERHEAD - len(request.prompt.encode())
@@ -143,13 +142,13 @@ class PartsEncoder:
             image = encoded[index]
             uploads[index] = self.upload_image(image)
             inline -= _b64_size(len(image.data))
-        parts = []
+        parts, part = [], sdk_types().Part
         for index, image in enumerate(encoded):
             if index in uploads:
                 found = uploads[index]
-                parts.append(types.Part.from_uri(file_uri=found.uri, mime_type=image.mime_type))
+                parts.append(part.from_uri(file_uri=found.uri, mime_type=image.mime_type))
             else:
-                parts.append(types.Part.from_bytes(data=image.data, mime_type=image.mime_type))
+                parts.append(part.from_bytes(data=image.data, mime_type=image.mime_type))
         return parts
 
     def _seen_before(self, key: str, size: int) -> bool:
@@ -207,7 +206,7 @@ class PartsEncoder:
         source = video.source
         if "://" in source or source.startswith("files/"):
             file_data = types.FileData(file_uri=source, mime_type=video.mime_type)
-            return types.Part(file_data=file_data, video_metadata=metadata)
+            return sdk_types().Part(file_data=file_data, video_metadata=metadata)
         path = Path(source)
         if not path.is_file():
             raise MediaError(f"{source}: no such video file", source=source)
@@ -231,7 +230,7 @@ class PartsEncoder:
         key = self.files.key_for_path(path, mime)
         uploaded = self.files.upload(path, key=key, mime_type=mime, display_name=path.name)
         file_data = types.FileData(file_uri=uploaded.uri, mime_type=uploaded.mime_type or mime)
-        return types.Part(file_data=file_data, video_metadata=metadata)
+        return sdk_types().Part(file_data=file_data, video_metadata=metadata)
 
     def _inline_video_part(
         self, path: Path, mime: str, metadata: types.VideoMetadata | None
@@ -249,4 +248,4 @@ class PartsEncoder:
             )
         data = path.read_bytes()
         blob = types.Blob(data=data, mime_type=mime)
-        return types.Part(inline_data=blob, video_metadata=metadata)
+        return sdk_types().Part(inline_data=blob, video_metadata=metadata)

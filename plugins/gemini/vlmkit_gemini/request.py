@@ -17,6 +17,7 @@ from vlmkit import ConfigError, Request, UnsupportedTask
 from vlmkit_gemini.models import ModelCaps
 from vlmkit_gemini.options import DEFAULT_MAX_OUTPUT_TOKENS
 from vlmkit_gemini.parts import media_resolution
+from vlmkit_gemini.sdktypes import sdk_types
 from vlmkit_gemini.segment import SEGMENTATION_MODELS
 
 if TYPE_CHECKING:
@@ -69,19 +70,20 @@ def sdk_constants() -> dict[str, Any]:
     """
     from google.genai import types
 
-    types.GenerateContentConfig(
+    quick = sdk_types()
+    quick.GenerateContentConfig(
         response_mime_type="application/json",
         thinking_config=types.ThinkingConfig(thinking_budget=0),
         media_resolution=types.MediaResolution.MEDIA_RESOLUTION_LOW,
     )
-    parts = [types.Part.from_bytes(data=b"", mime_type="image/png"), types.Part.from_text(text="")]
-    types.Content(role="user", parts=parts)
+    parts = [quick.Part.from_bytes(data=b"", mime_type="image/png"), quick.Part.from_text(text="")]
+    quick.Content(role="user", parts=parts)
     answer = {"content": {"role": "model", "parts": [{"text": "[]"}]}, "finishReason": "STOP"}
     types.GenerateContentResponse.model_validate(
         {"candidates": [answer], "usageMetadata": {"promptTokenCount": 1}}
     )
     return {
-        "detect_schema": types.Schema.model_validate(DETECT_SCHEMA),
+        "detect_schema": quick.Schema.model_validate(DETECT_SCHEMA),
         "afc_off": types.AutomaticFunctionCallingConfig(disable=True),
     }
 
@@ -89,9 +91,7 @@ def sdk_constants() -> dict[str, Any]:
 @functools.lru_cache(maxsize=256)
 def _labelled_schema(labels: tuple[str, ...]) -> types.Schema:
     """The validated detection schema for one label list (validated once per list)."""
-    from google.genai import types
-
-    return types.Schema.model_validate(detect_schema(labels))
+    return sdk_types().Schema.model_validate(detect_schema(labels))
 
 
 _HARM_CATEGORIES = (
@@ -125,9 +125,7 @@ class RequestBuilder:
         self.no_spatial_thinking = False
 
     def content(self, parts: list[types.Part]) -> types.Content:
-        from google.genai import types
-
-        return types.Content(role="user", parts=parts)
+        return sdk_types().Content(role="user", parts=parts)
 
     def check(self, request: Request, options: Mapping[str, Any]) -> None:
         """Refuse, before sending, a segmentation request to a model not trained for it and a
@@ -199,7 +197,7 @@ class RequestBuilder:
             ]
         if options.get("timeout_s") is not None:
             config["http_options"] = types.HttpOptions(timeout=int(options["timeout_s"] * 1000))
-        return types.GenerateContentConfig(**config), by_default
+        return sdk_types().GenerateContentConfig(**config), by_default
 
     def _thinking(
         self, request: Request, options: Mapping[str, Any]

@@ -223,6 +223,7 @@ class Dispatcher:
                 if late is not None:
                     self.summary.count(late)
 
+        _import_image_plugins()
         for worker in workers:
             worker.start()
         alive = len(workers)
@@ -350,6 +351,15 @@ class Dispatcher:
         with self._fatal_lock:
             self.unparsed_usage = self.unparsed_usage + usage
         return paid
+
+
+def _import_image_plugins() -> None:
+    """Import Pillow's format plugins now, once: Pillow does it on a process's first
+    ``Image.open`` (about 18 ms), where a run's first wave of workers would all wait for it on
+    the import lock and the GIL."""
+    from PIL import Image
+
+    Image.preinit()
 
 
 def paid_answer(

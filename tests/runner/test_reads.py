@@ -106,3 +106,29 @@ def test_a_large_file_is_read_only_once_the_pixel_budget_admits_it(tmp_path, mon
     ]
     records = read_ledger(tmp_path / "out" / "results.jsonl").records
     assert records["b_large.png"].image_size == (64, 64)
+
+
+def test_the_image_plugins_are_imported_before_the_worker_threads_start(tmp_path, monkeypatch):
+    # Pillow imports its format plugins on the first Image.open of a process (18 ms here). In
+    # a run's first wave that import held every worker thread behind the import lock and the
+    # GIL; the run imports them itself before it starts the workers.
+    import threading
+
+    from PIL import Image
+
+    images = tmp_path / "images"
+    make_images(images, 4)
+    first: list[list[str]] = []
+    preinit = Image.preinit
+
+    def noting() -> None:
+        if not first:
+            first.append([thread.name for thread in threading.enumerate()])
+        preinit()
+
+    monkeypatch.setattr(Image, "preinit", noting)
+    with session() as s:
+        outcomes = list(s.run("detect", [images], "cat", out_dir=tmp_path / "out", concurrency=4))
+    assert [outcome.status for outcome in outcomes] == ["done"] * 4
+    (threads,) = first
+    assert not [name for name in threads if name.startswith("vlmkit-run")], threads

@@ -116,3 +116,46 @@ def test_the_quick_types_answer_in_as_the_sdk_types_and_pickle():
     for value in (config, part, quick.Content(role="user", parts=[part])):
         again = pickle.loads(pickle.dumps(value))
         assert type(again) is type(value) and again == value
+
+
+FIRST_CALL = """
+import sys
+
+import pydantic
+from google.genai import types
+
+import vlmkit
+
+
+def built() -> set[str]:
+    return {
+        name
+        for name, cls in vars(types).items()
+        if isinstance(cls, type) and issubclass(cls, pydantic.BaseModel)
+        and cls.__pydantic_complete__
+    }
+
+
+base_url, model, image = sys.argv[1:]
+with vlmkit.Session(
+    backend="gemini-api", model=model, api_key="test", base_url=base_url, cache=False
+) as session:
+    before = built()
+    session.detect(image, "cats")
+    print(",".join(sorted(built() - before)))
+"""
+
+
+def test_the_backend_builds_the_sdk_models_a_call_needs_when_it_is_made(fake_gemini, tmp_path):
+    # pydantic builds a model's validator on its first use; those a call needs are built when
+    # the backend is made, not by the first wave of a run's requests (13 ms here, under the GIL)
+    import subprocess
+    import sys
+
+    fake_gemini.add_rule(text=BOXES)
+    image = tmp_path / "photo.jpg"
+    photo().save(image)
+    command = [sys.executable, "-c", FIRST_CALL, fake_gemini.base_url, "gemini-2.5-flash", image]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "", f"built by the first call: {done.stdout.strip()}"

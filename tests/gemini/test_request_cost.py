@@ -109,6 +109,7 @@ def test_the_quick_types_answer_in_as_the_sdk_types_and_pickle():
     for key in ("temperature", "max_output_tokens", "nothing", ("temperature", 0.5), 3):
         assert (key in config) == (key in plain), key
     assert ("temperature", 0.5) in config and "temperature" not in config
+    assert quick.Part.__doc__ == types.Part.__doc__  # help() reads as the SDK's
     part = quick.Part.from_bytes(data=b"123", mime_type="image/png")
     assert type(part) is quick.Part and repr(part) == repr(
         types.Part.from_bytes(data=b"123", mime_type="image/png")
@@ -159,3 +160,38 @@ def test_the_backend_builds_the_sdk_models_a_call_needs_when_it_is_made(fake_gem
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "", f"built by the first call: {done.stdout.strip()}"
+
+
+MANY_FIRST_CALLS = """
+import threading
+
+from vlmkit_gemini.sdktypes import sdk_types
+
+barrier = threading.Barrier(8)
+made = []
+
+
+def first_call() -> None:
+    barrier.wait()
+    made.append(sdk_types())
+
+
+threads = [threading.Thread(target=first_call) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(len({id(types.Part) for types in made}))
+"""
+
+
+def test_threads_making_the_first_call_at_once_share_one_set_of_classes():
+    # one set per process: a Part of another set would neither pickle nor pass isinstance
+    import subprocess
+    import sys
+
+    for _ in range(3):
+        command = [sys.executable, "-c", MANY_FIRST_CALLS]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "1"

@@ -87,10 +87,10 @@ def sdk_constants() -> dict[str, Any]:
     # model on first use, here rather than under the GIL in a run's first wave (13 ms).
     answer_models = (types.Candidate, types.Content, types.GenerateContentResponseUsageMetadata)
     for model in (*answer_models, types.ModalityTokenCount, types.Schema, types.HttpResponse):
-        model.model_rebuild()
+        model.model_rebuild(raise_errors=False)  # as the SDK itself rebuilds: best effort
     parameters = getattr(types, "_GenerateContentParameters", None)
     if parameters is not None:
-        parameters.model_rebuild()
+        parameters.model_rebuild(raise_errors=False)
     return {
         "detect_schema": quick.Schema.model_validate(DETECT_SCHEMA),
         "afc_off": types.AutomaticFunctionCallingConfig(disable=True),

@@ -9,15 +9,19 @@ is about 90 walks, the config's 45 fields each time, 2,500 pairs in all: 0.2 ms 
 on requests per second, where the GIL is the limit (docs/benchmarks.md).
 
 The subclasses here answer ``in`` as the SDK's types do (False for a name; a pair is compared
-with the pairs, as before) without the walk. Nothing else differs, and nothing else is
-touched: the classes are the SDK's public types, subclassed. What reaches the wire is pinned
-by tests/gemini/test_backend_wire.py and compared with what the SDK's own classes send in
-tests/gemini/test_request_cost.py.
+with the pairs, as before) without the walk. They are the SDK's public types, subclassed: what
+they dump, and what reaches the wire, is the same — pinned by tests/gemini/test_backend_wire.py
+and compared with what the SDK's own classes send in tests/gemini/test_request_cost.py. What
+differs is what a subclass changes in pydantic: such an object never equals (``==``) one of
+the SDK's own classes, ``model_json_schema()`` lacks the class description, and the SDK's chat
+helpers, which check parts by exact type, refuse these ``Part`` objects (vlmkit sends none to
+a chat). One set of classes per process (pickle finds them by name).
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -48,15 +52,26 @@ class SdkTypes:
     Schema: type[types.Schema]
 
 
-@functools.cache
+_MAKING = threading.Lock()
+
+
 def sdk_types() -> SdkTypes:
-    """The SDK's request types with a quick ``in`` (classes made once per process)."""
+    """The SDK's request types with a quick ``in``: one set of classes per process, also when
+    several threads ask first at once."""
+    if not _made.cache_info().currsize:
+        with _MAKING:
+            return _made()
+    return _made()
+
+
+@functools.cache
+def _made() -> SdkTypes:
     from google.genai import types
 
     def quick(base: Any) -> Any:
-        # The SDK's name, so that reprs and errors read as its own; this module's
-        # __getattr__ finds the class by that name (pickle, copy).
-        namespace = {"__module__": __name__, "__qualname__": base.__name__}
+        # The SDK's name and docstring, so that reprs, errors and help read as its own; this
+        # module's __getattr__ finds the class by that name (pickle).
+        namespace = {"__module__": __name__, "__qualname__": base.__name__, "__doc__": base.__doc__}
         return type(base.__name__, (_NamesAreNotMembers, base), namespace)
 
     return SdkTypes(

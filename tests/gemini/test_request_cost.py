@@ -159,7 +159,10 @@ def test_the_backend_builds_the_sdk_models_a_call_needs_when_it_is_made(fake_gem
     command = [sys.executable, "-c", FIRST_CALL, fake_gemini.base_url, "gemini-2.5-flash", image]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "", f"built by the first call: {done.stdout.strip()}"
+    assert done.stdout.strip() == "", (
+        f"google-genai {genai.__version__}: the first call built {done.stdout.strip()}; add "
+        "them to the warm-up in vlmkit_gemini/request.py (sdk_constants)"
+    )
 
 
 MANY_FIRST_CALLS = """

@@ -76,7 +76,6 @@ class PartsEncoder:
     def parts(self, request: Request, options: Mapping[str, Any] | None = None) -> list[types.Part]:
         """Images first, then the video, then the prompt (with the system text in front of it
         for a model that takes no system instruction)."""
-
         options = options or {}
         caps = self.caps
         parts = self.image_parts(request)
@@ -115,7 +114,6 @@ class PartsEncoder:
         return encode_image(source, format=fmt, quality=self.jpeg_quality)
 
     def image_parts(self, request: Request) -> list[types.Part]:
-
         encoded = [self.encode(sent) for sent in request.images]
         budget = self.inline_limit_bytes - _REQUEST_OVERHEAD - len(request.prompt.encode())
         budget -= len((request.system or "").encode())

@@ -82,9 +82,9 @@ def sdk_constants() -> dict[str, Any]:
     types.GenerateContentResponse.model_validate(
         {"candidates": [answer], "usageMetadata": {"promptTokenCount": 1}}
     )
-    # What the SDK builds each call from besides (the parts of an answer it reads, its own
-    # request parameters: a private name, warmed only where it exists): pydantic completes a
-    # model on first use, here rather than under the GIL in a run's first wave (13 ms).
+    # The other models a call needs (the parts of an answer the SDK reads, and its own request
+    # parameters: a private name, warmed only where it exists): pydantic completes a model on
+    # first use, so here rather than under the GIL in a run's first wave (13 ms).
     answer_models = (types.Candidate, types.Content, types.GenerateContentResponseUsageMetadata)
     for model in (*answer_models, types.ModalityTokenCount, types.Schema, types.HttpResponse):
         model.model_rebuild(raise_errors=False)  # as the SDK itself rebuilds: best effort

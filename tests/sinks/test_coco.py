@@ -291,7 +291,7 @@ def test_writing_the_file_does_not_build_the_document_in_memory(tmp_path):
 
 
 @pytest.mark.parametrize("indent", [None, 0, 2])
-@pytest.mark.parametrize("count", [0, 1, 3])
+@pytest.mark.parametrize("count", [0, 1, 3, 150])
 def test_the_streamed_file_is_what_json_dumps_writes_of_the_document(tmp_path, indent, count):
     from vlmkit.atomic import utf8_safe
     from vlmkit.types import Point, Points

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ import supervision as sv
 import yaml
 
 from tests.sinks.conftest import H, W, box_det, detections, mask_det, two_part_mask, write_image
-from vlmkit.errors import SinkError
+from vlmkit.errors import ConfigError, SinkError
 from vlmkit.sink import SinkItem
 from vlmkit.sinks.yolo import YoloSink, mask_to_yolo_polygon
 from vlmkit.types import Description, Mask
@@ -499,3 +501,38 @@ def test_the_files_a_sink_wrote_are_held_as_compact_text(tmp_path):
     assert len(files) == 2 * len(images) + 1  # label files, image links, data.yaml
     assert tmp_path / "out" / "labels" / "folder" / "image_00007.txt" in files
     assert held < 300, held
+
+
+def test_a_missing_yaml_library_fails_when_the_sink_is_made_not_after_the_last_answer(
+    tmp_path, monkeypatch
+):
+    # data.yaml is written by PyYAML at the commit, after a run's last answer; the library is
+    # imported when the sink is made, so a run without it stops before its first request.
+    monkeypatch.setitem(sys.modules, "yaml", None)  # what an absent package looks like
+    with pytest.raises(ConfigError, match="PyYAML"):
+        YoloSink(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_commit_imports_nothing(tmp_path):
+    # The commit after a run's last answer is on the run's clock: the one-time import of
+    # PyYAML (14-26 ms) happens when the sink is made (issue 16).
+    # 40 label files: the commit flushes them the way a run's commit does (one syncfs on Linux).
+    script = (
+        "import sys\n"
+        "import vlmkit\n"
+        "from vlmkit.sink import SinkItem\n"
+        "from vlmkit.sinks.yolo import YoloSink\n"
+        f"sink = YoloSink({str(tmp_path / 'out')!r}, copy_images=False)\n"
+        'found = vlmkit.parse(\'[{"box_2d": [1, 2, 300, 400], "label": "cat"}]\', '
+        "image_size=(64, 48))\n"
+        "for i in range(40):\n"
+        "    sink.write(SinkItem(key=f'img{i}.jpg', result=found))\n"
+        "before = set(sys.modules)\n"
+        "sink.close()\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "[]", done.stdout

@@ -37,6 +37,7 @@ leaves the previous file as it was.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import secrets
@@ -65,6 +66,10 @@ __all__ = ["CocoSink"]
 logger = logging.getLogger(__name__)
 
 MASK_FORMATS = ("rle", "polygon")
+#: Items per ``json.dumps`` call in a compact file. One call per image or annotation cost more
+#: than the encoding (27 µs per image at the close; 14-16 µs in batches), and a batch is a few
+#: dozen KB, so the file stays streamed (issue 16).
+_BATCH = 64
 
 
 def _signed_area(points: np.ndarray) -> float:
@@ -295,9 +300,15 @@ class CocoSink(StagedSink):
                 yield before.rstrip()
                 text = text.lstrip()
                 continue
+            yield before
+            if self.indent is None:  # compact: a batch of items per dumps call (_BATCH)
+                yield self._dumps(item)
+                while batch := list(itertools.islice(items, _BATCH)):
+                    yield between
+                    yield self._dumps(batch)[1:-1]  # "[a, b]" -> "a, b", as between joins
+                continue
             # the items' own lines are indented as deep as the first item's first line
             pad = "\n" + before[before.rfind("\n") + 1 :] if "\n" in before else ""
-            yield before
             yield self._dumps(item).replace("\n", pad) if pad else self._dumps(item)
             for item in items:
                 yield between

@@ -10,7 +10,7 @@ labels when there are any.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vlmkit import ConfigError, Request, UnsupportedTask
@@ -28,6 +28,8 @@ __all__ = ["DETECT_SCHEMA", "RequestBuilder", "detect_schema", "max_output_token
 # Spatial answers get the thinking Google advises for them (off on 2.5: Robotics-ER's pointing
 # sample and the segmentation guide set thinking_budget=0).
 _SPATIAL_TASKS = ("detect", "segment", "points")
+#: Configs a backend keeps (see RequestBuilder.config): a run uses one or a few.
+_CONFIGS = 64
 
 
 #: The response schema for detection: Google's native ``box_2d`` list. When the caller gave a
@@ -132,6 +134,8 @@ class RequestBuilder:
         self.caps = caps
         #: the server refused the table's spatial thinking default: send none from now on
         self.no_spatial_thinking = False
+        # config() by what decides it: every image of a run gets the same one (see config)
+        self._configs: dict[Hashable, tuple[types.GenerateContentConfig, bool]] = {}
 
     def content(self, parts: list[types.Part]) -> types.Content:
         return sdk_types().Content(role="user", parts=parts)
@@ -162,7 +166,38 @@ class RequestBuilder:
         self, request: Request, options: Mapping[str, Any]
     ) -> tuple[types.GenerateContentConfig, bool]:
         """The call's config, and whether its thinking setting is the capability table's
-        default for spatial tasks (which the backend drops if the server refuses it)."""
+        default for spatial tasks (which the backend drops if the server refuses it).
+
+        Calls that agree on everything the config is made of share one: building and
+        validating it cost 0.1 ms of the GIL per call, for an object that is the same for
+        every image of a run. google-genai copies a config per call and never changes the
+        caller's; share it the same way (do not change a config this returns)."""
+        if request.response_schema is not None:  # the caller's dict: built anew each time
+            return self._config(request, options)
+        try:
+            key: Hashable = (
+                request.task,
+                request.system,
+                request.json,
+                request.labels,
+                request.video is not None,
+                self.no_spatial_thinking,
+                frozenset(options.items()),
+            )
+            hash(key)
+        except TypeError:  # an option value that is not hashable: built anew each time
+            return self._config(request, options)
+        made = self._configs.get(key)
+        if made is None:
+            made = self._config(request, options)
+            if len(self._configs) >= _CONFIGS:  # settings that change per call: start over
+                self._configs.clear()
+            self._configs[key] = made
+        return made
+
+    def _config(
+        self, request: Request, options: Mapping[str, Any]
+    ) -> tuple[types.GenerateContentConfig, bool]:
         from google.genai import types
 
         caps = self.caps

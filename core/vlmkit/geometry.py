@@ -322,12 +322,13 @@ def boxes_to_pixels(
     if repair and n:
         low, high = xyxy[:, :2], xyxy[:, 2:]
         fixed = np.concatenate((np.minimum(low, high), np.maximum(low, high)), axis=1)
-        swapped = int((fixed != xyxy).any(axis=1).sum())
-        upper = np.tile(_grid_extent(conv, transform), 2)
+        swapped = int(np.count_nonzero((fixed != xyxy).any(axis=1)))
+        extent = _grid_extent(conv, transform)
+        upper = np.concatenate((extent, extent))
         clipped = np.minimum(np.maximum(fixed, 0.0), upper)
-        clamped = int((clipped != fixed).any(axis=1).sum())
+        clamped = int(np.count_nonzero((clipped != fixed).any(axis=1)))
         keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
-        degenerate = n - int(keep.sum())
+        degenerate = n - int(np.count_nonzero(keep))
         xyxy = clipped
     if conv.scale is not None:
         sent_w, sent_h = transform.sent_size

@@ -807,15 +807,19 @@ def _build_detections(
     clipped = np.minimum(np.maximum(pixels, 0.0), bounds)  # np.clip, without its wrapper
     outside = (clipped != pixels).any(axis=1) & repairs.keep
     keep = repairs.keep & (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
-    degenerate = int((repairs.keep & ~keep).sum()) + repairs.degenerate
+    degenerate = int(np.count_nonzero(repairs.keep & ~keep)) + repairs.degenerate
 
     detections: list[Detection] = []
     masks_resized = masks_invalid = masks_dropped = 0
     budget = _MaskBudget(mask_limits or MaskLimits())
-    for row_index, (_, item, label, score, attributes) in enumerate(extras):
-        if not keep[row_index]:
+    # Python floats and bools once for all rows: indexing an array per box is slower
+    for kept, corners, (_, item, label, score, attributes) in zip(
+        keep.tolist(), clipped.tolist(), extras, strict=True
+    ):
+        if not kept:
             continue  # counted in ``degenerate``, once
-        box = Box.from_xyxy(clipped[row_index])
+        x0, y0, x1, y1 = corners
+        box = Box(x0=x0, y0=y0, x1=x1, y1=y1)
         mask = None
         if want_masks:
             _, mask_value = _first(item, _MASK_KEYS)
@@ -837,7 +841,7 @@ def _build_detections(
 
     report = ParseReport(
         swapped=repairs.swapped,
-        clamped=repairs.clamped + int(outside.sum()),
+        clamped=repairs.clamped + int(np.count_nonzero(outside)),
         degenerate=degenerate,
         masks_resized=masks_resized,
         masks_invalid=masks_invalid,

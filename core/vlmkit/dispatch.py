@@ -139,6 +139,7 @@ class Dispatcher:
         # by the worker that takes it, just before it asks the pixel budget
         self.pixels: dict[Path, int] = {}
         self.replays: dict[str, str] = {}  # key -> kept answer that failed to parse earlier
+        _import_image_plugins()  # with the run's set-up, not in its first wave of requests
 
     def request_interrupt(self) -> None:
         """A first Ctrl-C: start nothing new, stop at the next safe point. A second one
@@ -223,7 +224,6 @@ class Dispatcher:
                 if late is not None:
                     self.summary.count(late)
 
-        _import_image_plugins()
         for worker in workers:
             worker.start()
         alive = len(workers)
@@ -354,9 +354,9 @@ class Dispatcher:
 
 
 def _import_image_plugins() -> None:
-    """Import Pillow's format plugins now, once: Pillow does it on a process's first
-    ``Image.open`` (about 18 ms), where a run's first wave of workers would all wait for it on
-    the import lock and the GIL."""
+    """Import Pillow's format plugins now, once per process (a dispatcher is made with its
+    run): Pillow does it on a process's first ``Image.open`` (about 18 ms), where a run's first
+    wave of workers would all wait for it on the import lock and the GIL."""
     from PIL import Image
 
     Image.preinit()

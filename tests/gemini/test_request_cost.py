@@ -236,3 +236,38 @@ def test_calls_with_the_same_settings_share_one_config(fake_gemini, gemini_sessi
     sent = [request.body["generationConfig"] for request in fake_gemini.requests_of()]
     assert [config.get("temperature") for config in sent] == [None, None, None, None, 0.3, None]
     assert sent[0] == sent[1] == sent[2]
+
+
+A_RUN = """
+import sys
+
+import vlmkit
+
+base_url, folder, out = sys.argv[1:]
+with vlmkit.Session(
+    backend="gemini-api", api_key="test", base_url=base_url, cache=False
+) as session:
+    run = session.run("detect", [folder], "cats", out_dir=out, sinks=["coco", "yolo"])
+    before = set(sys.modules)
+    assert [outcome.status for outcome in run] == ["done"] * 3
+    print(",".join(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_a_run_imports_nothing_once_it_is_made(fake_gemini, tmp_path):
+    # A module imported during a run is imported by its first wave of requests, each waiting
+    # on the import lock and the GIL meanwhile: Pillow's format plugins (18 ms), the idna codec
+    # of the first connection, PyYAML for the YOLO sink's commit. They are imported when the
+    # session, the backend and the run are made.
+    import subprocess
+    import sys
+
+    fake_gemini.add_rule(text=BOXES)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for seed in range(3):
+        photo(seed=seed).save(folder / f"{seed}.jpg")
+    command = [sys.executable, "-c", A_RUN, fake_gemini.base_url, folder, tmp_path / "out"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "", f"imported during the run: {done.stdout.strip()}"

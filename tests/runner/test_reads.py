@@ -108,10 +108,11 @@ def test_a_large_file_is_read_only_once_the_pixel_budget_admits_it(tmp_path, mon
     assert records["b_large.png"].image_size == (64, 64)
 
 
-def test_the_image_plugins_are_imported_before_the_worker_threads_start(tmp_path, monkeypatch):
+def test_the_image_plugins_are_imported_when_the_run_is_made(tmp_path, monkeypatch):
     # Pillow imports its format plugins on the first Image.open of a process (18 ms here). In
     # a run's first wave that import held every worker thread behind the import lock and the
-    # GIL; the run imports them itself before it starts the workers.
+    # GIL; the run imports them when it is made, with the rest of its set-up, so its first
+    # requests leave without waiting for it.
     import threading
 
     from PIL import Image
@@ -128,7 +129,9 @@ def test_the_image_plugins_are_imported_before_the_worker_threads_start(tmp_path
 
     monkeypatch.setattr(Image, "preinit", noting)
     with session() as s:
-        outcomes = list(s.run("detect", [images], "cat", out_dir=tmp_path / "out", concurrency=4))
+        run = s.run("detect", [images], "cat", out_dir=tmp_path / "out", concurrency=4)
+        assert first, "the run was made without importing Pillow's plugins"
+        outcomes = list(run)
     assert [outcome.status for outcome in outcomes] == ["done"] * 4
     (threads,) = first
     assert not [name for name in threads if name.startswith("vlmkit-run")], threads

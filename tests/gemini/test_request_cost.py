@@ -270,4 +270,8 @@ def test_a_run_imports_nothing_once_it_is_made(fake_gemini, tmp_path):
     command = [sys.executable, "-c", A_RUN, fake_gemini.base_url, folder, tmp_path / "out"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "", f"imported during the run: {done.stdout.strip()}"
+    assert done.stdout.strip() == "", (
+        f"imported during the run: {done.stdout.strip()}; import it with the run's set-up "
+        "instead (the dispatcher, the backend's warm-up in vlmkit_gemini/request.py, or the "
+        "sink's constructor)"
+    )

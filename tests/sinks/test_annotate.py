@@ -308,3 +308,25 @@ def test_two_keys_mapping_to_one_preview_never_overwrite_silently(tmp_path, capl
     colours = sorted(tuple(np.asarray(Image.open(f).convert("RGB"))[0, 0]) for f in files)
     assert colours == [(0, 200, 0), (200, 0, 0)]  # both previews kept
     assert "back/slash.png" in caplog.text and "same preview" in caplog.text
+
+
+# -- inputs that are not RGB ---------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "CMYK"])
+def test_inputs_of_any_mode_get_rgb_previews_with_true_colours(tmp_path, mode):
+    """The preview is drawn on the image turned into RGB once (an RGB image is not copied
+    again): boxes keep their class colour, the background its colour."""
+    image = Image.new("RGB", (W, H), BG).convert(mode)
+    key = "x.jpg" if mode == "CMYK" else "x.png"
+    path = tmp_path / "in" / key
+    path.parent.mkdir(parents=True)
+    image.save(path)
+    result = detections([box_det([20, 40, 70, 100], "cat")])
+    with AnnotateSink(tmp_path / "out", thickness=2, labels=False) as sink:
+        sink.write(SinkItem(key=key, result=result, image_path=path))
+    out = np.asarray(Image.open(tmp_path / "out" / "annotated" / key).convert("RGB"))
+    assert out.shape == (H, W, 3)
+    expected = np.asarray(Image.open(path).convert("RGB"))[5, 155].astype(int)
+    # exact pixels in a PNG; JPEG moves colours a little
+    tolerance = 0 if key.endswith(".png") else 40
+    assert np.abs(out[100, 45].astype(int) - colour(0)).max() <= tolerance
+    assert np.abs(out[5, 155].astype(int) - expected).max() <= tolerance

@@ -286,6 +286,7 @@ class Exporter:
         self._staged = [(n, cast(_TwoPhase, sink)) for n, sink in built if _two_phase(sink)]
         self._staged_sinks = [(n, sink) for n, sink in built if _two_phase(sink)]
         self._plain = [(n, sink) for n, sink in built if not _two_phase(sink)]
+        self._background = [(n, sink) for n, sink in built if isinstance(sink, StagedSink)]
 
     @property
     def staged_only(self) -> bool:
@@ -354,19 +355,38 @@ class Exporter:
                     write_record(record)
                 else:
                     sink.write(item)
-            except OSError as err:
-                raise SinkError(
-                    f"sink {name!r} could not write {record.key!r}: {err}; the export stopped"
-                ) from err
-            except SinkError as err:
-                self._skips.add(record.key, str(err), name)
-            except (MemoryError, RecursionError):
-                raise
             except Exception as err:
-                logger.debug("sink %r failed on %r", name, record.key, exc_info=True)
-                self._skips.add(record.key, f"{type(err).__name__}: {err}", name)
-                self._unexpected[name] += 1
-                self._first_error.setdefault(name, err)
+                self._failed(name, record.key, err)
+        if only != "plain":
+            self._take_background_failures()
+
+    def _failed(self, name: str, key: str, err: Exception) -> None:
+        """Sink ``name`` could not write ``key``: an error of the environment stops the
+        export, anything else skips the record for that sink."""
+        if isinstance(err, OSError):
+            raise SinkError(
+                f"sink {name!r} could not write {key!r}: {err}; the export stopped"
+            ) from err
+        if isinstance(err, SinkError):
+            self._skips.add(key, str(err), name)
+            return
+        if isinstance(err, MemoryError | RecursionError):
+            raise err
+        logger.debug("sink %r failed on %r", name, key, exc_info=err)
+        self._skips.add(key, f"{type(err).__name__}: {err}", name)
+        self._unexpected[name] += 1
+        self._first_error.setdefault(name, err)
+
+    def _take_background_failures(self, *, wait: bool = False) -> None:
+        """Report what the sinks' background work (:meth:`StagedSink.in_background`) failed
+        on, against its own record; with ``wait``, once all of it is done."""
+        for name, sink in self._background:
+            if wait:
+                sink.wait_background()
+            for key, err in sink.background_failures():
+                if not isinstance(err, Exception):  # KeyboardInterrupt, SystemExit in a thread
+                    raise err
+                self._failed(name, key, err)
 
     def _check_key(self, key: str) -> None:
         """Refuse a key that cannot be an output path: its rules as text, each of its folders
@@ -382,6 +402,7 @@ class Exporter:
         """Stage the dataset-level files, close plain sinks, commit; on any failure discard
         what is staged and raise. ``bad_lines``: the ledger lines that were not records."""
         try:
+            self._take_background_failures(wait=True)
             for name, count in self._unexpected.items():
                 if self.records and count == self.records:
                     cause = self._first_error[name]

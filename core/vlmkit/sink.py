@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
@@ -36,6 +36,7 @@ from vlmkit.types import Result
 
 if TYPE_CHECKING:
     from vlmkit.records import SinkInfo
+    from vlmkit.sinkwork import BackgroundWork
 
 __all__ = [
     "Sink",
@@ -114,7 +115,18 @@ class StagedSink(Sink):
     ``discard`` when that fails); leaving a ``with`` block by an exception discards. Runs and
     :func:`vlmkit.export.export` drive the phases across all their sinks, so a failure changes
     no file of any staged sink.
+
+    Heavy per-item work (decoding, drawing, encoding images: code that releases the GIL) can
+    leave the thread that feeds the sink: set :attr:`background_workers` and hand the work to
+    :meth:`in_background` from :meth:`write`, after the part that must follow the items'
+    order (class ids, file names). Everything above still holds: :meth:`prepare` waits for
+    the work, :meth:`discard` drops it, and an exception it raises is reported against its
+    own item (:meth:`background_failures`).
     """
+
+    #: Items whose :meth:`in_background` work may run at once, on as many threads; 1 (the
+    #: default): the work runs in the calling thread, inside :meth:`write`.
+    background_workers: int = 1
 
     def __init__(self, out_dir: str | Path, **options: Any) -> None:
         super().__init__(out_dir, **options)
@@ -122,6 +134,32 @@ class StagedSink(Sink):
         self._files = FileList()  # every file committed, in order
         self._noted: list[str] = []  # files found in place since the last commit
         self._prepared = False
+        self._background: BackgroundWork | None = None
+
+    def in_background(self, key: str, work: Callable[[], object]) -> None:
+        """Run ``work()`` — the rest of item ``key``'s writing — on one of
+        :attr:`background_workers` threads. Waits while twice that many items are in the
+        works, so memory stays bounded when the work is slower than the items come. An
+        exception ``work`` raises is kept for :meth:`background_failures`."""
+        if self.background_workers <= 1:
+            work()
+            return
+        if self._background is None:
+            from vlmkit.sinkwork import BackgroundWork
+
+            name = f"vlmkit-sink-{type(self).__name__}"
+            self._background = BackgroundWork(self.background_workers, name)
+        self._background.submit(key, work)
+
+    def wait_background(self) -> None:
+        """Return once the work handed to :meth:`in_background` is done."""
+        if self._background is not None:
+            self._background.wait()
+
+    def background_failures(self) -> list[tuple[str, BaseException]]:
+        """``(key, exception)`` for each item whose background work raised, each once (runs
+        and exports take them after every item, and report them as a failed ``write``)."""
+        return self._background.failures() if self._background is not None else []
 
     @contextlib.contextmanager
     def stage(
@@ -152,6 +190,12 @@ class StagedSink(Sink):
         return self.staging.targets
 
     def prepare(self) -> None:
+        """Wait for the background work, then stage the dataset-level files. Background work
+        that failed and was not taken (a sink used by hand) raises here: the first error."""
+        self.wait_background()
+        failed = self.background_failures()
+        if failed:
+            raise failed[0][1]
         if not self._prepared:
             self._prepare()
             self._prepared = True
@@ -160,6 +204,8 @@ class StagedSink(Sink):
         """Move what is staged into place; return every file this sink committed or found in
         place so far, in order, each once."""
         self.prepare()
+        if self._background is not None:  # done (prepare waited): let its threads go
+            self._background.close()
         committed = self.staging.commit()
         if self._files or self._noted:  # an earlier commit, or files already in place
             committed = FileList(
@@ -170,6 +216,8 @@ class StagedSink(Sink):
         return committed
 
     def discard(self) -> None:
+        if self._background is not None:  # nothing may be staged after the discard
+            self._background.cancel()
         self.staging.discard()
         self._prepared = False
 

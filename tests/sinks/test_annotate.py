@@ -222,6 +222,7 @@ def test_previews_appear_at_close_and_a_failed_close_leaves_nothing(tmp_path, mo
     item = SinkItem(key="x.png", result=detections([box_det([1, 1, 9, 9], "a")]), image_path=image)
     sink = AnnotateSink(tmp_path / "out")
     sink.write(item)
+    sink.wait_background()  # drawn (on another thread) and staged
     folder = tmp_path / "out" / "annotated"
     assert [f for f in os.listdir(folder) if not f.startswith(".")] == []  # staged, hidden
 

@@ -38,6 +38,12 @@ and ``back/slash.jpg``) never overwrite each other: the second preview gets a nu
 
 Items without a readable image (no ``image_path``, file moved) are skipped with a warning; a
 preview never stops a run.
+
+Several previews are drawn at once (option ``workers``; default one per CPU, at most four),
+each on its own thread: reading, drawing and encoding a photo is Pillow's and OpenCV's work,
+which runs outside the GIL, so a run with previews is no longer held to one core's drawing
+(:meth:`~vlmkit.StagedSink.in_background`). Class ids, colours and preview names are given in
+the items' order, so the files are the same as drawn one by one (``workers=1``).
 """
 
 from __future__ import annotations
@@ -51,12 +57,13 @@ import re
 import site
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vlmkit.errors import MediaError
+from vlmkit.errors import ConfigError, MediaError
 from vlmkit.sink import (
     SinkItem,
     StagedSink,
@@ -68,7 +75,7 @@ from vlmkit.sink import (
 )
 from vlmkit.types import Description, Detections, LabelMap, OcrResult, Points
 
-__all__ = ["AnnotateSink", "find_font", "has_glyph", "needs_cjk"]
+__all__ = ["AnnotateSink", "default_workers", "find_font", "has_glyph", "needs_cjk"]
 
 logger = logging.getLogger(__name__)
 
@@ -267,6 +274,20 @@ def find_font(
     return _dejavu(files), False
 
 
+#: Previews drawn at once by default: one per CPU, at most this many (each holds a few copies
+#: of its image: about 150 MB for a 12 MP photo).
+MAX_DEFAULT_WORKERS = 4
+
+
+def default_workers() -> int:
+    """One preview per CPU this process may use, at most :data:`MAX_DEFAULT_WORKERS`."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_WORKERS))
+
+
 def _load_pixels(path: str | os.PathLike[str]):
     """The upright RGB image at ``path`` (EXIF orientation applied)."""
     try:
@@ -285,7 +306,8 @@ class AnnotateSink(StagedSink):
 
     Options: ``categories`` (class names with fixed colours), ``font_path``, ``font_size``,
     ``thickness`` (box line width; default scales with the image), ``opacity`` (mask tint,
-    0.5), ``quality`` (JPEG/WebP, 90), ``masks`` and ``labels`` (draw them; default true).
+    0.5), ``quality`` (JPEG/WebP, 90), ``masks`` and ``labels`` (draw them; default true),
+    ``workers`` (previews drawn at once, each on its own thread: :func:`default_workers`).
     """
 
     accepts = frozenset({"detect", "segment", "ocr", "describe", "points"})
@@ -303,11 +325,14 @@ class AnnotateSink(StagedSink):
         quality: int = 90,
         masks: Any = True,
         labels: Any = True,
+        workers: int | None = None,
         **options: Any,
     ) -> None:
         known: tuple[str, ...] = ("folder", "categories", "font_path", "font_size", "thickness")
-        known += ("opacity", "quality", "masks", "labels")
+        known += ("opacity", "quality", "masks", "labels", "workers")
         reject_unknown("annotate", options, known)
+        if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
+            raise ConfigError(f"annotate sink: workers must be 1 or more, got {workers!r}")
         names = as_names("categories", categories)
         super().__init__(
             out_dir,
@@ -320,7 +345,9 @@ class AnnotateSink(StagedSink):
             quality=quality,
             masks=masks,
             labels=labels,
+            workers=workers,
         )
+        self.background_workers = int(workers) if workers is not None else default_workers()
         self.root = safe_join(self.out_dir, folder)
         self.label_map = LabelMap(names or ())
         self.font_path = str(font_path) if font_path else None
@@ -337,6 +364,8 @@ class AnnotateSink(StagedSink):
 
     # ------------------------------------------------------------------------------------
     def write(self, item: SinkItem) -> None:
+        """Name the preview and give the item's classes their ids here, in the items' order;
+        read, draw and encode the image on one of :attr:`background_workers` threads."""
         result = item.result
         if not isinstance(result, Detections | OcrResult | Description | Points):
             logger.debug("annotate sink: skipping %s (%s)", item.key, type(result).__name__)
@@ -345,14 +374,36 @@ class AnnotateSink(StagedSink):
         if item.image_path is None:
             logger.warning("annotate sink: no image path for %s; no preview written", item.key)
             return
+        draw: Callable[[Any], Any]
+        if isinstance(result, Detections):
+            with self._lock:  # class ids are shared state
+                sv_detections = result.to_supervision(self.label_map)
+            draw = functools.partial(
+                self._draw, detections=sv_detections, labels=self._labels(result)
+            )
+        elif isinstance(result, Points):
+            with self._lock:  # class ids are shared state
+                class_id = np.array([self.label_map.id(p.label) for p in result], dtype=int)
+            draw = functools.partial(self._draw_points, result=result, class_id=class_id)
+        elif isinstance(result, OcrResult):
+            draw = functools.partial(self._draw_ocr_page, result=result)
+        else:
+            draw = functools.partial(self._caption, text=utf8_safe(result.text))
+        self.in_background(item.key, functools.partial(self._render, item, target, draw))
+
+    def _render(self, item: SinkItem, target: Path, draw: Callable[[Any], Any]) -> None:
+        """Read the item's image, draw on it and stage the preview (a background thread)."""
+        assert item.image_path is not None
         try:
             image = _load_pixels(item.image_path)
         except (MediaError, OSError) as err:
             logger.warning("annotate sink: cannot read %s (%s); no preview", item.image_path, err)
             return
-        size = getattr(result, "image_size", None)
+        size = getattr(item.result, "image_size", None)
         if size is not None and tuple(size) != image.size:
-            if not self._warned_size:
+            with self._lock:
+                first, self._warned_size = not self._warned_size, True
+            if first:
                 logger.warning(
                     "annotate sink: %s is %sx%s but its result is in %sx%s pixels; resizing "
                     "the preview to the result",
@@ -360,20 +411,8 @@ class AnnotateSink(StagedSink):
                     *image.size,
                     *size,
                 )
-                self._warned_size = True
             image = image.resize(tuple(size))
-        if isinstance(result, Detections):
-            with self._lock:  # class ids are shared state
-                sv_detections = result.to_supervision(self.label_map)
-            image = self._draw(image, sv_detections, self._labels(result))
-        elif isinstance(result, Points):
-            image = self._draw_points(image, result)
-        elif isinstance(result, OcrResult):
-            image = self._draw_ocr(image, result)
-            image = self._caption(image, utf8_safe(result.text))
-        else:
-            image = self._caption(image, utf8_safe(result.text))
-        self._save(image, target)
+        self._save(draw(image), target)
 
     def _target(self, key: str) -> Path:
         target = safe_join(self.root, key)
@@ -415,13 +454,16 @@ class AnnotateSink(StagedSink):
             return self.font_path
         cjk = any(needs_cjk(t) for t in texts)
         path, has_cjk = find_font(cjk=cjk, text="".join(texts)) if cjk else find_font(cjk=False)
-        if cjk and not has_cjk and not self._warned_font:
+        if cjk and not has_cjk:
+            with self._lock:  # previews are drawn on several threads
+                first, self._warned_font = not self._warned_font, True
+            if not first:
+                return path
             logger.warning(
                 "annotate sink: no CJK font with all the glyphs found, so CJK labels render "
                 "(partly) as boxes; install one (Debian/Ubuntu: apt install fonts-noto-cjk) or "
                 "pass font_path=..."
             )
-            self._warned_font = True
         return path
 
     def _draw(self, image, detections, labels: list[str], *, by_class: bool = True, dots: int = 0):
@@ -438,7 +480,7 @@ class AnnotateSink(StagedSink):
 
         # BGR for OpenCV, and back in place: cvtColor swaps the channels of a 12 MP frame in
         # 8-35 ms (most of it the new array's page faults), a reversed NumPy view copied in 50
-        scene = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)
+        scene = np.asarray(cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR), dtype=np.uint8)
         if self.draw_masks and detections.mask is not None:
             scene = sv.MaskAnnotator(opacity=self.opacity, color_lookup=lookup).annotate(
                 scene, detections
@@ -475,7 +517,7 @@ class AnnotateSink(StagedSink):
         cv2.cvtColor(scene, cv2.COLOR_BGR2RGB, dst=scene)
         return Image.fromarray(scene)
 
-    def _draw_points(self, image, result: Points):
+    def _draw_points(self, image, result: Points, class_id: np.ndarray):
         import supervision as sv
 
         if not len(result):
@@ -484,8 +526,6 @@ class AnnotateSink(StagedSink):
         radius = max(5, round(max(width, height) / 120), (self.thickness or 0) * 2)
         # centres on pixels of the image (a point clamped to the right edge sits on x = width)
         xy = np.clip(result.xy, 0.0, [width - 1, height - 1])
-        with self._lock:  # class ids are shared state
-            class_id = np.array([self.label_map.id(p.label) for p in result], dtype=int)
         detections = sv.Detections(
             xyxy=np.hstack([xy - radius, xy + radius]).astype(np.float32),
             class_id=class_id,
@@ -508,6 +548,10 @@ class AnnotateSink(StagedSink):
         )
         texts = [utf8_safe(b.text) for b in blocks]
         return self._draw(image, detections, texts, by_class=False)
+
+    def _draw_ocr_page(self, image, result: OcrResult):
+        """The blocks that have boxes, and the full text in a caption strip."""
+        return self._caption(self._draw_ocr(image, result), utf8_safe(result.text))
 
     def _caption(self, image, text: str, max_lines: int = 12):
         """``image`` with ``text`` wrapped in a white strip underneath."""

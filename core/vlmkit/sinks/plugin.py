@@ -95,6 +95,12 @@ def vlmkit_sinks() -> list[SinkInfo]:
                 Option(name="quality", type=int, min=1, max=100, default=90),
                 Option(name="masks", type=bool, default=True),
                 Option(name="labels", type=bool, default=True),
+                Option(
+                    name="workers",
+                    type=int,
+                    min=1,
+                    help="previews drawn at once (default: one per CPU, at most 4)",
+                ),
             ),
         ),
         SinkInfo(

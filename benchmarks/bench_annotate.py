@@ -1,0 +1,209 @@
+"""`vlmkit label --sink annotate` on 12 MP photos: what drawing the previews costs a run.
+
+`vlmkit label` (``Session.run``, after ``gc.freeze()`` as the CLI does) sends 96 detection
+requests to the loopback fake Gemini (in its own process, 1 s per answer, 3 boxes each) at 32 in
+flight, three ways, each in a fresh process, interleaved (A B C, then again):
+
+* **no sinks** — the baseline: the run's own work (reading and validating each photo, sending a
+  downsized copy, parsing, the fsynced ledger);
+* **annotate, workers=1** — one preview at a time, drawn in the thread that feeds the sinks, as
+  every release before issue 16's annotate change did;
+* **annotate** — the default: previews drawn on up to one thread per CPU (at most 4).
+
+Each process times only its run; CPU is ``time.process_time()`` over the same span, memory the
+process's peak RSS. The ratio that matters is each variant's images per second against the run
+without sinks in the same round.
+
+Run from the repository root::
+
+    python benchmarks/bench_annotate.py            # 2 rounds, about 2 minutes on 2 cores
+    python benchmarks/bench_annotate.py --write    # ... and updates docs/benchmarks.md
+    python benchmarks/bench_annotate.py --quick    # smoke run: 8 photos of 2 MP, 1 round
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+MODEL = "gemini-3.5-flash-lite"
+VARIANTS = {
+    "none": ("no sinks", []),
+    "annotate-1": ("annotate, workers=1", ["annotate"]),
+    "annotate": ("annotate (default workers)", ["annotate"]),
+}
+BEGIN, END = "<!-- bench_annotate:begin -->", "<!-- bench_annotate:end -->"
+
+
+def make_photos(folder: Path, count: int, size: tuple[int, int]) -> None:
+    """``count`` different upright JPEG photos of ``size`` (the samples, enlarged and turned)."""
+    from PIL import Image
+
+    sources = [
+        Image.open(path).convert("RGB").resize(size)
+        for path in sorted((ROOT / "samples").glob("*.jpg"))
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        photo = sources[index % len(sources)].rotate(index % 7)
+        photo.save(folder / f"photo{index:03d}.jpg", quality=88)
+
+
+def child(args: argparse.Namespace) -> None:
+    import gc
+
+    import vlmkit
+
+    _label, sinks = VARIANTS[args.child]
+    options = {"annotate": {"workers": 1}} if args.child == "annotate-1" else {}
+    with vlmkit.Session(
+        backend="gemini-api", model=MODEL, api_key="bench-key", base_url=args.base_url, cache=False
+    ) as session:
+        run = session.run(
+            "detect",
+            [args.images],
+            prompt="cat",
+            out_dir=args.out,
+            sinks=sinks,
+            sink_options=options,
+            concurrency=args.in_flight,
+        )
+        gc.freeze()
+        started, cpu = time.perf_counter(), time.process_time()
+        statuses = [outcome.status for outcome in run]
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    previews = len(list(Path(args.out, "annotated").glob("*.jpg")))
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "wall": wall,
+                "cpu": cpu,
+                "ok": statuses.count("done"),
+                "previews": previews,
+                "peak_mib": peak_mib,
+            }
+        )
+    )
+
+
+def measure(variant: str, args: argparse.Namespace, images: Path, out: Path, fake) -> dict:
+    fake.reset()
+    command = [sys.executable, __file__, "--child", variant, "--images", str(images)]
+    command += ["--out", str(out), "--base-url", fake.base_url, "--in-flight", str(args.in_flight)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "VLMKIT_LOAD_PLUGINS": "vlmkit,vlmkit-gemini"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise SystemExit(f"{variant} failed:\n{done.stderr[-4000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    wanted = args.photos if VARIANTS[variant][1] else 0
+    if result["ok"] != args.photos or result["previews"] != wanted:
+        raise SystemExit(f"{variant}: {result['ok']} answered, {result['previews']} previews")
+    return result
+
+
+def table(rows: dict[str, list[dict]], args: argparse.Namespace, load: str) -> str:
+    from bench_gemini_concurrency import machine
+
+    width, height = args.size
+    ideal = -(-args.photos // args.in_flight) * args.latency  # full waves of answers
+    lines = [
+        f"Machine: {machine().split(';')[0]}; load average at the start {load}. "
+        f"{args.photos} JPEG photos of {width}×{height} ({width * height / 1e6:.0f} MP), "
+        f"`vlmkit label` to the fake Gemini in its own process at {args.in_flight} in flight, "
+        f"{args.latency:.1f} s per answer (ideal: {ideal:.1f} s); each cell is the median of "
+        f"{args.rounds} interleaved rounds, each variant in a fresh process.",
+        "",
+        "| variant | wall | images/s | vs no sinks | CPU per image | peak RSS |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    base = statistics.median(args.photos / r["wall"] for r in rows["none"])
+    for variant, (label, _sinks) in VARIANTS.items():
+        samples = rows[variant]
+        wall = statistics.median(r["wall"] for r in samples)
+        rate = statistics.median(args.photos / r["wall"] for r in samples)
+        cpu_ms = statistics.median(1000 * r["cpu"] / args.photos for r in samples)
+        peak = statistics.median(r["peak_mib"] for r in samples)
+        lines.append(
+            f"| {label} | {wall:.1f} s | {rate:.1f} | **{rate / base:.0%}** | {cpu_ms:.0f} ms "
+            f"| {peak:.0f} MiB |"
+        )
+    one = statistics.median(args.photos / r["wall"] for r in rows["annotate-1"])
+    many = statistics.median(args.photos / r["wall"] for r in rows["annotate"])
+    lines += ["", f"Previews drawn at once against one at a time: **{many / one:.2f}×**."]
+    return "\n".join(lines)
+
+
+def write(text: str) -> None:
+    path = ROOT / "docs" / "benchmarks.md"
+    content = path.read_text(encoding="utf-8")
+    if BEGIN not in content:
+        raise SystemExit(f"{path} has no {BEGIN} marker")
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
+    path.write_text(pattern.sub(lambda _: f"{BEGIN}\n{text}\n{END}", content), encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 8 photos of 2 MP")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--photos", type=int, default=96)
+    parser.add_argument("--latency", type=float, default=1.0)
+    parser.add_argument("--in-flight", type=int, default=32)
+    parser.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)
+    parser.add_argument("--images", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    args.size = (4000, 3000)
+    if args.quick:
+        args.photos, args.rounds, args.size, args.latency = 8, 1, (1600, 1200), 0.2
+    from bench_gemini_concurrency import FakeProcess
+
+    load = " / ".join(f"{value:.1f}" for value in os.getloadavg())
+    started = time.perf_counter()
+    rows: dict[str, list[dict]] = {variant: [] for variant in VARIANTS}
+    with tempfile.TemporaryDirectory() as tmp:
+        images = Path(tmp) / "photos"
+        make_photos(images, args.photos, args.size)
+        fake = FakeProcess(args.latency)
+        try:
+            for round_ in range(args.rounds):
+                for variant in VARIANTS:
+                    out = Path(tmp) / f"out-{variant}-{round_}"
+                    result = measure(variant, args, images, out, fake)
+                    rows[variant].append(result)
+                    print(
+                        f"round {round_ + 1}: {variant}: {result['wall']:.1f} s, "
+                        f"{1000 * result['cpu'] / args.photos:.0f} ms CPU per image, "
+                        f"peak {result['peak_mib']:.0f} MiB",
+                        file=sys.stderr,
+                    )
+        finally:
+            fake.close()
+    text = table(rows, args, load)
+    print(text)
+    print(f"(whole benchmark: {time.perf_counter() - started:.0f} s)")
+    if args.write:
+        write(text)
+
+
+if __name__ == "__main__":
+    main()

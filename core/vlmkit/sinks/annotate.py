@@ -301,6 +301,40 @@ def _load_pixels(path: str | os.PathLike[str]):
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+def _caption_strip(image, text: str, font_path: str | None, size: int, max_lines: int = 12):
+    """``image`` with ``text`` (not empty) wrapped in a white strip underneath, in the font at
+    ``font_path`` (Pillow's default font without one) of ``size`` pixels."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    width, height = image.size
+    font = ImageFont.truetype(font_path, size) if font_path else ImageFont.load_default(size)
+    margin = max(4, size // 2)
+    # Words keep their trailing space; CJK text (no spaces) may break between characters.
+    tokens: list[str] = []
+    for word in re.findall(r"\S+\s*", text):
+        tokens.extend(_split_cjk(word) if needs_cjk(word) else [word])
+    lines: list[str] = []
+    current = ""
+    for token in tokens:
+        candidate = current + token
+        if not current or font.getlength(candidate.rstrip()) <= width - 2 * margin:
+            current = candidate
+        else:
+            lines.append(current.rstrip())
+            current = token
+    lines.append(current.rstrip())
+    if len(lines) > max_lines:
+        lines = [*lines[: max_lines - 1], lines[max_lines - 1] + " …"]
+    line_height = round(size * 1.3)
+    strip = 2 * margin + line_height * len(lines)
+    canvas = Image.new("RGB", (width, height + strip), (255, 255, 255))
+    canvas.paste(image, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for index, line in enumerate(lines):
+        draw.text((margin, height + margin + index * line_height), line, fill=(0, 0, 0), font=font)
+    return canvas
+
+
 class AnnotateSink(StagedSink):
     """Writes one annotated preview per item under ``annotated/`` (option ``folder``).
 
@@ -553,44 +587,13 @@ class AnnotateSink(StagedSink):
         """The blocks that have boxes, and the full text in a caption strip."""
         return self._caption(self._draw_ocr(image, result), utf8_safe(result.text))
 
-    def _caption(self, image, text: str, max_lines: int = 12):
+    def _caption(self, image, text: str):
         """``image`` with ``text`` wrapped in a white strip underneath."""
-        from PIL import Image, ImageDraw, ImageFont
-
         text = " ".join(text.split())
         if not text:
             return image
-        width, height = image.size
-        size = self.font_size or max(14, round(max(width, height) / 60))
-        path = self._font([text])
-        font = ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
-        margin = max(4, size // 2)
-        # Words keep their trailing space; CJK text (no spaces) may break between characters.
-        tokens: list[str] = []
-        for word in re.findall(r"\S+\s*", text):
-            tokens.extend(_split_cjk(word) if needs_cjk(word) else [word])
-        lines: list[str] = []
-        current = ""
-        for token in tokens:
-            candidate = current + token
-            if not current or font.getlength(candidate.rstrip()) <= width - 2 * margin:
-                current = candidate
-            else:
-                lines.append(current.rstrip())
-                current = token
-        lines.append(current.rstrip())
-        if len(lines) > max_lines:
-            lines = [*lines[: max_lines - 1], lines[max_lines - 1] + " …"]
-        line_height = round(size * 1.3)
-        strip = 2 * margin + line_height * len(lines)
-        canvas = Image.new("RGB", (width, height + strip), (255, 255, 255))
-        canvas.paste(image, (0, 0))
-        draw = ImageDraw.Draw(canvas)
-        for index, line in enumerate(lines):
-            draw.text(
-                (margin, height + margin + index * line_height), line, fill=(0, 0, 0), font=font
-            )
-        return canvas
+        size = self.font_size or max(14, round(max(image.size) / 60))
+        return _caption_strip(image, text, self._font([text]), size)
 
     def _save(self, image, target: Path) -> None:
         fmt = _WRITABLE.get(target.suffix.lower(), "JPEG")

@@ -299,11 +299,16 @@ class Exporter:
         "staged"``), the plain ones then get the records at its end (``only="plain"``)."""
         return bool(self._staged)
 
-    def replay(self, state: LedgerState) -> ExportResult:
-        """:meth:`add` every record of ``state`` in order, then :meth:`finish`."""
+    def replay(
+        self, state: LedgerState, progress: Callable[[str], object] | None = None
+    ) -> ExportResult:
+        """:meth:`add` every record of ``state`` in order, then :meth:`finish`. ``progress``
+        is called with the key of each ``done`` record once it is handed to the sinks."""
         try:
             for record in state:
                 self.add(record)
+                if progress is not None and record.status == "done":
+                    progress(record.key)
         except BaseException:
             self.discard()
             raise
@@ -491,6 +496,7 @@ def export(
     resolve: Resolver | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     state: LedgerState | None = None,
+    progress: bool | Callable[[str], object] = False,
 ) -> ExportResult:
     """Replay the ``done`` records of a ledger into ``sinks`` and close them.
 
@@ -504,6 +510,9 @@ def export(
     ``state``: the ledger as already read and kept up to date by its writer, instead of
     reading the file again. The run's label list (its ``run.json``) gives ``coco`` and
     ``yolo`` their ``categories`` unless ``options`` sets them (:func:`run_labels`).
+    ``progress``: True shows a progress bar of the ``done`` records on stderr (none when
+    stderr is not a terminal); a callable is called with each ``done`` record's key once it
+    is handed to the sinks.
     """
     if state is None:
         state = read_ledger(ledger_path)  # refuses a file that is not a ledger, before all else
@@ -518,7 +527,16 @@ def export(
         resolve=resolve,
         options=options,
     )
-    return exporter.replay(state)
+    if progress is not True:
+        return exporter.replay(state, progress or None)
+    from tqdm.auto import tqdm
+
+    done = sum(1 for record in state if record.status == "done")
+    bar = tqdm(total=done, desc="vlmkit export", unit="img", dynamic_ncols=True, disable=None)
+    try:
+        return exporter.replay(state, lambda _key: bar.update(1))
+    finally:
+        bar.close()
 
 
 class _TargetCheck:

@@ -373,6 +373,26 @@ def test_export_rebuilds_coco_and_yolo_from_a_ledger(vlm, tmp_path, image):
     np.testing.assert_allclose([float(v) for v in xywh], [0.4, 0.3, 0.4, 0.4])
 
 
+def test_export_takes_progress_flags_and_prints_only_files_to_stdout(vlm, tmp_path, image):
+    detections = Detections(
+        image_size=(400, 200),
+        items=[Detection(box=Box.from_xyxy([80, 20, 240, 100]), label="cat", score=0.9)],
+        provenance=Provenance(task="detect", backend="scripted"),
+    )
+    ledger = tmp_path / "run" / "results.jsonl"
+    with Ledger(ledger, fsync=False) as writer:
+        writer.append(
+            LedgerRecord(key="blue.png", status="done", result=detections, image_path=image)
+        )
+    outputs = []
+    for flag in ("--progress", "--no-progress"):
+        out = tmp_path / flag.strip("-")
+        result = vlm("export", str(ledger), "--sink", "coco", "--out", str(out), flag)
+        assert result.exit_code == 0, result.output
+        outputs.append(result.stdout.replace(str(out), "OUT"))
+    assert outputs[0] == outputs[1] == "coco: OUT/annotations.json\n"
+
+
 def test_export_errors(vlm, tmp_path):
     ledger = tmp_path / "results.jsonl"
     ledger.write_text("")

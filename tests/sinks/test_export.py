@@ -421,3 +421,37 @@ def test_the_staged_files_are_checked_as_text(tmp_path):
     # files, the committed files), built once each
     assert calls <= 30 * staged, calls / staged
     assert (path.parent / "labels" / "i7.txt").read_text().startswith("0 ")
+
+
+# -- progress -----------------------------------------------------------------------------------
+def test_export_reports_its_progress_record_by_record(tmp_path, scene):
+    """A long export (previews of thousands of photos) says how far it is: each record
+    written, in the ledger's order; the failed one is not counted."""
+    path = ledger_for(tmp_path, scene["items"])
+    keys: list[str] = []
+    run_export(path, tmp_path / "out", ["coco", "annotate"], progress=keys.append)
+    assert keys == [item.key for item in scene["items"]]
+
+
+def test_export_progress_bar_counts_the_done_records(tmp_path, scene, monkeypatch):
+    import tqdm.auto
+
+    bars: list[dict] = []
+
+    class Bar:
+        def __init__(self, **options):
+            self.options = options | {"updates": 0, "closed": False}
+            bars.append(self.options)
+
+        def update(self, count=1):
+            self.options["updates"] += count
+
+        def close(self):
+            self.options["closed"] = True
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    path = ledger_for(tmp_path, scene["items"])
+    run_export(path, tmp_path / "out", ["coco"], progress=True)
+    [bar] = bars
+    assert bar["total"] == len(scene["items"]) == bar["updates"] and bar["closed"]
+    assert bar["disable"] is None  # no bar when stderr is not a terminal

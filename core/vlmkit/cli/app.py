@@ -503,6 +503,9 @@ def export(
         list[str] | None,
         typer.Option(metavar="SINK.KEY=VALUE", help="Sink option, e.g. coco.mask_format=polygon."),
     ] = None,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
+    ] = True,
     plugin: PluginFlag = None,
     strict: StrictFlag = False,
     verbose: VerboseFlag = 0,
@@ -525,7 +528,13 @@ def export(
                 return session.sink_info(name)
 
             written = export_ledger(
-                ledger, sink, out, image_root=image_root, resolve=resolve, options=options
+                ledger,
+                sink,
+                out,
+                image_root=image_root,
+                resolve=resolve,
+                options=options,
+                progress=progress,
             )
         for name, files in written.items():
             for file in files:

@@ -33,7 +33,7 @@ from vlmkit.media import EncodedImage, LoadedImage, ResizePolicy, encode_image, 
 from vlmkit.parsing import parse
 from vlmkit.plugins import PluginFailure, PluginWarning
 from vlmkit.records import BackendInfo, EngineInfo, Option, SinkInfo
-from vlmkit.runtime import Runtime
+from vlmkit.runtime import Runtime, release_pixels
 from vlmkit.session import Session
 from vlmkit.sink import Sink, SinkItem, StagedSink
 from vlmkit.tasks import run_generic
@@ -130,6 +130,7 @@ __all__ = [
     "parse",
     "probe_video",
     "prompts",
+    "release_pixels",
     "run_generic",
     "sample_frames",
 ]

@@ -6,6 +6,7 @@ the item counts as done; the run's thread only reports what the workers recorded
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -27,8 +28,8 @@ from vlmkit.imagefile import READ_AHEAD_MAX_BYTES, ImageBytes, read_image
 from vlmkit.inputs import InputItem
 from vlmkit.ledger import Ledger, LedgerRecord
 from vlmkit.outcomes import ItemOutcome, RunSummary, outcome_problem
-from vlmkit.pixels import DEFAULT_PIXEL_BUDGET, PixelBudget, header_pixels, size_pixels
-from vlmkit.runtime import REQUEST_GATE, RequestGate, RequestWithdrawn
+from vlmkit.pixels import DEFAULT_PIXEL_BUDGET, Held, PixelBudget, header_pixels, size_pixels
+from vlmkit.runtime import PIXELS_RELEASED, REQUEST_GATE, RequestGate, RequestWithdrawn
 from vlmkit.sinkfeed import SinkFeed
 from vlmkit.types import FinishReason, Result, Usage
 
@@ -72,6 +73,16 @@ def _quota_exhausted(err: RateLimited) -> VlmkitError:
     )
     stopped.__cause__ = err
     return stopped
+
+
+def _free_pixels(held: Held, request: Request) -> None:
+    """A backend encoded ``request``'s images (:func:`vlmkit.release_pixels`): free the
+    decoded pixels this run's call loaded — the images sent and the originals they came
+    from — and give their share of the pixel budget back."""
+    for sent in request.images:
+        sent.image.close()
+        sent.original.image.close()
+    held.release()
 
 
 def _finish_in_flight(
@@ -284,10 +295,16 @@ class Dispatcher:
                     pixels = header_pixels(item.file)
                 else:
                     image, pixels = read, size_pixels(read.size, item.file)
-            with self.pixel_budget.hold(pixels, self.stop):
+            with self.pixel_budget.hold(pixels, self.stop) as held:
                 result = self._reparsed(item, image)
                 if result is None:
-                    result = self.call(item, image)
+                    # the images this call loads are the run's own: a backend may free them
+                    # once it has encoded them (vlmkit.release_pixels)
+                    released = PIXELS_RELEASED.set(functools.partial(_free_pixels, held))
+                    try:
+                        result = self.call(item, image)
+                    finally:
+                        PIXELS_RELEASED.reset(released)
         except BudgetReached as err:
             self._budget_reached(err)
             return None  # never sent: the item stays to do

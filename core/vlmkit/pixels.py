@@ -20,7 +20,14 @@ from pathlib import Path
 
 from vlmkit.runtime import RequestWithdrawn
 
-__all__ = ["DEFAULT_PIXEL_BUDGET", "PixelBudget", "header_pixels", "image_pixels", "size_pixels"]
+__all__ = [
+    "DEFAULT_PIXEL_BUDGET",
+    "Held",
+    "PixelBudget",
+    "header_pixels",
+    "image_pixels",
+    "size_pixels",
+]
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +45,9 @@ class PixelBudget:
         self._cond = threading.Condition()
 
     @contextlib.contextmanager
-    def hold(self, pixels: int, stop: threading.Event) -> Iterator[None]:
-        """Wait until ``pixels`` fit, hold them for the block; raise
-        :class:`~vlmkit.runtime.RequestWithdrawn` if the run stops meanwhile."""
+    def hold(self, pixels: int, stop: threading.Event) -> Iterator[Held]:
+        """Wait until ``pixels`` fit, hold them for the block (or until :meth:`Held.release`);
+        raise :class:`~vlmkit.runtime.RequestWithdrawn` if the run stops meanwhile."""
         pixels = min(max(int(pixels), 0), self.limit)  # a larger image runs alone
         with self._cond:
             while self.in_flight and self.in_flight + pixels > self.limit:
@@ -49,12 +56,31 @@ class PixelBudget:
                 self._cond.wait(0.1)
             self.in_flight += pixels
             self.peak = max(self.peak, self.in_flight)
+        held = Held(self, pixels)
         try:
-            yield
+            yield held
         finally:
-            with self._cond:
-                self.in_flight -= pixels
-                self._cond.notify_all()
+            held.release()
+
+    def _give_back(self, pixels: int) -> None:
+        with self._cond:
+            self.in_flight -= pixels
+            self._cond.notify_all()
+
+
+class Held:
+    """Pixels held in a :class:`PixelBudget`; :meth:`release` gives them back (once)."""
+
+    def __init__(self, budget: PixelBudget, pixels: int) -> None:
+        self._budget = budget
+        self._pixels = pixels
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        with self._lock:
+            pixels, self._pixels = self._pixels, 0
+        if pixels:
+            self._budget._give_back(pixels)
 
 
 def header_pixels(path: str | Path) -> int:

@@ -16,7 +16,14 @@ from vlmkit.errors import VlmkitError
 if TYPE_CHECKING:
     from vlmkit.backend import Generation, Request
 
-__all__ = ["REQUEST_GATE", "RequestGate", "RequestWithdrawn", "Runtime"]
+__all__ = [
+    "PIXELS_RELEASED",
+    "REQUEST_GATE",
+    "RequestGate",
+    "RequestWithdrawn",
+    "Runtime",
+    "release_pixels",
+]
 
 
 class RequestWithdrawn(VlmkitError):
@@ -55,6 +62,28 @@ class RequestGate:
 
 #: The gate of the run whose worker this thread is (None outside runs).
 REQUEST_GATE: ContextVar[RequestGate | None] = ContextVar("vlmkit_request_gate", default=None)
+
+#: What the run whose worker this thread is does when a backend releases a request's pixels
+#: (None outside runs): free the images it loaded and admit the next within its pixel budget.
+PIXELS_RELEASED: ContextVar[Callable[[Request], None] | None] = ContextVar(
+    "vlmkit_pixels_released", default=None
+)
+
+
+def release_pixels(request: Request) -> None:
+    """Say that ``request``'s images are turned into the bytes the backend sends, and that it
+    will not read their pixels again — not on a retry either. A backend calls it from
+    ``generate`` once its payload is built, before it waits for the answer.
+
+    In a run (``Session.run``, ``vlmkit label``) the decoded images are then freed and the
+    run's pixel budget admits the next image while this answer is awaited, so large photos
+    keep every request in flight instead of a few. Outside a run it does nothing: images a
+    caller passed in are never touched. Sizes stay readable; reading a released image's
+    pixels raises ``ValueError``.
+    """
+    hook = PIXELS_RELEASED.get()
+    if hook is not None:
+        hook(request)
 
 
 @attrs.frozen(kw_only=True, eq=False)

@@ -430,6 +430,27 @@ def test_many_threads_share_one_backend(fake_gemini, gemini_session):
     assert session.backend.concurrency == 16 and session.backend.thread_safe
 
 
+def test_large_photos_keep_every_call_in_flight_within_the_pixel_budget(
+    fake_gemini, gemini_session, tmp_path
+):
+    """The backend frees each photo's pixels once its request is built, so the run's pixel
+    budget (here two of these photos) bounds the decoding, not the wait for the answers: all
+    four calls are out together (two before vlmkit.release_pixels)."""
+    fake_gemini.latency_s = 0.3
+    fake_gemini.add_rule(text=BOXES)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index in range(8):
+        photo(3000, 2000, seed=index).save(folder / f"{index}.jpg", quality=60)  # 6 MP
+    session = gemini_session()
+    run = session.run("detect", [folder], "cats", out_dir=tmp_path / "out", concurrency=4,
+                      pixel_budget=12_000_000)  # fmt: skip
+    outcomes = list(run)
+    assert [o.status for o in outcomes] == ["done"] * 8, [o.error for o in outcomes]
+    assert all(o.result.image_size == (3000, 2000) and len(o.result) == 2 for o in outcomes)
+    assert fake_gemini.max_in_flight == 4
+
+
 def test_session_run_keeps_many_calls_in_flight(fake_gemini, gemini_session, tmp_path):
     fake_gemini.latency_s = 0.1
     fake_gemini.add_rule(text=BOXES)

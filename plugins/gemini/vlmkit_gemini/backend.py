@@ -260,14 +260,19 @@ class GeminiBackend(Backend):
         started = time.perf_counter()
         thinking_was_default = False
         mode = batch_mode()
+        parts: list[Any] | None = None
         for attempt in range(3):
             config, thinking_was_default = self._requests.config(request, options)
-            parts = self._media.parts(request, options)
+            if parts is None:  # the same parts for every attempt but after a lost upload
+                parts = self._media.parts(request, options)
             if isinstance(mode, _Capture):
                 raise Captured(self._requests.inlined_request(parts, config))
             if isinstance(mode, _Replay):
                 response = mode.response
                 break
+            if not any(part.file_data is not None for part in parts):
+                # every image is inline bytes now; only a lost upload would encode again
+                vlmkit.release_pixels(request)
             call = functools.partial(
                 self._client.models.generate_content,
                 model=self.model,
@@ -295,6 +300,7 @@ class GeminiBackend(Backend):
                     for part in parts:
                         if part.file_data is not None and part.file_data.file_uri:
                             self.files.forget_uri(part.file_data.file_uri)
+                    parts = None  # upload the images again
                     continue
                 raise
         sent = {**options, "max_output_tokens": max_output_tokens(request, options)}

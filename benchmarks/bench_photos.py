@@ -1,24 +1,28 @@
-"""`vlmkit label --sink annotate` on 12 MP photos: what drawing the previews costs a run.
+"""`vlmkit label` on 12 MP photos: requests in flight, and what drawing previews costs a run.
 
 `vlmkit label` (``Session.run``, after ``gc.freeze()`` as the CLI does) sends 96 detection
 requests to the loopback fake Gemini (in its own process, 1 s per answer, 3 boxes each) at 32 in
-flight, three ways, each in a fresh process, interleaved (A B C, then again):
+flight, each way in a fresh process, interleaved (A B C, then again):
 
-* **no sinks** — the baseline: the run's own work (reading and validating each photo, sending a
-  downsized copy, parsing, the fsynced ledger);
-* **annotate, workers=1** — one preview at a time, drawn in the thread that feeds the sinks, as
-  every release before issue 16's annotate change did;
+* **no sinks** — the run's own work: reading and validating each photo, sending it, parsing,
+  the fsynced ledger;
+* **annotate, workers=1** — with previews drawn one at a time in the thread that feeds the
+  sinks, as every release before issue 16's annotate change did;
 * **annotate** — the default: previews drawn on up to one thread per CPU (at most 4).
 
+With ``--before DIR`` (a checkout of an older vlmkit: ``git worktree add DIR REV``) the runs
+without sinks and with previews are also made with that code, in the same rounds.
+
 Each process times only its run; CPU is ``time.process_time()`` over the same span, memory the
-process's peak RSS. The ratio that matters is each variant's images per second against the run
-without sinks in the same round.
+process's peak RSS, and the fake server reports the most requests it held at once. The ratio
+is each variant's images per second against the run without sinks in the same rounds.
 
 Run from the repository root::
 
-    python benchmarks/bench_annotate.py            # 2 rounds, about 2 minutes on 2 cores
-    python benchmarks/bench_annotate.py --write    # ... and updates docs/benchmarks.md
-    python benchmarks/bench_annotate.py --quick    # smoke run: 8 photos of 2 MP, 1 round
+    python benchmarks/bench_photos.py                        # 2 rounds, about 2 minutes
+    python benchmarks/bench_photos.py --before /tmp/old      # ... and the older code
+    python benchmarks/bench_photos.py --write                # updates docs/benchmarks.md
+    python benchmarks/bench_photos.py --quick                # smoke run: 8 photos of 2 MP
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ VARIANTS = {
     "annotate-1": ("annotate, workers=1", ["annotate"]),
     "annotate": ("annotate (default workers)", ["annotate"]),
 }
-BEGIN, END = "<!-- bench_annotate:begin -->", "<!-- bench_annotate:end -->"
+BEGIN, END = "<!-- bench_photos:begin -->", "<!-- bench_photos:end -->"
 
 
 def make_photos(folder: Path, count: int, size: tuple[int, int]) -> None:
@@ -100,11 +104,19 @@ def child(args: argparse.Namespace) -> None:
     )
 
 
-def measure(variant: str, args: argparse.Namespace, images: Path, out: Path, fake) -> dict:
+def measure(
+    variant: str, args: argparse.Namespace, images: Path, out: Path, fake, code: Path | None
+) -> dict:
+    """One run of ``variant`` in a fresh process, with this checkout's code or ``code``'s."""
     fake.reset()
     command = [sys.executable, __file__, "--child", variant, "--images", str(images)]
     command += ["--out", str(out), "--base-url", fake.base_url, "--in-flight", str(args.in_flight)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "VLMKIT_LOAD_PLUGINS": "vlmkit,vlmkit-gemini"}
+    paths = [ROOT] if code is None else [code / "core", code / "plugins" / "gemini", ROOT]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(map(str, paths)),
+        "VLMKIT_LOAD_PLUGINS": "vlmkit,vlmkit-gemini",
+    }
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         raise SystemExit(f"{variant} failed:\n{done.stderr[-4000:]}")
@@ -112,6 +124,7 @@ def measure(variant: str, args: argparse.Namespace, images: Path, out: Path, fak
     wanted = args.photos if VARIANTS[variant][1] else 0
     if result["ok"] != args.photos or result["previews"] != wanted:
         raise SystemExit(f"{variant}: {result['ok']} answered, {result['previews']} previews")
+    result["max_in_flight"] = fake.stats()["max_in_flight"]
     return result
 
 
@@ -127,23 +140,33 @@ def table(rows: dict[str, list[dict]], args: argparse.Namespace, load: str) -> s
         f"{args.latency:.1f} s per answer (ideal: {ideal:.1f} s); each cell is the median of "
         f"{args.rounds} interleaved rounds, each variant in a fresh process.",
         "",
-        "| variant | wall | images/s | vs no sinks | CPU per image | peak RSS |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| code | variant | wall | images/s | vs no sinks | CPU per image | peak RSS "
+        "| server max in flight |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    base = statistics.median(args.photos / r["wall"] for r in rows["none"])
-    for variant, (label, _sinks) in VARIANTS.items():
-        samples = rows[variant]
+    base = statistics.median(args.photos / r["wall"] for r in rows["now:none"])
+    for name, samples in rows.items():
+        code, variant = name.split(":")
         wall = statistics.median(r["wall"] for r in samples)
         rate = statistics.median(args.photos / r["wall"] for r in samples)
         cpu_ms = statistics.median(1000 * r["cpu"] / args.photos for r in samples)
         peak = statistics.median(r["peak_mib"] for r in samples)
+        seen = max(r["max_in_flight"] for r in samples)
+        label = "this checkout" if code == "now" else "before (`--before`)"
+        what = VARIANTS[variant][0] if code == "now" or variant == "none" else "annotate"
         lines.append(
-            f"| {label} | {wall:.1f} s | {rate:.1f} | **{rate / base:.0%}** | {cpu_ms:.0f} ms "
-            f"| {peak:.0f} MiB |"
+            f"| {label} | {what} | {wall:.1f} s | {rate:.1f} | "
+            f"**{rate / base:.0%}** | {cpu_ms:.0f} ms | {peak:.0f} MiB | {seen} |"
         )
-    one = statistics.median(args.photos / r["wall"] for r in rows["annotate-1"])
-    many = statistics.median(args.photos / r["wall"] for r in rows["annotate"])
+    one = statistics.median(args.photos / r["wall"] for r in rows["now:annotate-1"])
+    many = statistics.median(args.photos / r["wall"] for r in rows["now:annotate"])
     lines += ["", f"Previews drawn at once against one at a time: **{many / one:.2f}×**."]
+    if "before:none" in rows:
+        for variant in ("none", "annotate"):
+            now = statistics.median(r["wall"] for r in rows[f"now:{variant}"])
+            then = statistics.median(r["wall"] for r in rows[f"before:{variant}"])
+            what = "no sinks" if variant == "none" else "with previews"
+            lines[-1] += f" Before → now, {what}: {then:.1f} → {now:.1f} s (**{then / now:.2f}×**)."
     return "\n".join(lines)
 
 
@@ -164,6 +187,9 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=96)
     parser.add_argument("--latency", type=float, default=1.0)
     parser.add_argument("--in-flight", type=int, default=32)
+    parser.add_argument(
+        "--before", type=Path, metavar="DIR", help="an older checkout to measure in the same rounds"
+    )
     parser.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--images", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -179,19 +205,22 @@ def main() -> None:
 
     load = " / ".join(f"{value:.1f}" for value in os.getloadavg())
     started = time.perf_counter()
-    rows: dict[str, list[dict]] = {variant: [] for variant in VARIANTS}
+    runs: list[tuple[str, str, Path | None]] = [("now", variant, None) for variant in VARIANTS]
+    if args.before is not None:  # the older code has no annotate workers option
+        runs += [("before", "none", args.before), ("before", "annotate", args.before)]
+    rows: dict[str, list[dict]] = {f"{code}:{variant}": [] for code, variant, _ in runs}
     with tempfile.TemporaryDirectory() as tmp:
         images = Path(tmp) / "photos"
         make_photos(images, args.photos, args.size)
         fake = FakeProcess(args.latency)
         try:
             for round_ in range(args.rounds):
-                for variant in VARIANTS:
-                    out = Path(tmp) / f"out-{variant}-{round_}"
-                    result = measure(variant, args, images, out, fake)
-                    rows[variant].append(result)
+                for code, variant, checkout in runs:
+                    out = Path(tmp) / f"out-{code}-{variant}-{round_}"
+                    result = measure(variant, args, images, out, fake, checkout)
+                    rows[f"{code}:{variant}"].append(result)
                     print(
-                        f"round {round_ + 1}: {variant}: {result['wall']:.1f} s, "
+                        f"round {round_ + 1}: {code} {variant}: {result['wall']:.1f} s, "
                         f"{1000 * result['cpu'] / args.photos:.0f} ms CPU per image, "
                         f"peak {result['peak_mib']:.0f} MiB",
                         file=sys.stderr,

@@ -354,14 +354,17 @@ class Staging:
     def _make_parent(self, folder: str) -> None:
         if folder in self._ready:
             return
-        missing: list[str] = []
-        current = folder
-        while current and not os.path.exists(current) and current != os.path.dirname(current):
-            missing.append(current)
-            current = os.path.dirname(current)
-        if missing:  # (a file where a folder should be fails at the file's creation)
-            os.makedirs(folder, exist_ok=True)
+        # Looked up, made and recorded under the lock: two threads making sibling folders
+        # under one new folder must record the parent before either child (a discard
+        # removes them in reverse).
         with self._lock:
+            missing: list[str] = []
+            current = folder
+            while current and not os.path.exists(current) and current != os.path.dirname(current):
+                missing.append(current)
+                current = os.path.dirname(current)
+            if missing:  # (a file where a folder should be fails at the file's creation)
+                os.makedirs(folder, exist_ok=True)
             self._made.extend(reversed(missing))
             self._new.update(missing)
             self._ready.add(folder)

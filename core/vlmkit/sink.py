@@ -136,20 +136,26 @@ class StagedSink(Sink):
         self._prepared = False
         self._background: BackgroundWork | None = None
 
-    def in_background(self, key: str, work: Callable[[], object]) -> None:
-        """Run ``work()`` — the rest of item ``key``'s writing — on one of
-        :attr:`background_workers` threads. Waits while twice that many items are in the
-        works, so memory stays bounded when the work is slower than the items come. An
-        exception ``work`` raises is kept for :meth:`background_failures`."""
+    def in_background(
+        self, key: str, work: Callable[[], Any], then: Callable[[Any], object] | None = None
+    ) -> None:
+        """Run ``work()`` — the heavy part of item ``key``'s writing — on one of
+        :attr:`background_workers` threads, then ``then(result)`` in the thread that feeds
+        the sink, in the items' order: stage the item's files there, so that they commit in
+        the items' order whatever thread finished first. Waits while twice that many items
+        are in the works, so memory stays bounded when the work is slower than the items
+        come. An exception either raises is kept for :meth:`background_failures`."""
         if self.background_workers <= 1:
-            work()
+            result = work()
+            if then is not None:
+                then(result)
             return
         if self._background is None:
             from vlmkit.sinkwork import BackgroundWork
 
             name = f"vlmkit-sink-{type(self).__name__}"
             self._background = BackgroundWork(self.background_workers, name)
-        self._background.submit(key, work)
+        self._background.submit(key, work, then)
 
     def wait_background(self) -> None:
         """Return once the work handed to :meth:`in_background` is done."""

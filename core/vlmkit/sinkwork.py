@@ -5,8 +5,10 @@ OpenCV, which release the GIL; drawn one at a time in the thread that feeds the 
 previews capped a run near 5 images per second whatever the machine (issue 16). Work handed
 to :class:`BackgroundWork` runs on up to ``workers`` threads; at most ``2 × workers`` items
 wait or run at once, so the thread that hands them in waits instead of piling up results when
-the work is slower than the answers come. A failure is kept with the key of the item it
-belongs to, for the export to report against that item.
+the work is slower than the answers come. What an item's work returns goes to its ``then``
+in the items' order, in the thread that hands items in (a sink stages its files there, so
+they commit in the items' order whatever thread finished first). A failure is kept with the
+key of the item it belongs to, for the export to report against that item.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from __future__ import annotations
 import collections
 import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
 
 __all__ = ["BackgroundWork"]
+
+_Then = Callable[[Any], object] | None
 
 
 class BackgroundWork:
@@ -28,48 +33,50 @@ class BackgroundWork:
         self.workers = workers
         self.limit = 2 * workers
         self._name = name
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the queue (never held while waiting or finishing)
+        self._order = threading.RLock()  # items are finished one caller at a time, in order
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: collections.deque[tuple[str, Future[object]]] = collections.deque()
+        self._pending: collections.deque[tuple[str, Future[Any], _Then]] = collections.deque()
         self._failures: list[tuple[str, BaseException]] = []
 
-    def submit(self, key: str, work: Callable[[], object]) -> None:
+    def submit(self, key: str, work: Callable[[], Any], then: _Then = None) -> None:
         """Start ``work`` for ``key`` once fewer than ``2 × workers`` items are in the works
-        (waiting for the oldest until then)."""
+        (until then, wait for the oldest); ``then(result)`` runs once it and every earlier
+        item are done, in the thread that submits or waits."""
         while True:
+            self._finish_done()
             with self._lock:
-                self._reap()
                 if len(self._pending) < self.limit:
                     if self._pool is None:
                         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix=self._name)
-                    self._pending.append((key, self._pool.submit(work)))
+                    self._pending.append((key, self._pool.submit(work), then))
                     return
-                futures = [future for _key, future in self._pending]
-            wait(futures, return_when=FIRST_COMPLETED)
+                oldest = self._pending[0][1]
+            wait([oldest])
 
     def wait(self) -> None:
-        """Return once every item handed in is done."""
+        """Return once every item handed in is done and finished."""
         with self._lock:
-            futures = [future for _key, future in self._pending]
+            futures = [future for _key, future, _then in self._pending]
         wait(futures)
-        with self._lock:
-            self._reap()
+        self._finish_done()
 
     def failures(self) -> list[tuple[str, BaseException]]:
-        """The ``(key, exception)`` of each finished item whose work raised, each once."""
+        """The ``(key, exception)`` of each item whose work or ``then`` raised, each once."""
+        self._finish_done()
         with self._lock:
-            self._reap()
             taken, self._failures = self._failures, []
         return taken
 
     def cancel(self) -> None:
-        """Drop the items not started, wait for those running, forget every failure, and let
-        the threads go (a later :meth:`submit` starts new ones)."""
-        with self._lock:
+        """Drop the items not started, wait for those running (their ``then`` never runs),
+        forget every failure, and let the threads go (a later :meth:`submit` starts new
+        ones)."""
+        with self._order, self._lock:
             pool, self._pool = self._pool, None
             pending, self._pending = self._pending, collections.deque()
             self._failures = []
-        for _key, future in pending:
+        for _key, future, _then in pending:
             future.cancel()
         if pool is not None:
             pool.shutdown(wait=True)
@@ -82,12 +89,23 @@ class BackgroundWork:
         if pool is not None:
             pool.shutdown(wait=True)
 
-    def _reap(self) -> None:
-        """Move the finished items' failures to ``_failures`` (the lock is held)."""
-        kept: collections.deque[tuple[str, Future[object]]] = collections.deque()
-        for key, future in self._pending:
-            if not future.done():
-                kept.append((key, future))
-            elif not future.cancelled() and (error := future.exception()) is not None:
-                self._failures.append((key, error))
-        self._pending = kept
+    def _finish_done(self) -> None:
+        """Hand the results of the oldest items that are done to their ``then``, in order,
+        stopping at the first item still running."""
+        with self._order:
+            while True:
+                with self._lock:
+                    if not self._pending or not self._pending[0][1].done():
+                        return
+                    key, future, then = self._pending.popleft()
+                if future.cancelled():
+                    continue
+                error = future.exception()
+                if error is None and then is not None:
+                    try:
+                        then(future.result())
+                    except Exception as err:  # kept for the item, like its work's own
+                        error = err
+                if error is not None:
+                    with self._lock:
+                        self._failures.append((key, error))

@@ -187,14 +187,14 @@ def test_a_full_disk_while_drawing_stops_the_export_and_changes_no_file(tmp_path
     out = tmp_path / "out"
     export(path, ["coco", "annotate"], out, resolve=REGISTRY.__getitem__)
     before = visible(out)
-    real = AnnotateSink._save
+    real = AnnotateSink._stage_preview
 
-    def save(self, image, target):
+    def stage(self, target, data):
         if target.name == "04.png":
             raise OSError(28, "No space left on device")
-        real(self, image, target)
+        real(self, target, data)
 
-    monkeypatch.setattr(AnnotateSink, "_save", save)
+    monkeypatch.setattr(AnnotateSink, "_stage_preview", stage)
     with pytest.raises(SinkError, match="No space left"):
         export(
             path,
@@ -237,3 +237,48 @@ def test_any_staged_sink_can_work_in_the_background(tmp_path):
             sink.write(item)
     assert len(files_of(tmp_path / "out")) == 4
     assert all(name != threading.main_thread().name for name in seen)
+
+
+def test_previews_commit_in_the_items_order_whatever_thread_finishes_first(tmp_path, monkeypatch):
+    """The list of files a sink returns (what `vlmkit export` prints, a run's summary) follows
+    the items, not the order in which their previews happened to be drawn."""
+    load = annotate._load_pixels
+    first_done = threading.Event()
+
+    def slow_first(path):
+        if Path(path).name == "00.png":  # the first item finishes last
+            assert first_done.wait(10)
+        else:
+            first_done.set()
+        return load(path)
+
+    monkeypatch.setattr(annotate, "_load_pixels", slow_first)
+    with AnnotateSink(tmp_path / "out", workers=3) as sink:
+        for item in items(tmp_path, 3):
+            sink.write(item)
+        files = sink.close()
+    assert [f.name for f in files] == ["00.png", "01.png", "02.png"]
+
+
+def test_staging_from_threads_records_new_folders_parents_first(tmp_path):
+    """Two threads making sibling folders under one new folder: a discard removes them all
+    (children before parents), leaving no empty folder behind."""
+    from vlmkit.atomic import Staging
+
+    for attempt in range(100):
+        root = tmp_path / f"try{attempt}"
+        root.mkdir()
+        staging = Staging()
+        start = threading.Barrier(2)
+
+        def stage(name, staging=staging, root=root, start=start):
+            start.wait()
+            staging.write_bytes(root / "prev" / name / "1.jpg", b"x")
+
+        threads = [threading.Thread(target=stage, args=(name,)) for name in ("x", "y")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        staging.discard()
+        assert list(root.iterdir()) == []

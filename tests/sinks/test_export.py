@@ -209,16 +209,16 @@ def full_disk(*_args, **_kwargs):
 
 def sabotage(monkeypatch, where: str) -> None:
     if where == "replay":  # the second item's preview cannot be staged
-        real = AnnotateSink._save
+        real = AnnotateSink._stage_preview
         calls = []
 
-        def save(self, image, target):
+        def stage(self, target, data):
             calls.append(target)
             if len(calls) == 2:
                 full_disk()
-            real(self, image, target)
+            real(self, target, data)
 
-        monkeypatch.setattr(AnnotateSink, "_save", save)
+        monkeypatch.setattr(AnnotateSink, "_stage_preview", stage)
     else:  # everything replayed, then the COCO file cannot be staged
         monkeypatch.setattr(CocoSink, "_prepare", full_disk)
 

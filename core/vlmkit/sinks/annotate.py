@@ -423,16 +423,21 @@ class AnnotateSink(StagedSink):
             draw = functools.partial(self._draw_ocr_page, result=result)
         else:
             draw = functools.partial(self._caption, text=utf8_safe(result.text))
-        self.in_background(item.key, functools.partial(self._render, item, target, draw))
+        self.in_background(
+            item.key,
+            functools.partial(self._render, item, target, draw),
+            functools.partial(self._stage_preview, target),
+        )
 
-    def _render(self, item: SinkItem, target: Path, draw: Callable[[Any], Any]) -> None:
-        """Read the item's image, draw on it and stage the preview (a background thread)."""
+    def _render(self, item: SinkItem, target: Path, draw: Callable[[Any], Any]) -> bytes | None:
+        """Read the item's image, draw on it and encode the preview (a background thread);
+        None when the image cannot be read."""
         assert item.image_path is not None
         try:
             image = _load_pixels(item.image_path)
         except (MediaError, OSError) as err:
             logger.warning("annotate sink: cannot read %s (%s); no preview", item.image_path, err)
-            return
+            return None
         size = getattr(item.result, "image_size", None)
         if size is not None and tuple(size) != image.size:
             with self._lock:
@@ -446,7 +451,12 @@ class AnnotateSink(StagedSink):
                     *size,
                 )
             image = image.resize(tuple(size))
-        self._save(draw(image), target)
+        return self._encode(draw(image), target)
+
+    def _stage_preview(self, target: Path, data: bytes | None) -> None:
+        """Stage an encoded preview (the feeding thread, in the items' order)."""
+        if data is not None:
+            self.staging.write_bytes(target, data)
 
     def _target(self, key: str) -> Path:
         target = safe_join(self.root, key)
@@ -595,7 +605,8 @@ class AnnotateSink(StagedSink):
         size = self.font_size or max(14, round(max(image.size) / 60))
         return _caption_strip(image, text, self._font([text]), size)
 
-    def _save(self, image, target: Path) -> None:
+    def _encode(self, image, target: Path) -> bytes:
+        """The preview file's bytes, in the format of ``target``'s suffix."""
         fmt = _WRITABLE.get(target.suffix.lower(), "JPEG")
         buffer = io.BytesIO()
         if fmt in ("JPEG", "WEBP"):
@@ -603,4 +614,4 @@ class AnnotateSink(StagedSink):
             rgb.save(buffer, format=fmt, quality=self.quality)
         else:
             image.save(buffer, format=fmt)
-        self.staging.write_bytes(target, buffer.getvalue())
+        return buffer.getvalue()

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -170,15 +169,6 @@ def table(rows: dict[str, list[dict]], args: argparse.Namespace, load: str) -> s
     return "\n".join(lines)
 
 
-def write(text: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    content = path.read_text(encoding="utf-8")
-    if BEGIN not in content:
-        raise SystemExit(f"{path} has no {BEGIN} marker")
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
-    path.write_text(pattern.sub(lambda _: f"{BEGIN}\n{text}\n{END}", content), encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
@@ -231,7 +221,9 @@ def main() -> None:
     print(text)
     print(f"(whole benchmark: {time.perf_counter() - started:.0f} s)")
     if args.write:
-        write(text)
+        from docblock import replace_block
+
+        replace_block(BEGIN, END, text)
 
 
 if __name__ == "__main__":

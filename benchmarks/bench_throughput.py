@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -299,15 +298,6 @@ def table(rows: dict, args: argparse.Namespace, load: str) -> str:
     return "\n".join(lines)
 
 
-def write(text: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    content = path.read_text(encoding="utf-8")
-    if BEGIN not in content:
-        raise SystemExit(f"{path} has no {BEGIN} marker; add the throughput section first")
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
-    path.write_text(pattern.sub(lambda _: f"{BEGIN}\n{text}\n{END}", content), encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
@@ -366,7 +356,9 @@ def main() -> None:
     print(text)
     print(f"(whole benchmark: {time.perf_counter() - started:.0f} s)")
     if args.write:
-        write(text)
+        from docblock import replace_block
+
+        replace_block(BEGIN, END, text)
 
 
 if __name__ == "__main__":

@@ -335,7 +335,8 @@ def test_secrets_are_masked_everywhere(vlm, image):
 
 
 # -- export and label -----------------------------------------------------------------------
-def test_export_rebuilds_coco_and_yolo_from_a_ledger(vlm, tmp_path, image):
+def cat_ledger(tmp_path, image) -> Path:
+    """A run's ledger: one cat on ``image`` (blue.png) and one failed item."""
     detections = Detections(
         image_size=(400, 200),
         items=[Detection(box=Box.from_xyxy([80, 20, 240, 100]), label="cat", score=0.9)],
@@ -353,6 +354,11 @@ def test_export_rebuilds_coco_and_yolo_from_a_ledger(vlm, tmp_path, image):
             )
         )
         writer.append(LedgerRecord(key="bad.png", status="failed", error="unreadable"))
+    return ledger
+
+
+def test_export_rebuilds_coco_and_yolo_from_a_ledger(vlm, tmp_path, image):
+    ledger = cat_ledger(tmp_path, image)
     out = tmp_path / "dataset"
     result = vlm(
         "export", str(ledger.parent), "--sink", "coco", "--sink", "yolo", "--out", str(out),
@@ -374,16 +380,7 @@ def test_export_rebuilds_coco_and_yolo_from_a_ledger(vlm, tmp_path, image):
 
 
 def test_export_takes_progress_flags_and_prints_only_files_to_stdout(vlm, tmp_path, image):
-    detections = Detections(
-        image_size=(400, 200),
-        items=[Detection(box=Box.from_xyxy([80, 20, 240, 100]), label="cat", score=0.9)],
-        provenance=Provenance(task="detect", backend="scripted"),
-    )
-    ledger = tmp_path / "run" / "results.jsonl"
-    with Ledger(ledger, fsync=False) as writer:
-        writer.append(
-            LedgerRecord(key="blue.png", status="done", result=detections, image_path=image)
-        )
+    ledger = cat_ledger(tmp_path, image)
     outputs = []
     for flag in ("--progress", "--no-progress"):
         out = tmp_path / flag.strip("-")

@@ -36,11 +36,9 @@ DEFAULT_MAX_WORKERS = 8
 
 def default_workers() -> int:
     """The CPUs this process may run on, at most :data:`DEFAULT_MAX_WORKERS`."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(min(cpus, DEFAULT_MAX_WORKERS), 1)
+    from vlmkit.cpus import usable_cpus
+
+    return min(usable_cpus(), DEFAULT_MAX_WORKERS)
 
 
 class ProcessEngine:

@@ -281,11 +281,9 @@ MAX_DEFAULT_WORKERS = 4
 
 def default_workers() -> int:
     """One preview per CPU this process may use, at most :data:`MAX_DEFAULT_WORKERS`."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, MAX_DEFAULT_WORKERS))
+    from vlmkit.cpus import usable_cpus
+
+    return min(usable_cpus(), MAX_DEFAULT_WORKERS)
 
 
 def _load_pixels(path: str | os.PathLike[str]):

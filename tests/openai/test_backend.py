@@ -145,3 +145,27 @@ def test_installed_and_found_through_its_entry_point():
     assert info.distribution == "vlmkit-openai 0.1.0"
     assert info.tasks == {"describe", "detect", "ocr"}
     assert {o.name for o in info.settings} >= {"family", "base_url", "concurrency"}
+
+
+def test_large_photos_keep_every_call_in_flight_within_the_pixel_budget(tmp_path, server):
+    """The backend frees each photo's pixels once its request body is built, so a run's pixel
+    budget (here two of these photos) bounds the decoding, not the wait for the answers."""
+    from PIL import Image
+
+    import vlmkit
+
+    server.text = '[{"box_2d": [100, 200, 500, 600], "label": "cat"}]'
+    server.latency_s = 0.3
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index in range(8):
+        Image.new("RGB", (3000, 2000), (index, 90, 160)).save(folder / f"{index}.png")  # 6 MP
+    with vlmkit.Session(
+        "openai", model="google/gemma-3-4b-it", base_url=server.url, cache=False
+    ) as session:
+        run = session.run("detect", [folder], "cat", out_dir=tmp_path / "out", concurrency=4,
+                          pixel_budget=12_000_000)  # fmt: skip
+        outcomes = list(run)
+    assert [o.status for o in outcomes] == ["done"] * 8, [o.error for o in outcomes]
+    assert all(o.result.image_size == (3000, 2000) and len(o.result) == 1 for o in outcomes)
+    assert server.max_in_flight == 4

@@ -73,6 +73,22 @@ class OpenAIBackend(vlmkit.Backend):
         key = api_key or os.environ.get("OPENAI_API_KEY")
         self.client = ChatClient(url, api_key=key, timeout=timeout, max_retries=max_retries)
 
+    def _image_part(
+        self, sent: vlmkit.SentImage, max_pixels: int | None
+    ) -> tuple[dict[str, Any], vlmkit.Transform]:
+        """One image as a data-URL message part, and the transform to the pixels it shows
+        (a resized copy made here is gone once this returns)."""
+        image, transform = sent.image, sent.transform
+        if self.family is not None and self.family.snaps_to_grid:
+            # the server would resize to a 28-px grid and answer in pixels of *that* image
+            size = smart_resize(*image.size, max_pixels=max_pixels or QWEN_MAX_PIXELS)
+            if size != image.size:
+                image = image.resize(size)
+                transform = transform.then_resize(size)
+        encoded = encode_image(image, format="JPEG")
+        url = f"data:{encoded.mime_type};base64,{base64.b64encode(encoded.data).decode()}"
+        return {"type": "image_url", "image_url": {"url": url}}, transform
+
     def generate(self, request: vlmkit.Request) -> vlmkit.Generation:
         options = dict(request.options)
         processor: dict[str, Any] = {}
@@ -84,17 +100,9 @@ class OpenAIBackend(vlmkit.Backend):
         content: list[dict[str, Any]] = []
         transforms = []
         for sent in request.images:  # images first, then the prompt
-            image, transform = sent.image, sent.transform
-            if self.family is not None and self.family.snaps_to_grid:
-                # the server would resize to a 28-px grid and answer in pixels of *that* image
-                size = smart_resize(*image.size, max_pixels=max_pixels or QWEN_MAX_PIXELS)
-                if size != image.size:
-                    image = image.resize(size)
-                    transform = transform.then_resize(size)
+            part, transform = self._image_part(sent, max_pixels)
             transforms.append(transform)
-            encoded = encode_image(image, format="JPEG")
-            url = f"data:{encoded.mime_type};base64,{base64.b64encode(encoded.data).decode()}"
-            content.append({"type": "image_url", "image_url": {"url": url}})
+            content.append(part)
         content.append({"type": "text", "text": request.prompt})
         messages: list[dict[str, Any]] = [{"role": "user", "content": content}]
         if request.system:
@@ -102,6 +110,7 @@ class OpenAIBackend(vlmkit.Backend):
         body: dict[str, Any] = {"model": self.model, "messages": messages, **options}
         if processor:
             body["mm_processor_kwargs"] = processor
+        vlmkit.release_pixels(request)  # the images are bytes in the body, for every retry too
         answer, latency = self.client.post("/chat/completions", body)
         try:
             choice = answer["choices"][0]

@@ -42,13 +42,17 @@ def convention_asked(prompt: str) -> str | None:
 class FakeOpenAIServer:
     """The fake server (a context manager). ``requests`` holds every request body it received,
     ``url`` is its ``/v1`` root; ``text`` (when set) is answered instead of the oracle's.
-    ``max_pixels`` is the Qwen processor's pixel cap the fake model resizes to."""
+    ``max_pixels`` is the Qwen processor's pixel cap the fake model resizes to; ``latency_s``
+    is added to every answer, and ``max_in_flight`` counts the most requests held at once."""
 
     def __init__(self, *, max_pixels: int = QWEN_MAX_PIXELS) -> None:
         self.max_pixels = max_pixels
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.text: str | None = None
+        self.latency_s = 0.0  # added to every answer
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests held at once
         self._script: deque[tuple[int, dict[str, str], float]] = deque()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -104,9 +108,18 @@ class FakeOpenAIServer:
                 with fake._lock:
                     fake.requests.append(body)
                     fake.headers.append(dict(self.headers))
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                try:
+                    self._answer(body)
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
+
+            def _answer(self, body: dict[str, Any]) -> None:
                 status, headers, stall = fake._next_step()
-                if stall:
-                    time.sleep(stall)
+                if stall or fake.latency_s:
+                    time.sleep(stall + fake.latency_s)
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     status, payload = 404, {"error": {"message": f"no route {self.path}"}}
                 elif status != 200:

@@ -7,8 +7,10 @@ rebuilt from it without calling a model again.
 
 Exactness: Python floats survive a JSON round trip bit for bit (``repr`` is shortest round-trip),
 so boxes, scores and times are kept as they are. Masks stay box-local and are stored as a PNG of
-the crop, base64-encoded: a bool crop as a 1-bit PNG, a uint8 probability crop as an 8-bit
-grayscale PNG together with its threshold — both decode to the identical array.
+the crop, base64-encoded: a bool crop as a 1-bit PNG (:mod:`vlmkit.maskpng`), a uint8
+probability crop as an 8-bit grayscale PNG together with its threshold — both decode to the
+identical array. A stored PNG that is broken is a :class:`~vlmkit.errors.ConfigError` (the
+ledger's reader skips such a line as corrupt).
 
 Every dict carries ``"type"`` (``"detections"``, ``"description"``, ``"ocr"``, ``"video"``,
 ``"points"``) and ``"version": 1``. Provenance options and detection attributes are kept as JSON
@@ -22,6 +24,7 @@ with ``\\u`` escapes, which ``json.loads`` reads back into the identical string.
 from __future__ import annotations
 
 import base64
+import binascii
 import io
 import json
 from collections.abc import Callable, Mapping
@@ -30,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from vlmkit.errors import ConfigError
+from vlmkit.maskpng import decode_png_mask, encode_png_mask
 from vlmkit.types import (
     Box,
     Description,
@@ -104,19 +108,15 @@ def _box_from(data: Any) -> Box:
 
 
 def _png_encode(array: np.ndarray) -> str:
-    from PIL import Image
+    if array.dtype == np.bool_:
+        data = encode_png_mask(array)
+    else:  # a uint8 probability crop: an 8-bit grayscale PNG
+        from PIL import Image
 
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", optimize=False)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _png_decode(text: str) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(base64.b64decode(text))) as image:
-        image.load()
-        return np.array(image)
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", optimize=False)
+        data = buffer.getvalue()
+    return base64.b64encode(data).decode("ascii")
 
 
 def mask_to_dict(mask: Mask) -> dict[str, Any]:
@@ -139,15 +139,17 @@ def mask_from_dict(data: Mapping[str, Any]) -> Mask:
         raise ConfigError(f"unknown mask dtype {dtype!r}; expected 'bool' or 'uint8'")
     height, width = (int(v) for v in data["shape"])
     if height and width:
-        array = _png_decode(data["png"])
+        try:
+            png = base64.b64decode(data["png"], validate=True)
+        except (binascii.Error, TypeError) as err:
+            raise ConfigError(f"a stored mask is not base64 ({err})") from None
+        array = decode_png_mask(png, (height, width))
         if dtype == "bool":
             array = array.astype(bool) if array.dtype != np.bool_ else array
         elif array.dtype != np.uint8:
             array = array.astype(np.uint8)
-        if array.shape != (height, width):
-            raise ConfigError(
-                f"mask PNG is {array.shape[1]}x{array.shape[0]}, expected {width}x{height}"
-            )
+        if array.shape != (height, width):  # a PNG with channels
+            raise ConfigError(f"mask PNG holds {array.shape}, expected {height}x{width}")
     else:
         array = np.zeros((height, width), dtype=np.bool_ if dtype == "bool" else np.uint8)
     return Mask(data=array, x=data["x"], y=data["y"], threshold=data.get("threshold", 127))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -12,6 +13,7 @@ from PIL import Image
 
 from vlmkit.errors import ConfigError
 from vlmkit.ledger import Ledger, LedgerRecord, read_ledger
+from vlmkit.maskpng import encode_png_mask
 from vlmkit.types import Box, Description, Detection, Detections, Mask
 
 
@@ -337,3 +339,47 @@ def test_the_index_says_what_a_full_read_says_without_the_results(tmp_path):
         ledger.append(done("new"))
     assert "p" in index.done and "p" not in index.failed and index.attempts["p"] == 4
     assert set(index.done) == set(read_ledger(path).done) and index.foreign == {}
+
+
+def masked(key: str) -> LedgerRecord:
+    mask = Mask(data=np.eye(5, 7, dtype=bool), x=1, y=2)
+    result = Detections(
+        image_size=(20, 20), items=[Detection(box=Box.from_xyxy([1, 2, 8, 7]), mask=mask)]
+    )
+    return LedgerRecord(key=key, status="done", result=result, image_path=key)
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0x55]) + data[at + 1 :]
+
+
+def _taller_pixel_data(png: bytes) -> bytes:
+    """``png`` with the pixel data of a mask twice as tall (valid chunks, checksums right)."""
+    taller = encode_png_mask(np.ones((10, 7), dtype=bool))
+    return png[:33] + taller[33:]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda png: b"GIF89a" + png[6:],  # not a PNG
+        lambda png: png[: len(png) // 2],  # truncated
+        lambda png: _flip(png, 40),  # a flipped byte in the pixel data
+        lambda png: _flip(png, 20),  # a flipped byte in the header
+        lambda png: _taller_pixel_data(png),  # more rows than the header says
+        lambda png: b"",
+    ],
+)
+def test_a_line_whose_stored_mask_is_broken_is_a_bad_line_not_a_crash(tmp_path, damage):
+    """A resume or an export reads past a damaged mask PNG (a disk error, a hand edit) as it
+    reads past any other corrupt line. It used to stop with Pillow's OSError or
+    SyntaxError, which no reader of the ledger expects."""
+    line = json.loads(masked("b.jpg").to_line())
+    stored = line["result"]["items"][0]["mask"]
+    stored["png"] = base64.b64encode(damage(base64.b64decode(stored["png"]))).decode()
+    path = tmp_path / "results.jsonl"
+    good = masked("a.jpg")
+    path.write_bytes(good.to_line() + (json.dumps(line) + "\n").encode())
+    state = read_ledger(path)
+    assert list(state.done) == ["a.jpg"] and state.corrupt_lines == 1
+    assert state.records["a.jpg"].result == good.result

@@ -714,18 +714,25 @@ def mask_to_rle(mask: Mask, image_size: Sequence[int]) -> dict[str, list[int]]:
     if crop.size == 0 or not crop.any():
         return {"size": [height, width], "counts": [total]}
     h, w = crop.shape
-    # Pad every column with background above and below so that no run crosses a column inside
-    # the crop, then find run starts (0 -> 1) and ends (1 -> 0) in column-major order.
-    padded = np.zeros((h + 2, w), dtype=np.int8)
-    padded[1:-1] = crop
-    flat = padded.ravel(order="F")
-    edges = np.diff(flat)
-    starts = np.flatnonzero(edges == 1) + 1  # index in `flat` of the first foreground pixel
-    ends = np.flatnonzero(edges == -1) + 1  # index of the first background pixel after it
-    # Padded (row, column) -> full-image column-major index: (ox + col) * height + oy + row - 1.
-    column_h = h + 2
-    starts = (ox + starts // column_h) * height + oy + starts % column_h - 1
-    ends = (ox + ends // column_h) * height + oy + ends % column_h - 1
+    # Run boundaries r = 0..h in each column (a boundary r lies just above row r): r = 0 where
+    # the top row is inside, r = i + 1 where rows i and i + 1 differ, r = h where the bottom
+    # row is inside. Sorted by (column, r) they alternate start, end in column-major order.
+    # One comparison of the rows: no padded or transposed copy of the crop (issue 16: 13 ->
+    # 3 ms for the 20 masks of a 12 MP answer).
+    inner = np.flatnonzero(crop[1:] != crop[:-1])
+    span = h + 1
+    keys = np.concatenate(
+        (
+            np.flatnonzero(crop[0]) * span,
+            (inner % w) * span + inner // w + 1,
+            np.flatnonzero(crop[-1]) * span + h,
+        )
+    )
+    keys.sort()
+    # (column, r) -> full-image column-major index: (ox + column) * height + oy + r.
+    starts, ends = keys[0::2], keys[1::2]
+    starts = (ox + starts // span) * height + oy + starts % span
+    ends = (ox + ends // span) * height + oy + ends % span
     # A run touching the bottom of one column continues at the top of the next column when the
     # crop spans the full image height: merge such runs.
     joined = ends[:-1] == starts[1:]

@@ -768,6 +768,24 @@ def test_rle_equals_pycocotools(name, mask, size):
     assert int(pycocotools_mask.area(compressed)) == int(full.sum())
 
 
+@pytest.mark.skipif(pycocotools_mask is None, reason="pycocotools not installed")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_rle_equals_pycocotools_on_random_masks_anywhere():
+    """Crops of every shape and density, inside, across and outside small images (columns
+    that run on into the next column when a crop spans the image's height included)."""
+    rng = np.random.default_rng(16)
+    for _ in range(1500):
+        h, w = (int(v) for v in rng.integers(1, 12, 2))
+        data = rng.random((h, w)) < rng.random()
+        mask = Mask(data=data, x=int(rng.integers(-6, 14)), y=int(rng.integers(-6, 14)))
+        width, height = (int(v) for v in rng.integers(1, 16, 2))
+        full = mask.to_full((width, height))
+        ours = mask_to_rle(mask, (width, height))
+        assert sum(ours["counts"]) == width * height
+        compressed = pycocotools_mask.frPyObjects(ours, height, width)
+        assert np.array_equal(pycocotools_mask.decode(compressed).astype(bool), full)
+
+
 def test_rle_shape_without_pycocotools():
     mask = Mask(data=np.array([[True, False], [True, True]]), x=1, y=0)
     assert mask_to_rle(mask, (3, 2)) == {"size": [2, 3], "counts": [2, 2, 1, 1]}

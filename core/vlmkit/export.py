@@ -288,6 +288,11 @@ class Exporter:
         self._plain = [(n, sink) for n, sink in built if not _two_phase(sink)]
         self._background = [(n, sink) for n, sink in built if isinstance(sink, StagedSink)]
 
+    def warm_up(self, task: str) -> None:
+        """Each sink's :meth:`~vlmkit.Sink.warm_up` for a run of ``task``."""
+        for _name, sink in self.built:
+            sink.warm_up(task)
+
     @property
     def staged_only(self) -> bool:
         """Whether every sink is two-phase (nothing they write shows before :meth:`finish`)."""

@@ -369,6 +369,13 @@ def place_probability_mask(
 _CV_MAX_SIDE = 32767  # OpenCV's warpAffine limit
 
 
+def warm_up() -> None:
+    """Import what placing masks uses (OpenCV, where installed) now. A run of the segment
+    task calls this when it is made: imported by its first answers instead, every worker
+    would wait on the import lock and the GIL meanwhile (issue 16)."""
+    _opencv()
+
+
 @functools.cache
 def _opencv() -> Any:
     """OpenCV when importable (optional; about three times faster than PIL at enlarging)."""

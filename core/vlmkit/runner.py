@@ -152,6 +152,10 @@ class Run:
         # run. Building one writes nothing.
         _check_sinks(session, task, self.sinks, self.out_dir)
         self._exporter = self._new_exporter()
+        if task == "segment":
+            from vlmkit.masks import warm_up
+
+            warm_up()  # OpenCV places the masks: not imported by the first wave of answers
 
     # -- the run's identity -----------------------------------------------------------------
     def manifest(self) -> dict[str, Any]:
@@ -317,13 +321,15 @@ class Run:
             return None
         from vlmkit.export import Exporter
 
-        return Exporter(
+        exporter = Exporter(
             self.sinks,
             self.out_dir,
             ledger_path=self.ledger_path,
             resolve=self.session.sinks().__getitem__,
             options=self.sink_options,
         )
+        exporter.warm_up(self.task)  # not by the first result, while every request waits
+        return exporter
 
     def _write_sinks(
         self, state: LedgerIndex, exporter: Exporter | None, feed: SinkFeed | None

@@ -22,6 +22,21 @@ from google.genai import types  # noqa: E402
 
 from tests.gemini.conftest import photo  # noqa: E402
 
+
+def png_mask_url() -> str:
+    """A 64×64 PNG ellipse as a data URL, as Gemini 2.5 writes a mask."""
+    import base64
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (64, 64), 0)
+    ImageDraw.Draw(image).ellipse((4, 4, 59, 59), fill=255)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
 BOXES = [{"box_2d": [100, 100, 500, 500], "label": "cat"}]
 
 
@@ -243,18 +258,37 @@ import sys
 
 import vlmkit
 
-base_url, folder, out = sys.argv[1:]
+base_url, folder, out, task, *sinks = sys.argv[1:]
 with vlmkit.Session(
     backend="gemini-api", api_key="test", base_url=base_url, cache=False
 ) as session:
-    run = session.run("detect", [folder], "cats", out_dir=out, sinks=["coco", "yolo"])
+    run = session.run(task, [folder], "cats", out_dir=out, sinks=sinks)
     before = set(sys.modules)
     assert [outcome.status for outcome in run] == ["done"] * 3
     print(",".join(sorted(set(sys.modules) - before)))
 """
 
+#: Gemini 3.x segmentation: polygons over the whole image, 0-1000 (one with a hole's worth of
+#: parts, so the YOLO sink bridges them).
+POLYGONS = {
+    "boxes": [
+        {"box_2d": [100, 100, 600, 600], "label": "cat",
+         "mask": [[100, 100], [600, 100], [600, 600], [100, 600]]},
+        {"box_2d": [650, 650, 900, 900], "label": "cat",
+         "mask": [[[650, 650], [700, 650], [700, 700]], [[800, 800], [900, 800], [900, 900]]]},
+    ]
+}  # fmt: skip
 
-def test_a_run_imports_nothing_once_it_is_made(fake_gemini, tmp_path):
+
+#: Gemini 2.5 segmentation: a box-local PNG per mask (resampled into its box with OpenCV).
+PNG_MASKS = [{"box_2d": [100, 100, 600, 600], "label": "cat", "mask": png_mask_url()}]
+
+
+@pytest.mark.parametrize(
+    ("task", "sinks"),
+    [("detect", ["coco", "yolo"]), ("segment", ["coco", "yolo", "annotate"]), ("segment", [])],
+)
+def test_a_run_imports_nothing_once_it_is_made(fake_gemini, tmp_path, task, sinks):
     # A module imported during a run is imported by its first wave of requests, each waiting
     # on the import lock and the GIL meanwhile: Pillow's format plugins (18 ms), the idna codec
     # of the first connection, PyYAML for the YOLO sink's commit. They are imported when the
@@ -262,16 +296,19 @@ def test_a_run_imports_nothing_once_it_is_made(fake_gemini, tmp_path):
     import subprocess
     import sys
 
-    fake_gemini.add_rule(text=BOXES)
+    # A segmentation run's sinks import supervision (YOLO polygons, previews): 0.4 s alone,
+    # 3.8 s in a run at 32 in flight. Sink.warm_up imports it when the run is made.
+    fake_gemini.add_rule(text=BOXES if task == "detect" else POLYGONS if sinks else PNG_MASKS)
     folder = tmp_path / "images"
     folder.mkdir()
     for seed in range(3):
         photo(seed=seed).save(folder / f"{seed}.jpg")
-    command = [sys.executable, "-c", A_RUN, fake_gemini.base_url, folder, tmp_path / "out"]
+    command = [sys.executable, "-c", A_RUN, fake_gemini.base_url, folder, tmp_path / "out", task]
+    command += sinks
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "", (
         f"imported during the run: {done.stdout.strip()}; import it with the run's set-up "
         "instead (the dispatcher, the backend's warm-up in vlmkit_gemini/request.py, or the "
-        "sink's constructor)"
+        "sink's warm_up)"
     )

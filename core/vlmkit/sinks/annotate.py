@@ -395,6 +395,11 @@ class AnnotateSink(StagedSink):
         self._warned_size = False
 
     # ------------------------------------------------------------------------------------
+    def warm_up(self, task: str) -> None:
+        """Supervision draws every preview: imported now, not by the first one while every
+        request in flight waits."""
+        import supervision  # noqa: F401
+
     def write(self, item: SinkItem) -> None:
         """Name the preview and give the item's classes their ids here, in the items' order;
         read, draw and encode the image on one of :attr:`background_workers` threads."""

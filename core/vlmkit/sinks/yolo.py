@@ -62,6 +62,7 @@ images first, ``data.yaml`` last; :class:`~vlmkit.StagedSink`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
@@ -122,10 +123,15 @@ def _join_rings(rings: list[np.ndarray]) -> np.ndarray:
     return joined
 
 
-def _component_rings(crop: np.ndarray) -> list[np.ndarray]:
-    """One ring per connected part, holes bridged in over foreground (supervision)."""
+def _import_polygons() -> Any:
     from supervision.dataset.utils import approximate_mask_with_polygons
 
+    return approximate_mask_with_polygons
+
+
+def _component_rings(crop: np.ndarray) -> list[np.ndarray]:
+    """One ring per connected part, holes bridged in over foreground (supervision)."""
+    approximate_mask_with_polygons = _import_polygons()
     return [
         np.asarray(p, dtype=np.float64).reshape(-1, 2)
         for p in approximate_mask_with_polygons(mask=crop, bridge_holes=True)
@@ -237,6 +243,14 @@ class YoloSink(StagedSink):
         self._folders: dict[tuple[Path, str], str] = {}  # checked folders (see _join)
 
     # ------------------------------------------------------------------------------------
+    def warm_up(self, task: str) -> None:
+        """A segmentation run's masks become polygons through supervision: imported now, not
+        by the first mask, while every request in flight waits (0.4 s alone, seconds then)."""
+        if task == "segment":
+            # without it, write() bridges the holes itself (see mask_to_yolo_polygon)
+            with contextlib.suppress(ImportError):
+                _import_polygons()
+
     def write(self, item: SinkItem) -> None:
         result = item.result
         if not isinstance(result, Detections):

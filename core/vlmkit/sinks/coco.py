@@ -44,12 +44,12 @@ import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from vlmkit.atomic import relative_parts
-from vlmkit.masks import mask_to_polygons, mask_to_rle
+from vlmkit.masks import mask_to_polygons, rle_counts
 from vlmkit.sink import (
     SinkItem,
     StagedSink,
@@ -105,6 +105,25 @@ def _visible_area(mask: Mask, image_size: tuple[int, int]) -> int:
     if cx1 <= cx0 or cy1 <= cy0:
         return 0
     return int(np.count_nonzero(mask.binary[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]))
+
+
+class _Rle(NamedTuple):
+    """A mask's RLE as held until the file is written: its runs as an array (4 bytes each,
+    where the document's list of ints takes 36; issue 16)."""
+
+    height: int
+    width: int
+    counts: np.ndarray
+
+
+def _document_form(segmentation: _Rle | tuple[np.ndarray, ...]) -> Any:
+    """A held segmentation as the COCO document writes it."""
+    if isinstance(segmentation, _Rle):
+        return {
+            "size": [segmentation.height, segmentation.width],
+            "counts": segmentation.counts.tolist(),
+        }
+    return [part.tolist() for part in segmentation]
 
 
 def _keypoint(point: Any) -> dict[str, Any]:
@@ -216,9 +235,11 @@ class CocoSink(StagedSink):
                     )
                 self.holes_dropped += holes
             if outer:
-                return [np.round(_outset(c), 3).ravel().tolist() for c in outer]
+                return tuple(np.round(_outset(c), 3).ravel() for c in outer)
             # nothing traceable (single pixels, 1-pixel lines, empty): RLE is exact
-        return mask_to_rle(mask, size)
+        counts = rle_counts(mask, size)
+        width, height = size
+        return _Rle(height, width, counts.astype(np.int32) if width * height < 2**31 else counts)
 
     # ------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -266,7 +287,7 @@ class CocoSink(StagedSink):
                     ann["category_id"] = label_map.id(label) + 1
                     ann |= {"bbox": [x, y, w, h], "iscrowd": 0, "area": area}
                     if segmentation is not None:
-                        ann["segmentation"] = segmentation
+                        ann["segmentation"] = _document_form(segmentation)
                     ann["score"] = score
                 yield ann
 

@@ -534,8 +534,15 @@ def _rasterize(edges: _Edges, gx0: int, gy0: int, out_w: int, out_h: int) -> np.
     Vectorized scanline: every (edge, row) crossing toggles the parity of all pixels to its
     right; the cost is proportional to the crossings plus the crop's pixels, and the crossings
     are processed in chunks so that memory stays proportional to the crop.
+
+    The toggles of eight rows share one 64-bit word per column (row ``r`` is byte ``r % 8``
+    of word ``(r // 8, column)``), so that one XOR scan along the words does eight rows at
+    once: NumPy scans a row's elements one by one, and 8x fewer of them took the scan from
+    most of a 12 MP answer's parsing to a small part of it (issue 16). XOR never carries
+    between bytes, so this holds on any byte order.
     """
-    toggles = np.zeros((out_h, out_w + 1), dtype=np.uint8)
+    bands = -(-out_h // 8)
+    toggles = np.zeros((bands, out_w + 1, 8), dtype=np.uint8)
     spans = edges.spans
     ends = np.cumsum(spans)
     begin = 0
@@ -555,9 +562,12 @@ def _rasterize(edges: _Edges, gx0: int, gy0: int, out_w: int, out_h: int) -> np.
             cross_x = xa + (gy0 + rows + 0.5 - ya) * (xb - xa) / (yb - ya)
             # First pixel whose center is at or right of the crossing.
             cols = np.clip(np.ceil(cross_x - gx0 - 0.5), 0, out_w).astype(np.int64)
-            np.bitwise_xor.at(toggles, (rows, cols), 1)
+            np.bitwise_xor.at(toggles, (rows >> 3, cols, rows & 7), 1)
         begin = stop
-    return np.bitwise_xor.accumulate(toggles, axis=1)[:, :out_w].astype(bool)
+    words = np.bitwise_xor.accumulate(toggles.view(np.uint64)[..., 0], axis=1)
+    parity = words.view(np.uint8).reshape(bands, out_w + 1, 8)[:, :out_w]
+    inside = parity.transpose(0, 2, 1).reshape(bands * 8, out_w)[:out_h]
+    return np.ascontiguousarray(inside).view(np.bool_)
 
 
 def polygon_mask(

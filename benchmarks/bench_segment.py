@@ -10,9 +10,10 @@ Two parts, each in fresh processes, interleaved (A B A B):
   polygon of every mask (what the sinks write). Milliseconds per answer, the best of 5
   repeats.
 * **Run** — 200 photos of 1600×1200, each answered after 200 ms by the loopback fake Gemini
-  (its own process) with 8 PNG masks, at 32 in flight: `vlmkit label` (``Session.run``, what
-  the CLI runs) without sinks and with COCO + YOLO, against the bare google-genai SDK from a
-  thread pool that reads and decodes each photo as vlmkit does, alone and followed by
+  (its own process) with 8 masks — polygons from a Gemini 3.x model (the default), then PNG
+  crops from Gemini 2.5 — at 32 in flight: `vlmkit label` (``Session.run``, what the CLI
+  runs) without sinks and with COCO + YOLO, against the bare google-genai SDK from a thread
+  pool that reads and decodes each photo as vlmkit does, alone and followed by
   ``sv.Detections.from_vlm`` (the masks a user gets without vlmkit, full-frame).
 
 With ``--before DIR`` (an older checkout: ``git worktree add DIR REV``) the stages and the
@@ -29,6 +30,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -43,7 +45,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-MODEL = "gemini-2.5-flash"  # asked for PNG masks (Gemini 3.x models are asked for polygons)
+#: The model each answer format comes from: vlmkit asks Gemini 3.x for polygons, 2.5 for PNGs.
+MODELS = {"polygon": "gemini-3.6-flash", "png": "gemini-2.5-flash"}
 PHOTO = (1600, 1200)
 BEGIN, END = "<!-- bench_segment:begin -->", "<!-- bench_segment:end -->"
 STAGES = ("parse", "ledger line", "ledger read", "COCO RLE", "YOLO polygons")
@@ -133,7 +136,11 @@ def _vlmkit_run(args: argparse.Namespace, sinks: list[str]) -> tuple[float, floa
     import vlmkit
 
     with vlmkit.Session(
-        backend="gemini-api", model=MODEL, api_key="bench-key", base_url=args.base_url, cache=False
+        backend="gemini-api",
+        model=MODELS[args.format],
+        api_key="bench-key",
+        base_url=args.base_url,
+        cache=False,
     ) as session:
         run = session.run(
             "segment",
@@ -169,6 +176,8 @@ def _sdk_run(
         thinking_config=types.ThinkingConfig(thinking_budget=0),
     )
     prompt = "Give the segmentation masks for the objects."  # the fake answers any prompt
+    model = MODELS[args.format]
+    vlm = sv.VLM.GOOGLE_GEMINI_3_6 if args.format == "polygon" else sv.VLM.GOOGLE_GEMINI_2_5
 
     def one(path: Path) -> int:
         data = path.read_bytes()
@@ -176,11 +185,9 @@ def _sdk_run(
             image.load()  # validated and decoded, as vlmkit does; its size maps the masks
             size = image.size
         contents = [types.Part.from_bytes(data=data, mime_type="image/jpeg"), prompt]
-        answer = client.models.generate_content(model=MODEL, contents=contents, config=config)
+        answer = client.models.generate_content(model=model, contents=contents, config=config)
         if supervision:
-            found = sv.Detections.from_vlm(
-                sv.VLM.GOOGLE_GEMINI_2_5, answer.text, resolution_wh=size
-            )
+            found = sv.Detections.from_vlm(vlm, answer.text, resolution_wh=size)
             return len(found) if found.mask is not None else 0
         return len(answer.text)
 
@@ -194,17 +201,16 @@ def _sdk_run(
 
 
 # -- the parent --------------------------------------------------------------------------------
-def _serve(conn, latency_s: float, text: str) -> None:
+def _serve(conn, latency_s: float) -> None:
+    """The fake Gemini: each ("answer", text) resets it to answer every request with text."""
     from vlmkit_gemini.testing.fake_server import FakeGemini
 
     with FakeGemini() as fake:
-        fake.latency_s = latency_s
-        fake.add_rule(text=text)
         conn.send(fake.base_url)
-        while conn.recv() != "stop":
+        while (command := conn.recv()) != "stop":
             fake.reset()
             fake.latency_s = latency_s
-            fake.add_rule(text=text)
+            fake.add_rule(text=command[1])
             conn.send("ok")
 
 
@@ -241,14 +247,16 @@ def stages_table(rows: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
-def runs_table(rows: dict[str, list[dict]], args: argparse.Namespace) -> list[str]:
-    base = statistics.median(args.photos / r["wall"] for r in rows["now:sdk-sv"])
+def runs_table(rows: dict[str, list[dict]], args: argparse.Namespace, fmt: str) -> list[str]:
+    base = statistics.median(args.photos / r["wall"] for r in rows[f"{fmt}:now:sdk-sv"])
     lines = [
         "| code | variant | photos/s | vs bare SDK + from_vlm | CPU per photo | peak RSS |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for name, samples in rows.items():
-        code, variant = name.split(":")
+        if not name.startswith(f"{fmt}:"):
+            continue
+        _fmt, code, variant = name.split(":")
         rate = statistics.median(args.photos / r["wall"] for r in samples)
         cpu = statistics.median(1000 * r["cpu"] / args.photos for r in samples)
         peak = statistics.median(r["peak_mib"] for r in samples)
@@ -275,6 +283,7 @@ def main() -> None:
     parser.add_argument("--images", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    parser.add_argument("--format", choices=list(MODELS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "stages":
         stages_child()
@@ -295,33 +304,36 @@ def main() -> None:
     stage_rows: dict[str, list[dict]] = {code: [] for code, _ in codes}
     run_plan = [(code, variant, path) for code, path in codes for variant in RUNS]
     run_plan = [(c, v, p) for c, v, p in run_plan if c == "now" or v.startswith("vlmkit")]
-    run_rows: dict[str, list[dict]] = {f"{c}:{v}": [] for c, v, _ in run_plan}
+    formats = {"polygon": polygon_answer(8), "png": png_answer(8)}
+    run_rows: dict[str, list[dict]] = {
+        f"{fmt}:{c}:{v}": [] for fmt in formats for c, v, _ in run_plan
+    }
     with tempfile.TemporaryDirectory() as tmp:
         images = Path(tmp) / "photos"
         make_photos(images, args.photos, PHOTO)
         context = mp.get_context("spawn")
         conn, child_end = context.Pipe()
-        server = context.Process(
-            target=_serve, args=(child_end, args.latency, png_answer(8)), daemon=True
-        )
+        server = context.Process(target=_serve, args=(child_end, args.latency), daemon=True)
         server.start()
         base_url = conn.recv()
         try:
             for round_ in range(args.rounds):
                 for code, path in codes:
                     stage_rows[code].append(_child(["--child", "stages"], path))
-                for code, variant, path in run_plan:
-                    conn.send("reset")
+                for (fmt, answer), (code, variant, path) in itertools.product(
+                    formats.items(), run_plan
+                ):
+                    conn.send(("answer", answer))
                     conn.recv()
-                    out = Path(tmp) / f"out-{code}-{variant}-{round_}"
+                    out = Path(tmp) / f"out-{fmt}-{code}-{variant}-{round_}"
                     argv = ["--child", variant, "--images", str(images), "--out", str(out)]
                     argv += ["--base-url", base_url, "--in-flight", str(args.in_flight)]
-                    result = _child(argv, path)
+                    result = _child([*argv, "--format", fmt], path)
                     if result["ok"] != args.photos:
                         raise SystemExit(f"{code} {variant}: {result['ok']} of {args.photos}")
-                    run_rows[f"{code}:{variant}"].append(result)
+                    run_rows[f"{fmt}:{code}:{variant}"].append(result)
                     print(
-                        f"round {round_ + 1}: {code} {variant}: "
+                        f"round {round_ + 1}: {fmt} {code} {variant}: "
                         f"{args.photos / result['wall']:.1f} photos/s, "
                         f"{1000 * result['cpu'] / args.photos:.1f} ms CPU per photo",
                         file=sys.stderr,
@@ -335,10 +347,15 @@ def main() -> None:
         "",
         *stages_table(stage_rows),
         "",
-        f"Run: {args.photos} photos of {PHOTO[0]}×{PHOTO[1]}, 8 PNG masks per answer, "
-        f"{args.in_flight} in flight, {args.latency * 1000:.0f} ms per answer.",
+        f"Runs: {args.photos} photos of {PHOTO[0]}×{PHOTO[1]}, 8 masks per answer, "
+        f"{args.in_flight} in flight, {args.latency * 1000:.0f} ms per answer. Polygons "
+        f"({MODELS['polygon']}, the default model):",
         "",
-        *runs_table(run_rows, args),
+        *runs_table(run_rows, args, "polygon"),
+        "",
+        f"PNG crops ({MODELS['png']}):",
+        "",
+        *runs_table(run_rows, args, "png"),
     ]
     text = "\n".join(lines)
     print(text)

@@ -218,12 +218,9 @@ def main() -> None:
         finally:
             fake.close()
     text = table(rows, args, load)
-    print(text)
-    print(f"(whole benchmark: {time.perf_counter() - started:.0f} s)")
-    if args.write:
-        from docblock import replace_block
+    from docblock import report
 
-        replace_block(BEGIN, END, text)
+    report(text, started, write=args.write, begin=BEGIN, end=END)
 
 
 if __name__ == "__main__":

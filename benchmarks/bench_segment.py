@@ -358,12 +358,9 @@ def main() -> None:
         *runs_table(run_rows, args, "png"),
     ]
     text = "\n".join(lines)
-    print(text)
-    print(f"(whole benchmark: {time.perf_counter() - started:.0f} s)")
-    if args.write:
-        from docblock import replace_block
+    from docblock import report
 
-        replace_block(BEGIN, END, text)
+    report(text, started, write=args.write, begin=BEGIN, end=END)
 
 
 if __name__ == "__main__":

@@ -353,12 +353,9 @@ def main() -> None:
     if set(args.variants) != set(DEFAULT_VARIANTS):
         return  # a partial run (development, the processes engine): the lines above
     text = table(rows, args, load)
-    print(text)
-    print(f"(whole benchmark: {time.perf_counter() - started:.0f} s)")
-    if args.write:
-        from docblock import replace_block
+    from docblock import report
 
-        replace_block(BEGIN, END, text)
+    report(text, started, write=args.write, begin=BEGIN, end=END)
 
 
 if __name__ == "__main__":

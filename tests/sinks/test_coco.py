@@ -11,7 +11,16 @@ import os
 import numpy as np
 import pytest
 
-from tests.sinks.conftest import H, W, box_det, detections, mask_det, ring_mask, two_part_mask
+from tests.sinks.conftest import (
+    H,
+    W,
+    box_det,
+    detections,
+    held_per_item,
+    mask_det,
+    ring_mask,
+    two_part_mask,
+)
 from vlmkit.errors import ConfigError, SinkError
 from vlmkit.sink import SinkItem
 from vlmkit.sinks.coco import CocoSink
@@ -205,8 +214,6 @@ def test_what_the_sink_holds_per_image_until_close(tmp_path):
     # document is written whole at close (ids follow key order), so every image's size and
     # boxes are held until then — as plain tuples now instead of the dicts and lists of the
     # document (0.99 KB per image with two boxes before, 0.50 KB now); the file is the same.
-    import gc
-    import tracemalloc
 
     def items(count):
         return [
@@ -221,17 +228,7 @@ def test_what_the_sink_holds_per_image_until_close(tmp_path):
 
     batch = items(400)
     sink = CocoSink(tmp_path / "out")
-    sink.write(batch[0])
-    gc.collect()
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        for item in batch[1:]:
-            sink.write(item)
-        gc.collect()
-        held = (tracemalloc.get_traced_memory()[0] - base) / (len(batch) - 1)
-    finally:
-        tracemalloc.stop()
+    held = held_per_item(sink, batch)
     assert held < 560, held
     document = sink.to_dict()
     assert document["annotations"][2] == {
@@ -257,8 +254,6 @@ def test_masks_are_held_as_compactly_as_their_runs_until_close(tmp_path, mask_fo
     # Issue 16: a segmentation run held every mask's RLE as a Python list of ints until close
     # (36 B per run: 867 KB per 12 MP image of 20 masks, 5.6x its text in the file). The sink
     # now holds arrays (4 B per run, 8 B per polygon coordinate) and writes the same file.
-    import gc
-    import tracemalloc
 
     from vlmkit.masks import mask_to_rle
 
@@ -269,17 +264,7 @@ def test_masks_are_held_as_compactly_as_their_runs_until_close(tmp_path, mask_fo
     runs = len(mask_to_rle(masked.items[0].mask, size)["counts"])
     batch = [SinkItem(key=f"img{i:03d}.jpg", result=masked) for i in range(60)]
     sink = CocoSink(tmp_path / "out", mask_format=mask_format)
-    sink.write(batch[0])
-    gc.collect()
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        for item in batch[1:]:
-            sink.write(item)
-        gc.collect()
-        held = (tracemalloc.get_traced_memory()[0] - base) / (len(batch) - 1)
-    finally:
-        tracemalloc.stop()
+    held = held_per_item(sink, batch)
     if mask_format == "rle":
         assert held < 4 * runs + 600, (held, runs)  # 36 B per run before
     else:  # the disk's outline: 1,000 points or so, two coordinates each

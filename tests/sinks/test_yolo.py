@@ -14,7 +14,16 @@ import pytest
 import supervision as sv
 import yaml
 
-from tests.sinks.conftest import H, W, box_det, detections, mask_det, two_part_mask, write_image
+from tests.sinks.conftest import (
+    H,
+    W,
+    box_det,
+    detections,
+    held_per_item,
+    mask_det,
+    two_part_mask,
+    write_image,
+)
 from vlmkit.errors import ConfigError, SinkError
 from vlmkit.sink import SinkItem
 from vlmkit.sinks.yolo import YoloSink, mask_to_yolo_polygon
@@ -442,8 +451,6 @@ def test_what_the_sink_holds_per_image_until_close(tmp_path):
     # in the rare case its ids change and the staging keeps a number per temporary name. The
     # label file's claim is keyed by the staging's own string for it, not a second string
     # (553 -> 482 B here).
-    import gc
-    import tracemalloc
 
     images = [write_image(tmp_path / "in" / f"image_{i:05d}.png", size=(4, 4)) for i in range(400)]
     items = [
@@ -455,17 +462,7 @@ def test_what_the_sink_holds_per_image_until_close(tmp_path):
         for p in images
     ]
     sink = YoloSink(tmp_path / "out")
-    sink.write(items[0])
-    gc.collect()
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        for item in items[1:]:
-            sink.write(item)
-        gc.collect()
-        held = (tracemalloc.get_traced_memory()[0] - base) / (len(items) - 1)
-    finally:
-        tracemalloc.stop()
+    held = held_per_item(sink, items)
     assert held < 520, held
     sink.close()
     assert (tmp_path / "out" / "labels" / "folder" / "image_00007.txt").read_text().count("\n") == 2

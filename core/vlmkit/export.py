@@ -287,9 +287,14 @@ class Exporter:
         self._staged_sinks = [(n, sink) for n, sink in built if _two_phase(sink)]
         self._plain = [(n, sink) for n, sink in built if not _two_phase(sink)]
         self._background = [(n, sink) for n, sink in built if isinstance(sink, StagedSink)]
+        self._warmed: set[str] = set()  # tasks the sinks were warmed up for (see warm_up)
 
     def warm_up(self, task: str) -> None:
-        """Each sink's :meth:`~vlmkit.Sink.warm_up` for a run of ``task``."""
+        """Each sink's :meth:`~vlmkit.Sink.warm_up` for ``task``, once per task: a run calls
+        this when it is made, :meth:`add` before the first record of a task not warmed yet."""
+        if task in self._warmed:
+            return
+        self._warmed.add(task)
         for _name, sink in self.built:
             sink.warm_up(task)
 
@@ -352,6 +357,8 @@ class Exporter:
             image_size=record.image_size,
         )
         task = _task_of(record.result)
+        if task is not None and task not in self._warmed:
+            self.warm_up(task)
         for name, sink in chosen:
             if task is not None and task not in self.accepts[name]:
                 accepted = ", ".join(sorted(self.accepts[name]))

@@ -28,6 +28,7 @@ __all__ = ["decode_png_mask", "encode_png_mask"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LEVEL = 1  # deflate level: masks are long runs; higher levels cost time and save little
+_ZLIB_LEVEL_1 = zlib.compress(b"", _LEVEL)[:2]  # the stream header that level writes
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -62,19 +63,21 @@ def decode_png_mask(data: bytes, shape: tuple[int, int]) -> np.ndarray:
 
 def _decode_packed(data: bytes, shape: tuple[int, int]) -> np.ndarray | None:
     """The mask of a PNG laid out as :func:`encode_png_mask` writes it; None for any other
-    valid layout (Pillow reads those)."""
+    valid layout (Pillow reads those). The header is checked against ``shape`` first, so
+    that nothing is inflated or handed to Pillow beyond the size the record gives."""
     if not data.startswith(_SIGNATURE):
         raise ConfigError("a stored mask is not a PNG")
     chunks = _chunks(data)
+    if chunks[0][0] != b"IHDR" or len(chunks[0][1]) != 13:
+        raise ConfigError("a stored mask PNG has a malformed header")
+    width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    if not width or not height:
+        raise ConfigError("a stored mask PNG has no pixels")
+    _check_size((height, width), shape)
     if [kind for kind, _ in chunks] != [b"IHDR", b"IDAT", b"IEND"]:
         return None
-    header = chunks[0][1]
-    if len(header) != 13:
-        raise ConfigError("a stored mask PNG has a malformed header")
-    width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", header)
-    _check_size((height, width), shape)
-    if (depth, color, interlace) != (1, 0, 0):
-        return None
+    if (depth, color, interlace) != (1, 0, 0) or not chunks[1][1].startswith(_ZLIB_LEVEL_1):
+        return None  # another writer's file (Pillow deflates at level 6 and filters rows)
     row_bytes = (width + 7) // 8 + 1
     expected = height * row_bytes
     inflater = zlib.decompressobj()
@@ -117,10 +120,13 @@ def _check_size(found: tuple[int, int], shape: tuple[int, int]) -> None:
 
 
 def _decode_pillow(data: bytes, shape: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
+    """Any other PNG, by Pillow. Its size is the record's (checked from the header first),
+    so Pillow's guard against huge images, which would refuse a valid large crop, is not
+    asked again: the PNG reader is opened directly."""
+    from PIL import PngImagePlugin
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with PngImagePlugin.PngImageFile(io.BytesIO(data)) as image:
             _check_size((image.height, image.width), shape)
             image.load()
             return np.array(image)

@@ -53,6 +53,7 @@ __all__ = [
     "polygon_from_normalized",
     "polygon_mask",
     "rle_counts",
+    "warm_up",
 ]
 
 MAX_MASK_SIDE = 4096

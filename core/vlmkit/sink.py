@@ -91,13 +91,15 @@ class Sink:
 
     def warm_up(self, task: str) -> None:
         """Load what writing ``task``'s results needs. A run calls this once it is made,
-        before its first request, with its task (``"detect"``, ``"segment"``, …).
+        before its first request, with its task (``"detect"``, ``"segment"``, …); ``vlmkit
+        export`` before the first result of each task it writes.
 
-        Import here a large library your :meth:`write` needs (or load a font, a model): loaded
-        by the first result instead, it holds up every request in flight, which wait on the
-        import lock and the GIL meanwhile. Supervision's import takes 0.4 s alone and 3.8 s in
-        the middle of a run at 32 in flight (issue 16). Does nothing by default; an error here
-        stops the run before it sends anything."""
+        Import here a large library your :meth:`write` needs: imported by the first result
+        instead, it holds up every request in flight, which wait on the import lock and the
+        GIL meanwhile. Supervision's import takes 0.4 s alone and 3.8 s in the middle of a run
+        at 32 in flight (issue 16). Does nothing by default; an error here stops the run
+        before it sends anything. A sink used by hand is not warmed up: :meth:`write` must
+        not depend on it (load lazily there too)."""
 
     def write(self, item: SinkItem) -> None:
         raise NotImplementedError

@@ -353,6 +353,19 @@ def _flip(data: bytes, at: int) -> bytes:
     return data[:at] + bytes([data[at] ^ 0x55]) + data[at + 1 :]
 
 
+def _with_pixel_data(png: bytes, change) -> bytes:
+    """``png`` (vlmkit's layout: IHDR, IDAT, IEND) with its IDAT data changed, checksum
+    right: only inflating finds the damage."""
+    import struct
+    import zlib
+
+    (length,) = struct.unpack(">I", png[33:37])
+    data = change(png[41 : 41 + length])
+    body = b"IDAT" + data
+    idat = struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+    return png[:33] + idat + png[45 + length :]
+
+
 def _taller_pixel_data(png: bytes) -> bytes:
     """``png`` with the pixel data of a mask twice as tall (valid chunks, checksums right)."""
     taller = encode_png_mask(np.ones((10, 7), dtype=bool))
@@ -364,7 +377,10 @@ def _taller_pixel_data(png: bytes) -> bytes:
     [
         lambda png: b"GIF89a" + png[6:],  # not a PNG
         lambda png: png[: len(png) // 2],  # truncated
-        lambda png: _flip(png, 40),  # a flipped byte in the pixel data
+        lambda png: _flip(png, 40),  # a flipped byte in a chunk's type: its checksum fails
+        lambda png: _with_pixel_data(png, lambda data: _flip(data, 2)),  # a broken deflate
+        lambda png: _with_pixel_data(png, lambda data: _flip(data, 0)),  # Pillow's, broken
+        lambda png: _with_pixel_data(png, lambda data: data[:-6]),  # a short stream
         lambda png: _flip(png, 20),  # a flipped byte in the header
         lambda png: _taller_pixel_data(png),  # more rows than the header says
         lambda png: b"",

@@ -98,10 +98,12 @@ def test_a_png_of_another_size_than_its_record_says_is_refused(writer):
         decode_png_mask(data, (5, 6))
 
 
-def test_pixel_data_never_inflates_past_the_size_the_header_gives():
-    """A crafted stream that would inflate to 100 MB is refused after the few bytes its
-    header allows."""
+@pytest.mark.parametrize("level", [1, 9])  # 1: our own layout's reader; 9: Pillow's
+def test_pixel_data_never_inflates_past_the_size_the_header_gives(level):
+    """A crafted stream that would inflate to 100 MB costs no more memory than the few bytes
+    its header allows; in the layout vlmkit writes, it is refused."""
     import struct
+    import tracemalloc
     import zlib
 
     def chunk(kind: bytes, body: bytes) -> bytes:
@@ -109,9 +111,57 @@ def test_pixel_data_never_inflates_past_the_size_the_header_gives():
         return struct.pack(">I", len(body)) + kind + body + crc
 
     header = struct.pack(">IIBBBBB", 8, 2, 1, 0, 0, 0, 0)  # 8x2, 1 bit: 4 bytes of rows
-    bomb = zlib.compress(bytes(100_000_000), 9)
+    bomb = zlib.compress(bytes(100_000_000), level)
     data = (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", bomb) + chunk(b"IEND", b"")
     )
-    with pytest.raises(ConfigError, match="does not match its size"):
-        decode_png_mask(data, (2, 8))
+    tracemalloc.start()
+    try:
+        if level == 1:
+            with pytest.raises(ConfigError, match="does not match its size"):
+                decode_png_mask(data, (2, 8))
+        else:  # Pillow reads the rows it needs and ignores the rest of the stream
+            assert not decode_png_mask(data, (2, 8)).any()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000, peak  # 100 MB inflated without the limit
+
+
+def test_a_header_of_another_size_is_refused_before_pillow_sees_it():
+    """A PNG claiming 20000x20000 pixels is refused by its size, not by Pillow's guard
+    against huge images (an exception the ledger's reader would not catch)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    def png(width: int, height: int, depth: int) -> bytes:
+        header = struct.pack(">IIBBBBB", width, height, depth, 0, 0, 0, 0)
+        return (
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", header)
+            + chunk(b"tEXt", b"note\x00hi")
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 10))
+            + chunk(b"IEND", b"")
+        )
+
+    with pytest.raises(ConfigError, match="mask PNG is 20000x20000, expected 5x5"):
+        decode_png_mask(png(20000, 20000, 8), (5, 5))
+    with pytest.raises(ConfigError, match="no pixels"):
+        decode_png_mask(png(7, 0, 1), (0, 7))
+
+
+def test_a_large_probability_crop_reads_back():
+    """An 8-bit crop over Pillow's 179 M pixel guard is the ledger's own data: it reads."""
+    from PIL import Image as PILImage
+
+    limit = PILImage.MAX_IMAGE_PIXELS
+    PILImage.MAX_IMAGE_PIXELS = 1000  # the guard, lowered instead of a 180 MP test image
+    try:
+        mask = Mask(data=np.full((40, 60), 200, dtype=np.uint8), x=0, y=0, threshold=90)
+        assert mask_from_dict(mask_to_dict(mask)) == mask
+    finally:
+        PILImage.MAX_IMAGE_PIXELS = limit

@@ -80,3 +80,18 @@ def test_a_sink_that_cannot_warm_up_stops_the_run_before_anything_is_sent(tmp_pa
 
 def test_the_base_sink_needs_nothing(tmp_path):
     assert Sink(tmp_path).warm_up("detect") is None
+
+
+def test_an_export_warms_its_sinks_up_before_the_first_result_of_each_task(tmp_path):
+    from vlmkit.export import export
+
+    events: list = []
+    with session(events) as s:
+        run = s.run("detect", [images(tmp_path / "images")], "cat", out_dir=tmp_path / "run")
+        assert all(outcome.status == "done" for outcome in run)
+    written: list = []
+    export(tmp_path / "run" / "results.jsonl", [Recording(tmp_path / "out", events=written)],
+           tmp_path / "out")  # fmt: skip
+    assert written[0] == ("warm_up", "detect")
+    assert written.count(("warm_up", "detect")) == 1
+    assert sorted(key for what, key in written if what == "write") == ["0.png", "1.png", "2.png"]

@@ -131,6 +131,10 @@ def serve(shard: Shard, down: Any, up: Any) -> None:
         if shard.batch_size is not None:
             session.set_batch_size(shard.batch_size)
         method = getattr(session, shard.task)
+        if shard.task == "segment":  # as the parent's run does: not by the first answers
+            from vlmkit.masks import warm_up
+
+            warm_up()
 
         def call(item: InputItem, image: Any) -> Any:
             return method(image, shard.prompt, **shard.options)

@@ -66,6 +66,10 @@ class LabelWorker:
         if batch_size is not None:
             self.session.set_batch_size(batch_size)
         self.task = task
+        if task == "segment":  # OpenCV places the masks: imported now, not by the first answers
+            from vlmkit.masks import warm_up
+
+            warm_up()
         self.prompt = prompt
         self.options = dict(options)
         self.threads = max(int(threads), 1)

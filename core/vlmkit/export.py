@@ -60,7 +60,7 @@ from typing import Any, Protocol, cast
 import attrs
 
 from vlmkit.atomic import Staging, relative_parts, safe_join
-from vlmkit.errors import ConfigError, SinkError
+from vlmkit.errors import ConfigError, SinkError, VlmkitError
 from vlmkit.filelist import FileList
 from vlmkit.ledger import LedgerRecord, LedgerState, read_ledger
 from vlmkit.records import TASKS, SinkInfo
@@ -295,8 +295,13 @@ class Exporter:
         if task in self._warmed:
             return
         self._warmed.add(task)
-        for _name, sink in self.built:
-            sink.warm_up(task)
+        for name, sink in self.built:
+            try:
+                sink.warm_up(task)
+            except VlmkitError:
+                raise
+            except Exception as err:  # a missing module, a font that cannot load: name the sink
+                raise SinkError(f"sink {name!r} could not get ready for {task}: {err}") from err
 
     @property
     def staged_only(self) -> bool:

@@ -9,7 +9,7 @@ from PIL import Image
 
 import vlmkit
 from tests.runner.test_runner import CAT
-from vlmkit.errors import ConfigError
+from vlmkit.errors import ConfigError, VlmkitError
 from vlmkit.sink import Sink, SinkItem
 from vlmkit.testing import scripted_plugin
 
@@ -19,14 +19,14 @@ class Recording(Sink):
 
     accepts = frozenset({"detect", "segment"})
 
-    def __init__(self, out_dir, *, events: list, fail: bool = False) -> None:
+    def __init__(self, out_dir, *, events: list, fail: Exception | None = None) -> None:
         super().__init__(out_dir)
         self.events, self.fail = events, fail
 
     def warm_up(self, task: str) -> None:
         self.events.append(("warm_up", task))
-        if self.fail:
-            raise ConfigError("this sink needs a font that is not installed")
+        if self.fail is not None:
+            raise self.fail
 
     def write(self, item: SinkItem) -> None:
         self.events.append(("write", item.key))
@@ -39,7 +39,7 @@ def images(folder, count=3):
     return folder
 
 
-def session(events, fail=False):
+def session(events, fail=None):
     def answer(request):
         events.append(("request", None))
         return CAT
@@ -69,9 +69,19 @@ def test_a_run_warms_its_sinks_up_with_its_task_before_the_first_request(tmp_pat
     assert sorted(key for what, key in events if what == "write") == ["0.png", "1.png", "2.png"]
 
 
-def test_a_sink_that_cannot_warm_up_stops_the_run_before_anything_is_sent(tmp_path):
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (ConfigError("this sink needs a font that is not installed"), "font that is not"),
+        # anything else is a SinkError naming the sink, not a bare traceback
+        (ImportError("No module named 'shapely'"), r"sink 'recording' could not get ready for"),
+    ],
+)
+def test_a_sink_that_cannot_warm_up_stops_the_run_before_anything_is_sent(
+    tmp_path, error, expected
+):
     events: list = []
-    with session(events, fail=True) as s, pytest.raises(ConfigError, match="font"):
+    with session(events, fail=error) as s, pytest.raises(VlmkitError, match=expected):
         s.run("detect", [images(tmp_path / "images")], "cat", out_dir=tmp_path / "out",
               sinks=["recording"])  # fmt: skip
     assert events == [("warm_up", "detect")]

@@ -44,7 +44,7 @@ import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -107,22 +107,12 @@ def _visible_area(mask: Mask, image_size: tuple[int, int]) -> int:
     return int(np.count_nonzero(mask.binary[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]))
 
 
-class _Rle(NamedTuple):
-    """A mask's RLE as held until the file is written: its runs as an array (4 bytes each,
-    where the document's list of ints takes 36; issue 16)."""
-
-    height: int
-    width: int
-    counts: np.ndarray
-
-
-def _document_form(segmentation: _Rle | tuple[np.ndarray, ...]) -> Any:
-    """A held segmentation as the COCO document writes it."""
-    if isinstance(segmentation, _Rle):
-        return {
-            "size": [segmentation.height, segmentation.width],
-            "counts": segmentation.counts.tolist(),
-        }
+def _document_form(segmentation: Any, width: int, height: int) -> Any:
+    """A held segmentation as the COCO document writes it: RLE runs are held as one array
+    (4 bytes a run, where the document's list of ints takes 36; issue 16), polygons as a
+    tuple of arrays."""
+    if isinstance(segmentation, np.ndarray):
+        return {"size": [height, width], "counts": segmentation.tolist()}
     return [part.tolist() for part in segmentation]
 
 
@@ -238,8 +228,7 @@ class CocoSink(StagedSink):
                 return tuple(np.round(_outset(c), 3).ravel() for c in outer)
             # nothing traceable (single pixels, 1-pixel lines, empty): RLE is exact
         counts = rle_counts(mask, size)
-        width, height = size
-        return _Rle(height, width, counts.astype(np.int32) if width * height < 2**31 else counts)
+        return counts.astype(np.int32) if size[0] * size[1] < 2**31 else counts
 
     # ------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -276,7 +265,8 @@ class CocoSink(StagedSink):
     def _annotation_dicts(self, keys: list[str], label_map: LabelMap) -> Iterator[dict[str, Any]]:
         count = 0
         for image_id, key in enumerate(keys, start=1):
-            for entry in self._images[key][2]:
+            width, height, entries = self._images[key]
+            for entry in entries:
                 count += 1
                 ann: dict[str, Any] = {"id": count, "image_id": image_id}
                 if isinstance(entry, dict):  # a keypoint (see _keypoint)
@@ -287,7 +277,7 @@ class CocoSink(StagedSink):
                     ann["category_id"] = label_map.id(label) + 1
                     ann |= {"bbox": [x, y, w, h], "iscrowd": 0, "area": area}
                     if segmentation is not None:
-                        ann["segmentation"] = _document_form(segmentation)
+                        ann["segmentation"] = _document_form(segmentation, width, height)
                     ann["score"] = score
                 yield ann
 

@@ -1,8 +1,9 @@
 """Loading images safely and encoding them explicitly for a model.
 
 :func:`load_image` turns a path, URL, bytes, ``PIL.Image`` or numpy array into a
-:class:`LoadedImage`: decoded in full, upright (EXIF orientation applied), in mode RGB, RGBA or L,
-with decompression bombs and unreadable files refused as :class:`~vlmkit.errors.MediaError`.
+:class:`LoadedImage`: checked by decoding it, upright (EXIF orientation applied), in mode RGB, RGBA
+or L, with decompression bombs and unreadable files refused as
+:class:`~vlmkit.errors.MediaError`.
 :func:`encode_image` turns it into the exact bytes sent to a model (:class:`EncodedImage`),
 optionally resized by a :class:`ResizePolicy`, and records the :class:`~vlmkit.geometry.Transform`
 from the original image to the encoded pixels so answers can be mapped back. No global state:
@@ -29,6 +30,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError, features
 from vlmkit.errors import ConfigError, MediaError
 from vlmkit.geometry import Transform
 from vlmkit.imagefile import DEFAULT_MAX_BYTES, ImageBytes, read_file
+from vlmkit.jpegcheck import checked_upright_jpeg
 
 if TYPE_CHECKING:
     import urllib.request
@@ -128,7 +130,7 @@ def _check_upright_mode(_instance: object, _attribute: object, value: Image.Imag
 
 @attrs.frozen(kw_only=True)
 class LoadedImage:
-    """A decoded, upright image and where it came from.
+    """A checked, upright image and where it came from.
 
     ``image`` has its EXIF orientation applied (``orientation`` records which one) and is in mode
     RGB, RGBA or L. ``sha256`` identifies the source bytes (or the pixels, for in-memory inputs).
@@ -192,8 +194,11 @@ def load_image(
     """Load an image from a path, http(s) URL, bytes, ``PIL.Image``, numpy array, or a file
     read already by :func:`vlmkit.imagefile.read_image` (not read again).
 
-    The image is decoded in full here (corruption surfaces now, not later), turned upright, and
-    converted to RGB, RGBA or L. Images over ``max_pixels`` are refused from their header, before
+    The image is decoded here (corruption surfaces now, not later), turned upright, and
+    converted to RGB, RGBA or L. An upright RGB or grayscale JPEG is decoded at one eighth of its
+    size, which reads every byte of it as a full decode does; its full pixels are decoded the
+    first time they are used (once, under a lock), so sending the file as it is never needs them
+    (:mod:`vlmkit.jpegcheck`). Images over ``max_pixels`` are refused from their header, before
     decoding; files and downloads over ``max_bytes`` are refused too. Every failure is a
     :class:`~vlmkit.errors.MediaError` that names the source and says what to do.
     """
@@ -287,15 +292,20 @@ def _from_bytes(data: bytes, name: str, *, max_pixels: int) -> LoadedImage:
     elif kind in _NOT_AN_IMAGE:
         raise MediaError(f"{name}: {_NOT_AN_IMAGE[kind]}", source=name)
     image: Image.Image | None = None
+    fmt: str | None
     try:
         opened = Image.open(io.BytesIO(data), formats=formats)
         try:
             _check_pixels(opened.size, max_pixels, name)
-            opened.load()
-            fmt = opened.format
-            if fmt == "HEIF" and opened.get_format_mimetype() == "image/heic":
-                fmt = "HEIC"
-            image, orientation = _upright(opened, owned=True)
+            image = checked_upright_jpeg(opened, data)
+            if image is not None:  # checked in full; its pixels are decoded on first use
+                fmt, orientation = "JPEG", 1
+            else:
+                opened.load()
+                fmt = opened.format
+                if fmt == "HEIF" and opened.get_format_mimetype() == "image/heic":
+                    fmt = "HEIC"
+                image, orientation = _upright(opened, owned=True)
         finally:
             if image is not opened:  # closing it would release the pixels handed over
                 opened.close()

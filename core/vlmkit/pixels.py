@@ -1,6 +1,6 @@
 """A run's pixel budget: how many decoded pixels its workers may hold at once.
 
-Every worker decodes its image in full (and the encoder makes a resized copy), so a folder of
+Every worker may decode its image in full (and the encoder makes a resized copy), so a folder of
 huge-but-legal images at full concurrency can take gigabytes. A run's worker therefore reads
 its item's size from the image's header (:func:`header_pixels`, nothing decoded) and starts it
 only while the pixels of the items in flight stay under the budget; an image larger than the

@@ -1,0 +1,168 @@
+"""An upright JPEG is checked by decoding every byte of it at one eighth of its size, and its
+full pixels are decoded only when something uses them (issue 16): a run that sends the file
+as it is never holds, nor spends the CPU on, a full-size decode."""
+
+from __future__ import annotations
+
+import io
+import random
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFile
+
+from vlmkit.errors import MediaError
+from vlmkit.imagefile import read_image
+from vlmkit.media import encode_image, load_image
+
+
+def _jpeg(size: tuple[int, int] = (640, 480), **save: object) -> bytes:
+    rng = np.random.default_rng(7)
+    smooth = rng.integers(0, 255, (size[1] // 16 + 1, size[0] // 16 + 1, 3), dtype=np.uint8)
+    pixels = np.kron(smooth, np.ones((16, 16, 1), dtype=np.uint8))[: size[1], : size[0]]
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90, **save)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The sizes at which Pillow decoded an image file's pixels, in order."""
+    seen: list[tuple[int, int]] = []
+    load = ImageFile.ImageFile.load
+
+    def counting(self: ImageFile.ImageFile):  # type: ignore[no-untyped-def]
+        if self.tile:
+            seen.append(self.size)
+        return load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counting)
+    return seen
+
+
+def test_an_upright_jpeg_sent_as_it_is_is_never_decoded_at_full_size(
+    tmp_path: Path, decodes: list[tuple[int, int]]
+) -> None:
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(_jpeg((640, 480)))
+    loaded = load_image(read_image(path))
+    encoded = encode_image(loaded)
+    assert encoded.data == path.read_bytes()
+    assert loaded.size == (640, 480) and loaded.mode == "RGB" and loaded.orientation == 1
+    assert decodes == [(80, 60)]  # every byte checked, at 1/8 scale
+
+
+def test_its_pixels_are_decoded_on_first_use_exactly_as_a_full_decode(
+    decodes: list[tuple[int, int]],
+) -> None:
+    data = _jpeg((333, 250), progressive=True)
+    loaded = load_image(data)
+    expected = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    assert np.array_equal(np.asarray(loaded.image), expected)
+    assert np.array_equal(np.asarray(loaded.image), expected)  # once: no second decode
+    assert decodes == [(42, 32), (333, 250), (333, 250)]  # the check, ours, the expected
+
+
+def test_a_grayscale_jpeg_is_checked_the_same_way(decodes: list[tuple[int, int]]) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(np.arange(256 * 64, dtype=np.uint8).reshape(64, 256) % 251).save(buffer, "JPEG")
+    loaded = load_image(buffer.getvalue())
+    assert loaded.mode == "L" and loaded.size == (256, 64)
+    assert decodes == [(32, 8)]
+    assert np.asarray(loaded.image).shape == (64, 256)
+
+
+def test_threads_that_use_its_pixels_at_once_all_get_them() -> None:
+    data = _jpeg((3000, 2000))
+    expected = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    for _ in range(8):
+        loaded = load_image(data)
+        got: list[np.ndarray | BaseException] = []
+        start = threading.Barrier(4)
+
+        def use(
+            image: Image.Image = loaded.image,
+            start: threading.Barrier = start,
+            got: list[np.ndarray | BaseException] = got,
+        ) -> None:
+            start.wait()
+            try:
+                got.append(np.asarray(image))
+            except BaseException as err:  # reported below
+                got.append(err)
+
+        threads = [threading.Thread(target=use) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert all(isinstance(array, np.ndarray) for array in got), got
+        assert all(np.array_equal(array, expected) for array in got)
+
+
+def test_a_closed_one_refuses_its_pixels() -> None:
+    loaded = load_image(_jpeg((64, 48)))
+    loaded.image.close()  # what a run does once the request is built
+    with pytest.raises(ValueError, match="closed"):
+        np.asarray(loaded.image)
+    assert loaded.size == (64, 48)
+
+
+def _damaged(data: bytes, seed: int) -> bytes:
+    rng = random.Random(seed)
+    damaged = bytearray(data)
+    if seed % 2:
+        return bytes(damaged[: rng.randrange(len(data) // 4, len(data) - 8)])
+    start = rng.randrange(len(data) // 4, len(data) - 300)
+    del damaged[start : start + rng.randint(1, 200)]
+    return bytes(damaged)
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_damaged_upright_jpegs_are_refused_when_loaded_as_a_full_decode_refuses_them(
+    progressive: bool,
+) -> None:
+    data = _jpeg((320, 240), progressive=progressive)
+    refused = 0
+    for seed in range(40):
+        damaged = _damaged(data, seed)
+        try:
+            with Image.open(io.BytesIO(damaged)) as image:
+                image.load()
+            full_refuses = False
+        except Exception:  # whatever Pillow raises for it
+            full_refuses = True
+        if full_refuses:
+            refused += 1
+            with pytest.raises(MediaError, match="corrupt or truncated"):
+                load_image(damaged)
+        else:
+            assert load_image(damaged).size == (320, 240)
+    assert refused >= 20  # the cases reach the check
+
+
+def test_a_rotated_jpeg_is_decoded_and_turned_when_loaded(
+    decodes: list[tuple[int, int]],
+) -> None:
+    image = Image.open(io.BytesIO(_jpeg((64, 48))))
+    exif = image.getexif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", exif=exif)
+    decodes.clear()
+    loaded = load_image(buffer.getvalue())
+    assert loaded.size == (48, 64) and loaded.orientation == 6
+    assert decodes == [(64, 48)]  # decoded in full to be turned, as before
+
+
+def test_it_pickles_and_copies_like_any_pillow_image() -> None:
+    import copy
+    import pickle
+
+    data = _jpeg((96, 64))
+    expected = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    image = load_image(data).image
+    for other in (pickle.loads(pickle.dumps(image)), copy.deepcopy(image), image.copy()):
+        assert other.size == (96, 64) and np.array_equal(np.asarray(other), expected)

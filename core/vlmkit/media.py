@@ -190,21 +190,28 @@ def load_image(
     max_pixels: int = 100_000_000,
     max_bytes: int = DEFAULT_MAX_BYTES,
     timeout: float = 30.0,
+    decode: Literal["full", "on_use"] = "full",
 ) -> LoadedImage:
     """Load an image from a path, http(s) URL, bytes, ``PIL.Image``, numpy array, or a file
     read already by :func:`vlmkit.imagefile.read_image` (not read again).
 
     The image is decoded here (corruption surfaces now, not later), turned upright, and
-    converted to RGB, RGBA or L. An upright RGB or grayscale JPEG is decoded at one eighth of its
-    size, which reads every byte of it as a full decode does; its full pixels are decoded the
-    first time they are used (once, under a lock), so sending the file as it is never needs them
-    (:mod:`vlmkit.jpegcheck`). Images over ``max_pixels`` are refused from their header, before
-    decoding; files and downloads over ``max_bytes`` are refused too. Every failure is a
+    converted to RGB, RGBA or L. With ``decode="on_use"`` — for a caller that may send the file
+    as it is, as a Session does — an upright RGB or grayscale JPEG is decoded at one eighth of
+    its size, which reads every byte of it as a full decode does, and its full pixels are
+    decoded the first time they are used (once, safe from several threads;
+    :mod:`vlmkit.jpegcheck`). Any other image is decoded in full either way.
+
+    Images over ``max_pixels`` are refused from their header, before decoding; files and
+    downloads over ``max_bytes`` are refused too. Every failure is a
     :class:`~vlmkit.errors.MediaError` that names the source and says what to do.
     """
     _check_positive("max_pixels", max_pixels)
     _check_positive("max_bytes", max_bytes)
     _check_positive("timeout", timeout)
+    if decode not in ("full", "on_use"):
+        raise ConfigError(f"decode must be 'full' or 'on_use', got {decode!r}")
+    on_use = decode == "on_use"
     if isinstance(source, LoadedImage):
         return source
     if isinstance(source, Image.Image):
@@ -220,7 +227,7 @@ def load_image(
                 "pass a larger max_bytes if you trust this data",
                 source="<bytes>",
             )
-        return _from_bytes(data, "<bytes>", max_pixels=max_pixels)
+        return _from_bytes(data, "<bytes>", max_pixels=max_pixels, on_use=on_use)
     if isinstance(source, ImageBytes):  # a file read already (vlmkit.imagefile.read_image)
         if len(source.data) > max_bytes:
             raise MediaError(
@@ -228,7 +235,7 @@ def load_image(
                 "pass a larger max_bytes if you trust this file",
                 source=source.source,
             )
-        return _from_bytes(source.data, source.source, max_pixels=max_pixels)
+        return _from_bytes(source.data, source.source, max_pixels=max_pixels, on_use=on_use)
     if isinstance(source, str | os.PathLike):
         text = os.fspath(source)
         if isinstance(text, bytes):
@@ -237,7 +244,7 @@ def load_image(
             scheme = _url_scheme(text)
             if scheme in ("http", "https"):
                 data, name = _fetch(text, max_bytes=max_bytes, timeout=timeout)
-                return _from_bytes(data, name, max_pixels=max_pixels)
+                return _from_bytes(data, name, max_pixels=max_pixels, on_use=on_use)
             if scheme is not None:
                 name = _display_url(text)
                 raise MediaError(
@@ -246,7 +253,7 @@ def load_image(
                     source=name,
                 )
         data = read_file(Path(text), text, max_bytes=max_bytes)
-        return _from_bytes(data, text, max_pixels=max_pixels)
+        return _from_bytes(data, text, max_pixels=max_pixels, on_use=on_use)
     kind = type(source).__name__
     raise MediaError(
         f"cannot load an image from a {kind}; pass a path, an http(s) URL, bytes, a PIL.Image "
@@ -271,7 +278,7 @@ def _url_scheme(text: str) -> str | None:
     return None
 
 
-def _from_bytes(data: bytes, name: str, *, max_pixels: int) -> LoadedImage:
+def _from_bytes(data: bytes, name: str, *, max_pixels: int, on_use: bool) -> LoadedImage:
     if not data:
         raise MediaError(
             f"{name}: the file is empty (0 bytes); re-export or re-download it", source=name
@@ -297,7 +304,7 @@ def _from_bytes(data: bytes, name: str, *, max_pixels: int) -> LoadedImage:
         opened = Image.open(io.BytesIO(data), formats=formats)
         try:
             _check_pixels(opened.size, max_pixels, name)
-            image = checked_upright_jpeg(opened, data)
+            image = checked_upright_jpeg(opened, data) if on_use else None
             if image is not None:  # checked in full; its pixels are decoded on first use
                 fmt, orientation = "JPEG", 1
             else:

@@ -189,7 +189,8 @@ class Session:
 
     # -- plumbing -------------------------------------------------------------------------
     def _load(self, image: Any) -> LoadedImage:
-        return load_image(image)
+        # the backend may send an upright JPEG as it is: its pixels are decoded if it uses them
+        return load_image(image, decode="on_use")
 
     def _prompt(self, task: str, prompt: Any, **kwargs: Any) -> tuple[str, tuple[str, ...]]:
         """The task prompt in the backend's declared convention (or its own templates).

@@ -1,6 +1,7 @@
-"""An upright JPEG is checked by decoding every byte of it at one eighth of its size, and its
-full pixels are decoded only when something uses them (issue 16): a run that sends the file
-as it is never holds, nor spends the CPU on, a full-size decode."""
+"""``load_image(..., decode="on_use")``, what a Session asks for: an upright JPEG is checked by
+decoding every byte of it at one eighth of its size, and its full pixels are decoded only when
+something uses them (issue 16). A run that sends the file as it is never holds, nor spends the
+CPU on, a full-size decode; a caller that wants the pixels (the default) decodes once."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from vlmkit.errors import MediaError
+from vlmkit.errors import ConfigError, MediaError
 from vlmkit.imagefile import read_image
 from vlmkit.media import encode_image, load_image
 
@@ -47,18 +48,33 @@ def test_an_upright_jpeg_sent_as_it_is_is_never_decoded_at_full_size(
 ) -> None:
     path = tmp_path / "photo.jpg"
     path.write_bytes(_jpeg((640, 480)))
-    loaded = load_image(read_image(path))
+    loaded = load_image(read_image(path), decode="on_use")
     encoded = encode_image(loaded)
     assert encoded.data == path.read_bytes()
     assert loaded.size == (640, 480) and loaded.mode == "RGB" and loaded.orientation == 1
     assert decodes == [(80, 60)]  # every byte checked, at 1/8 scale
 
 
+def test_by_default_its_pixels_are_decoded_once_when_loaded(
+    tmp_path: Path, decodes: list[tuple[int, int]]
+) -> None:
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(_jpeg((640, 480)))
+    loaded = load_image(path)  # the annotate sink's way: it draws on the pixels
+    np.asarray(loaded.image)
+    assert decodes == [(640, 480)]
+
+
+def test_decode_is_full_or_on_use() -> None:
+    with pytest.raises(ConfigError, match="decode must be 'full' or 'on_use'"):
+        load_image(_jpeg((8, 8)), decode="lazy")  # type: ignore[arg-type]
+
+
 def test_its_pixels_are_decoded_on_first_use_exactly_as_a_full_decode(
     decodes: list[tuple[int, int]],
 ) -> None:
     data = _jpeg((333, 250), progressive=True)
-    loaded = load_image(data)
+    loaded = load_image(data, decode="on_use")
     expected = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
     assert np.array_equal(np.asarray(loaded.image), expected)
     assert np.array_equal(np.asarray(loaded.image), expected)  # once: no second decode
@@ -68,7 +84,7 @@ def test_its_pixels_are_decoded_on_first_use_exactly_as_a_full_decode(
 def test_a_grayscale_jpeg_is_checked_the_same_way(decodes: list[tuple[int, int]]) -> None:
     buffer = io.BytesIO()
     Image.fromarray(np.arange(256 * 64, dtype=np.uint8).reshape(64, 256) % 251).save(buffer, "JPEG")
-    loaded = load_image(buffer.getvalue())
+    loaded = load_image(buffer.getvalue(), decode="on_use")
     assert loaded.mode == "L" and loaded.size == (256, 64)
     assert decodes == [(32, 8)]
     assert np.asarray(loaded.image).shape == (64, 256)
@@ -78,7 +94,7 @@ def test_threads_that_use_its_pixels_at_once_all_get_them() -> None:
     data = _jpeg((3000, 2000))
     expected = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
     for _ in range(8):
-        loaded = load_image(data)
+        loaded = load_image(data, decode="on_use")
         got: list[np.ndarray | BaseException] = []
         start = threading.Barrier(4)
 
@@ -103,7 +119,7 @@ def test_threads_that_use_its_pixels_at_once_all_get_them() -> None:
 
 
 def test_a_closed_one_refuses_its_pixels() -> None:
-    loaded = load_image(_jpeg((64, 48)))
+    loaded = load_image(_jpeg((64, 48)), decode="on_use")
     loaded.image.close()  # what a run does once the request is built
     with pytest.raises(ValueError, match="closed"):
         np.asarray(loaded.image)
@@ -137,9 +153,9 @@ def test_damaged_upright_jpegs_are_refused_when_loaded_as_a_full_decode_refuses_
         if full_refuses:
             refused += 1
             with pytest.raises(MediaError, match="corrupt or truncated"):
-                load_image(damaged)
+                load_image(damaged, decode="on_use")
         else:
-            assert load_image(damaged).size == (320, 240)
+            assert load_image(damaged, decode="on_use").size == (320, 240)
     assert refused >= 20  # the cases reach the check
 
 
@@ -152,7 +168,7 @@ def test_a_rotated_jpeg_is_decoded_and_turned_when_loaded(
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", exif=exif)
     decodes.clear()
-    loaded = load_image(buffer.getvalue())
+    loaded = load_image(buffer.getvalue(), decode="on_use")
     assert loaded.size == (48, 64) and loaded.orientation == 6
     assert decodes == [(64, 48)]  # decoded in full to be turned, as before
 
@@ -163,6 +179,6 @@ def test_it_pickles_and_copies_like_any_pillow_image() -> None:
 
     data = _jpeg((96, 64))
     expected = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-    image = load_image(data).image
+    image = load_image(data, decode="on_use").image
     for other in (pickle.loads(pickle.dumps(image)), copy.deepcopy(image), image.copy()):
         assert other.size == (96, 64) and np.array_equal(np.asarray(other), expected)

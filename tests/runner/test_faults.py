@@ -107,8 +107,8 @@ def test_huge_images_are_taken_within_a_pixel_budget_across_workers(tmp_path, mo
     lock, held, peak = threading.Lock(), [0], [0]
     real_load = vlmkit.session.load_image
 
-    def load(image):  # a big image is held from its decoding until its answer
-        loaded = real_load(image)
+    def load(image, **options):  # a big image is held from its decoding until its answer
+        loaded = real_load(image, **options)
         if loaded.size[0] * loaded.size[1] > 1_000_000:
             with lock:
                 held[0] += 1

@@ -29,8 +29,8 @@ def test_released_pixels_let_the_next_images_in_while_answers_are_awaited(tmp_pa
     lock, decoded, peak = threading.Lock(), [0], [0]
     real_load = vlmkit.session.load_image
 
-    def load(image):  # counts the images decoded and not yet released
-        loaded = real_load(image)
+    def load(image, **options):  # counts the images decoded and not yet released
+        loaded = real_load(image, **options)
         with lock:
             decoded[0] += 1
             peak[0] = max(peak[0], decoded[0])

@@ -13,7 +13,7 @@ Two parts, each in fresh processes, interleaved (A B A B):
   (its own process) with 8 masks — polygons from a Gemini 3.x model (the default), then PNG
   crops from Gemini 2.5 — at 32 in flight: `vlmkit label` (``Session.run``, what the CLI
   runs) without sinks and with COCO + YOLO, against the bare google-genai SDK from a thread
-  pool that reads and decodes each photo as vlmkit does, alone and followed by
+  pool that reads and checks each photo as vlmkit does, alone and followed by
   ``sv.Detections.from_vlm`` (the masks a user gets without vlmkit, full-frame).
 
 With ``--before DIR`` (an older checkout: ``git worktree add DIR REV``) the stages and the
@@ -160,13 +160,12 @@ def _vlmkit_run(args: argparse.Namespace, sinks: list[str]) -> tuple[float, floa
 def _sdk_run(
     args: argparse.Namespace, paths: list[Path], *, supervision: bool
 ) -> tuple[float, float, int]:
-    import io
     from concurrent.futures import ThreadPoolExecutor
 
     import supervision as sv
+    from bench_throughput import checked_size
     from google import genai
     from google.genai import types
-    from PIL import Image
 
     client = genai.Client(
         api_key="bench-key", http_options=types.HttpOptions(base_url=args.base_url)
@@ -181,9 +180,7 @@ def _sdk_run(
 
     def one(path: Path) -> int:
         data = path.read_bytes()
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()  # validated and decoded, as vlmkit does; its size maps the masks
-            size = image.size
+        size = checked_size(data)  # checked as vlmkit checks it; its size maps the masks
         contents = [types.Part.from_bytes(data=data, mime_type="image/jpeg"), prompt]
         answer = client.models.generate_content(model=model, contents=contents, config=config)
         if supervision:

@@ -732,6 +732,11 @@ class ResizePolicy:
             return pixels, Transform.identity(size, orientation=orientation)
         return _resize(pixels, target), Transform.resize(size, target, orientation=orientation)
 
+    def changes(self, size: tuple[int, int]) -> bool:
+        """Whether :meth:`apply` makes new pixels for an upright image of ``size`` (a resize,
+        or a letterbox's canvas) rather than handing the image back as it is."""
+        return self.kind == "letterbox" or self._target_size(size) != size
+
     def _target_size(self, size: tuple[int, int]) -> tuple[int, int]:
         width, height = size
         if self.kind == "fit" and self.max_side is not None and max(size) > self.max_side:

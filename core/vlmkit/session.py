@@ -30,6 +30,7 @@ from vlmkit.backend import Backend, TaskRequest, VideoInput
 from vlmkit.batching import MicroBatcher
 from vlmkit.calloptions import check_supported, mask_settings, split_options
 from vlmkit.errors import ConfigError, UnsupportedTask
+from vlmkit.imagefile import ImageBytes
 from vlmkit.masks import MaskLimits
 from vlmkit.media import LoadedImage, load_image
 from vlmkit.middleware import AnswerCache, UsageMeter, default_cache_dir
@@ -189,8 +190,16 @@ class Session:
 
     # -- plumbing -------------------------------------------------------------------------
     def _load(self, image: Any) -> LoadedImage:
-        # the backend may send an upright JPEG as it is: its pixels are decoded if it uses them
-        return load_image(image, decode="on_use")
+        """``image`` loaded for the backend. Where the backend may send an upright JPEG as it is
+        (no image policy, or one that keeps this size from the header a run has read), the JPEG
+        is only checked and its pixels are decoded if the backend uses them; where the policy
+        will resize it, it is decoded in full at once (the check would be spent for nothing)."""
+        policy = getattr(self.backend, "image_policy", None)
+        if policy is None:
+            return load_image(image, decode="on_use")
+        size = image.size if isinstance(image, ImageBytes) else None
+        as_is = size is not None and not policy.changes(size)
+        return load_image(image, decode="on_use" if as_is else "full")
 
     def _prompt(self, task: str, prompt: Any, **kwargs: Any) -> tuple[str, tuple[str, ...]]:
         """The task prompt in the backend's declared convention (or its own templates).

@@ -16,7 +16,7 @@ from PIL import Image, ImageFile
 
 from vlmkit.errors import ConfigError, MediaError
 from vlmkit.imagefile import read_image
-from vlmkit.media import encode_image, load_image
+from vlmkit.media import ResizePolicy, encode_image, load_image
 
 
 def _jpeg(size: tuple[int, int] = (640, 480), **save: object) -> bytes:
@@ -182,3 +182,33 @@ def test_it_pickles_and_copies_like_any_pillow_image() -> None:
     image = load_image(data, decode="on_use").image
     for other in (pickle.loads(pickle.dumps(image)), copy.deepcopy(image), image.copy()):
         assert other.size == (96, 64) and np.array_equal(np.asarray(other), expected)
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        (None, [(80, 60)]),  # sent as it is: checked only
+        (ResizePolicy.fit(1000), [(80, 60)]),  # the policy keeps 640×480: the same
+        (ResizePolicy.fit(100), [(640, 480)]),  # resized: decoded once, no check spent first
+        (ResizePolicy.letterbox(640, 480), [(640, 480)]),  # a new canvas: the same
+    ],
+)
+def test_a_run_only_checks_what_its_backend_may_send_as_it_is(
+    tmp_path: Path,
+    decodes: list[tuple[int, int]],
+    policy: ResizePolicy | None,
+    expected: list[tuple[int, int]],
+) -> None:
+    import vlmkit
+    from vlmkit.testing import scripted_plugin
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "photo.jpg").write_bytes(_jpeg((640, 480)))
+    answer = '[{"box_2d": [0, 0, 500, 500], "label": "cat"}]'
+    plugin = scripted_plugin(answer, image_policy=policy)
+    decodes.clear()
+    with vlmkit.Session("scripted", plugins=[plugin], entrypoints=False) as session:
+        run = session.run("detect", [folder], "cat", out_dir=tmp_path / "out")
+        assert [outcome.status for outcome in run] == ["done"]
+    assert decodes == expected

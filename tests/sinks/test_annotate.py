@@ -23,7 +23,7 @@ from tests.sinks.conftest import (
 )
 from vlmkit.errors import SinkError
 from vlmkit.sink import SinkItem
-from vlmkit.sinks import annotate
+from vlmkit.sinks import fonts, preview
 from vlmkit.sinks.annotate import AnnotateSink, find_font, has_glyph, needs_cjk
 from vlmkit.types import Description, OcrBlock, OcrResult
 
@@ -61,7 +61,7 @@ def test_boxes_masks_and_cjk_label(tmp_path):
 
 def test_cjk_without_cjk_font_falls_back_and_warns(tmp_path, monkeypatch, caplog):
     dejavu, _ = find_font(cjk=False)
-    monkeypatch.setattr(annotate, "find_font", lambda cjk=True, **_: (dejavu, False))
+    monkeypatch.setattr(preview, "find_font", lambda cjk=True, **_: (dejavu, False))
     with caplog.at_level(logging.WARNING, logger="vlmkit.sinks.annotate"):
         out = render(tmp_path, detections([box_det([30, 40, 90, 100], "東京タワー")]))
     assert "no CJK font" in caplog.text
@@ -115,8 +115,8 @@ def test_cjk_label_is_drawn_with_real_glyphs_given_a_cjk_font(tmp_path, monkeypa
     font = build_font(site / "pkg" / "fonts" / "ipaexg.ttf", CJK_TEXT)
     dejavu, _ = find_font(cjk=False)
     result = detections([box_det(LABEL_BOX, CJK_TEXT)])
-    monkeypatch.setattr(annotate, "_site_dirs", lambda: (str(site),))
-    monkeypatch.setattr(annotate, "_FONT_DIRS", ())
+    monkeypatch.setattr(fonts, "_site_dirs", lambda: (str(site),))
+    monkeypatch.setattr(fonts, "_FONT_DIRS", ())
     assert find_font(text=CJK_TEXT) == (str(font), True)
     with_cjk = render(tmp_path / "cjk", result, font_size=16)
     boxes = render(tmp_path / "dejavu", result, font_size=16, font_path=dejavu)

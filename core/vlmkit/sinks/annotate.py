@@ -49,13 +49,8 @@ the items' order, so the files are the same as drawn one by one (``workers=1``).
 from __future__ import annotations
 
 import functools
-import importlib.util
-import io
 import logging
 import os
-import re
-import site
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -73,206 +68,13 @@ from vlmkit.sink import (
     safe_join,
     utf8_safe,
 )
+from vlmkit.sinks.fonts import find_font, has_glyph, needs_cjk
+from vlmkit.sinks.preview import WRITABLE, PreviewPainter
 from vlmkit.types import Description, Detections, LabelMap, OcrResult, Points
 
 __all__ = ["AnnotateSink", "default_workers", "find_font", "has_glyph", "needs_cjk"]
 
 logger = logging.getLogger(__name__)
-
-# Hangul Jamo, CJK radicals .. CJK unified ideographs (kana, bopomofo, symbols included),
-# Hangul syllables, compatibility ideographs, full-width forms, supplementary ideographs.
-_CJK = re.compile(
-    "[\u1100-\u11ff\u2e80-\u9fff\ua960-\ua97f\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f"
-    "\uff00-\uffef\U00020000-\U0003134f]"
-)
-# Known CJK fonts by lower-case file name, best first; then any font whose name matches
-# _CJK_NAME. Every candidate is checked for real glyphs before it is used.
-_CJK_FONTS = (
-    "notosanscjk-regular.ttc",
-    "notosanscjksc-regular.otf",
-    "notosanscjkjp-regular.otf",
-    "notosanscjktc-regular.otf",
-    "notosanscjkkr-regular.otf",
-    "notosanscjk-regular.otf",
-    "notoserifcjk-regular.ttc",
-    "sourcehansans-regular.ttc",
-    "sourcehansanssc-regular.otf",
-    "sourcehansanscn-regular.otf",
-    "wqy-microhei.ttc",
-    "wqy-zenhei.ttc",
-    "droidsansfallbackfull.ttf",
-    "droidsansfallback.ttf",
-    "arial.unicode.ttf",
-    "arial unicode.ttf",
-    "arialuni.ttf",
-    "uming.ttc",
-    "pingfang.ttc",
-    "hiragino sans gb.ttc",
-    "msyh.ttc",
-    "simhei.ttf",
-    "yugothm.ttc",
-    "msgothic.ttc",
-    "malgun.ttf",
-    "ipaexg.ttf",
-    "ipag.ttf",
-    "nanumgothic.ttf",
-    "nanumbarungothic.ttf",
-)
-_CJK_NAME = re.compile(
-    r"cjk|sourcehan|wqy|droidsansfallback|notosans(sc|tc|hk|jp|kr)|notoserif(sc|tc|jp|kr)|"
-    r"ipaex|ipag|ipam|nanum|simhei|simsun|simfang|msyh|msgothic|yugoth|malgun|pingfang|"
-    r"hiragino|arial.?unicode|arialuni|uming|ukai"
-)
-_FONT_SUFFIXES = (".ttf", ".ttc", ".otf")
-
-
-def _ultralytics_dirs() -> tuple[str, ...]:
-    """Where Ultralytics keeps ``Arial.Unicode.ttf`` (its settings folder, per platform)."""
-    dirs = [
-        os.environ.get("YOLO_CONFIG_DIR", ""),
-        "~/.config/Ultralytics",
-        "~/Library/Application Support/Ultralytics",
-    ]
-    if os.environ.get("APPDATA"):
-        dirs.append(os.path.join(os.environ["APPDATA"], "Ultralytics"))
-    return tuple(d for d in dirs if d)
-
-
-_FONT_DIRS = (
-    "/usr/share/fonts",
-    "/usr/local/share/fonts",
-    "~/.local/share/fonts",
-    "~/.fonts",
-    "/System/Library/Fonts",
-    "/Library/Fonts",
-    "~/Library/Fonts",
-    "C:/Windows/Fonts",
-    *_ultralytics_dirs(),
-)
-_WRITABLE = {
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".png": "PNG",
-    ".webp": "WEBP",
-    ".bmp": "BMP",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-}
-
-
-def _split_cjk(word: str) -> list[str]:
-    """Split a word at every CJK character (each may end a line), keeping other runs whole."""
-    return [part for part in re.split(f"({_CJK.pattern})", word) if part]
-
-
-def needs_cjk(text: str) -> bool:
-    """Whether ``text`` has Chinese, Japanese or Korean characters."""
-    return bool(_CJK.search(text))
-
-
-def _site_dirs() -> tuple[str, ...]:
-    """The folders pip installs packages into (site-packages of this environment and user)."""
-    dirs: list[str] = list(getattr(site, "getsitepackages", list)())
-    user = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
-    if user:
-        dirs.append(user)
-    dirs.extend(p for p in sys.path if p.endswith(("site-packages", "dist-packages")))
-    return tuple(dict.fromkeys(os.path.abspath(d) for d in dirs))
-
-
-@functools.lru_cache(maxsize=8)
-def _font_files(dirs: tuple[str, ...]) -> dict[str, str]:
-    """Font files under ``dirs``, by lower-case file name (first found wins)."""
-    found: dict[str, str] = {}
-    for folder in dirs:
-        root = os.path.expanduser(folder)
-        if not os.path.isdir(root):
-            continue
-        for current, subdirs, files in os.walk(root):
-            subdirs[:] = [d for d in subdirs if d != "__pycache__" and not d.endswith(".dist-info")]
-            for name in files:
-                if name.lower().endswith(_FONT_SUFFIXES):
-                    found.setdefault(name.lower(), os.path.join(current, name))
-    return found
-
-
-def _dejavu(files: dict[str, str]) -> str | None:
-    if "dejavusans.ttf" in files:
-        return files["dejavusans.ttf"]
-    spec = importlib.util.find_spec("matplotlib")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(location, "mpl-data", "fonts", "ttf", "DejaVuSans.ttf")
-        if candidate.is_file():
-            return str(candidate)
-    return None
-
-
-@functools.lru_cache(maxsize=16)
-def _probe_font(path: str) -> Any:
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.truetype(path, 32)
-    except (OSError, ValueError):
-        return None
-
-
-@functools.lru_cache(maxsize=64)
-def _glyph_bitmap(path: str, char: str) -> bytes | None:
-    """``char`` drawn with the font at ``path`` (None when the font cannot be loaded)."""
-    from PIL import Image, ImageDraw
-
-    font = _probe_font(path)
-    if font is None:
-        return None
-    canvas = Image.new("L", (48, 48))
-    ImageDraw.Draw(canvas).text((4, 4), char, font=font, fill=255)
-    return canvas.tobytes()
-
-
-@functools.lru_cache(maxsize=8192)
-def has_glyph(path: str, char: str) -> bool:
-    """Whether the font at ``path`` has a real glyph for ``char``: it draws differently from
-    a code point no font has (which every font draws as its "missing" box, or not at all)."""
-    drawn = _glyph_bitmap(path, char)
-    return drawn is not None and drawn != _glyph_bitmap(path, "\U0010fffd") and any(drawn)
-
-
-def find_font(
-    *,
-    cjk: bool = True,
-    dirs: tuple[str, ...] | None = None,
-    site_dirs: tuple[str, ...] | None = None,
-    text: str | None = None,
-) -> tuple[str | None, bool]:
-    """A TrueType/OpenType font file for labels, and whether it has the CJK glyphs asked for.
-
-    With ``cjk``, the known CJK fonts (then any font named like one) in ``dirs`` (default: the
-    system font folders and Ultralytics' settings folder) and ``site_dirs`` (default: the
-    site-packages folders pip installs into) are checked for real glyphs of the CJK characters of
-    ``text`` (default: a common ideograph): the first font that has all of them wins, with
-    ``True``. Otherwise the font covering most of them is returned with ``False``, or — when
-    none covers any, or without ``cjk`` — DejaVu Sans with ``False``; ``(None, False)`` when
-    there is no font at all.
-    """
-    files = _font_files(_FONT_DIRS if dirs is None else dirs)
-    if cjk:
-        everywhere = dict(_font_files(_site_dirs() if site_dirs is None else site_dirs))
-        everywhere.update(files)  # a system font wins over a same-named packaged one
-        wanted = sorted(set(_CJK.findall(text or ""))) or ["\u732b"]
-        known = [everywhere[name] for name in _CJK_FONTS if name in everywhere]
-        named = [path for name, path in sorted(everywhere.items()) if _CJK_NAME.search(name)]
-        best: tuple[int, str | None] = (0, None)
-        for path in dict.fromkeys([*known, *named]):
-            covered = sum(has_glyph(path, char) for char in wanted)
-            if covered == len(wanted):
-                return path, True
-            if covered > best[0]:
-                best = (covered, path)
-        if best[1] is not None:
-            return best[1], False
-    return _dejavu(files), False
-
 
 #: Previews drawn at once by default: one per CPU, at most this many (each holds a few copies
 #: of its image: about 150 MB for a 12 MP photo).
@@ -297,40 +99,6 @@ def _load_pixels(path: str | os.PathLike[str]):
             return ImageOps.exif_transpose(opened).convert("RGB")
     image = load_image(path).image
     return image if image.mode == "RGB" else image.convert("RGB")
-
-
-def _caption_strip(image, text: str, font_path: str | None, size: int, max_lines: int = 12):
-    """``image`` with ``text`` (not empty) wrapped in a white strip underneath, in the font at
-    ``font_path`` (Pillow's default font without one) of ``size`` pixels."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    width, height = image.size
-    font = ImageFont.truetype(font_path, size) if font_path else ImageFont.load_default(size)
-    margin = max(4, size // 2)
-    # Words keep their trailing space; CJK text (no spaces) may break between characters.
-    tokens: list[str] = []
-    for word in re.findall(r"\S+\s*", text):
-        tokens.extend(_split_cjk(word) if needs_cjk(word) else [word])
-    lines: list[str] = []
-    current = ""
-    for token in tokens:
-        candidate = current + token
-        if not current or font.getlength(candidate.rstrip()) <= width - 2 * margin:
-            current = candidate
-        else:
-            lines.append(current.rstrip())
-            current = token
-    lines.append(current.rstrip())
-    if len(lines) > max_lines:
-        lines = [*lines[: max_lines - 1], lines[max_lines - 1] + " …"]
-    line_height = round(size * 1.3)
-    strip = 2 * margin + line_height * len(lines)
-    canvas = Image.new("RGB", (width, height + strip), (255, 255, 255))
-    canvas.paste(image, (0, 0))
-    draw = ImageDraw.Draw(canvas)
-    for index, line in enumerate(lines):
-        draw.text((margin, height + margin + index * line_height), line, fill=(0, 0, 0), font=font)
-    return canvas
 
 
 class AnnotateSink(StagedSink):
@@ -382,16 +150,17 @@ class AnnotateSink(StagedSink):
         self.background_workers = int(workers) if workers is not None else default_workers()
         self.root = safe_join(self.out_dir, folder)
         self.label_map = LabelMap(names or ())
-        self.font_path = str(font_path) if font_path else None
-        self.font_size = int(font_size) if font_size else None
-        self.thickness = int(thickness) if thickness else None
-        self.opacity = float(opacity)
-        self.quality = int(quality)
-        self.draw_masks = as_bool("masks", masks)
-        self.draw_labels = as_bool("labels", labels)
+        self.painter = PreviewPainter(
+            font_path=str(font_path) if font_path else None,
+            font_size=int(font_size) if font_size else None,
+            thickness=int(thickness) if thickness else None,
+            opacity=float(opacity),
+            quality=int(quality),
+            draw_masks=as_bool("masks", masks),
+            draw_labels=as_bool("labels", labels),
+        )
         self._lock = threading.Lock()
         self._targets: dict[Path, str] = {}  # preview path -> the input key it shows
-        self._warned_font = False
         self._warned_size = False
 
     # ------------------------------------------------------------------------------------
@@ -416,16 +185,16 @@ class AnnotateSink(StagedSink):
             with self._lock:  # class ids are shared state
                 sv_detections = result.to_supervision(self.label_map)
             draw = functools.partial(
-                self._draw, detections=sv_detections, labels=self._labels(result)
+                self.painter.draw, detections=sv_detections, labels=self._labels(result)
             )
         elif isinstance(result, Points):
             with self._lock:  # class ids are shared state
                 class_id = np.array([self.label_map.id(p.label) for p in result], dtype=int)
-            draw = functools.partial(self._draw_points, result=result, class_id=class_id)
+            draw = functools.partial(self.painter.draw_points, result=result, class_id=class_id)
         elif isinstance(result, OcrResult):
-            draw = functools.partial(self._draw_ocr_page, result=result)
+            draw = functools.partial(self.painter.draw_ocr_page, result=result)
         else:
-            draw = functools.partial(self._caption, text=utf8_safe(result.text))
+            draw = functools.partial(self.painter.caption, text=utf8_safe(result.text))
         self.in_background(
             item.key,
             functools.partial(self._render, item, target, draw),
@@ -454,7 +223,7 @@ class AnnotateSink(StagedSink):
                     *size,
                 )
             image = image.resize(tuple(size))
-        return self._encode(draw(image), target)
+        return self.painter.encode(draw(image), target)
 
     def _stage_preview(self, target: Path, data: bytes | None) -> None:
         """Stage an encoded preview (the feeding thread, in the items' order)."""
@@ -463,7 +232,7 @@ class AnnotateSink(StagedSink):
 
     def _target(self, key: str) -> Path:
         target = safe_join(self.root, key)
-        if target.suffix.lower() not in _WRITABLE:
+        if target.suffix.lower() not in WRITABLE:
             target = target.with_name(target.name + ".jpg")
         with self._lock:
             owner = self._targets.setdefault(target, key)
@@ -496,125 +265,3 @@ class AnnotateSink(StagedSink):
         ]
 
     # ------------------------------------------------------------------------------------
-    def _font(self, texts: list[str]) -> str | None:
-        if self.font_path:
-            return self.font_path
-        cjk = any(needs_cjk(t) for t in texts)
-        path, has_cjk = find_font(cjk=cjk, text="".join(texts)) if cjk else find_font(cjk=False)
-        if cjk and not has_cjk:
-            with self._lock:  # previews are drawn on several threads
-                first, self._warned_font = not self._warned_font, True
-            if not first:
-                return path
-            logger.warning(
-                "annotate sink: no CJK font with all the glyphs found, so CJK labels render "
-                "(partly) as boxes; install one (Debian/Ubuntu: apt install fonts-noto-cjk) or "
-                "pass font_path=..."
-            )
-        return path
-
-    def _draw(self, image, detections, labels: list[str], *, by_class: bool = True, dots: int = 0):
-        """Masks, boxes and labels; with ``dots`` (a radius), a dot at each box centre instead
-        of the box (the pointing task's small boxes around each point)."""
-        import supervision as sv
-
-        width, height = image.size
-        longest = max(width, height)
-        lookup = sv.ColorLookup.CLASS if by_class else sv.ColorLookup.INDEX
-        if len(detections) == 0:
-            return image
-        import cv2
-
-        # BGR for OpenCV, and back in place: cvtColor swaps the channels of a 12 MP frame in
-        # 8-35 ms (most of it the new array's page faults), a reversed NumPy view copied in 50
-        scene = np.asarray(cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR), dtype=np.uint8)
-        if self.draw_masks and detections.mask is not None:
-            scene = sv.MaskAnnotator(opacity=self.opacity, color_lookup=lookup).annotate(
-                scene, detections
-            )
-        thickness = self.thickness or max(2, round(longest / 500))
-        if dots:
-            marker: Any = sv.DotAnnotator(
-                radius=dots, color_lookup=lookup, outline_thickness=max(1, dots // 4)
-            )
-        else:
-            marker = sv.BoxAnnotator(thickness=thickness, color_lookup=lookup)
-        scene = marker.annotate(scene, detections)
-        if self.draw_labels and any(labels):
-            if all(label.isascii() for label in labels):
-                annotator: Any = sv.LabelAnnotator(
-                    color_lookup=lookup,
-                    smart_position=True,
-                    text_scale=max(0.5, longest / 1600),
-                    text_thickness=max(1, round(longest / 1000)),
-                    text_padding=max(4, round(longest / 200)),
-                )
-            else:
-                annotator = sv.RichLabelAnnotator(
-                    color_lookup=lookup,
-                    smart_position=True,
-                    font_path=self._font(labels),
-                    font_size=self.font_size or max(14, round(longest / 60)),
-                    text_padding=max(4, round(longest / 200)),
-                )
-            scene = annotator.annotate(scene, detections, labels=labels)
-        from PIL import Image
-
-        scene = np.ascontiguousarray(scene)  # as the annotators left it (a copy if they must)
-        cv2.cvtColor(scene, cv2.COLOR_BGR2RGB, dst=scene)
-        return Image.fromarray(scene)
-
-    def _draw_points(self, image, result: Points, class_id: np.ndarray):
-        import supervision as sv
-
-        if not len(result):
-            return image
-        width, height = image.size
-        radius = max(5, round(max(width, height) / 120), (self.thickness or 0) * 2)
-        # centres on pixels of the image (a point clamped to the right edge sits on x = width)
-        xy = np.clip(result.xy, 0.0, [width - 1, height - 1])
-        detections = sv.Detections(
-            xyxy=np.hstack([xy - radius, xy + radius]).astype(np.float32),
-            class_id=class_id,
-        )
-        labels = [
-            utf8_safe(p.label if p.score is None else f"{p.label} {p.score:.2f}".strip())
-            for p in result
-        ]
-        return self._draw(image, detections, labels, dots=radius)
-
-    def _draw_ocr(self, image, result: OcrResult):
-        import supervision as sv
-
-        blocks = [b for b in result.blocks if b.box is not None]
-        if not blocks:
-            return image
-        detections = sv.Detections(
-            xyxy=np.array([b.box.xyxy for b in blocks], dtype=np.float32),  # type: ignore[union-attr]
-            class_id=np.zeros(len(blocks), dtype=int),
-        )
-        texts = [utf8_safe(b.text) for b in blocks]
-        return self._draw(image, detections, texts, by_class=False)
-
-    def _draw_ocr_page(self, image, result: OcrResult):
-        """The blocks that have boxes, and the full text in a caption strip."""
-        return self._caption(self._draw_ocr(image, result), utf8_safe(result.text))
-
-    def _caption(self, image, text: str):
-        """``image`` with ``text`` wrapped in a white strip underneath."""
-        text = " ".join(text.split())
-        if not text:
-            return image
-        size = self.font_size or max(14, round(max(image.size) / 60))
-        return _caption_strip(image, text, self._font([text]), size)
-
-    def _encode(self, image, target: Path) -> bytes:
-        """The preview file's bytes, in the format of ``target``'s suffix."""
-        fmt = _WRITABLE.get(target.suffix.lower(), "JPEG")
-        buffer = io.BytesIO()
-        if fmt in ("JPEG", "WEBP"):
-            rgb = image if image.mode == "RGB" else image.convert("RGB")
-            rgb.save(buffer, format=fmt, quality=self.quality)
-        else:
-            image.save(buffer, format=fmt)
-        return buffer.getvalue()

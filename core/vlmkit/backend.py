@@ -146,6 +146,10 @@ class Backend:
     * ``concurrency`` — requests a runner should keep in flight (API backends: many).
     * ``batch_size`` — requests :meth:`generate_batch` handles at once (local models).
     * ``thread_safe`` — whether ``generate`` may be called from many threads at once.
+    * ``sends_image_files`` — whether ``generate`` may send an unchanged image's own file bytes
+      (``encode_image(sent.original)`` with format ``"auto"``) rather than its pixels: the
+      Session then only checks an upright JPEG it loads (:mod:`vlmkit.jpegcheck`) and decodes
+      its pixels if the backend uses them. Leave it False if the backend reads the pixels.
     * ``prompt_templates`` — the backend's own prompt per template name (see
       :data:`vlmkit.prompts.TEMPLATE_NAMES`), replacing the built-in one chosen for its
       convention: ``{"detect": "Locate every {things}. Report bbox_2d in JSON."}``.
@@ -158,6 +162,7 @@ class Backend:
     concurrency: int = 1
     batch_size: int = 1
     thread_safe: bool = True
+    sends_image_files: bool = False
     prompt_templates: Mapping[str, str] = MappingProxyType({})
 
     #: the model this instance talks to (set by subclasses)

@@ -304,7 +304,7 @@ def _from_bytes(data: bytes, name: str, *, max_pixels: int, on_use: bool) -> Loa
         opened = Image.open(io.BytesIO(data), formats=formats)
         try:
             _check_pixels(opened.size, max_pixels, name)
-            image = checked_upright_jpeg(opened, data) if on_use else None
+            image = checked_upright_jpeg(opened, data, name) if on_use else None
             if image is not None:  # checked in full; its pixels are decoded on first use
                 fmt, orientation = "JPEG", 1
             else:

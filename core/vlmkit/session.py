@@ -190,11 +190,15 @@ class Session:
 
     # -- plumbing -------------------------------------------------------------------------
     def _load(self, image: Any) -> LoadedImage:
-        """``image`` loaded for the backend. Where the backend may send an upright JPEG as it is
-        (no image policy, or one that keeps this size from the header a run has read), the JPEG
-        is only checked and its pixels are decoded if the backend uses them; where the policy
-        will resize it, it is decoded in full at once (the check would be spent for nothing)."""
-        policy = getattr(self.backend, "image_policy", None)
+        """``image`` loaded for the backend. Where the backend may send an upright JPEG's file
+        as it is (it declares ``sends_image_files``, and has no image policy or one that keeps
+        the size a run read from the header), the JPEG is only checked and its pixels are
+        decoded if the backend uses them; otherwise it is decoded in full at once (the check
+        would be spent for nothing)."""
+        backend = self.backend
+        if not getattr(backend, "sends_image_files", False):
+            return load_image(image)
+        policy = getattr(backend, "image_policy", None)
         if policy is None:
             return load_image(image, decode="on_use")
         size = image.size if isinstance(image, ImageBytes) else None

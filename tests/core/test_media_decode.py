@@ -185,17 +185,19 @@ def test_it_pickles_and_copies_like_any_pillow_image() -> None:
 
 
 @pytest.mark.parametrize(
-    ("policy", "expected"),
+    ("sends_files", "policy", "expected"),
     [
-        (None, [(80, 60)]),  # sent as it is: checked only
-        (ResizePolicy.fit(1000), [(80, 60)]),  # the policy keeps 640×480: the same
-        (ResizePolicy.fit(100), [(640, 480)]),  # resized: decoded once, no check spent first
-        (ResizePolicy.letterbox(640, 480), [(640, 480)]),  # a new canvas: the same
+        (True, None, [(80, 60)]),  # may be sent as it is: checked only
+        (True, ResizePolicy.fit(1000), [(80, 60)]),  # the policy keeps 640×480: the same
+        (True, ResizePolicy.fit(100), [(640, 480)]),  # resized: decoded once, no check first
+        (True, ResizePolicy.letterbox(640, 480), [(640, 480)]),  # a new canvas: the same
+        (False, None, [(640, 480)]),  # a backend that reads the pixels: decoded once
     ],
 )
 def test_a_run_only_checks_what_its_backend_may_send_as_it_is(
     tmp_path: Path,
     decodes: list[tuple[int, int]],
+    sends_files: bool,
     policy: ResizePolicy | None,
     expected: list[tuple[int, int]],
 ) -> None:
@@ -206,9 +208,71 @@ def test_a_run_only_checks_what_its_backend_may_send_as_it_is(
     folder.mkdir()
     (folder / "photo.jpg").write_bytes(_jpeg((640, 480)))
     answer = '[{"box_2d": [0, 0, 500, 500], "label": "cat"}]'
-    plugin = scripted_plugin(answer, image_policy=policy)
+    plugin = scripted_plugin(answer, image_policy=policy, sends_image_files=sends_files)
     decodes.clear()
     with vlmkit.Session("scripted", plugins=[plugin], entrypoints=False) as session:
         run = session.run("detect", [folder], "cat", out_dir=tmp_path / "out")
         assert [outcome.status for outcome in run] == ["done"]
     assert decodes == expected
+
+
+def _lossless_gray(pixels: np.ndarray) -> bytes:
+    """A lossless (SOF3) grayscale JPEG of ``pixels``: predictor 1, one Huffman table."""
+    import struct
+
+    height, width = pixels.shape
+    values = pixels.astype(int)
+    out = bytearray(b"\xff\xd8")
+    out += b"\xff\xc3" + struct.pack(">HBHHB", 11, 8, height, width, 1) + bytes([1, 0x11, 0])
+    bits = [0] * 16
+    bits[3] = 9  # categories 0-8, each a 4-bit code
+    out += b"\xff\xc4" + struct.pack(">HB", 2 + 1 + 16 + 9, 0) + bytes(bits) + bytes(range(9))
+    out += b"\xff\xda" + struct.pack(">HB", 8, 1) + bytes([1, 0, 1, 0, 0])
+    stream = []
+    for y in range(height):
+        for x in range(width):
+            if x == 0 and y == 0:
+                predicted = 128
+            elif y == 0 or x > 0:
+                predicted = values[y, x - 1]
+            else:
+                predicted = values[y - 1, x]
+            diff = int((values[y, x] - predicted + 32768) % 65536) - 32768
+            size = abs(diff).bit_length()
+            stream += format(size, "04b")
+            if size:
+                stream += format(diff if diff > 0 else diff + (1 << size) - 1, f"0{size}b")
+    stream += "1" * (-len(stream) % 8)
+    for index in range(0, len(stream), 8):
+        byte = int("".join(stream[index : index + 8]), 2)
+        out += bytes([byte, 0] if byte == 0xFF else [byte])
+    return bytes(out + b"\xff\xd9")
+
+
+def test_a_lossless_jpeg_which_only_decodes_at_full_scale_is_read_not_refused(
+    decodes: list[tuple[int, int]],
+) -> None:
+    pixels = (np.add.outer(np.arange(48), np.arange(64)) * 2 % 256).astype(np.uint8)
+    data = _lossless_gray(pixels)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), pixels)
+    decodes.clear()
+    loaded = load_image(data, decode="on_use")  # before: MediaError "corrupt or truncated"
+    assert loaded.size == (64, 48) and np.array_equal(np.asarray(loaded.image), pixels)
+
+
+def test_pixels_that_cannot_be_decoded_on_use_are_a_media_error_naming_the_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(_jpeg((640, 480)))
+    loaded = load_image(path, decode="on_use")
+    load = ImageFile.ImageFile.load
+
+    def out_of_memory(self: ImageFile.ImageFile):  # type: ignore[no-untyped-def]
+        if self.tile and self.size == (640, 480):
+            raise MemoryError
+        return load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", out_of_memory)
+    with pytest.raises(MediaError, match=r"photo\.jpg: cannot decode the image.s pixels"):
+        np.asarray(loaded.image)

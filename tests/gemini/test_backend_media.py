@@ -173,6 +173,15 @@ def test_an_explicit_image_format_re_encodes(fake_gemini, gemini_session, tmp_pa
     assert mime == "image/jpeg" and _decoded(data).format == "JPEG"
 
 
+def test_the_backend_says_it_sends_files_as_they_are_only_with_the_auto_format(
+    fake_gemini, gemini_session
+):
+    """The Session only checks an upright JPEG (decodes its pixels if they are used) for a
+    backend that may send the file as it is: image_format "auto", not an explicit format."""
+    assert gemini_session().backend.sends_image_files
+    assert not gemini_session(image_format="jpeg").backend.sends_image_files
+
+
 def test_a_file_used_again_is_uploaded_once_keyed_by_its_bytes(
     fake_gemini, gemini_session, tmp_path
 ):

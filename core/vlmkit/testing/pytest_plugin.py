@@ -65,6 +65,7 @@ def scripted_session(vlmkit_session: Callable[..., Any]) -> Callable[..., Any]:
             "concurrency",
             "batch_size",
             "max_images",
+            "sends_image_files",
             "tasks",
             "media",
             "name",

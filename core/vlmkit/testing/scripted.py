@@ -41,6 +41,7 @@ class ScriptedBackend(Backend):
         concurrency: int = 8,
         batch_size: int = 1,
         max_images: int | None = None,
+        sends_image_files: bool = False,
     ) -> None:
         self.script = script
         self.model = model
@@ -51,6 +52,7 @@ class ScriptedBackend(Backend):
         self.concurrency = concurrency  # type: ignore[misc]
         self.batch_size = batch_size  # type: ignore[misc]
         self.max_images = max_images  # type: ignore[misc]
+        self.sends_image_files = sends_image_files  # type: ignore[misc]
         self.requests: list[Request] = []
         self.batches: list[int] = []
         self.closed = False

@@ -177,6 +177,7 @@ class GeminiBackend(Backend):
             self.image_policy = ResizePolicy.fit(int(max_image_side))
         settings.check_image_settings(image_format, jpeg_quality)
         self.image_format = image_format
+        self.sends_image_files = str(image_format).lower() == "auto"  # an unchanged JPEG as is
         self.jpeg_quality = jpeg_quality
         self.prices = PriceTable.of(prices)
         self._answers = AnswerReader(

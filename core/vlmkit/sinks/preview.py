@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 
 from vlmkit.sink import utf8_safe
@@ -68,30 +69,20 @@ def caption_strip(image, text: str, font_path: str | None, size: int, max_lines:
     return canvas
 
 
+@attrs.define(kw_only=True)
 class PreviewPainter:
     """How the ``annotate`` sink draws: its drawing options, and the font chosen per text (a
     warning, once, when no CJK font has the glyphs). Safe to use from several threads."""
 
-    def __init__(
-        self,
-        *,
-        font_path: str | None,
-        font_size: int | None,
-        thickness: int | None,
-        opacity: float,
-        quality: int,
-        draw_masks: bool,
-        draw_labels: bool,
-    ) -> None:
-        self.font_path = font_path
-        self.font_size = font_size
-        self.thickness = thickness
-        self.opacity = opacity
-        self.quality = quality
-        self.draw_masks = draw_masks
-        self.draw_labels = draw_labels
-        self._lock = threading.Lock()
-        self._warned_font = False
+    font_path: str | None
+    font_size: int | None
+    thickness: int | None
+    opacity: float
+    quality: int
+    draw_masks: bool
+    draw_labels: bool
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+    _warned_font: bool = attrs.field(default=False, init=False, repr=False)
 
     def font(self, texts: list[str]) -> str | None:
         if self.font_path:

@@ -368,6 +368,7 @@ def test_conformance_check_passes_for_a_well_behaved_backend():
 def test_conformance_check_reports_problems():
     class Sloppy(vlmkit.Backend):
         concurrency = 0
+        sends_image_files = "yes"  # type: ignore[assignment]
 
         def generate(self, request):
             raise RuntimeError("boom")  # not from vlmkit's error tree
@@ -381,6 +382,7 @@ def test_conformance_check_reports_problems():
     assert not report.ok
     text = "\n".join(report.problems)
     assert "concurrency must be a positive int" in text
+    assert "sends_image_files must be True or False, got 'yes'" in text
     assert "RuntimeError (not a vlmkit error)" in text
     assert "description is empty" in text
     with pytest.raises(AssertionError, match="does not conform"):

@@ -99,6 +99,9 @@ def _check_declarations(backend: Any, info: Any, report: ConformanceReport) -> N
         not isinstance(backend.max_images, int) or backend.max_images < 1
     ):
         report.problems.append(f"max_images must be None or a positive int: {backend.max_images!r}")
+    for name in ("thread_safe", "sends_image_files"):
+        if not isinstance(getattr(backend, name), bool):
+            report.problems.append(f"{name} must be True or False, got {getattr(backend, name)!r}")
     if info.options and {o.name for o in info.options} != {o.name for o in backend.options}:
         report.problems.append(
             "BackendInfo.options lists other options than the backend declares: "

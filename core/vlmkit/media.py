@@ -133,7 +133,9 @@ class LoadedImage:
     """A checked, upright image and where it came from.
 
     ``image`` has its EXIF orientation applied (``orientation`` records which one) and is in mode
-    RGB, RGBA or L. ``sha256`` identifies the source bytes (or the pixels, for in-memory inputs).
+    RGB, RGBA or L; loaded with ``decode="on_use"``, an upright JPEG's pixels are decoded the
+    first time they are used. ``sha256`` identifies the source bytes (or the pixels, for
+    in-memory inputs).
     """
 
     image: Image.Image = attrs.field(eq=False, validator=_check_upright_mode)
@@ -197,10 +199,11 @@ def load_image(
 
     The image is decoded here (corruption surfaces now, not later), turned upright, and
     converted to RGB, RGBA or L. With ``decode="on_use"`` — for a caller that may send the file
-    as it is, as a Session does — an upright RGB or grayscale JPEG is decoded at one eighth of
-    its size, which reads every byte of it as a full decode does, and its full pixels are
-    decoded the first time they are used (once, safe from several threads;
-    :mod:`vlmkit.jpegcheck`). Any other image is decoded in full either way.
+    as it is, as a Session does for a backend that declares ``sends_image_files`` — an upright
+    RGB or grayscale JPEG is decoded at one eighth of its size, which reads every byte of it as
+    a full decode does, and its full pixels are decoded the first time they are used (once, safe
+    from several threads; :mod:`vlmkit.jpegcheck`). Any other image is decoded in full either
+    way.
 
     Images over ``max_pixels`` are refused from their header, before decoding; files and
     downloads over ``max_bytes`` are refused too. Every failure is a

@@ -51,6 +51,47 @@ def test_qwen_images_are_sent_on_the_servers_28px_grid(server):
         assert np.abs(found[target.label] - target.xyxy).max() <= tolerance_px(sample.size)
 
 
+def sent_bytes(body) -> bytes:
+    url = body["messages"][-1]["content"][0]["image_url"]["url"]
+    assert url.startswith("data:image/jpeg;base64,")
+    return base64.b64decode(url.split(",", 1)[1])
+
+
+def test_an_unchanged_jpeg_is_sent_as_its_file_and_only_checked_not_decoded(
+    tmp_path, server, monkeypatch
+):
+    """A photo the backend sends unchanged goes as the file's own bytes (before: decoded in
+    full and encoded again as a second-generation JPEG); a resized one is encoded as before."""
+    from PIL import ImageFile
+
+    decoded: list[tuple[int, int]] = []
+    load = ImageFile.ImageFile.load
+
+    def counting(self):
+        if self.tile:
+            decoded.append(self.size)
+        return load(self)
+
+    server.text = '[{"box_2d": [100, 200, 500, 600], "label": "cat"}]'
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, size in (("small.jpg", (640, 480)), ("large.jpg", (2000, 1500))):
+        pixels = rng.integers(0, 255, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8)
+        Image.fromarray(pixels).resize(size).save(folder / name, quality=80)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counting)
+    with vlmkit.Session("openai", model=GEMMA, base_url=server.url, cache=False) as session:
+        assert session.backend.sends_image_files  # Gemma on vLLM: no 28-px grid
+        outcomes = list(session.run("detect", [folder], "cat", out_dir=tmp_path / "out"))
+    assert [o.status for o in outcomes] == ["done"] * 2
+    sent = sorted((sent_bytes(body) for body in server.requests), key=len)
+    assert sent[0] == (folder / "small.jpg").read_bytes()
+    assert Image.open(io.BytesIO(sent[1])).size == (1536, 1152)  # fit(1536), encoded
+    assert sorted(decoded) == [(80, 60), (2000, 1500)]  # the small one checked at 1/8 only
+    with vlmkit.Session("openai", model=QWEN, base_url=server.url) as session:
+        assert not session.backend.sends_image_files  # Qwen resizes to its grid
+
+
 def test_image_budgets_and_options_reach_the_server(server):
     with vlmkit.Session("openai", model=GEMMA, base_url=server.url, api_key="sk-t") as session:
         session.describe(np.zeros((40, 60, 3), np.uint8), max_soft_tokens=140, temperature=0.0)

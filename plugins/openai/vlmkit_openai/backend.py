@@ -68,6 +68,8 @@ class OpenAIBackend(vlmkit.Backend):
         self.family = resolve_family(family, model) if not convention else None
         self.convention = convention or self.family.convention  # type: ignore[union-attr]
         self.image_policy = ResizePolicy.fit(max_side)
+        # an unchanged JPEG goes as its file (below); Qwen's 28-px grid resizes nearly every one
+        self.sends_image_files = not (self.family is not None and self.family.snaps_to_grid)
         self.concurrency = concurrency
         url = base_url or os.environ.get("OPENAI_BASE_URL") or "http://localhost:8000/v1"
         key = api_key or os.environ.get("OPENAI_API_KEY")
@@ -85,7 +87,10 @@ class OpenAIBackend(vlmkit.Backend):
             if size != image.size:
                 image = image.resize(size)
                 transform = transform.then_resize(size)
-        encoded = encode_image(image, format="JPEG")
+        # unchanged: the original, so that an upright JPEG file goes as it is (no second
+        # generation of JPEG, no decode); anything else is encoded as JPEG
+        unchanged = image is sent.original.image
+        encoded = encode_image(sent.original if unchanged else image, format="JPEG")
         url = f"data:{encoded.mime_type};base64,{base64.b64encode(encoded.data).decode()}"
         return {"type": "image_url", "image_url": {"url": url}}, transform
 

@@ -59,3 +59,20 @@ def plugin_site(installed_site, monkeypatch):
     yield installed_site
     for name in [m for m in sys.modules if m.startswith(("vlmkit_test_", "vlmkit_openai"))]:
         del sys.modules[name]
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """The sizes at which Pillow decoded an image file's pixels, in order."""
+    from PIL import ImageFile
+
+    seen: list[tuple[int, int]] = []
+    load = ImageFile.ImageFile.load
+
+    def counting(self):
+        if self.tile:
+            seen.append(self.size)
+        return load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counting)
+    return seen

@@ -28,21 +28,6 @@ def _jpeg(size: tuple[int, int] = (640, 480), **save: object) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture
-def decodes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """The sizes at which Pillow decoded an image file's pixels, in order."""
-    seen: list[tuple[int, int]] = []
-    load = ImageFile.ImageFile.load
-
-    def counting(self: ImageFile.ImageFile):  # type: ignore[no-untyped-def]
-        if self.tile:
-            seen.append(self.size)
-        return load(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", counting)
-    return seen
-
-
 def test_an_upright_jpeg_sent_as_it_is_is_never_decoded_at_full_size(
     tmp_path: Path, decodes: list[tuple[int, int]]
 ) -> None:

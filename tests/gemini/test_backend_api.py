@@ -452,31 +452,20 @@ def test_large_photos_keep_every_call_in_flight_within_the_pixel_budget(
 
 
 def test_a_run_sends_upright_photos_without_decoding_them_at_full_size(
-    fake_gemini, gemini_session, tmp_path, monkeypatch
+    fake_gemini, gemini_session, tmp_path, decodes
 ):
     """Each photo is checked by a decode at 1/8 scale (vlmkit.jpegcheck) and sent as its
     file's bytes; nothing decodes its 640×480 pixels (before: every photo, in full)."""
-    from PIL import ImageFile
-
-    decoded: list[tuple[int, int]] = []
-    load = ImageFile.ImageFile.load
-
-    def counting(self):
-        if self.tile:
-            decoded.append(self.size)
-        return load(self)
-
     fake_gemini.add_rule(text=BOXES)
     folder = tmp_path / "photos"
     folder.mkdir()
     for index in range(6):
         photo(640, 480, seed=index).save(folder / f"{index}.jpg")
-    monkeypatch.setattr(ImageFile.ImageFile, "load", counting)
     run = gemini_session().run("detect", [folder], "cats", out_dir=tmp_path / "out")
     outcomes = list(run)
     assert [o.status for o in outcomes] == ["done"] * 6, [o.error for o in outcomes]
     assert all(o.result.image_size == (640, 480) and len(o.result) == 2 for o in outcomes)
-    assert decoded == [(80, 60)] * 6
+    assert decodes == [(80, 60)] * 6
     sent = [data for request in fake_gemini.requests for _mime, data in request.inline_data]
     assert sorted(sent) == sorted((folder / f"{i}.jpg").read_bytes() for i in range(6))
 

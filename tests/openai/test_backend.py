@@ -58,20 +58,10 @@ def sent_bytes(body) -> bytes:
 
 
 def test_an_unchanged_jpeg_is_sent_as_its_file_and_only_checked_not_decoded(
-    tmp_path, server, monkeypatch
+    tmp_path, server, decodes
 ):
     """A photo the backend sends unchanged goes as the file's own bytes (before: decoded in
     full and encoded again as a second-generation JPEG); a resized one is encoded as before."""
-    from PIL import ImageFile
-
-    decoded: list[tuple[int, int]] = []
-    load = ImageFile.ImageFile.load
-
-    def counting(self):
-        if self.tile:
-            decoded.append(self.size)
-        return load(self)
-
     server.text = '[{"box_2d": [100, 200, 500, 600], "label": "cat"}]'
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -79,7 +69,6 @@ def test_an_unchanged_jpeg_is_sent_as_its_file_and_only_checked_not_decoded(
     for name, size in (("small.jpg", (640, 480)), ("large.jpg", (2000, 1500))):
         pixels = rng.integers(0, 255, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8)
         Image.fromarray(pixels).resize(size).save(folder / name, quality=80)
-    monkeypatch.setattr(ImageFile.ImageFile, "load", counting)
     with vlmkit.Session("openai", model=GEMMA, base_url=server.url, cache=False) as session:
         assert session.backend.sends_image_files  # Gemma on vLLM: no 28-px grid
         outcomes = list(session.run("detect", [folder], "cat", out_dir=tmp_path / "out"))
@@ -87,7 +76,7 @@ def test_an_unchanged_jpeg_is_sent_as_its_file_and_only_checked_not_decoded(
     sent = sorted((sent_bytes(body) for body in server.requests), key=len)
     assert sent[0] == (folder / "small.jpg").read_bytes()
     assert Image.open(io.BytesIO(sent[1])).size == (1536, 1152)  # fit(1536), encoded
-    assert sorted(decoded) == [(80, 60), (2000, 1500)]  # the small one checked at 1/8 only
+    assert sorted(decodes) == [(80, 60), (2000, 1500)]  # the small one checked at 1/8 only
     with vlmkit.Session("openai", model=QWEN, base_url=server.url) as session:
         assert not session.backend.sends_image_files  # Qwen resizes to its grid
 

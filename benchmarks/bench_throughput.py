@@ -263,11 +263,25 @@ def measure(
     return result
 
 
-def table(rows: dict, args: argparse.Namespace, load: str) -> str:
+def file_creation_us(folder: Path, count: int = 300) -> float:
+    """Microseconds to create, write and close one small file in ``folder`` (what the YOLO
+    sink does per image). On this VM's ext4 (mounted with ``discard``) it moved between 9 and
+    500 µs, high for minutes after many files were deleted: the tables say what it was."""
+    folder.mkdir(parents=True)
+    started = time.perf_counter()
+    for index in range(count):
+        with open(folder / f"{index:05d}.txt", "xb") as handle:
+            handle.write(b"0 0.500000 0.500000 0.250000 0.250000\n")
+    return (time.perf_counter() - started) / count * 1e6
+
+
+def table(rows: dict, args: argparse.Namespace, load: str, files_us: tuple[float, float]) -> str:
     from bench_gemini_concurrency import machine
 
     lines = [
-        f"Machine: {machine().split(';')[0]}; load average at the start {load}. {args.requests} "
+        f"Machine: {machine().split(';')[0]}; load average at the start {load}; creating a "
+        f"small file in the output folder {files_us[0]:.0f} µs before the rounds, "
+        f"{files_us[1]:.0f} µs after them. {args.requests} "
         f"requests (480×360 JPEGs) to the fake Gemini in its own process, "
         f"{args.latency * 1000:.0f} ms per answer; each cell is the median of {args.rounds} "
         "interleaved rounds, each variant in a fresh process.",
@@ -341,6 +355,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         images = Path(tmp) / "images"
         make_images(images, args.requests)
+        before_us = file_creation_us(Path(tmp) / "probe-before")
         fake = FakeProcess(args.latency)
         try:
             for round_ in range(args.rounds):
@@ -360,9 +375,11 @@ def main() -> None:
                         )
         finally:
             fake.close()
+        files_us = (before_us, file_creation_us(Path(tmp) / "probe-after"))
+    print(f"creating a small file: {files_us[0]:.0f} / {files_us[1]:.0f} µs", file=sys.stderr)
     if set(args.variants) != set(DEFAULT_VARIANTS):
         return  # a partial run (development, the processes engine): the lines above
-    text = table(rows, args, load)
+    text = table(rows, args, load, files_us)
     from docblock import report
 
     report(text, started, write=args.write, begin=BEGIN, end=END)

@@ -476,15 +476,14 @@ class Staging:
             made, self._made = self._made, []
             self._ready, self._new = set(), set()
         done: list[str] = []
+        temps = {target: self._temp(target, number) for target, number in files.items()}
         try:
-            _fsync_files(
-                [self._temp(t, number) for t, number in files.items() if number & _WRITTEN]
-            )
-            for target, number in files.items():
-                os.replace(self._temp(target, number), target)
+            _fsync_files([temps[t] for t, number in files.items() if number & _WRITTEN])
+            for target, temp in temps.items():
+                os.replace(temp, target)
                 done.append(target)
         except BaseException:
-            _remove(self._temp(t, number) for t, number in files.items() if t not in done)
+            _remove(list(temps.values())[len(done) :])  # moved in order: the rest
             _remove_empty(made)
             raise
         for folder in dict.fromkeys(os.path.dirname(target) for target in done):

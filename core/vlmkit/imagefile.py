@@ -23,7 +23,14 @@ import attrs
 
 from vlmkit.errors import MediaError
 
-__all__ = ["DEFAULT_MAX_BYTES", "READ_AHEAD_MAX_BYTES", "ImageBytes", "read_file", "read_image"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "READ_AHEAD_MAX_BYTES",
+    "ImageBytes",
+    "header_size",
+    "read_file",
+    "read_image",
+]
 
 #: :func:`vlmkit.load_image`'s default limit on a file's size.
 DEFAULT_MAX_BYTES = 200 * 2**20
@@ -81,6 +88,19 @@ def read_image(
     if data is None:
         return None
     return ImageBytes(source=text, data=data, size=_header_size(data))
+
+
+def header_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """``(width, height)`` of the image file at ``path``, from its header (nothing decoded);
+    None for a file that is not a readable image (loading it says why)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as opened:
+            width, height = opened.size
+    except Exception:  # unreadable, not an image, a bomb beyond the error limit
+        return None
+    return int(width), int(height)
 
 
 def _header_size(data: bytes) -> tuple[int, int] | None:

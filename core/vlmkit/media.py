@@ -30,7 +30,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError, features
 from vlmkit.errors import ConfigError, MediaError
 from vlmkit.geometry import Transform
 from vlmkit.imagefile import DEFAULT_MAX_BYTES, ImageBytes, read_file
-from vlmkit.jpegcheck import checked_upright_jpeg
+from vlmkit.jpegcheck import checked_upright_jpeg, resized_jpeg
 
 if TYPE_CHECKING:
     import urllib.request
@@ -733,12 +733,26 @@ class ResizePolicy:
         target = self._target_size(size)
         if target == size:
             return pixels, Transform.identity(size, orientation=orientation)
-        return _resize(pixels, target), Transform.resize(size, target, orientation=orientation)
+        resized = None
+        if isinstance(image, LoadedImage):  # an undecoded JPEG: from a reduced-scale decode
+            resized = resized_jpeg(pixels, image.data, target)
+        if resized is None:
+            resized = _resize(pixels, target)
+        return resized, Transform.resize(size, target, orientation=orientation)
 
     def changes(self, size: tuple[int, int]) -> bool:
         """Whether :meth:`apply` makes new pixels for an upright image of ``size`` (a resize,
         or a letterbox's canvas) rather than handing the image back as it is."""
         return self.kind == "letterbox" or self._target_size(size) != size
+
+    def decodes_reduced(self, size: tuple[int, int]) -> bool:
+        """Whether :meth:`apply` resizes an upright image of ``size`` to half of it or less,
+        so that an undecoded JPEG (``load_image(..., decode="on_use")``) is decoded at reduced
+        scale for it, never at full size."""
+        if self.kind == "letterbox":
+            return False
+        width, height = self._target_size(size)
+        return 2 * width <= size[0] and 2 * height <= size[1]
 
     def _target_size(self, size: tuple[int, int]) -> tuple[int, int]:
         width, height = size

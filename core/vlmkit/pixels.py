@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from vlmkit.imagefile import header_size
 from vlmkit.runtime import RequestWithdrawn
 
 __all__ = [
@@ -86,14 +87,7 @@ class Held:
 def header_pixels(path: str | Path) -> int:
     """Width × height of an image, from its header (nothing is decoded); 0 for an unreadable
     file (loading it fails with its own reason). See :func:`size_pixels` for the warning."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as opened:
-            size = opened.size
-    except Exception:  # unreadable, a bomb beyond the error limit: loading says why
-        return 0
-    return size_pixels(size, path)
+    return size_pixels(header_size(path), path)
 
 
 def size_pixels(size: tuple[int, int] | None, name: str | Path) -> int:

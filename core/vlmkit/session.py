@@ -30,7 +30,7 @@ from vlmkit.backend import Backend, TaskRequest, VideoInput
 from vlmkit.batching import MicroBatcher
 from vlmkit.calloptions import check_supported, mask_settings, split_options
 from vlmkit.errors import ConfigError, UnsupportedTask
-from vlmkit.imagefile import ImageBytes
+from vlmkit.imagefile import ImageBytes, header_size
 from vlmkit.masks import MaskLimits
 from vlmkit.media import LoadedImage, load_image
 from vlmkit.middleware import AnswerCache, UsageMeter, default_cache_dir
@@ -192,18 +192,24 @@ class Session:
     def _load(self, image: Any) -> LoadedImage:
         """``image`` loaded for the backend. Where the backend may send an upright JPEG's file
         as it is (it declares ``sends_image_files``, and has no image policy or one that keeps
-        the size a run read from the header), the JPEG is only checked and its pixels are
-        decoded if the backend uses them; otherwise it is decoded in full at once (the check
-        would be spent for nothing)."""
+        the size a run read from the header), or its policy halves it or more (then a copy is
+        decoded at reduced scale: :meth:`ResizePolicy.decodes_reduced`), the JPEG is only
+        checked and its full pixels are decoded if the backend uses them; otherwise it is
+        decoded in full at once (the check would be spent for nothing)."""
         backend = self.backend
         if not getattr(backend, "sends_image_files", False):
             return load_image(image)
         policy = getattr(backend, "image_policy", None)
         if policy is None:
             return load_image(image, decode="on_use")
-        size = image.size if isinstance(image, ImageBytes) else None
-        as_is = size is not None and not policy.changes(size)
-        return load_image(image, decode="on_use" if as_is else "full")
+        if isinstance(image, ImageBytes):
+            size = image.size
+        elif isinstance(image, str | os.PathLike):  # a large file in a run: not read ahead
+            size = header_size(image)
+        else:
+            size = None
+        lazy = size is not None and (not policy.changes(size) or policy.decodes_reduced(size))
+        return load_image(image, decode="on_use" if lazy else "full")
 
     def _prompt(self, task: str, prompt: Any, **kwargs: Any) -> tuple[str, tuple[str, ...]]:
         """The task prompt in the backend's declared convention (or its own templates).

@@ -66,17 +66,21 @@ def test_an_unchanged_jpeg_is_sent_as_its_file_and_only_checked_not_decoded(
     folder = tmp_path / "photos"
     folder.mkdir()
     rng = np.random.default_rng(0)
-    for name, size in (("small.jpg", (640, 480)), ("large.jpg", (2000, 1500))):
+    photos = (("small.jpg", (640, 480)), ("large.jpg", (2000, 1500)), ("huge.jpg", (3200, 2400)))
+    for name, size in photos:
         pixels = rng.integers(0, 255, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8)
         Image.fromarray(pixels).resize(size).save(folder / name, quality=80)
     with vlmkit.Session("openai", model=GEMMA, base_url=server.url, cache=False) as session:
         assert session.backend.sends_image_files  # Gemma on vLLM: no 28-px grid
         outcomes = list(session.run("detect", [folder], "cat", out_dir=tmp_path / "out"))
-    assert [o.status for o in outcomes] == ["done"] * 2
-    sent = sorted((sent_bytes(body) for body in server.requests), key=len)
-    assert sent[0] == (folder / "small.jpg").read_bytes()
-    assert Image.open(io.BytesIO(sent[1])).size == (1536, 1152)  # fit(1536), encoded
-    assert sorted(decodes) == [(80, 60), (2000, 1500)]  # the small one checked at 1/8 only
+    assert [o.status for o in outcomes] == ["done"] * 3
+    sent = {o.key: sent_bytes(body) for o, body in zip(outcomes, server.requests, strict=True)}
+    assert sent["small.jpg"] == (folder / "small.jpg").read_bytes()
+    for name in ("large.jpg", "huge.jpg"):  # fit(1536), encoded
+        assert Image.open(io.BytesIO(sent[name])).size == (1536, 1152)
+    # the small one checked at 1/8 only; the large one decoded (1536 is more than half of it);
+    # the huge one checked, then decoded at 1/2 for its resize, never at 3200×2400
+    assert sorted(decodes) == [(80, 60), (400, 300), (1600, 1200), (2000, 1500)]
     with vlmkit.Session("openai", model=QWEN, base_url=server.url) as session:
         assert not session.backend.sends_image_files  # Qwen resizes to its grid
 

@@ -92,10 +92,13 @@ def read_image(
 
 def header_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     """``(width, height)`` of the image file at ``path``, from its header (nothing decoded);
-    None for a file that is not a readable image (loading it says why)."""
+    None for a file that is not a readable image (loading it says why), and for anything but a
+    regular file: a pipe's bytes can be read only once, by the load."""
     from PIL import Image
 
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
         with Image.open(path) as opened:
             width, height = opened.size
     except Exception:  # unreadable, not an image, a bomb beyond the error limit

@@ -31,7 +31,7 @@ from PIL import Image, JpegImagePlugin
 
 from vlmkit.errors import MediaError
 
-__all__ = ["checked_upright_jpeg", "resized_jpeg"]
+__all__ = ["checked_upright_jpeg", "reducible", "resized_jpeg"]
 
 _ORIENTATION_TAG = 0x0112
 _SCALE = 8
@@ -83,19 +83,24 @@ def checked_upright_jpeg(opened: Image.Image, data: bytes, source: str) -> Image
     return image
 
 
+def reducible(original: tuple[int, int], size: tuple[int, int]) -> bool:
+    """Whether a JPEG of ``original`` size is resized to ``size`` from a decode at reduced
+    scale: ``size`` is at most half of it in both directions, and not tiny (libjpeg's 1/8
+    scale makes each pixel of a few-pixel result from a whole 8×8 block)."""
+    return 2 * size[0] <= original[0] and 2 * size[1] <= original[1] and min(size) >= 16
+
+
 def resized_jpeg(
     image: Image.Image, data: bytes | None, size: tuple[int, int]
 ) -> Image.Image | None:
     """``image`` resized to ``size`` from a decode of ``data`` (its file) at reduced scale, when
-    ``image`` came from :func:`checked_upright_jpeg`, is not decoded yet and ``size`` is at most
-    half of it in both directions; None otherwise (resize the full pixels then). The region
+    ``image`` came from :func:`checked_upright_jpeg` and is :func:`reducible` to ``size``; None
+    otherwise (resize the full pixels then). Whether ``image`` was decoded meanwhile does not
+    matter: the same image gives the same result every time. The region
     resized is the exact extent of the original in the reduced decode (its last row and column
     of pixels can cover part of a block), so the result lines up with the full path's. A copy
     is decoded: ``image`` is left as it is, and decodes in full if something uses it."""
-    if not isinstance(image, _JpegDecodedOnUse) or not image.tile or data is None:
-        return None
-    width, height = image.size
-    if 2 * size[0] > width or 2 * size[1] > height:
+    if not isinstance(image, _JpegDecodedOnUse) or data is None or not reducible(image.size, size):
         return None
     try:
         with JpegImagePlugin.JpegImageFile(io.BytesIO(data)) as reduced:

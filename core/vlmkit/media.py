@@ -30,7 +30,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError, features
 from vlmkit.errors import ConfigError, MediaError
 from vlmkit.geometry import Transform
 from vlmkit.imagefile import DEFAULT_MAX_BYTES, ImageBytes, read_file
-from vlmkit.jpegcheck import checked_upright_jpeg, resized_jpeg
+from vlmkit.jpegcheck import checked_upright_jpeg, reducible, resized_jpeg
 
 if TYPE_CHECKING:
     import urllib.request
@@ -746,13 +746,10 @@ class ResizePolicy:
         return self.kind == "letterbox" or self._target_size(size) != size
 
     def decodes_reduced(self, size: tuple[int, int]) -> bool:
-        """Whether :meth:`apply` resizes an upright image of ``size`` to half of it or less,
-        so that an undecoded JPEG (``load_image(..., decode="on_use")``) is decoded at reduced
-        scale for it, never at full size."""
-        if self.kind == "letterbox":
-            return False
-        width, height = self._target_size(size)
-        return 2 * width <= size[0] and 2 * height <= size[1]
+        """Whether :meth:`apply` resizes an upright image of ``size`` to half of it or less
+        (and to 16 pixels or more), so that a JPEG loaded with ``decode="on_use"`` is resized
+        from a decode at reduced scale, never decoded at full size for it."""
+        return self.kind != "letterbox" and reducible(size, self._target_size(size))
 
     def _target_size(self, size: tuple[int, int]) -> tuple[int, int]:
         width, height = size

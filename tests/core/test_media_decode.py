@@ -5,7 +5,9 @@ CPU on, a full-size decode; a caller that wants the pixels (the default) decodes
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import random
 import threading
 from pathlib import Path
@@ -191,11 +193,15 @@ def test_a_jpeg_sent_at_half_its_size_or_less_is_decoded_at_reduced_scale_only(
     data = buffer.getvalue()
     policy = ResizePolicy.fit(400)
     assert policy.decodes_reduced(size) and not ResizePolicy.fit(801).decodes_reduced(size)
+    assert not ResizePolicy.fit(12).decodes_reduced(size)  # a few pixels: from the full ones
     decodes.clear()
     lazy = load_image(data, decode="on_use")
     reduced, transform = policy.apply(lazy)
     assert decodes and all(w <= (width + 1) // 2 for w, _ in decodes)  # never at full size
     assert lazy.image.tile  # the image itself still undecoded
+    np.asarray(lazy.image)  # its pixels used meanwhile (another thread, say): the same result
+    assert np.array_equal(np.asarray(policy.apply(lazy)[0]), np.asarray(reduced))
+    decodes.clear()
     full, full_transform = policy.apply(load_image(data))
     assert reduced.size == full.size and transform == full_transform
     a, b = (np.asarray(image, dtype=np.float64) for image in (full, reduced))
@@ -207,6 +213,37 @@ def test_a_jpeg_sent_at_half_its_size_or_less_is_decoded_at_reduced_scale_only(
         return np.array([(xs * weight).sum(), (ys * weight).sum()]) / weight.sum()
 
     assert np.abs(centre(a) - centre(b)).max() < 0.25  # 0.4-0.65 px without the exact extent
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_pipe_is_read_once_by_a_session_whose_backend_resizes(tmp_path: Path) -> None:
+    """A path that is a pipe (a FIFO, ``/dev/stdin``) is read once, by the load: its header
+    is not looked at first to choose how to decode it (which emptied the pipe, or hung)."""
+    import vlmkit
+    from vlmkit.testing import scripted_plugin
+
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    data = _jpeg((640, 480))
+
+    def write() -> None:
+        with contextlib.suppress(BrokenPipeError), open(fifo, "wb") as handle:
+            handle.write(data)
+
+    found: dict[str, object] = {}
+
+    def detect() -> None:
+        answer = '[{"box_2d": [0, 0, 500, 500], "label": "cat"}]'
+        plugin = scripted_plugin(answer, image_policy=ResizePolicy.fit(100), sends_image_files=True)
+        with vlmkit.Session("scripted", plugins=[plugin], entrypoints=False) as session:
+            found["detections"] = session.detect(str(fifo), "cat")
+
+    threads = [threading.Thread(target=target, daemon=True) for target in (write, detect)]
+    for thread in threads:
+        thread.start()
+    threads[1].join(30)
+    assert not threads[1].is_alive(), "loading the pipe hung"
+    assert found["detections"].image_size == (640, 480)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

@@ -25,43 +25,25 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 BEGIN, END = "<!-- bench_reduced_decode:begin -->", "<!-- bench_reduced_decode:end -->"
 CASES = [((4000, 3000), 1536), ((4000, 3000), 1024), ((4032, 3024), 768), ((1600, 1200), 768)]
 
 
-def photo(size: tuple[int, int]) -> bytes:
-    """A smooth picture, as photos are, with a sharp white square: a JPEG at quality 90."""
-    width, height = size
-    rng = np.random.default_rng(11)
-    coarse = rng.integers(0, 150, (height // 40 + 1, width // 40 + 1, 3), dtype=np.uint8)
-    picture = Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC)
-    left, top = width * 0.61, height * 0.37
-    ImageDraw.Draw(picture).rectangle((left, top, left + 63, top + 47), fill="white")
-    buffer = io.BytesIO()
-    picture.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def centre(pixels: np.ndarray) -> np.ndarray:
-    weight = np.clip(pixels.min(axis=2) - 170.0, 0.0, None)
-    ys, xs = np.indices(weight.shape)
-    return np.array([(xs * weight).sum(), (ys * weight).sum()]) / weight.sum()
-
-
 def main() -> None:
     from docblock import report
 
+    from tests.core.marked_photo import marked_photo, marker_centre
     from vlmkit import ResizePolicy, encode_image, load_image
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -75,7 +57,7 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for size, side in CASES:
-        data = photo(size)
+        data = marked_photo(size, at=(0.61, 0.37), square=(64, 48), seed=11)
         policy = ResizePolicy.fit(side)
 
         def full(data: bytes = data, policy: ResizePolicy = policy) -> Image.Image:
@@ -99,7 +81,7 @@ def main() -> None:
         rows.append(
             f"| {size[0]}×{size[1]} | {side} | {full_ms:.1f} ms | {reduced_ms:.1f} ms | "
             f"**{full_ms / reduced_ms:.1f}×** | {np.abs(a - b).mean():.2f} | "
-            f"{np.abs(centre(a) - centre(b)).max():.2f} px |"
+            f"{np.abs(marker_centre(a) - marker_centre(b)).max():.2f} px |"
         )
     machine = f"{sys.platform}, Python {sys.version.split()[0]}, Pillow {Image.__version__}"
     text = "\n".join(

@@ -180,17 +180,10 @@ def test_a_jpeg_sent_at_half_its_size_or_less_is_decoded_at_reduced_scale_only(
     loaded, resized and encoded: 164 against 84 ms of CPU). The result lines up with the
     full path's: the same size and transform, a sharp square's centre within 0.25 px, the
     pixels within JPEG noise."""
-    from PIL import ImageDraw
+    from tests.core.marked_photo import marked_photo, marker_centre
 
-    width, height = size
-    rng = np.random.default_rng(3)  # a smooth picture, as photos are, with one sharp square
-    coarse = rng.integers(0, 150, (height // 50 + 1, width // 50 + 1, 3), dtype=np.uint8)
-    picture = Image.fromarray(coarse).resize(size, Image.Resampling.BILINEAR)
-    left, top = width * 0.6, height * 0.7
-    ImageDraw.Draw(picture).rectangle((left, top, left + 41, top + 29), fill="white")
-    buffer = io.BytesIO()
-    picture.save(buffer, "JPEG", quality=92)
-    data = buffer.getvalue()
+    width = size[0]
+    data = marked_photo(size, at=(0.6, 0.7), square=(42, 30))
     policy = ResizePolicy.fit(400)
     assert policy.decodes_reduced(size) and not ResizePolicy.fit(801).decodes_reduced(size)
     assert not ResizePolicy.fit(12).decodes_reduced(size)  # a few pixels: from the full ones
@@ -207,12 +200,9 @@ def test_a_jpeg_sent_at_half_its_size_or_less_is_decoded_at_reduced_scale_only(
     a, b = (np.asarray(image, dtype=np.float64) for image in (full, reduced))
     assert np.abs(a - b).mean() < 1.0
 
-    def centre(pixels: np.ndarray) -> np.ndarray:  # weighted: edges count by their share
-        weight = np.clip(pixels.min(axis=2) - 170.0, 0.0, None)
-        ys, xs = np.indices(weight.shape)
-        return np.array([(xs * weight).sum(), (ys * weight).sum()]) / weight.sum()
-
-    assert np.abs(centre(a) - centre(b)).max() < 0.25  # 0.4-0.65 px without the exact extent
+    assert (
+        np.abs(marker_centre(a) - marker_centre(b)).max() < 0.25
+    )  # 0.4-0.65 px without the exact extent
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")

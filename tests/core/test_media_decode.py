@@ -177,7 +177,7 @@ def test_a_jpeg_sent_at_half_its_size_or_less_is_decoded_at_reduced_scale_only(
 ) -> None:
     """Issue 16: a backend that sends a photo at half its size or less (``fit(1536)`` of a
     12 MP photo) resizes a decode at 1/2, 1/4 or 1/8 scale (before: the full pixels; 12 MP
-    loaded, resized and encoded: 164 against 84 ms of CPU). The result lines up with the
+    loaded, resized and encoded: about half the CPU). The result lines up with the
     full path's: the same size and transform, a sharp square's centre within 0.25 px, the
     pixels within JPEG noise."""
     from tests.core.marked_photo import marked_photo, marker_centre

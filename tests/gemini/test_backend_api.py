@@ -470,6 +470,27 @@ def test_a_run_sends_upright_photos_without_decoding_them_at_full_size(
     assert sorted(sent) == sorted((folder / f"{i}.jpg").read_bytes() for i in range(6))
 
 
+def test_photos_that_max_image_side_halves_are_decoded_at_reduced_scale_only(
+    fake_gemini, gemini_session, tmp_path, decodes
+):
+    """Each photo is checked at 1/8 scale and resized from a decode at 1/2 (1600×1200 sent at
+    800 px); nothing decodes it at full size (before: every photo, in full)."""
+    fake_gemini.add_rule(text=BOXES)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index in range(4):
+        photo(1600, 1200, seed=index).save(folder / f"{index}.jpg")
+    run = gemini_session(max_image_side=800).run(
+        "detect", [folder], "cats", out_dir=tmp_path / "out"
+    )
+    outcomes = list(run)
+    assert [o.status for o in outcomes] == ["done"] * 4, [o.error for o in outcomes]
+    assert all(o.result.image_size == (1600, 1200) and len(o.result) == 2 for o in outcomes)
+    assert sorted(decodes) == [(200, 150)] * 4 + [(800, 600)] * 4
+    sent = [data for request in fake_gemini.requests for _mime, data in request.inline_data]
+    assert [Image.open(io.BytesIO(data)).size for data in sent] == [(800, 600)] * 4
+
+
 def test_session_run_keeps_many_calls_in_flight(fake_gemini, gemini_session, tmp_path):
     fake_gemini.latency_s = 0.1
     fake_gemini.add_rule(text=BOXES)

@@ -192,23 +192,24 @@ class Session:
     def _load(self, image: Any) -> LoadedImage:
         """``image`` loaded for the backend. Where the backend may send an upright JPEG's file
         as it is (it declares ``sends_image_files``, and has no image policy or one that keeps
-        the size a run read from the header), or its policy halves it or more (then a copy is
-        decoded at reduced scale: :meth:`ResizePolicy.decodes_reduced`), the JPEG is only
-        checked and its full pixels are decoded if the backend uses them; otherwise it is
-        decoded in full at once (the check would be spent for nothing)."""
+        the size a run read from the header), or its image policy halves the JPEG or more (any
+        backend: a copy is then decoded at reduced scale, :meth:`ResizePolicy.decodes_reduced`),
+        the JPEG is only checked and its full pixels are decoded if the backend uses them;
+        otherwise it is decoded in full at once (the check would be spent for nothing)."""
         backend = self.backend
-        if not getattr(backend, "sends_image_files", False):
-            return load_image(image)
+        sends_files = getattr(backend, "sends_image_files", False)
         policy = getattr(backend, "image_policy", None)
         if policy is None:
-            return load_image(image, decode="on_use")
+            return load_image(image, decode="on_use" if sends_files else "full")
         if isinstance(image, ImageBytes):
             size = image.size
         elif isinstance(image, str | os.PathLike):  # a large file in a run: not read ahead
             size = header_size(image)
         else:
             size = None
-        lazy = size is not None and (not policy.changes(size) or policy.decodes_reduced(size))
+        lazy = size is not None and (
+            (sends_files and not policy.changes(size)) or policy.decodes_reduced(size)
+        )
         return load_image(image, decode="on_use" if lazy else "full")
 
     def _prompt(self, task: str, prompt: Any, **kwargs: Any) -> tuple[str, tuple[str, ...]]:

@@ -245,6 +245,8 @@ def test_a_pipe_is_read_once_by_a_session_whose_backend_resizes(tmp_path: Path) 
         (True, ResizePolicy.fit(100), [(80, 60), (160, 120)]),  # to 1/6: checked, a 1/4 decode
         (True, ResizePolicy.letterbox(640, 480), [(640, 480)]),  # a new canvas: the same
         (False, None, [(640, 480)]),  # a backend that reads the pixels: decoded once
+        (False, ResizePolicy.fit(400), [(640, 480)]),  # ... and resizes them a little: the same
+        (False, ResizePolicy.fit(100), [(80, 60), (160, 120)]),  # to 1/6: as above (gemma-local)
     ],
 )
 def test_a_run_only_checks_what_its_backend_may_send_as_it_is(

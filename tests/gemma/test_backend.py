@@ -161,6 +161,21 @@ def test_detect_on_an_image_shrunk_before_sending(open_session):
     np.testing.assert_allclose(detections.xyxy, expected_xyxy((1200, 500)), rtol=1e-6)
 
 
+def test_a_jpeg_file_shrunk_before_sending_is_decoded_at_reduced_scale(
+    open_session, tmp_path, decodes
+):
+    """A JPEG that ``max_pixels`` shrinks to a fifth is checked at 1/8 and resized from a decode
+    at 1/4, never decoded at full size; boxes still land in original pixels."""
+    session = open_session("g4-detect", max_soft_tokens=70, max_pixels=200 * 100)
+    path = tmp_path / "big.jpg"
+    noise_image(1200, 500, seed=3).save(path, quality=90)
+    decodes.clear()
+    detections = session.detect(str(path), ["person", "cat"], max_new_tokens=NEW_TOKENS)
+    assert decodes == [(150, 63), (300, 125)]
+    assert detections.image_size == (1200, 500)
+    np.testing.assert_allclose(detections.xyxy, expected_xyxy((1200, 500)), rtol=1e-6)
+
+
 def test_ocr_returns_the_scripted_japanese_text_exactly(open_session, photo):
     session = open_session("g4-ocr", max_soft_tokens=70)
     result = session.ocr(photo, max_new_tokens=NEW_TOKENS)

@@ -95,11 +95,11 @@ def resized_jpeg(
 ) -> Image.Image | None:
     """``image`` resized to ``size`` from a decode of ``data`` (its file) at reduced scale, when
     ``image`` came from :func:`checked_upright_jpeg` and is :func:`reducible` to ``size``; None
-    otherwise (resize the full pixels then). Whether ``image`` was decoded meanwhile does not
-    matter: the same image gives the same result every time. The region
-    resized is the exact extent of the original in the reduced decode (its last row and column
-    of pixels can cover part of a block), so the result lines up with the full path's. A copy
-    is decoded: ``image`` is left as it is, and decodes in full if something uses it."""
+    otherwise (resize the full pixels then). The region resized is the exact extent of the
+    original in the reduced decode (its last row and column of pixels can cover part of a
+    block), so the result lines up with the full path's. A copy is decoded: ``image`` is left
+    as it is and decodes in full if something uses it, and whether it did first does not
+    change the result."""
     if not isinstance(image, _JpegDecodedOnUse) or data is None or not reducible(image.size, size):
         return None
     try:

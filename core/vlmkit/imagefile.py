@@ -90,23 +90,30 @@ def read_image(
     return ImageBytes(source=text, data=data, size=_header_size(data))
 
 
-def header_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
-    """``(width, height)`` of the image file at ``path``, from its header (nothing decoded);
-    None for a file that is not a readable image (loading it says why), and for anything but a
+def header_size(source: object) -> tuple[int, int] | None:
+    """``(width, height)`` from the header of an image file (a path), its bytes or an
+    :class:`ImageBytes` (nothing decoded); None for anything else (pixels in memory, a URL),
+    for what is not a readable image (loading it says why), and for a path that is not a
     regular file: a pipe's bytes can be read only once, by the load."""
+    if isinstance(source, ImageBytes):
+        return source.size
+    if isinstance(source, bytes | bytearray | memoryview):
+        return _header_size(source)
+    if not isinstance(source, str | os.PathLike):
+        return None
     from PIL import Image
 
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
+        if not stat.S_ISREG(os.stat(source).st_mode):
             return None
-        with Image.open(path) as opened:
+        with Image.open(source) as opened:
             width, height = opened.size
     except Exception:  # unreadable, not an image, a bomb beyond the error limit
         return None
     return int(width), int(height)
 
 
-def _header_size(data: bytes) -> tuple[int, int] | None:
+def _header_size(data: bytes | bytearray | memoryview) -> tuple[int, int] | None:
     from PIL import Image
 
     try:

@@ -29,7 +29,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from vlmkit.errors import ConfigError, MediaError
 from vlmkit.geometry import Transform
-from vlmkit.imagefile import DEFAULT_MAX_BYTES, ImageBytes, read_file
+from vlmkit.imagefile import DEFAULT_MAX_BYTES, ImageBytes, header_size, read_file
 from vlmkit.jpegcheck import checked_upright_jpeg, reducible, resized_jpeg
 
 if TYPE_CHECKING:
@@ -842,7 +842,12 @@ def encode_image(
         raise ConfigError(f"quality must be an integer from 1 to 100, got {quality!r}")
     if resize is not None and not isinstance(resize, ResizePolicy):
         raise ConfigError(f"resize must be a ResizePolicy or None, got {resize!r}")
-    loaded = load_image(image) if not isinstance(image, LoadedImage) else image
+    if isinstance(image, LoadedImage):
+        loaded = image
+    else:  # a JPEG that ``resize`` halves or more is resized from a decode at reduced scale
+        size = header_size(image) if resize is not None else None
+        reduced = size is not None and resize is not None and resize.decodes_reduced(size)
+        loaded = load_image(image, decode="on_use" if reduced else "full")
     pixels, transform = (resize or ResizePolicy.none()).apply(loaded)
     if (
         loaded.data is not None

@@ -30,7 +30,7 @@ from vlmkit.backend import Backend, TaskRequest, VideoInput
 from vlmkit.batching import MicroBatcher
 from vlmkit.calloptions import check_supported, mask_settings, split_options
 from vlmkit.errors import ConfigError, UnsupportedTask
-from vlmkit.imagefile import ImageBytes, header_size
+from vlmkit.imagefile import header_size
 from vlmkit.masks import MaskLimits
 from vlmkit.media import LoadedImage, load_image
 from vlmkit.middleware import AnswerCache, UsageMeter, default_cache_dir
@@ -201,12 +201,7 @@ class Session:
         policy = getattr(backend, "image_policy", None)
         if policy is None:
             return load_image(image, decode="on_use" if sends_files else "full")
-        if isinstance(image, ImageBytes):
-            size = image.size
-        elif isinstance(image, str | os.PathLike):  # a large file in a run: not read ahead
-            size = header_size(image)
-        else:
-            size = None
+        size = header_size(image)  # a run reads small files ahead (ImageBytes), not large ones
         lazy = size is not None and (
             (sends_files and not policy.changes(size)) or policy.decodes_reduced(size)
         )

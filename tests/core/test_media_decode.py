@@ -205,6 +205,24 @@ def test_a_jpeg_sent_at_half_its_size_or_less_is_decoded_at_reduced_scale_only(
     )  # 0.4-0.65 px without the exact extent
 
 
+def test_encode_image_resizes_a_halved_jpeg_from_a_reduced_decode(
+    tmp_path: Path, decodes: list[tuple[int, int]]
+) -> None:
+    """``encode_image(path or bytes, resize=...)`` takes the same path as a Session: a JPEG
+    that the policy halves or more is resized from a decode at reduced scale (before: in full)."""
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(_jpeg((1600, 1200)))
+    policy = ResizePolicy.fit(400)
+    for source in (path, str(path), path.read_bytes()):
+        decodes.clear()
+        encoded = encode_image(source, format="JPEG", resize=policy)
+        assert decodes == [(200, 150), (400, 300)]  # checked, then a 1/4 decode
+        assert encoded.size == (400, 300) and encoded.transform.original_size == (1600, 1200)
+    decodes.clear()
+    assert encode_image(path, format="JPEG", resize=ResizePolicy.fit(1000)).size == (1000, 750)
+    assert decodes == [(1600, 1200)]  # shrunk by less than half: one full decode, no check
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
 def test_a_pipe_is_read_once_by_a_session_whose_backend_resizes(tmp_path: Path) -> None:
     """A path that is a pipe (a FIFO, ``/dev/stdin``) is read once, by the load: its header

@@ -28,6 +28,7 @@ replay mode.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import threading
@@ -41,6 +42,7 @@ import vlmkit
 from vlmkit import (
     AuthError,
     Backend,
+    BackendError,
     ConfigError,
     Generation,
     Option,
@@ -68,7 +70,7 @@ from vlmkit_gemini.request import (
     max_output_tokens,
     sdk_constants,
 )
-from vlmkit_gemini.response import AnswerReader
+from vlmkit_gemini.response import Answer, AnswerReader
 from vlmkit_gemini.retry import RetryPolicy
 from vlmkit_gemini.segment import SEGMENTATION_MODELS, polygon_segment_prompt, segment_prompt
 from vlmkit_gemini.segtokens import refuse_seg_tokens
@@ -101,6 +103,8 @@ DEFAULT_MODEL = "gemini-3.6-flash"
 #: Request budget for inline media: Google's documented 20 MB request limit (base64 included).
 DEFAULT_INLINE_LIMIT = 20 * 1000 * 1000
 _CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+#: Continuation requests followed for one answer at most (the SDK follows them without end).
+MAX_CONTINUATIONS = 32
 
 
 class GeminiBackend(Backend):
@@ -269,19 +273,14 @@ class GeminiBackend(Backend):
             if isinstance(mode, _Capture):
                 raise Captured(self._requests.inlined_request(parts, config))
             if isinstance(mode, _Replay):
-                response = mode.response
+                answer = Answer.from_sdk(mode.response)
                 break
             if not any(part.file_data is not None for part in parts):
                 # every image is inline bytes now; only a lost upload would encode again
                 vlmkit.release_pixels(request)
-            call = functools.partial(
-                self._client.models.generate_content,
-                model=self.model,
-                contents=[self._requests.content(parts)],
-                config=config,
-            )
+            contents = [self._requests.content(parts)]
             try:
-                response = self._call(call, "generate_content", sent=options)
+                answer = self._answer(contents, config, options)
                 break
             except SettingRefused as err:
                 if attempt < 2 and thinking_was_default and err.option.startswith("thinking"):
@@ -307,7 +306,39 @@ class GeminiBackend(Backend):
         sent = {**options, "max_output_tokens": max_output_tokens(request, options)}
         if isinstance(mode, _Replay):
             sent["service_tier"] = "batch"  # priced at the Batch API's rate
-        return self._answers.generation(response, sent, time.perf_counter() - started)
+        return self._answers.generation(answer, sent, time.perf_counter() - started)
+
+    def _answer(
+        self, contents: list[Any], config: types.GenerateContentConfig, options: Mapping[str, Any]
+    ) -> Answer:
+        """One ``generate_content`` call's answer, read from the raw response's JSON
+        (:mod:`vlmkit_gemini.response`), each continuation hop of it asked for and merged as
+        the SDK's automatic continuation does; each hop is a call of its own (retries, timeout,
+        billing), at most :data:`MAX_CONTINUATIONS` of them."""
+
+        def one(hop_config: types.GenerateContentConfig) -> Answer:
+            response = self._client.models.generate_content(
+                model=self.model, contents=contents, config=hop_config
+            )
+            raw = response.sdk_http_response
+            body = raw.body if raw is not None else None
+            return Answer.from_wire(json.loads(body) if body else {})
+
+        answer = self._call(functools.partial(one, config), "generate_content", sent=options)
+        hops = 0
+        while answer.continues:
+            hops += 1
+            if hops > MAX_CONTINUATIONS:
+                raise BackendError(
+                    f"{self.model} was still continuing its answer after {MAX_CONTINUATIONS} "
+                    "continuation requests; the answer was not used"
+                )
+            hop_config = config.model_copy(
+                update={"continuation_token": _continuation_token(answer.continuation_token)}
+            )
+            later = self._call(functools.partial(one, hop_config), "generate_content", options)
+            answer = answer.then(later)
+        return answer
 
     def batch_run(self, session: Any, task: str, inputs: Any, **kwargs: Any) -> Any:
         """The run behind ``Session.run(..., mode="batch")``: see :mod:`vlmkit_gemini.batch`."""
@@ -549,3 +580,10 @@ class GeminiVertexBackend(GeminiBackend):
             )
         except ValueError as err:
             raise ConfigError(f"could not configure the Vertex AI client: {err}") from err
+
+
+def _continuation_token(text: str | None) -> bytes | None:
+    """A continuation token from the wire as the SDK reads one into its models (base64)."""
+    from google.genai import types
+
+    return types.Candidate.model_validate({"continuationToken": text}).continuation_token

@@ -209,6 +209,9 @@ class RequestBuilder:
         # No tools are ever sent; disabling automatic function calling skips its client-side
         # machinery and its log line on every call (it is not part of the request body).
         config: dict[str, Any] = {"automatic_function_calling": sdk_constants()["afc_off"]}
+        # The raw HTTP response, read by vlmkit_gemini.response: the SDK's response model is
+        # not built (client-side, like the setting above; not part of the request body).
+        config["should_return_http_response"] = True
         if request.system and caps.system_instruction:
             config["system_instruction"] = request.system
         for name in ("temperature", "top_p", "top_k", "seed"):
@@ -286,7 +289,12 @@ class RequestBuilder:
         from google.genai import types
 
         batch_config = config.model_copy(
-            update={"automatic_function_calling": None, "http_options": None, "service_tier": None}
+            update={
+                "automatic_function_calling": None,
+                "http_options": None,
+                "service_tier": None,
+                "should_return_http_response": None,
+            }
         )
         return types.InlinedRequest(
             model=self.model, contents=[self.content(parts)], config=batch_config

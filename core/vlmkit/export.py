@@ -435,7 +435,9 @@ class Exporter:
             checked: dict[str, set[str]] = {}  # staged files checked before the commit
             for name, two_phase in self._staged:
                 _finish(name, two_phase.prepare)
-                where = _TargetCheck(self.out, self.ledger)
+                staging = getattr(two_phase, "staging", None)
+                fresh = staging.made if isinstance(staging, Staging) else None
+                where = _TargetCheck(self.out, self.ledger, fresh)
                 checked[name] = set(_staged_targets(two_phase))
                 for target in checked[name]:
                     self._check_target(name, target, where)
@@ -563,7 +565,10 @@ class _TargetCheck:
     building and comparing path objects for every file, twice per image, cost more CPU than
     the sinks' own work (issue 16)."""
 
-    def __init__(self, out: Path, ledger: Path | None) -> None:
+    def __init__(
+        self, out: Path, ledger: Path | None, fresh: Callable[[str], bool] | None = None
+    ) -> None:
+        self._fresh = fresh  # folders a staging made: nothing is in them yet, nothing to look at
         self.root = os.path.realpath(out)
         self.ledger = ledger
         self.ledger_path = os.path.realpath(ledger) if ledger is not None else None
@@ -582,12 +587,14 @@ class _TargetCheck:
 
     def _resolve(self, path: str) -> tuple[str, tuple[int, int] | None]:
         absolute = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
-        try:
-            info = os.lstat(absolute)
-        except OSError:
-            info = None
-        if info is not None and stat.S_ISLNK(info.st_mode):
-            return os.path.realpath(absolute), _file_id(Path(absolute))
+        info = None
+        if self._fresh is None or not self._fresh(os.path.dirname(path)):
+            try:
+                info = os.lstat(absolute)
+            except OSError:
+                info = None
+            if info is not None and stat.S_ISLNK(info.st_mode):
+                return os.path.realpath(absolute), _file_id(Path(absolute))
         parent, name = os.path.split(absolute)
         folder = self._folders.get(parent)
         if folder is None:

@@ -15,6 +15,10 @@ processes` (``--workers`` processes, 2 by default; their CPU is counted with the
 workers start inside the clock (about 2 s here), so compare it on longer runs
 (``--requests 2000 --in-flight 64``); those runs print their lines and write no table.
 
+``sdk-threads-raw`` is the bare SDK from threads asking for the raw HTTP response
+(``should_return_http_response``) and reading its JSON itself, as vlmkit-gemini does since
+2026-12-05: the same client with the SDK's response model left out.
+
 Like for like: the bare SDK sends the same generation config as vlmkit (its detection schema,
 JSON mode, minimal thinking, at most 16,384 output tokens, for gemini-3.5-flash-lite) and does
 the image work vlmkit does during the run — it reads each JPEG, checks it as vlmkit checks an
@@ -61,6 +65,7 @@ VARIANTS = {
     "vlmkit-procs": "vlmkit label --engine processes, no sinks",
     "sdk-threads": "bare SDK, threads",
     "sdk-asyncio": "bare SDK, asyncio",
+    "sdk-threads-raw": "bare SDK, threads, raw responses",
 }
 #: Measured unless --variants says otherwise. The processes engine pays its workers' start-up
 #: (about 2 s here) inside the clock, so it is compared on longer runs (--requests 2000).
@@ -162,13 +167,18 @@ def _sdk_request(args: argparse.Namespace):
     return client, config, contents
 
 
-def _sdk_threads(args: argparse.Namespace, paths: list[Path]) -> dict:
+def _sdk_threads(args: argparse.Namespace, paths: list[Path], *, raw: bool = False) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     client, config, contents = _sdk_request(args)
+    if raw:  # what vlmkit-gemini does: the raw HTTP response, its JSON read by the caller
+        config = config.model_copy(update={"should_return_http_response": True})
 
     def one(path: Path) -> int:
         answer = client.models.generate_content(model=MODEL, contents=contents(path), config=config)
+        if raw:
+            body = json.loads(answer.sdk_http_response.body)
+            return len(json.loads(body["candidates"][0]["content"]["parts"][-1]["text"]))
         return len(json.loads(answer.text))
 
     one(paths[0])  # warm-up, before the clock
@@ -217,6 +227,8 @@ def child(args: argparse.Namespace) -> None:
         result = _vlmkit(args, [], engine="processes")
     elif args.child == "sdk-threads":
         result = _sdk_threads(args, paths)
+    elif args.child == "sdk-threads-raw":
+        result = _sdk_threads(args, paths, raw=True)
     else:
         result = _sdk_asyncio(args, paths)
     times = os.times()

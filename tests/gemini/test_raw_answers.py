@@ -2,7 +2,7 @@
 
 Building google-genai's ``GenerateContentResponse`` — converting the whole answer in Python,
 validating it with a Python check per model, parsing the answer's JSON again for ``parsed`` —
-cost 0.3-0.4 ms of CPU per call, in the GIL a run's requests share, for the few fields
+cost about 0.2 ms of CPU per call, in the GIL a run's requests share, for the few fields
 vlmkit reads. The backend asks for the raw HTTP response (``should_return_http_response``) and
 reads :class:`vlmkit_gemini.response.Answer` from its JSON. These tests check that the SDK's
 model is no longer built, that both readings agree on every kind of answer, and that an

@@ -10,7 +10,7 @@ for Batch API answers). A call asks the SDK for the raw HTTP response
 (``should_return_http_response``, a public setting of its config) and reads the JSON itself:
 building the SDK's response model — a conversion of the whole answer in Python, a pydantic
 validation with a Python check per model, the answer's JSON parsed again for ``parsed`` — was
-0.3-0.4 ms of CPU per call, in the GIL every request of a run shares, for the handful of fields
+about 0.2 ms of CPU per call, in the GIL every request of a run shares, for the handful of fields
 read here (issue 16; docs/benchmarks.md). An answer the server split into continuation hops
 (finish reason ``CONTINUATION`` with a continuation token, which the SDK follows on its own for a
 parsed response) is followed by the backend, one :class:`Answer` per hop merged with

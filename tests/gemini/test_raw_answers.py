@@ -281,3 +281,62 @@ def test_answer_hops_merge_as_the_sdk_merges_them():
     assert merged.blocked_categories == ("A", "B") and merged.model_version == "m1"
     assert Answer(finish_reason="STOP", continuation_token=TOKEN).continues is False
     assert Answer(finish_reason=None, continuation_token=TOKEN).continues is True
+
+
+def _random_json(rng, depth: int = 0):
+    kinds = ["null", "bool", "int", "float", "str", "digits"] + (
+        ["list", "dict"] if depth < 4 else []
+    )
+    kind = rng.choice(kinds)
+    if kind == "null":
+        return None
+    if kind == "bool":
+        return rng.random() < 0.5
+    if kind == "int":
+        return rng.choice([0, -1, 7, 2**70])
+    if kind == "float":
+        return rng.choice([0.5, -3.0, 1e308])
+    if kind == "str":
+        return rng.choice(["", "STOP", "stop", "SAFETY", "MAX_TOKENS", "CONTINUATION", "²", "x"])
+    if kind == "digits":
+        return rng.choice(["12", "9" * 5000, "-3", "1e3"])
+    if kind == "list":
+        return [_random_json(rng, depth + 1) for _ in range(rng.randrange(3))]
+    keys = [
+        "candidates", "content", "parts", "text", "thought", "finishReason", "finishMessage",
+        "safetyRatings", "category", "blocked", "usageMetadata", "promptTokenCount",
+        "candidatesTokenCount", "thoughtsTokenCount", "cachedContentTokenCount",
+        "promptFeedback", "blockReason", "blockReasonMessage", "modelVersion",
+        "continuationToken",
+    ]  # fmt: skip
+    return {rng.choice(keys): _random_json(rng, depth + 1) for _ in range(rng.randrange(4))}
+
+
+def test_any_json_body_reads_as_an_answer_and_an_outcome_never_an_exception():
+    """What the server sends is the server's: a body of any shape is read as an Answer (what is
+    missing or of another type reads as absent) and turned into a Generation."""
+    import random
+
+    from vlmkit_gemini.pricing import PriceTable
+    from vlmkit_gemini.response import AnswerReader
+
+    reader = AnswerReader(answering_model=MODEL, prices=PriceTable.of(None), thinking_knob=None)
+    rng = random.Random(16)
+    shapes = set()
+    for _ in range(3000):
+        body = _random_json(rng)
+        if rng.random() < 0.7:  # mostly answer-shaped, so the inner fields are reached
+            extra = body if isinstance(body, dict) else {}
+            body = {**extra, "candidates": [_random_json(rng, 2) for _ in range(2)]}
+            body["candidates"][0] = {
+                "content": {"parts": [_random_json(rng, 3), {"text": _random_json(rng, 4)}]},
+                "finishReason": _random_json(rng, 4),
+                "safetyRatings": [_random_json(rng, 3)],
+            }
+        answer = Answer.from_wire(body)
+        generation = reader.generation(answer, {}, 0.1)
+        assert isinstance(generation.text, str | None)
+        shapes.add(generation.finish)
+    assert len(shapes) >= 3  # the bodies reached several outcomes, not one
+    huge = {"usageMetadata": {"promptTokenCount": "9" * 5000, "candidatesTokenCount": "²"}}
+    assert (Answer.from_wire(huge).prompt_tokens, Answer.from_wire(huge).output_tokens) == (0, 0)

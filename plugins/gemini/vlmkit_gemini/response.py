@@ -67,7 +67,7 @@ def _count(meta: Mapping[str, Any], key: str) -> int:
     """A token count; a count in digits (how proto3 JSON writes 64-bit integers) is read as
     the SDK's models read it."""
     value = meta.get(key)
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
         return int(value)
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 

@@ -252,6 +252,31 @@ def test_an_answer_that_never_stops_continuing_is_an_error_after_the_limit(
     assert len(fake_gemini.requests_of()) == 4
 
 
+def test_a_continuation_token_that_is_not_base64_is_a_backend_error(fake_gemini, gemini_session):
+    fake_gemini.add_rule(
+        body={"candidates": [_candidate("more", "CONTINUATION", continuationToken="!!!")]}
+    )
+    session = gemini_session()
+
+    with pytest.raises(vlmkit.BackendError, match="continuation token that is not base64"):
+        session.describe(photo(), "go on")
+
+    assert len(fake_gemini.requests_of()) == 1
+
+
+def test_a_body_that_is_not_json_is_the_error_it_was_when_the_sdk_read_it(
+    fake_gemini, gemini_session
+):
+    fake_gemini.add_rule(status=200, html_error="<html>not json</html>")
+    session = gemini_session()
+
+    with pytest.raises(vlmkit.BackendError, match="JSONDecodeError") as caught:
+        session.describe(photo(), "hello?")
+
+    assert "test-api-key" not in str(caught.value)
+    assert [request.status for request in fake_gemini.requests_of()] == [200]  # not retried
+
+
 def test_answer_hops_merge_as_the_sdk_merges_them():
     first = Answer(
         prompt_tokens=10,

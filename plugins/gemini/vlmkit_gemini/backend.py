@@ -333,9 +333,14 @@ class GeminiBackend(Backend):
                     f"{self.model} was still continuing its answer after {MAX_CONTINUATIONS} "
                     "continuation requests; the answer was not used"
                 )
-            hop_config = config.model_copy(
-                update={"continuation_token": _continuation_token(answer.continuation_token)}
-            )
+            try:
+                token = _continuation_token(answer.continuation_token)
+            except ValueError as err:  # what the SDK's own reading would have refused
+                raise BackendError(
+                    f"{self.model} sent a continuation token that is not base64; the answer "
+                    "was not used"
+                ) from err
+            hop_config = config.model_copy(update={"continuation_token": token})
             later = self._call(functools.partial(one, hop_config), "generate_content", options)
             answer = answer.then(later)
         return answer

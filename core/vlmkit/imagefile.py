@@ -101,23 +101,24 @@ def header_size(source: object) -> tuple[int, int] | None:
         return _header_size(source)
     if not isinstance(source, str | os.PathLike):
         return None
-    from PIL import Image
-
     try:
         if not stat.S_ISREG(os.stat(source).st_mode):
             return None
-        with Image.open(source) as opened:
-            width, height = opened.size
-    except Exception:  # unreadable, not an image, a bomb beyond the error limit
+    except (OSError, ValueError):  # missing, unreadable, a NUL in the name: loading says why
         return None
-    return int(width), int(height)
+    return _header_size(source)
 
 
-def _header_size(data: bytes | bytearray | memoryview) -> tuple[int, int] | None:
+def _header_size(
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview,
+) -> tuple[int, int] | None:
     from PIL import Image
 
+    opened_from: str | os.PathLike[str] | io.BytesIO = (
+        io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else source
+    )
     try:
-        with Image.open(io.BytesIO(data)) as opened:
+        with Image.open(opened_from) as opened:
             width, height = opened.size
     except Exception:  # not an image, a bomb beyond the error limit: loading says why
         return None
